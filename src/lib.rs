@@ -6,5 +6,13 @@
 
 pub mod data;
 pub mod error;
+pub mod linalg;
+pub mod loss;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod plot;
+pub mod rng;
+pub mod train;
 
 pub use error::{Error, Result};

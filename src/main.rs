@@ -1,1 +1,73 @@
-fn main() {}
+//! The `nonneg` command-line tool.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "nonneg",
+    version,
+    about = "Train, evaluate, certify and attack neural classifiers that cannot be evaded by adding features"
+)]
+struct Cli {
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// No progress bar or summaries on stderr.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a (constrained) MLP classifier and save it as .safetensors.
+    Train(cli::train::TrainArgs),
+    /// Accuracy, AUC, TPR at low FPR and more for a model on labelled data.
+    Eval(cli::eval::EvalArgs),
+    /// Score every row: probability, logit and label.
+    Predict(cli::predict::PredictArgs),
+    /// Architecture, constraints and per-layer weight statistics.
+    Inspect(cli::inspect::InspectArgs),
+    /// Stratified train/test split of a data file.
+    Split(cli::split::SplitArgs),
+    /// Train, evaluate and inspect unconstrained vs monotone models on bundled data.
+    Demo(cli::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads == 0 {
+        eprintln!("error: --threads must be at least 1");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+    {
+        eprintln!("error: cannot start {threads} threads: {e}");
+        return ExitCode::from(2);
+    }
+    let ctx = cli::Context { quiet: cli.quiet };
+    let result = match &cli.command {
+        Command::Train(a) => cli::train::run(a, &ctx),
+        Command::Eval(a) => cli::eval::run(a, &ctx),
+        Command::Predict(a) => cli::predict::run(a, &ctx),
+        Command::Inspect(a) => cli::inspect::run(a, &ctx),
+        Command::Split(a) => cli::split::run(a, &ctx),
+        Command::Demo(a) => cli::demo::run(a, &ctx),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Command implementations. Every command that reads data takes the same data options,
+//! so a file is read the same way for train, eval and predict.
+
+pub mod demo;
+pub mod eval;
+pub mod inspect;
+pub mod predict;
+pub mod split;
+pub mod train;
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use nonneg::data::{self, Dataset, IndexBase, LoadOptions};
+use nonneg::model::Model;
+use std::path::{Path, PathBuf};
+
+pub struct Context {
+    pub quiet: bool,
+}
+
+/// How to read a data file (CSV, svmlight/libsvm, .npz).
+#[derive(Args, Clone, Debug, Default)]
+pub struct DataArgs {
+    /// CSV: the label column (default: the last column).
+    #[arg(long)]
+    pub label_column: Option<String>,
+    /// CSV: the label value of the positive class (e.g. `spam`); others are negative.
+    #[arg(long)]
+    pub positive: Option<String>,
+    /// scipy.sparse CSR .npz: labels as a .npy file.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// svmlight: feature index base: auto (1-based unless a 0 appears), 0 or 1.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "0", "1"])]
+    pub index_base: String,
+    /// svmlight: labels are comma-separated class ids (multi-label).
+    #[arg(long)]
+    pub multilabel: bool,
+}
+
+impl DataArgs {
+    pub fn options(&self, model: Option<&Model>, require_labels: bool) -> LoadOptions {
+        LoadOptions {
+            label_column: self.label_column.clone(),
+            positive: self.positive.clone(),
+            labels_path: self.labels.clone(),
+            index_base: match self.index_base.as_str() {
+                "0" => IndexBase::Zero,
+                "1" => IndexBase::One,
+                _ => IndexBase::Auto,
+            },
+            multilabel: self.multilabel,
+            n_features: model.map(|m| m.mlp.input_dim),
+            expected_features: model.and_then(|m| m.feature_names.clone()),
+            label_names: model.filter(|m| m.mlp.n_labels() > 1).map(|m| m.label_names.clone()),
+            require_labels,
+        }
+    }
+}
+
+/// Reads a data file; with a model, checks that its features are the model's.
+pub fn load_data(
+    path: &Path,
+    args: &DataArgs,
+    model: Option<&Model>,
+    require_labels: bool,
+) -> Result<Dataset> {
+    let ds = data::load(path, &args.options(model, require_labels))?;
+    if let Some(m) = model {
+        check_matches(&ds, m, path)?;
+    }
+    Ok(ds)
+}
+
+pub fn check_matches(ds: &Dataset, m: &Model, path: &Path) -> Result<()> {
+    if ds.x.cols() != m.mlp.input_dim {
+        bail!(nonneg::Error::Mismatch(format!(
+            "{} has {} features, the model expects {}",
+            path.display(),
+            ds.x.cols(),
+            m.mlp.input_dim
+        )));
+    }
+    if ds.y.is_some() && ds.n_labels != m.mlp.n_labels() {
+        bail!(nonneg::Error::Mismatch(format!(
+            "{} has {} labels, the model predicts {}",
+            path.display(),
+            ds.n_labels,
+            m.mlp.n_labels()
+        )));
+    }
+    Ok(())
+}
+
+pub fn load_model(path: &Path) -> Result<Model> {
+    nonneg::model::io::load(path).with_context(|| "cannot load the model".to_string())
+}
+
+/// Writes text to a file atomically, or to stdout for `-`/None.
+pub fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
+    match path {
+        Some(p) if p != Path::new("-") => Ok(nonneg::model::io::write_atomic(p, text.as_bytes())?),
+        _ => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! `nonneg split`: a stratified, seeded train/test split written in the input's format.
+
+use super::{load_data, Context, DataArgs};
+use anyhow::{bail, Result};
+use clap::Args;
+use nonneg::data::{split, write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct SplitArgs {
+    #[arg(long)]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub data_args: DataArgs,
+    /// Fraction of rows held out for testing, stratified by label.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub train_out: PathBuf,
+    #[arg(long)]
+    pub test_out: PathBuf,
+}
+
+/// Copies the selected records of a CSV verbatim (labels keep their spelling, e.g.
+/// `spam`), so the parts read exactly like the original.
+fn write_csv_rows(src: &Path, rows: &[usize], out: &Path) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new().from_path(src)?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(reader.headers()?)?;
+    let mut next = rows.iter().peekable();
+    for (i, rec) in reader.records().enumerate() {
+        let rec = rec?;
+        if next.peek() == Some(&&i) {
+            w.write_record(&rec)?;
+            next.next();
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    nonneg::model::io::write_atomic(out, &bytes)?;
+    Ok(())
+}
+
+fn write_part(src: &Path, data: &nonneg::data::Dataset, rows: &[usize], out: &Path) -> Result<()> {
+    let is_csv = |p: &Path| p.to_string_lossy().to_lowercase().ends_with(".csv");
+    if is_csv(src) && is_csv(out) {
+        write_csv_rows(src, rows, out)
+    } else if is_csv(out) {
+        Ok(write::write_csv(&split::subset(data, rows), out)?)
+    } else {
+        Ok(write::write_svmlight(&split::subset(data, rows), out)?)
+    }
+}
+
+pub fn run(a: &SplitArgs, ctx: &Context) -> Result<ExitCode> {
+    if !(a.test_fraction > 0.0 && a.test_fraction < 1.0) {
+        bail!("--test-fraction must be between 0 and 1");
+    }
+    let data = load_data(&a.data, &a.data_args, None, true)?;
+    let (train, test) = split::stratified_split(&data, a.test_fraction, a.seed)?;
+    write_part(&a.data, &data, &train, &a.train_out)?;
+    write_part(&a.data, &data, &test, &a.test_out)?;
+    if !ctx.quiet {
+        eprintln!(
+            "{} rows: {} train -> {}, {} test -> {}",
+            data.rows(),
+            train.len(),
+            a.train_out.display(),
+            test.len(),
+            a.test_out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

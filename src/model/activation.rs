@@ -1,0 +1,159 @@
+//! Activations. Every one is non-decreasing, which is what makes a network with
+//! non-negative weights monotone.
+
+use serde::{Deserialize, Serialize};
+
+/// Slope of leaky ReLU for negative inputs (PyTorch's default).
+pub const LEAKY_SLOPE: f32 = 0.01;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// The output layer: logits.
+    Identity,
+    Relu,
+    LeakyRelu,
+    Sigmoid,
+    Tanh,
+    Softplus,
+}
+
+impl Activation {
+    pub const HIDDEN: [Activation; 5] = [
+        Activation::Relu,
+        Activation::LeakyRelu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Softplus,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Relu => "relu",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Softplus => "softplus",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "identity" | "linear" => Some(Activation::Identity),
+            "relu" => Some(Activation::Relu),
+            "leaky_relu" | "leakyrelu" => Some(Activation::LeakyRelu),
+            "sigmoid" => Some(Activation::Sigmoid),
+            "tanh" => Some(Activation::Tanh),
+            "softplus" => Some(Activation::Softplus),
+            _ => None,
+        }
+    }
+
+    /// Whether `apply` is non-decreasing everywhere (all of ours are; certify asks).
+    pub fn is_non_decreasing(self) -> bool {
+        true
+    }
+
+    #[inline]
+    pub fn apply(self, z: f32) -> f32 {
+        match self {
+            Activation::Identity => z,
+            Activation::Relu => z.max(0.0),
+            Activation::LeakyRelu => {
+                if z > 0.0 {
+                    z
+                } else {
+                    LEAKY_SLOPE * z
+                }
+            }
+            Activation::Sigmoid => sigmoid(z),
+            Activation::Tanh => z.tanh(),
+            Activation::Softplus => softplus(z),
+        }
+    }
+
+    /// Derivative, given the pre-activation `z` and the output `a = apply(z)`.
+    #[inline]
+    pub fn derivative(self, z: f32, a: f32) -> f32 {
+        match self {
+            Activation::Identity => 1.0,
+            Activation::Relu => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    LEAKY_SLOPE
+                }
+            }
+            Activation::Sigmoid => a * (1.0 - a),
+            Activation::Tanh => 1.0 - a * a,
+            Activation::Softplus => sigmoid(z),
+        }
+    }
+}
+
+#[inline]
+pub fn sigmoid(z: f32) -> f32 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// softplus(z) = log(1 + e^z), computed without overflow; linear above 20 as in PyTorch.
+#[inline]
+pub fn softplus(z: f32) -> f32 {
+    if z > 20.0 {
+        z
+    } else {
+        z.max(0.0) + (-z.abs()).exp().ln_1p()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivatives_match_finite_differences_and_are_non_negative() {
+        for act in Activation::HIDDEN.into_iter().chain([Activation::Identity]) {
+            for &z in &[-3.0f64, -0.7, -0.05, 0.05, 0.4, 2.5] {
+                let h = 1e-3;
+                let f = |z: f64| act.apply(z as f32) as f64;
+                let fd = (f(z + h) - f(z - h)) / (2.0 * h);
+                let d = act.derivative(z as f32, act.apply(z as f32)) as f64;
+                assert!((fd - d).abs() < 2e-3, "{act:?} at {z}: fd {fd} vs {d}");
+                assert!(d >= 0.0, "{act:?} decreasing at {z}");
+            }
+        }
+    }
+
+    #[test]
+    fn activations_are_non_decreasing_on_a_grid() {
+        for act in Activation::HIDDEN {
+            let mut prev = f32::NEG_INFINITY;
+            for i in -4000..=4000 {
+                let v = act.apply(i as f32 * 0.01);
+                assert!(v >= prev, "{act:?} decreases at {}", i as f32 * 0.01);
+                prev = v;
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for act in Activation::HIDDEN.into_iter().chain([Activation::Identity]) {
+            assert_eq!(Activation::parse(act.name()), Some(act));
+        }
+        assert_eq!(Activation::parse("gelu"), None);
+    }
+}

@@ -1,0 +1,86 @@
+//! Initialisation.
+//!
+//! Free weights use PyTorch's `nn.Linear` default, `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
+//! Weights constrained to be non-negative start inside the feasible set instead:
+//! `U(0, sqrt(3 / fan_in))` (second moment `1/fan_in`, as a fan-in-scaled init). With a
+//! zero-mean init the first NonNeg projection would zero about half of them, leaving the
+//! net thinner and many units dead. Because positive weights on positive inputs push every
+//! pre-activation up, the biases of constrained layers are then centred on a batch of
+//! training data (see `train`), so each unit starts alive about half the time.
+
+use super::Dense;
+use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum InitScheme {
+    /// Positive init for non-negative entries, PyTorch's default elsewhere.
+    #[default]
+    Auto,
+    /// PyTorch's default everywhere, constraints or not (the naive baseline).
+    Default,
+}
+
+/// Rows of the kernel that must be non-negative (all of them, some, or none).
+pub fn non_negative_rows(layer: &Dense) -> Vec<bool> {
+    let mut rows = vec![false; layer.n_in];
+    for c in &layer.kernel_constraints {
+        if let super::Constraint::NonNeg { rows: r } = c {
+            match r {
+                None => rows.iter_mut().for_each(|x| *x = true),
+                Some(r) => r.iter().for_each(|&i| rows[i as usize] = true),
+            }
+        }
+    }
+    rows
+}
+
+pub fn init_layer(layer: &mut Dense, scheme: InitScheme, rng: &mut Rng) {
+    let fan_in = layer.n_in.max(1) as f32;
+    let bound = 1.0 / fan_in.sqrt();
+    let positive_bound = (3.0 / fan_in).sqrt();
+    let positive = match scheme {
+        InitScheme::Auto => non_negative_rows(layer),
+        InitScheme::Default => vec![false; layer.n_in],
+    };
+    for (i, row) in layer.weight.chunks_exact_mut(layer.n_out).enumerate() {
+        for w in row {
+            let u = rng.uniform_f32();
+            *w = if positive[i] {
+                u * positive_bound
+            } else {
+                (2.0 * u - 1.0) * bound
+            };
+        }
+    }
+    for b in &mut layer.bias {
+        *b = (2.0 * rng.uniform_f32() - 1.0) * bound;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Activation, Constraint};
+
+    #[test]
+    fn constrained_rows_start_feasible_and_free_rows_are_zero_mean() {
+        let mut layer = Dense::zeros(400, 50, Activation::Relu);
+        layer.kernel_constraints = vec![Constraint::NonNeg {
+            rows: Some((0..200).collect()),
+        }];
+        init_layer(&mut layer, InitScheme::Auto, &mut Rng::new(0));
+        let (pos, free) = layer.weight.split_at(200 * 50);
+        assert!(pos.iter().all(|&w| w >= 0.0));
+        let m2 = pos.iter().map(|w| w * w).sum::<f32>() / pos.len() as f32;
+        assert!((m2 * 400.0 - 1.0).abs() < 0.05, "second moment {m2}");
+        let mean = free.iter().sum::<f32>() / free.len() as f32;
+        assert!(mean.abs() < 0.002);
+        assert!(free.iter().any(|&w| w < 0.0));
+        let mut naive = layer.clone();
+        init_layer(&mut naive, InitScheme::Default, &mut Rng::new(0));
+        let killed = naive.weight[..200 * 50].iter().filter(|&&w| w < 0.0).count();
+        assert!((killed as f32 / 10_000.0 - 0.5).abs() < 0.03);
+    }
+}

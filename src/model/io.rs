@@ -1,0 +1,334 @@
+//! The model file: one `.safetensors` with tensors `layers.N.weight` (PyTorch layout
+//! `[out, in]`) and `layers.N.bias`, float32, and the rest as JSON under the single
+//! `__metadata__` key `nonneg` (one key, so the header bytes are deterministic).
+//! Written atomically: a temp file in the same folder, then rename.
+
+use super::{Activation, Constraint, Dense, Mlp, Model, NonNegMode, Scaler};
+use crate::error::{Error, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+pub const FORMAT: &str = "nonneg-model";
+pub const FORMAT_VERSION: u32 = 1;
+const METADATA_KEY: &str = "nonneg";
+
+#[derive(Serialize, Deserialize)]
+struct LayerMeta {
+    #[serde(rename = "in")]
+    n_in: usize,
+    #[serde(rename = "out")]
+    n_out: usize,
+    activation: Activation,
+    kernel_constraints: Vec<Constraint>,
+    bias_constraints: Vec<Constraint>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Metadata {
+    format: String,
+    format_version: u32,
+    input_dim: usize,
+    sparse_input: bool,
+    n_labels: usize,
+    layers: Vec<LayerMeta>,
+    nonneg_mode: NonNegMode,
+    scaler: Scaler,
+    threshold: Vec<f32>,
+    feature_names: Option<Vec<String>>,
+    label_names: Vec<String>,
+    #[serde(default)]
+    featurizer: Option<serde_json::Value>,
+    #[serde(default)]
+    training: serde_json::Value,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Kernel `[in, out]` -> PyTorch `[out, in]`.
+fn to_torch_layout(l: &Dense) -> Vec<f32> {
+    let mut t = vec![0.0; l.weight.len()];
+    for i in 0..l.n_in {
+        for o in 0..l.n_out {
+            t[o * l.n_in + i] = l.weight[i * l.n_out + o];
+        }
+    }
+    t
+}
+
+/// Serialises a model to bytes.
+pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
+    let mlp = &model.mlp;
+    let meta = Metadata {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        input_dim: mlp.input_dim,
+        sparse_input: mlp.sparse_input,
+        n_labels: mlp.n_labels(),
+        layers: mlp
+            .layers
+            .iter()
+            .map(|l| LayerMeta {
+                n_in: l.n_in,
+                n_out: l.n_out,
+                activation: l.activation,
+                kernel_constraints: l.kernel_constraints.clone(),
+                bias_constraints: l.bias_constraints.clone(),
+            })
+            .collect(),
+        nonneg_mode: model.nonneg_mode,
+        scaler: model.scaler.clone(),
+        threshold: model.threshold.clone(),
+        feature_names: model.feature_names.clone(),
+        label_names: model.label_names.clone(),
+        featurizer: model.featurizer.clone(),
+        training: model.training.clone(),
+    };
+    let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
+    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, l) in mlp.layers.iter().enumerate() {
+        buffers.push((
+            format!("layers.{i}.weight"),
+            vec![l.n_out, l.n_in],
+            f32_bytes(&to_torch_layout(l)),
+        ));
+        buffers.push((format!("layers.{i}.bias"), vec![l.n_out], f32_bytes(&l.bias)));
+    }
+    if let Some(max) = &model.feature_max {
+        buffers.push(("input.max".into(), vec![max.len()], f32_bytes(max)));
+    }
+    let views: Vec<(String, TensorView)> = buffers
+        .iter()
+        .map(|(name, shape, data)| {
+            TensorView::new(Dtype::F32, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::invalid(format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    let metadata: HashMap<String, String> = [(METADATA_KEY.to_string(), json)].into();
+    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::invalid(e.to_string()))
+}
+
+/// Writes `bytes` to `path` atomically: a temp file beside it, then rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+pub fn save(model: &Model, path: &Path) -> Result<()> {
+    write_atomic(path, &to_bytes(model)?)
+}
+
+pub fn load(path: &Path) -> Result<Model> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    from_bytes(&bytes, path)
+}
+
+fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Result<Vec<f32>> {
+    let t = st
+        .tensor(name)
+        .map_err(|_| Error::format(path, format!("missing tensor `{name}`")))?;
+    if t.dtype() != Dtype::F32 {
+        return Err(Error::format(
+            path,
+            format!("tensor `{name}` is {:?}, expected F32", t.dtype()),
+        ));
+    }
+    if t.shape() != shape {
+        return Err(Error::format(
+            path,
+            format!(
+                "tensor `{name}` has shape {:?}, the architecture says {shape:?}",
+                t.shape()
+            ),
+        ));
+    }
+    let v: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::format(
+            path,
+            format!("tensor `{name}` has a non-finite value at {i}"),
+        ));
+    }
+    Ok(v)
+}
+
+pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(METADATA_KEY))
+        .ok_or_else(|| {
+            Error::format(
+                path,
+                "a safetensors file, but not a nonneg model (no `nonneg` metadata)",
+            )
+        })?;
+    let meta: Metadata = serde_json::from_str(json)
+        .map_err(|e| Error::format(path, format!("bad nonneg metadata: {e}")))?;
+    if meta.format != FORMAT || meta.format_version != FORMAT_VERSION {
+        return Err(Error::format(
+            path,
+            format!(
+                "model format {} v{} is not supported (this build reads {FORMAT} v{FORMAT_VERSION})",
+                meta.format, meta.format_version
+            ),
+        ));
+    }
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
+    let bad = |msg: String| Error::format(path, msg);
+    if meta.layers.is_empty() || meta.layers[0].n_in != meta.input_dim {
+        return Err(bad("architecture: no layers, or input width mismatch".into()));
+    }
+    let mut layers = Vec::with_capacity(meta.layers.len());
+    for (i, lm) in meta.layers.iter().enumerate() {
+        if i > 0 && lm.n_in != meta.layers[i - 1].n_out {
+            return Err(bad(format!("architecture: layer {i} input width mismatch")));
+        }
+        let w = read_f32(&st, &format!("layers.{i}.weight"), &[lm.n_out, lm.n_in], path)?;
+        let bias = read_f32(&st, &format!("layers.{i}.bias"), &[lm.n_out], path)?;
+        let mut weight = vec![0.0; w.len()];
+        for o in 0..lm.n_out {
+            for j in 0..lm.n_in {
+                weight[j * lm.n_out + o] = w[o * lm.n_in + j];
+            }
+        }
+        for c in &lm.kernel_constraints {
+            c.validate(lm.n_in, false).map_err(|e| bad(format!("layer {i}: {e}")))?;
+        }
+        for c in &lm.bias_constraints {
+            c.validate(lm.n_out, true).map_err(|e| bad(format!("layer {i}: {e}")))?;
+        }
+        layers.push(Dense {
+            n_in: lm.n_in,
+            n_out: lm.n_out,
+            weight,
+            bias,
+            activation: lm.activation,
+            kernel_constraints: lm.kernel_constraints.clone(),
+            bias_constraints: lm.bias_constraints.clone(),
+        });
+    }
+    let n_labels = layers.last().map_or(0, |l| l.n_out);
+    if n_labels != meta.n_labels || meta.threshold.len() != n_labels {
+        return Err(bad("architecture: label count mismatch".into()));
+    }
+    meta.scaler
+        .validate(meta.input_dim)
+        .map_err(|e| bad(e.to_string()))?;
+    let feature_max = match st.tensor("input.max") {
+        Ok(_) => Some(read_f32(&st, "input.max", &[meta.input_dim], path)?),
+        Err(_) => None,
+    };
+    Ok(Model {
+        mlp: Mlp {
+            input_dim: meta.input_dim,
+            sparse_input: meta.sparse_input,
+            layers,
+        },
+        scaler: meta.scaler,
+        threshold: meta.threshold,
+        feature_names: meta.feature_names,
+        label_names: meta.label_names,
+        nonneg_mode: meta.nonneg_mode,
+        feature_max,
+        featurizer: meta.featurizer,
+        training: meta.training,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::init::{init_layer, InitScheme};
+    use crate::rng::Rng;
+
+    pub(crate) fn small_model() -> Model {
+        let mut rng = Rng::new(5);
+        let mut l0 = Dense::zeros(3, 4, Activation::Relu);
+        l0.kernel_constraints = vec![Constraint::non_neg()];
+        let mut l1 = Dense::zeros(4, 1, Activation::Identity);
+        l1.bias_constraints = vec![Constraint::MaxNorm {
+            max_value: 1.0,
+            axis: 0,
+        }];
+        init_layer(&mut l0, InitScheme::Auto, &mut rng);
+        init_layer(&mut l1, InitScheme::Auto, &mut rng);
+        Model {
+            mlp: Mlp {
+                input_dim: 3,
+                sparse_input: false,
+                layers: vec![l0, l1],
+            },
+            scaler: Scaler::identity(),
+            threshold: vec![0.25],
+            feature_names: Some(vec!["a".into(), "b".into(), "c".into()]),
+            label_names: vec!["type".into()],
+            nonneg_mode: NonNegMode::Project,
+            feature_max: Some(vec![1.0, 2.0, 3.0]),
+            featurizer: None,
+            training: serde_json::json!({"seed": 0}),
+        }
+    }
+
+    #[test]
+    fn round_trip_is_exact_and_deterministic() {
+        let m = small_model();
+        let bytes = to_bytes(&m).unwrap();
+        assert_eq!(bytes, to_bytes(&m).unwrap());
+        let back = from_bytes(&bytes, Path::new("m.safetensors")).unwrap();
+        assert_eq!(back, m);
+        // PyTorch layout on disk: weight[o][i] == kernel[i][o].
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let w = st.tensor("layers.0.weight").unwrap();
+        assert_eq!(w.shape(), &[4, 3]);
+        let first = f32::from_le_bytes(w.data()[4..8].try_into().unwrap());
+        assert_eq!(first, m.mlp.layers[0].weight[4]); // [o=0][i=1] == kernel[1][0]
+    }
+
+    #[test]
+    fn corrupt_truncated_and_foreign_files_are_errors_not_panics() {
+        let bytes = to_bytes(&small_model()).unwrap();
+        let p = Path::new("m.safetensors");
+        for cut in [0, 3, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+            let e = from_bytes(&bytes[..cut], p).unwrap_err().to_string();
+            assert!(e.contains("m.safetensors"), "{e}");
+        }
+        let mut rng = Rng::new(9);
+        for _ in 0..200 {
+            let mut b = bytes.clone();
+            let i = rng.below(b.len());
+            b[i] ^= 1 << rng.below(8);
+            let _ = from_bytes(&b, p); // must not panic
+        }
+        let foreign = safetensors::serialize(
+            [(
+                "x",
+                TensorView::new(Dtype::F32, vec![1], &[0u8, 0, 0, 0]).unwrap(),
+            )],
+            None,
+        )
+        .unwrap();
+        let e = from_bytes(&foreign, p).unwrap_err().to_string();
+        assert!(e.contains("not a nonneg model"), "{e}");
+        assert!(from_bytes(b"hello world, not a model", p).is_err());
+    }
+}

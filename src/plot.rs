@@ -1,0 +1,103 @@
+//! Line charts as PNG (ROC curves, evasion rate vs budget), with the font embedded so
+//! they render identically anywhere. Written atomically like every output.
+
+use crate::error::{Error, Result};
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // The bundled font is a valid TTF; a failure would only lose the text.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// One named line.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A chart: title, axis labels, ranges, series; `diagonal` draws the chance line y = x.
+pub struct Chart<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub x_range: (f64, f64),
+    pub y_range: (f64, f64),
+    pub series: Vec<Series>,
+    pub diagonal: bool,
+    pub markers: bool,
+}
+
+pub fn draw(chart: &Chart, path: &Path) -> Result<()> {
+    register_font();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".plot")
+        .suffix(".png")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    let err = |e: String| Error::format(path, format!("drawing the plot failed: {e}"));
+    {
+        let root = BitMapBackend::new(tmp.path(), (900, 640)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut c = ChartBuilder::on(&root)
+            .caption(chart.title, ("sans-serif", 26))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                chart.x_range.0..chart.x_range.1,
+                chart.y_range.0..chart.y_range.1,
+            )
+            .map_err(|e| err(e.to_string()))?;
+        c.configure_mesh()
+            .x_desc(chart.x_label)
+            .y_desc(chart.y_label)
+            .label_style(("sans-serif", 16))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        if chart.diagonal {
+            c.draw_series(LineSeries::new(
+                [(chart.x_range.0, chart.y_range.0), (chart.x_range.1, chart.y_range.1)],
+                BLACK.mix(0.3).stroke_width(1),
+            ))
+            .map_err(|e| err(e.to_string()))?;
+        }
+        for (i, s) in chart.series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            c.draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(3)))
+                .map_err(|e| err(e.to_string()))?
+                .label(s.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+                });
+            if chart.markers {
+                c.draw_series(
+                    s.points
+                        .iter()
+                        .map(|&p| Circle::new(p, 4, color.filled())),
+                )
+                .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 16))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
