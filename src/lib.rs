@@ -6,5 +6,6 @@
 
 pub mod data;
 pub mod error;
+pub mod rng;
 
 pub use error::{Error, Result};
