@@ -269,6 +269,7 @@ fn list(names: &[&str]) -> String {
     s
 }
 
+/// Reads a CSV (or gzip-compressed CSV) file; see the module documentation for the rules.
 pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let tracker = Rc::new(RefCell::new(LineTracker::default()));
     let mut rdr = csv::ReaderBuilder::new()
@@ -433,6 +434,9 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
                 .map_err(|_| Error::parse(path, line, lname, "label is not valid UTF-8"))?
                 .trim();
             let y = match &opts.positive {
+                Some(_) if text.is_empty() => {
+                    return Err(Error::parse(path, line, lname, "empty label"));
+                }
                 Some(pos) => {
                     if text == pos.trim() {
                         positive_seen = true;
@@ -595,6 +599,16 @@ mod tests {
         let ds = read(&p, &o).unwrap();
         assert_eq!(ds.y, Some(vec![1.0, 0.0, 1.0]));
         assert_eq!(ds.label_names, names(&["type"]));
+    }
+
+    #[test]
+    fn positive_value_empty_label_is_error() {
+        let o = LoadOptions {
+            positive: Some("spam".into()),
+            ..opts()
+        };
+        let e = err("a,type\n1,spam\n2,\n", &o);
+        assert!(e.contains("bad.csv:3") && e.contains("field type") && e.contains("empty label"));
     }
 
     #[test]

@@ -639,6 +639,7 @@ fn zip_error(path: &Path, e: zip::result::ZipError) -> Error {
     }
 }
 
+/// Reads a `.npz` archive (dense `X`/`y` or scipy.sparse CSR); see the module documentation.
 pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| zip_error(path, e))?;

@@ -379,6 +379,7 @@ fn row_of(raw: &Raw, k: usize) -> usize {
     raw.indptr.partition_point(|&p| p <= k) - 1
 }
 
+/// Reads an svmlight/libsvm file (optionally gzip-compressed); see the module documentation.
 pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut buf = BufReader::with_capacity(1 << 20, file);
