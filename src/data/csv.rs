@@ -1,1 +1,835 @@
-use super::{Dataset, LoadOptions}; use crate::error::Result; use std::path::Path; pub fn read(_path: &Path, _opts: &LoadOptions) -> Result<Dataset> { todo!() }
+//! CSV reader (`.csv`, and gzip-compressed `.csv.gz`, detected by its magic bytes).
+//!
+//! - A header row is required; names are trimmed, must be non-empty and unique.
+//! - The label column is `opts.label_column`, or the last column. Exception: when
+//!   `opts.expected_features` is set and the header is exactly those names, the file has no
+//!   labels. A named label column that is absent is an error if labels are required, and
+//!   otherwise means "no labels, every column is a feature".
+//! - Every other column is a feature; cells are trimmed and must parse as finite `f32`
+//!   (empty cells, NaN and ±inf are errors: nothing is imputed).
+//! - Labels: with `opts.positive`, a cell equal to it (after trimming) is 1, anything else 0,
+//!   and the value must occur at least once. Without it, labels must be `0/1`, `-1/+1`
+//!   (`-1` becomes 0; numeric spellings such as `1.0` are fine) or `true/false`.
+//! - Rows with the wrong number of fields are errors. Blank lines are not rows (the `csv`
+//!   crate skips them) but still count for line numbers.
+
+use super::{Dataset, DenseMatrix, Features, LoadOptions};
+use crate::error::{Error, Result};
+use flate2::read::MultiGzDecoder;
+use std::cell::RefCell;
+use std::collections::{HashSet, VecDeque};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::rc::Rc;
+
+/// Physical line numbers for records.
+///
+/// The `csv` crate's own `Position::line()` is wrong after blank lines and with CRLF line
+/// ends, and its byte offset points at the terminator bytes it skipped before the record.
+/// So the reader is wrapped to note where every `\r` / `\n` byte is; a record's line is 1
+/// plus the number of `\n` before its first content byte.
+#[derive(Default)]
+struct LineTracker {
+    /// Offsets of terminator bytes not yet passed, with whether each is `\n`.
+    pending: VecDeque<(u64, bool)>,
+    /// Bytes handed to the csv reader so far.
+    offset: u64,
+    /// `\n` bytes already passed.
+    newlines: usize,
+}
+
+impl LineTracker {
+    /// The 1-based physical line of the record the csv reader says starts at `byte`.
+    fn line_of(&mut self, byte: u64) -> usize {
+        let mut start = byte;
+        while let Some(&(off, nl)) = self.pending.front() {
+            if off <= start {
+                if off == start {
+                    // A skipped terminator: the record's content starts after it.
+                    start += 1;
+                }
+                self.newlines += nl as usize;
+                self.pending.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.newlines + 1
+    }
+}
+
+struct Tracked<R> {
+    inner: R,
+    tracker: Rc<RefCell<LineTracker>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut t = self.tracker.borrow_mut();
+        let base = t.offset;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            if b == b'\n' || b == b'\r' {
+                t.pending.push_back((base + i as u64, b == b'\n'));
+            }
+        }
+        t.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Opens `path`, transparently decompressing gzip (by magic bytes, whatever the name).
+fn open(path: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut buf = BufReader::with_capacity(1 << 16, file);
+    let head = buf.fill_buf().map_err(|e| Error::io(path, e))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(MultiGzDecoder::new(buf)))
+    } else {
+        Ok(Box::new(buf))
+    }
+}
+
+/// Converts a `csv` crate error into ours. Records are read as bytes with flexible
+/// lengths, so in practice only I/O errors (including gzip corruption) reach here.
+fn csv_error(path: &Path, err: csv::Error) -> Error {
+    match err.into_kind() {
+        csv::ErrorKind::Io(e) => Error::io(path, e),
+        other => Error::format(path, format!("{other:?}")),
+    }
+}
+
+/// Parses a feature cell as a finite f32.
+fn parse_feature(path: &Path, line: usize, column: &str, raw: &[u8]) -> Result<f32> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| Error::parse(path, line, column, "cell is not valid UTF-8"))?
+        .trim();
+    if text.is_empty() {
+        return Err(Error::parse(
+            path,
+            line,
+            column,
+            "empty cell (missing value); fill or impute it before loading",
+        ));
+    }
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) if v.is_nan() => Err(Error::parse(
+            path,
+            line,
+            column,
+            format!("'{text}' is NaN; only finite numbers are allowed"),
+        )),
+        Ok(_) => {
+            let lower = text.to_ascii_lowercase();
+            let msg = if lower.contains("inf") {
+                format!("'{text}' is infinite; only finite numbers are allowed")
+            } else {
+                format!("'{text}' is out of the f32 range")
+            };
+            Err(Error::parse(path, line, column, msg))
+        }
+        Err(_) => Err(Error::parse(
+            path,
+            line,
+            column,
+            format!("'{text}' is not a number"),
+        )),
+    }
+}
+
+/// How labels are turned into 0/1 when no `--positive` value is given.
+#[derive(Default)]
+struct NumericLabels {
+    /// Line of the first `0` / `false` label.
+    zero_at: Option<usize>,
+    /// Line of the first `-1` label.
+    minus_one_at: Option<usize>,
+}
+
+impl NumericLabels {
+    fn parse(&mut self, path: &Path, line: usize, column: &str, text: &str) -> Result<f32> {
+        let hint = "labels must be 0/1, -1/+1 or true/false; for other values pass \
+                    --positive VALUE to name the positive class";
+        if text.is_empty() {
+            return Err(Error::parse(path, line, column, "empty label"));
+        }
+        if text.eq_ignore_ascii_case("true") {
+            return Ok(1.0);
+        }
+        if text.eq_ignore_ascii_case("false") {
+            self.zero_at.get_or_insert(line);
+            return self.check_mixed(path, line, column);
+        }
+        let v: f64 = match text.parse() {
+            Ok(v) => v,
+            Err(_) => {
+                return Err(Error::parse(
+                    path,
+                    line,
+                    column,
+                    format!("label '{text}' is not binary; {hint}"),
+                ))
+            }
+        };
+        if v == 1.0 {
+            Ok(1.0)
+        } else if v == 0.0 {
+            self.zero_at.get_or_insert(line);
+            self.check_mixed(path, line, column)
+        } else if v == -1.0 {
+            self.minus_one_at.get_or_insert(line);
+            self.check_mixed(path, line, column)
+        } else {
+            Err(Error::parse(
+                path,
+                line,
+                column,
+                format!("label '{text}' is not binary; {hint}"),
+            ))
+        }
+    }
+
+    fn check_mixed(&self, path: &Path, line: usize, column: &str) -> Result<f32> {
+        if let (Some(z), Some(m)) = (self.zero_at, self.minus_one_at) {
+            return Err(Error::parse(
+                path,
+                line,
+                column,
+                format!(
+                    "labels mix 0 (first on line {z}) and -1 (first on line {m}); binary labels \
+                     are either 0/1 or -1/+1; for more classes pass --positive VALUE"
+                ),
+            ));
+        }
+        Ok(0.0)
+    }
+}
+
+/// Describes how the feature columns differ from the model's, or `None` if they match.
+fn feature_mismatch(found: &[String], expected: &[String]) -> Option<String> {
+    if found == expected {
+        return None;
+    }
+    let found_set: HashSet<&str> = found.iter().map(String::as_str).collect();
+    let expected_set: HashSet<&str> = expected.iter().map(String::as_str).collect();
+    let missing: Vec<&str> = expected
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !found_set.contains(n))
+        .collect();
+    let extra: Vec<&str> = found
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !expected_set.contains(n))
+        .collect();
+    let mut parts = Vec::new();
+    if found.len() != expected.len() {
+        parts.push(format!(
+            "the data has {} feature columns, the model expects {}",
+            found.len(),
+            expected.len()
+        ));
+    }
+    if !missing.is_empty() {
+        parts.push(format!("missing columns: {}", list(&missing)));
+    }
+    if !extra.is_empty() {
+        parts.push(format!("extra columns: {}", list(&extra)));
+    }
+    if missing.is_empty() && extra.is_empty() {
+        // Same names, different order.
+        let pos = found
+            .iter()
+            .zip(expected)
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        parts.push(format!(
+            "same columns in a different order: feature {} is '{}' but the model expects '{}'",
+            pos + 1,
+            found[pos],
+            expected[pos]
+        ));
+    }
+    Some(parts.join("; "))
+}
+
+fn list(names: &[&str]) -> String {
+    const SHOW: usize = 10;
+    let mut s = names
+        .iter()
+        .take(SHOW)
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOW {
+        s.push_str(&format!(" and {} more", names.len() - SHOW));
+    }
+    s
+}
+
+/// Reads a CSV (or gzip-compressed CSV) file; see the module documentation for the rules.
+pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let tracker = Rc::new(RefCell::new(LineTracker::default()));
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(Tracked {
+            inner: open(path)?,
+            tracker: tracker.clone(),
+        });
+    let line_of = |record: &csv::ByteRecord| {
+        let byte = record.position().map_or(0, |p| p.byte());
+        tracker.borrow_mut().line_of(byte)
+    };
+
+    // ---- Header.
+    let mut record = csv::ByteRecord::new();
+    if !rdr
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(path, e))?
+    {
+        return Err(Error::format(path, "empty file: a header row is required"));
+    }
+    let header_line = line_of(&record);
+    let mut header = Vec::with_capacity(record.len());
+    for (i, raw) in record.iter().enumerate() {
+        let mut name = std::str::from_utf8(raw)
+            .map_err(|_| {
+                Error::parse(
+                    path,
+                    header_line,
+                    format!("#{}", i + 1),
+                    "column name is not valid UTF-8",
+                )
+            })?
+            .trim();
+        if i == 0 {
+            name = name.trim_start_matches('\u{feff}').trim();
+        }
+        if name.is_empty() {
+            return Err(Error::parse(
+                path,
+                header_line,
+                format!("#{}", i + 1),
+                "empty column name (a header row is required)",
+            ));
+        }
+        header.push(name.to_string());
+    }
+    {
+        let mut seen = HashSet::new();
+        for name in &header {
+            if !seen.insert(name.as_str()) {
+                return Err(Error::parse(
+                    path,
+                    header_line,
+                    name.clone(),
+                    "duplicate column name",
+                ));
+            }
+        }
+    }
+
+    // ---- Which column holds the label.
+    let header_is_expected = opts
+        .expected_features
+        .as_ref()
+        .is_some_and(|exp| *exp == header);
+    let (label_col, label_defaulted): (Option<usize>, bool) = if header_is_expected {
+        (None, false)
+    } else if let Some(name) = &opts.label_column {
+        match header.iter().position(|h| h == name) {
+            Some(i) => (Some(i), false),
+            None if opts.require_labels => {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "label column '{name}' is not in the header (columns: {})",
+                        list(&header.iter().map(String::as_str).collect::<Vec<_>>())
+                    ),
+                ))
+            }
+            None => (None, false),
+        }
+    } else {
+        (Some(header.len() - 1), true)
+    };
+
+    let feature_cols: Vec<usize> = (0..header.len())
+        .filter(|&i| Some(i) != label_col)
+        .collect();
+    let feature_names: Vec<String> = feature_cols.iter().map(|&i| header[i].clone()).collect();
+    if feature_cols.is_empty() {
+        return Err(Error::format(
+            path,
+            format!(
+                "no feature columns: the only column '{}' is the label",
+                header[0]
+            ),
+        ));
+    }
+    if let Some(expected) = &opts.expected_features {
+        if let Some(mut msg) = feature_mismatch(&feature_names, expected) {
+            if let (Some(lc), true) = (label_col, label_defaulted) {
+                if expected.contains(&header[lc]) {
+                    msg.push_str(&format!(
+                        " (the last column '{}' was taken as the label; name the label column \
+                         with --label-column)",
+                        header[lc]
+                    ));
+                }
+            }
+            return Err(Error::Mismatch(format!("{}: {msg}", path.display())));
+        }
+    }
+    if let Some(n) = opts.n_features {
+        if n != feature_cols.len() {
+            return Err(Error::Mismatch(format!(
+                "{}: the data has {} feature columns, the model expects {n}",
+                path.display(),
+                feature_cols.len()
+            )));
+        }
+    }
+
+    // ---- Rows.
+    let cols = feature_cols.len();
+    let label_name = label_col.map(|i| header[i].clone());
+    let mut values: Vec<f32> = Vec::new();
+    let mut labels: Vec<f32> = Vec::new();
+    let mut numeric = NumericLabels::default();
+    // For --positive: whether it occurred, and the first distinct values seen.
+    let mut positive_seen = false;
+    let mut seen_values: Vec<String> = Vec::new();
+    let mut rows = 0usize;
+    while rdr
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(path, e))?
+    {
+        let line = line_of(&record);
+        if record.len() != header.len() {
+            let field = if record.len() < header.len() {
+                header[record.len()].clone()
+            } else {
+                format!("#{}", header.len() + 1)
+            };
+            return Err(Error::parse(
+                path,
+                line,
+                field,
+                format!(
+                    "row has {} fields but the header has {}",
+                    record.len(),
+                    header.len()
+                ),
+            ));
+        }
+        for &c in &feature_cols {
+            values.push(parse_feature(path, line, &header[c], &record[c])?);
+        }
+        if let (Some(lc), Some(lname)) = (label_col, &label_name) {
+            let text = std::str::from_utf8(&record[lc])
+                .map_err(|_| Error::parse(path, line, lname, "label is not valid UTF-8"))?
+                .trim();
+            let y = match &opts.positive {
+                Some(_) if text.is_empty() => {
+                    return Err(Error::parse(path, line, lname, "empty label"));
+                }
+                Some(pos) => {
+                    if text == pos.trim() {
+                        positive_seen = true;
+                        1.0
+                    } else {
+                        if seen_values.len() < 5 && !seen_values.iter().any(|s| s == text) {
+                            seen_values.push(text.to_string());
+                        }
+                        0.0
+                    }
+                }
+                None => numeric.parse(path, line, lname, text)?,
+            };
+            labels.push(y);
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(Error::format(
+            path,
+            "no data rows (the file has only a header)",
+        ));
+    }
+    if let (Some(pos), Some(lname)) = (&opts.positive, &label_name) {
+        if !positive_seen {
+            let shown = seen_values
+                .iter()
+                .map(|v| format!("'{v}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::format(
+                path,
+                format!(
+                    "field {lname}: the positive label '{pos}' never occurs in column '{lname}' \
+                     (values seen: {shown}); check --positive for a typo"
+                ),
+            ));
+        }
+    }
+
+    Ok(Dataset {
+        x: Features::Dense(DenseMatrix { rows, cols, values }),
+        y: label_col.map(|_| labels),
+        n_labels: 1,
+        label_names: vec![label_name.unwrap_or_else(|| "label".to_string())],
+        feature_names: Some(feature_names),
+        source: path.display().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        (dir, p)
+    }
+
+    fn opts() -> LoadOptions {
+        LoadOptions {
+            require_labels: true,
+            ..Default::default()
+        }
+    }
+
+    fn dense(ds: &Dataset) -> &DenseMatrix {
+        match &ds.x {
+            Features::Dense(m) => m,
+            _ => panic!("expected dense"),
+        }
+    }
+
+    fn err(content: &str, o: &LoadOptions) -> String {
+        let (_d, p) = write("bad.csv", content);
+        read(&p, o).unwrap_err().to_string()
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn basic_last_column_label() {
+        let (_d, p) = write("a.csv", "a,b,y\n1,2.5,1\n-3, 4e1 ,0\n");
+        let ds = read(&p, &opts()).unwrap();
+        let m = dense(&ds);
+        assert_eq!((m.rows, m.cols), (2, 2));
+        assert_eq!(m.values, vec![1.0, 2.5, -3.0, 40.0]);
+        assert_eq!(ds.y, Some(vec![1.0, 0.0]));
+        assert_eq!(ds.n_labels, 1);
+        assert_eq!(ds.label_names, names(&["y"]));
+        assert_eq!(ds.feature_names, Some(names(&["a", "b"])));
+        assert!(ds.source.ends_with("a.csv"));
+    }
+
+    #[test]
+    fn named_label_column_in_middle_and_trimmed_header() {
+        let (_d, p) = write("a.csv", " a , target ,b\r\n1,-1,2\r\n3,+1,4\r\n");
+        let o = LoadOptions {
+            label_column: Some("target".into()),
+            ..opts()
+        };
+        let ds = read(&p, &o).unwrap();
+        assert_eq!(dense(&ds).values, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(ds.y, Some(vec![0.0, 1.0]));
+        assert_eq!(ds.feature_names, Some(names(&["a", "b"])));
+        assert_eq!(ds.label_names, names(&["target"]));
+    }
+
+    #[test]
+    fn bom_is_stripped() {
+        let (_d, p) = write("a.csv", "\u{feff}a,y\n1,1\n");
+        let ds = read(&p, &opts()).unwrap();
+        assert_eq!(ds.feature_names, Some(names(&["a"])));
+    }
+
+    #[test]
+    fn boolean_and_float_labels() {
+        let (_d, p) = write("a.csv", "a,y\n1,true\n2,FALSE\n3,1.0\n4,0.0\n");
+        let ds = read(&p, &opts()).unwrap();
+        assert_eq!(ds.y, Some(vec![1.0, 0.0, 1.0, 0.0]));
+    }
+
+    #[test]
+    fn gzip_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv.gz");
+        let f = File::create(&p).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+        gz.write_all(b"a,b,y\n1,2,1\n3,4,0\n").unwrap();
+        gz.finish().unwrap();
+        let ds = read(&p, &opts()).unwrap();
+        assert_eq!(dense(&ds).values, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(ds.y, Some(vec![1.0, 0.0]));
+        // Through the extension dispatcher too.
+        let ds2 = crate::data::load(&p, &opts()).unwrap();
+        assert_eq!(ds, ds2);
+    }
+
+    #[test]
+    fn corrupt_gzip_is_io_error_naming_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("broken.csv.gz");
+        std::fs::write(&p, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]).unwrap();
+        let e = read(&p, &opts()).unwrap_err().to_string();
+        assert!(e.contains("broken.csv.gz"), "{e}");
+    }
+
+    #[test]
+    fn positive_value() {
+        let (_d, p) = write("a.csv", "a,type\n1,spam\n2, nonspam\n3,spam \n");
+        let o = LoadOptions {
+            positive: Some("spam".into()),
+            ..opts()
+        };
+        let ds = read(&p, &o).unwrap();
+        assert_eq!(ds.y, Some(vec![1.0, 0.0, 1.0]));
+        assert_eq!(ds.label_names, names(&["type"]));
+    }
+
+    #[test]
+    fn positive_value_empty_label_is_error() {
+        let o = LoadOptions {
+            positive: Some("spam".into()),
+            ..opts()
+        };
+        let e = err("a,type\n1,spam\n2,\n", &o);
+        assert!(e.contains("bad.csv:3") && e.contains("field type") && e.contains("empty label"));
+    }
+
+    #[test]
+    fn positive_value_never_seen_is_error() {
+        let o = LoadOptions {
+            positive: Some("spma".into()),
+            ..opts()
+        };
+        let e = err("a,type\n1,spam\n2,nonspam\n3,spam\n", &o);
+        assert!(e.contains("bad.csv"), "{e}");
+        assert!(e.contains("'spma' never occurs"), "{e}");
+        assert!(e.contains("field type"), "{e}");
+        assert!(e.contains("'spam', 'nonspam'"), "{e}");
+    }
+
+    #[test]
+    fn positive_value_lists_at_most_five_values() {
+        let o = LoadOptions {
+            positive: Some("z".into()),
+            ..opts()
+        };
+        let e = err("a,y\n1,a\n1,b\n1,a\n1,c\n1,d\n1,e\n1,f\n1,g\n", &o);
+        assert!(e.contains("'a', 'b', 'c', 'd', 'e')"), "{e}");
+        assert!(!e.contains("'f'"), "{e}");
+    }
+
+    #[test]
+    fn non_binary_label_suggests_positive() {
+        let e = err("a,y\n1,0\n2,spam\n", &opts());
+        assert!(e.contains("bad.csv:3"), "{e}");
+        assert!(e.contains("field y"), "{e}");
+        assert!(e.contains("'spam'"), "{e}");
+        assert!(e.contains("--positive"), "{e}");
+        let e = err("a,y\n1,0\n2,2\n", &opts());
+        assert!(e.contains("bad.csv:3") && e.contains("--positive"), "{e}");
+    }
+
+    #[test]
+    fn mixed_zero_and_minus_one_is_error() {
+        let e = err("a,y\n1,0\n2,1\n3,-1\n", &opts());
+        assert!(e.contains("bad.csv:4"), "{e}");
+        assert!(e.contains("mix 0"), "{e}");
+    }
+
+    #[test]
+    fn empty_label_is_error() {
+        let e = err("a,y\n1,\n", &opts());
+        assert!(e.contains("bad.csv:2") && e.contains("field y") && e.contains("empty label"));
+    }
+
+    #[test]
+    fn bad_feature_cells() {
+        for (cell, what) in [
+            ("", "empty cell"),
+            ("  ", "empty cell"),
+            ("abc", "not a number"),
+            ("NaN", "NaN"),
+            ("nan", "NaN"),
+            ("inf", "infinite"),
+            ("-Infinity", "infinite"),
+            ("1e40", "out of the f32 range"),
+        ] {
+            let e = err(&format!("a,b,y\n1,2,1\n3,{cell},0\n"), &opts());
+            assert!(e.contains("bad.csv:3"), "{cell}: {e}");
+            assert!(e.contains("field b"), "{cell}: {e}");
+            assert!(e.contains(what), "{cell}: {e}");
+        }
+    }
+
+    #[test]
+    fn wrong_field_counts() {
+        let e = err("a,b,y\n1,2,1\n3,4\n", &opts());
+        assert!(e.contains("bad.csv:3"), "{e}");
+        assert!(e.contains("field y"), "{e}");
+        assert!(e.contains("2 fields but the header has 3"), "{e}");
+        let e = err("a,b,y\n1,2,1,9\n", &opts());
+        assert!(e.contains("bad.csv:2") && e.contains("field #4"), "{e}");
+        assert!(e.contains("4 fields"), "{e}");
+    }
+
+    #[test]
+    fn line_numbers_count_blank_and_quoted_lines() {
+        let e = err("a,b,y\n1,2,1\n\n\"x\ny\",5,0\n1,bad,1\n", &opts());
+        // The quoted cell spans lines 4-5; the bad cell is on line 4's record first:
+        assert!(e.contains("bad.csv:4") && e.contains("field a"), "{e}");
+        let e = err("a,b,y\n1,2,1\n\n3,bad,1\n", &opts());
+        assert!(e.contains("bad.csv:4") && e.contains("field b"), "{e}");
+        let e = err("a,b,y\r\n1,2,1\r\n\r\n\r\n3,bad,1\r\n", &opts());
+        assert!(e.contains("bad.csv:5") && e.contains("field b"), "{e}");
+        let e = err("\n\na,b,y\n1,2,1\n\" 7\n\",2,1\n\n3,bad,1\n", &opts());
+        assert!(e.contains("bad.csv:8") && e.contains("field b"), "{e}");
+    }
+
+    #[test]
+    fn header_only_is_error() {
+        let e = err("a,b,y\n", &opts());
+        assert!(e.contains("bad.csv") && e.contains("no data rows"), "{e}");
+        let e = err("", &opts());
+        assert!(e.contains("bad.csv") && e.contains("header"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_and_empty_column_names() {
+        let e = err("a,a,y\n1,2,1\n", &opts());
+        assert!(e.contains("bad.csv:1") && e.contains("field a") && e.contains("duplicate"));
+        let e = err("a,,y\n1,2,1\n", &opts());
+        assert!(e.contains("bad.csv:1") && e.contains("#2") && e.contains("empty column name"));
+    }
+
+    #[test]
+    fn single_column_is_error() {
+        let e = err("y\n1\n", &opts());
+        assert!(e.contains("no feature columns"), "{e}");
+    }
+
+    #[test]
+    fn missing_label_column() {
+        let content = "a,b\n1,2\n";
+        let o = LoadOptions {
+            label_column: Some("target".into()),
+            ..opts()
+        };
+        let e = err(content, &o);
+        assert!(e.contains("bad.csv") && e.contains("'target'"), "{e}");
+        let o = LoadOptions {
+            label_column: Some("target".into()),
+            require_labels: false,
+            ..Default::default()
+        };
+        let (_d, p) = write("a.csv", content);
+        let ds = read(&p, &o).unwrap();
+        assert_eq!(ds.y, None);
+        assert_eq!(ds.feature_names, Some(names(&["a", "b"])));
+        assert_eq!(ds.label_names, names(&["label"]));
+        assert_eq!(dense(&ds).values, vec![1.0, 2.0]);
+    }
+
+    #[test]
+    fn expected_features_header_means_no_labels() {
+        let (_d, p) = write("a.csv", "a,b\n1,2\n3,4\n");
+        let o = LoadOptions {
+            expected_features: Some(names(&["a", "b"])),
+            require_labels: false,
+            ..Default::default()
+        };
+        let ds = read(&p, &o).unwrap();
+        assert_eq!(ds.y, None);
+        assert_eq!(dense(&ds).values, vec![1.0, 2.0, 3.0, 4.0]);
+        // With a label column present it is read as usual.
+        let (_d2, p2) = write("b.csv", "a,b,y\n1,2,1\n");
+        let ds = read(&p2, &o).unwrap();
+        assert_eq!(ds.y, Some(vec![1.0]));
+    }
+
+    #[test]
+    fn expected_features_mismatch_messages() {
+        let o = LoadOptions {
+            expected_features: Some(names(&["a", "b", "c"])),
+            ..opts()
+        };
+        let (_d, p) = write("m.csv", "a,b,d,y\n1,2,3,1\n");
+        let e = read(&p, &o).unwrap_err();
+        assert!(matches!(e, Error::Mismatch(_)));
+        let e = e.to_string();
+        assert!(e.contains("missing columns: 'c'"), "{e}");
+        assert!(e.contains("extra columns: 'd'"), "{e}");
+
+        let e = err("a,b,y\n1,2,1\n", &o);
+        assert!(e.contains("2 feature columns, the model expects 3"), "{e}");
+        assert!(e.contains("missing columns: 'c'"), "{e}");
+
+        let e = err("b,a,c,y\n1,2,3,1\n", &o);
+        assert!(e.contains("different order"), "{e}");
+        assert!(e.contains("feature 1 is 'b'"), "{e}");
+
+        // Header is the expected names in another order, no label: the hint explains.
+        let e = err("a,c,b\n1,2,3\n", &o);
+        assert!(e.contains("taken as the label"), "{e}");
+    }
+
+    #[test]
+    fn n_features_mismatch() {
+        let o = LoadOptions {
+            n_features: Some(3),
+            ..opts()
+        };
+        let (_d, p) = write("a.csv", "a,b,y\n1,2,1\n");
+        let e = read(&p, &o).unwrap_err();
+        assert!(matches!(e, Error::Mismatch(_)), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_cell() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("u.csv");
+        std::fs::write(&p, b"a,y\n\xff\xfe,1\n").unwrap();
+        let e = read(&p, &opts()).unwrap_err().to_string();
+        assert!(e.contains("u.csv:2") && e.contains("field a") && e.contains("UTF-8"));
+    }
+
+    #[test]
+    fn missing_file_is_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nope.csv");
+        let e = read(&p, &opts()).unwrap_err();
+        assert!(matches!(e, Error::Io { .. }));
+        assert!(e.to_string().contains("nope.csv"));
+    }
+
+    #[test]
+    fn bundled_spambase() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spambase.csv");
+        let o = LoadOptions {
+            positive: Some("spam".into()),
+            ..opts()
+        };
+        let ds = read(&p, &o).unwrap();
+        assert_eq!(ds.rows(), 4601);
+        assert_eq!(ds.x.cols(), 57);
+        let pos = ds.y.as_ref().unwrap().iter().filter(|&&v| v == 1.0).count();
+        assert_eq!(pos, 1813);
+        assert_eq!(ds.label_names, names(&["type"]));
+    }
+}

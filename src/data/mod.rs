@@ -4,7 +4,9 @@
 
 pub mod csv;
 pub mod npz;
+pub mod split;
 pub mod svmlight;
+pub mod write;
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};

@@ -1,1 +1,901 @@
-use super::{Dataset, LoadOptions}; use crate::error::Result; use std::path::Path; pub fn read(_path: &Path, _opts: &LoadOptions) -> Result<Dataset> { todo!() }
+//! svmlight / libsvm reader (plain, or gzip-compressed detected by its magic bytes).
+//!
+//! Format, one row a line: `label idx:val idx:val ... [# comment]`.
+//!
+//! - Blank lines and comment-only lines are not rows. `qid:N` tokens are ignored.
+//! - Binary labels: `0/1` or `-1/+1` (any numeric spelling: `+1`, `1.0`, `-1.0`); a file may
+//!   not mix `0` and `-1`.
+//! - Multi-label: comma-separated non-negative integer class ids (`1,3`); a line whose first
+//!   token is already `idx:val` has no positive class. Multi-label mode is on with
+//!   `opts.multilabel` or when any label field contains a comma. Label names are the class ids
+//!   seen, sorted numerically, unless `opts.label_names` fixes them.
+//! - A file in which no line has a label token is unlabelled (`y = None`), allowed only when
+//!   labels are not required.
+//! - Indices: see [`IndexBase`]; strictly increasing within a line; values finite `f32`.
+//!   Explicit zero values are dropped from the CSR (the row itself is kept).
+//! - Columns: `opts.n_features` if set (an index at or past it is an error), else the largest
+//!   index + 1.
+
+use super::{CsrMatrix, Dataset, Features, IndexBase, LoadOptions};
+use crate::error::{Error, Result};
+use flate2::read::MultiGzDecoder;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+/// Everything the single pass over the file collects; labels and index base are resolved
+/// afterwards because both depend on the whole file.
+#[derive(Default)]
+struct Raw {
+    /// Physical line of each row.
+    lines: Vec<usize>,
+    indptr: Vec<usize>,
+    /// Indices as written in the file (before base adjustment).
+    indices: Vec<u32>,
+    values: Vec<f32>,
+    /// Label fields of all rows, concatenated; `label_ends[r]` is where row r's ends.
+    label_bytes: Vec<u8>,
+    label_ends: Vec<usize>,
+    any_comma: bool,
+    any_label: bool,
+    min_index: Option<u32>,
+    max_index: Option<u32>,
+}
+
+impl Raw {
+    fn label(&self, row: usize) -> &[u8] {
+        let start = if row == 0 {
+            0
+        } else {
+            self.label_ends[row - 1]
+        };
+        &self.label_bytes[start..self.label_ends[row]]
+    }
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c)
+}
+
+fn show(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    if s.chars().count() > 40 {
+        format!("{}...", s.chars().take(40).collect::<String>())
+    } else {
+        s.into_owned()
+    }
+}
+
+/// Parses a non-negative decimal integer (digits only).
+fn parse_uint(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || bytes.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+fn parse_line(path: &Path, lineno: usize, line: &[u8], raw: &mut Raw) -> Result<()> {
+    // Strip the comment, if any.
+    let content = match line.iter().position(|&b| b == b'#') {
+        Some(p) => &line[..p],
+        None => line,
+    };
+    let mut tokens = content
+        .split(|&b| is_space(b))
+        .filter(|t| !t.is_empty())
+        .peekable();
+    let Some(&first) = tokens.peek() else {
+        return Ok(()); // blank or comment-only: not a row
+    };
+    // The label field: the first token unless it is already `idx:val`.
+    if !first.contains(&b':') {
+        tokens.next();
+        raw.any_label = true;
+        raw.any_comma |= first.contains(&b',');
+        raw.label_bytes.extend_from_slice(first);
+    }
+    raw.label_ends.push(raw.label_bytes.len());
+    raw.lines.push(lineno);
+
+    let mut prev: Option<u32> = None;
+    for tok in tokens {
+        let Some(colon) = tok.iter().position(|&b| b == b':') else {
+            return Err(Error::parse(
+                path,
+                lineno,
+                "index",
+                format!(
+                    "expected index:value, found '{}' (a label must be the first token; \
+                     multi-label class ids are written comma-separated without spaces, e.g. 1,3)",
+                    show(tok)
+                ),
+            ));
+        };
+        let (idx_text, val_text) = (&tok[..colon], &tok[colon + 1..]);
+        if idx_text == b"qid" {
+            continue;
+        }
+        let idx = match parse_uint(idx_text) {
+            Some(v) if v <= u32::MAX as u64 => v as u32,
+            Some(_) => {
+                return Err(Error::parse(
+                    path,
+                    lineno,
+                    "index",
+                    format!(
+                        "index {} is too large (at most {})",
+                        show(idx_text),
+                        u32::MAX
+                    ),
+                ))
+            }
+            None => {
+                return Err(Error::parse(
+                    path,
+                    lineno,
+                    "index",
+                    format!(
+                        "'{}' is not a feature index (a non-negative integer)",
+                        show(idx_text)
+                    ),
+                ))
+            }
+        };
+        if let Some(p) = prev {
+            if idx == p {
+                return Err(Error::parse(
+                    path,
+                    lineno,
+                    "index",
+                    format!("duplicate index {idx}"),
+                ));
+            }
+            if idx < p {
+                return Err(Error::parse(
+                    path,
+                    lineno,
+                    "index",
+                    format!(
+                        "index {idx} comes after index {p}; indices must be strictly increasing \
+                         within a line"
+                    ),
+                ));
+            }
+        }
+        prev = Some(idx);
+        let value = parse_value(path, lineno, idx_text, val_text)?;
+        raw.min_index = Some(raw.min_index.map_or(idx, |m| m.min(idx)));
+        raw.max_index = Some(raw.max_index.map_or(idx, |m| m.max(idx)));
+        raw.indices.push(idx);
+        raw.values.push(value);
+    }
+    raw.indptr.push(raw.indices.len());
+    Ok(())
+}
+
+fn parse_value(path: &Path, lineno: usize, idx_text: &[u8], val_text: &[u8]) -> Result<f32> {
+    let field = || String::from_utf8_lossy(idx_text).into_owned();
+    let text = std::str::from_utf8(val_text).map_err(|_| {
+        Error::parse(
+            path,
+            lineno,
+            field(),
+            "value is not valid UTF-8 (expected a number)",
+        )
+    })?;
+    if text.is_empty() {
+        return Err(Error::parse(
+            path,
+            lineno,
+            field(),
+            "missing value after ':'",
+        ));
+    }
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => {
+            let what = if v.is_nan() {
+                "is NaN"
+            } else if text.to_ascii_lowercase().contains("inf") {
+                "is infinite"
+            } else {
+                "is out of the f32 range"
+            };
+            Err(Error::parse(
+                path,
+                lineno,
+                field(),
+                format!(
+                    "value '{}' {what}; only finite numbers are allowed",
+                    show(val_text)
+                ),
+            ))
+        }
+        Err(_) => Err(Error::parse(
+            path,
+            lineno,
+            field(),
+            format!("value '{}' is not a number", show(val_text)),
+        )),
+    }
+}
+
+/// Binary labels: 0/1 or -1/+1, never both 0 and -1.
+fn binary_labels(path: &Path, raw: &Raw) -> Result<Vec<f32>> {
+    let rows = raw.lines.len();
+    let mut y = Vec::with_capacity(rows);
+    let mut zero_at: Option<usize> = None;
+    let mut minus_at: Option<usize> = None;
+    for r in 0..rows {
+        let line = raw.lines[r];
+        let text = raw.label(r);
+        if text.is_empty() {
+            return Err(Error::parse(
+                path,
+                line,
+                "label",
+                "missing label: the line starts with index:value but other lines have labels",
+            ));
+        }
+        let v: f64 = std::str::from_utf8(text)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(f64::NAN);
+        let label = if v == 1.0 {
+            1.0
+        } else if v == 0.0 {
+            zero_at.get_or_insert(line);
+            0.0
+        } else if v == -1.0 {
+            minus_at.get_or_insert(line);
+            0.0
+        } else {
+            return Err(Error::parse(
+                path,
+                line,
+                "label",
+                format!(
+                    "label '{}' is not binary (0/1 or -1/+1); for multi-label data write \
+                     the class ids comma-separated (e.g. '1,3') or pass --multilabel",
+                    show(text)
+                ),
+            ));
+        };
+        if let (Some(z), Some(m)) = (zero_at, minus_at) {
+            return Err(Error::parse(
+                path,
+                line,
+                "label",
+                format!(
+                    "labels mix 0 (first on line {z}) and -1 (first on line {m}); binary labels \
+                     are either 0/1 or -1/+1; for multi-label data write class ids \
+                     comma-separated (e.g. '1,3') or pass --multilabel"
+                ),
+            ));
+        }
+        y.push(label);
+    }
+    Ok(y)
+}
+
+/// Splits a multi-label field into class ids (empty field: no positive class).
+fn class_ids(path: &Path, line: usize, text: &[u8], out: &mut Vec<u64>) -> Result<()> {
+    out.clear();
+    if text.is_empty() {
+        return Ok(());
+    }
+    for part in text.split(|&b| b == b',') {
+        let Some(id) = parse_uint(part) else {
+            return Err(Error::parse(
+                path,
+                line,
+                "label",
+                format!(
+                    "'{}' in label field '{}' is not a class id (a non-negative integer)",
+                    show(part),
+                    show(text)
+                ),
+            ));
+        };
+        if out.contains(&id) {
+            return Err(Error::parse(
+                path,
+                line,
+                "label",
+                format!("class id {id} is repeated in '{}'", show(text)),
+            ));
+        }
+        out.push(id);
+    }
+    Ok(())
+}
+
+/// Multi-label indicator matrix and its label names.
+fn multi_labels(path: &Path, raw: &Raw, opts: &LoadOptions) -> Result<(Vec<f32>, Vec<String>)> {
+    let rows = raw.lines.len();
+    let mut ids = Vec::new();
+    let names: Vec<String> = match &opts.label_names {
+        Some(names) => names.clone(),
+        None => {
+            let mut seen = BTreeSet::new();
+            for r in 0..rows {
+                class_ids(path, raw.lines[r], raw.label(r), &mut ids)?;
+                seen.extend(ids.iter().copied());
+            }
+            seen.iter().map(u64::to_string).collect()
+        }
+    };
+    if names.is_empty() {
+        return Err(Error::format(
+            path,
+            "multi-label data without any class id: no line has a positive label",
+        ));
+    }
+    let column: HashMap<&str, usize> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let n = names.len();
+    let mut y = vec![0.0f32; rows * n];
+    for r in 0..rows {
+        class_ids(path, raw.lines[r], raw.label(r), &mut ids)?;
+        for &id in &ids {
+            let key = id.to_string();
+            let Some(&c) = column.get(key.as_str()) else {
+                return Err(Error::parse(
+                    path,
+                    raw.lines[r],
+                    "label",
+                    format!(
+                        "class id {id} is not one of the model's {n} labels ({})",
+                        names
+                            .iter()
+                            .take(10)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                            + if n > 10 { ", ..." } else { "" }
+                    ),
+                ));
+            };
+            y[r * n + c] = 1.0;
+        }
+    }
+    Ok((y, names))
+}
+
+/// The row holding entry `k` of the raw CSR.
+fn row_of(raw: &Raw, k: usize) -> usize {
+    // indptr has rows + 1 entries; the row is the last r with indptr[r] <= k < indptr[r + 1].
+    raw.indptr.partition_point(|&p| p <= k) - 1
+}
+
+/// Reads an svmlight/libsvm file (optionally gzip-compressed); see the module documentation.
+pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut buf = BufReader::with_capacity(1 << 20, file);
+    let head = buf.fill_buf().map_err(|e| Error::io(path, e))?;
+    let mut reader: Box<dyn BufRead> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(buf)))
+    } else {
+        Box::new(buf)
+    };
+
+    let mut raw = Raw {
+        indptr: vec![0],
+        ..Default::default()
+    };
+    let mut line = Vec::with_capacity(4096);
+    let mut lineno = 0usize;
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        lineno += 1;
+        parse_line(path, lineno, &line, &mut raw)?;
+    }
+    let rows = raw.lines.len();
+    if rows == 0 {
+        return Err(Error::format(
+            path,
+            "no data rows (the file is empty or has only comments)",
+        ));
+    }
+
+    // ---- Labels.
+    let multilabel = opts.multilabel || raw.any_comma;
+    let (y, n_labels, label_names) = if !raw.any_label && !opts.require_labels {
+        let names = opts
+            .label_names
+            .clone()
+            .unwrap_or_else(|| vec!["label".to_string()]);
+        (None, names.len(), names)
+    } else if !raw.any_label && !multilabel {
+        return Err(Error::parse(
+            path,
+            raw.lines[0],
+            "label",
+            "no labels: every line starts with index:value, but labels are required",
+        ));
+    } else if multilabel {
+        let (y, names) = multi_labels(path, &raw, opts)?;
+        (Some(y), names.len(), names)
+    } else {
+        (
+            Some(binary_labels(path, &raw)?),
+            1,
+            vec!["label".to_string()],
+        )
+    };
+
+    // ---- Index base.
+    let zero_based = match opts.index_base {
+        IndexBase::Zero => true,
+        IndexBase::One => false,
+        IndexBase::Auto => raw.min_index == Some(0),
+    };
+    if !zero_based && raw.min_index == Some(0) {
+        let k = raw.indices.iter().position(|&i| i == 0).unwrap_or(0);
+        return Err(Error::parse(
+            path,
+            raw.lines[row_of(&raw, k)],
+            "index",
+            "index 0 in 1-based data (indices start at 1; use zero-based indexing if the file \
+             is 0-based)",
+        ));
+    }
+    let offset = u32::from(!zero_based);
+    let base_name = if zero_based { "0-based" } else { "1-based" };
+    let width = raw.max_index.map_or(0, |m| (m - offset) as usize + 1);
+    let cols = match opts.n_features {
+        Some(n) => {
+            if width > n {
+                let limit = n as u64 + offset as u64;
+                let k = raw
+                    .indices
+                    .iter()
+                    .position(|&i| i as u64 >= limit)
+                    .unwrap_or(0);
+                return Err(Error::parse(
+                    path,
+                    raw.lines[row_of(&raw, k)],
+                    "index",
+                    format!(
+                        "index {} ({base_name}) is past the model's {n} features: the data has \
+                         more features than the model",
+                        raw.indices[k]
+                    ),
+                ));
+            }
+            n
+        }
+        None => width,
+    };
+
+    // ---- Final CSR: 0-based indices, explicit zeros dropped (in place).
+    let Raw {
+        mut indptr,
+        mut indices,
+        mut values,
+        ..
+    } = raw;
+    let mut w = 0usize;
+    let mut start = 0usize;
+    for r in 0..rows {
+        let end = indptr[r + 1];
+        for k in start..end {
+            if values[k] != 0.0 {
+                indices[w] = indices[k] - offset;
+                values[w] = values[k];
+                w += 1;
+            }
+        }
+        start = end;
+        indptr[r + 1] = w;
+    }
+    indices.truncate(w);
+    values.truncate(w);
+    indices.shrink_to_fit();
+    values.shrink_to_fit();
+
+    Ok(Dataset {
+        x: Features::Sparse(CsrMatrix {
+            rows,
+            cols,
+            indptr,
+            indices,
+            values,
+        }),
+        y,
+        n_labels,
+        label_names,
+        feature_names: None,
+        source: path.display().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        (dir, p)
+    }
+
+    fn opts() -> LoadOptions {
+        LoadOptions {
+            require_labels: true,
+            ..Default::default()
+        }
+    }
+
+    fn csr(ds: &Dataset) -> &CsrMatrix {
+        match &ds.x {
+            Features::Sparse(m) => m,
+            _ => panic!("expected sparse"),
+        }
+    }
+
+    fn load(content: &str, o: &LoadOptions) -> Dataset {
+        let (_d, p) = write("d.svm", content);
+        read(&p, o).unwrap()
+    }
+
+    fn err(content: &str, o: &LoadOptions) -> String {
+        let (_d, p) = write("bad.svm", content);
+        read(&p, o).unwrap_err().to_string()
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn basic_binary_one_based() {
+        let ds = load(
+            "# header comment\n1 1:0.5 3:2\n\n0 2:-1 # trailing\n0.0 qid:7 1:1e-3\n+1\n",
+            &opts(),
+        );
+        let m = csr(&ds);
+        assert_eq!((m.rows, m.cols), (4, 3));
+        assert_eq!(m.indptr, vec![0, 2, 3, 4, 4]);
+        assert_eq!(m.indices, vec![0, 2, 1, 0]);
+        assert_eq!(m.values, vec![0.5, 2.0, -1.0, 1e-3]);
+        assert_eq!(ds.y, Some(vec![1.0, 0.0, 0.0, 1.0]));
+        assert_eq!(ds.n_labels, 1);
+        assert_eq!(ds.label_names, names(&["label"]));
+        assert_eq!(ds.feature_names, None);
+    }
+
+    #[test]
+    fn binary_minus_one_plus_one() {
+        let ds = load("+1 1:1\n-1 2:1\n1.0 1:2\n-1.0 3:4\n", &opts());
+        assert_eq!(ds.y, Some(vec![1.0, 0.0, 1.0, 0.0]));
+        let ds = load("1 1:1\n0 2:1\n0.0 1:2\r\n", &opts());
+        assert_eq!(ds.y, Some(vec![1.0, 0.0, 0.0]));
+    }
+
+    #[test]
+    fn mixed_zero_minus_one_is_error() {
+        let e = err("1 1:1\n0 2:1\n\n-1 1:2\n", &opts());
+        assert!(e.contains("bad.svm:4") && e.contains("field label"), "{e}");
+        assert!(e.contains("mix 0") && e.contains("multi-label"), "{e}");
+    }
+
+    #[test]
+    fn non_binary_label_mentions_multilabel() {
+        let e = err("1 1:1\n2 2:1\n", &opts());
+        assert!(e.contains("bad.svm:2") && e.contains("field label"), "{e}");
+        assert!(e.contains("'2'") && e.contains("comma-separated"), "{e}");
+        let e = err("yes 1:1\n", &opts());
+        assert!(e.contains("bad.svm:1") && e.contains("'yes'"), "{e}");
+    }
+
+    #[test]
+    fn zero_based_auto_and_explicit() {
+        let ds = load("1 0:1 2:3\n0 1:2\n", &opts());
+        let m = csr(&ds);
+        assert_eq!(m.cols, 3);
+        assert_eq!(m.indices, vec![0, 2, 1]);
+        let o = LoadOptions {
+            index_base: IndexBase::Zero,
+            ..opts()
+        };
+        let ds = load("1 1:1 2:3\n", &o);
+        assert_eq!(csr(&ds).indices, vec![1, 2]);
+        assert_eq!(csr(&ds).cols, 3);
+        let o = LoadOptions {
+            index_base: IndexBase::One,
+            ..opts()
+        };
+        let ds = load("1 1:1 2:3\n", &o);
+        assert_eq!(csr(&ds).indices, vec![0, 1]);
+        assert_eq!(csr(&ds).cols, 2);
+    }
+
+    #[test]
+    fn index_zero_in_one_based_is_error() {
+        let o = LoadOptions {
+            index_base: IndexBase::One,
+            ..opts()
+        };
+        let e = err("1 1:1\n# c\n0 0:1 2:2\n", &o);
+        assert!(e.contains("bad.svm:3") && e.contains("field index"), "{e}");
+        assert!(e.contains("index 0"), "{e}");
+    }
+
+    #[test]
+    fn explicit_zeros_dropped_rows_kept() {
+        let ds = load("1 1:0 2:5 3:0.0\n0 4:0\n", &opts());
+        let m = csr(&ds);
+        assert_eq!(m.rows, 2);
+        assert_eq!(m.cols, 4); // the zero-valued index 4 still counts
+        assert_eq!(m.indptr, vec![0, 1, 1]);
+        assert_eq!(m.indices, vec![1]);
+        assert_eq!(m.values, vec![5.0]);
+    }
+
+    #[test]
+    fn n_features_sets_width_and_rejects_wider() {
+        let o = LoadOptions {
+            n_features: Some(10),
+            ..opts()
+        };
+        let ds = load("1 1:1 3:1\n", &o);
+        assert_eq!(csr(&ds).cols, 10);
+        let o = LoadOptions {
+            n_features: Some(3),
+            ..opts()
+        };
+        let e = err("1 1:1 3:1\n0 2:1 4:1\n", &o);
+        assert!(e.contains("bad.svm:2") && e.contains("field index"), "{e}");
+        assert!(
+            e.contains("index 4") && e.contains("more features than the model"),
+            "{e}"
+        );
+        // Zero-based: index 3 is the 4th feature.
+        let o = LoadOptions {
+            n_features: Some(3),
+            index_base: IndexBase::Zero,
+            ..opts()
+        };
+        let e = err("1 0:1\n1 3:1\n", &o);
+        assert!(
+            e.contains("bad.svm:2") && e.contains("index 3 (0-based)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn indices_must_increase() {
+        let e = err("1 1:1 3:1 2:1\n", &opts());
+        assert!(e.contains("bad.svm:1") && e.contains("field index"), "{e}");
+        assert!(e.contains("index 2 comes after index 3"), "{e}");
+        let e = err("1 1:1\n1 3:1 3:2\n", &opts());
+        assert!(
+            e.contains("bad.svm:2") && e.contains("duplicate index 3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_tokens() {
+        let e = err("1 1:1 abc\n", &opts());
+        assert!(e.contains("bad.svm:1") && e.contains("field index"), "{e}");
+        assert!(e.contains("'abc'"), "{e}");
+        let e = err("1 x:1\n", &opts());
+        assert!(e.contains("field index") && e.contains("'x'"), "{e}");
+        let e = err("1 -2:1\n", &opts());
+        assert!(e.contains("field index") && e.contains("'-2'"), "{e}");
+        let e = err("1 99999999999:1\n", &opts());
+        assert!(e.contains("field index") && e.contains("too large"), "{e}");
+        let e = err("1 1:\n", &opts());
+        assert!(e.contains("field 1") && e.contains("missing value"), "{e}");
+    }
+
+    #[test]
+    fn bad_values() {
+        for (v, what) in [
+            ("nan", "is NaN"),
+            ("NaN", "is NaN"),
+            ("inf", "is infinite"),
+            ("-inf", "is infinite"),
+            ("1e39", "out of the f32 range"),
+            ("1..2", "not a number"),
+        ] {
+            let e = err(&format!("1 1:1\n0 2:1 7:{v}\n"), &opts());
+            assert!(e.contains("bad.svm:2"), "{v}: {e}");
+            assert!(e.contains("field 7"), "{v}: {e}");
+            assert!(e.contains(what), "{v}: {e}");
+        }
+    }
+
+    #[test]
+    fn multilabel_by_comma() {
+        let ds = load("1,3 1:1\n 2:1\n3 1:2\n10,1 2:2\n", &opts());
+        assert_eq!(ds.label_names, names(&["1", "3", "10"]));
+        assert_eq!(ds.n_labels, 3);
+        assert_eq!(
+            ds.y,
+            Some(vec![
+                1.0, 1.0, 0.0, //
+                0.0, 0.0, 0.0, //
+                0.0, 1.0, 0.0, //
+                1.0, 0.0, 1.0,
+            ])
+        );
+        assert_eq!(csr(&ds).rows, 4);
+    }
+
+    #[test]
+    fn multilabel_by_option_and_fixed_names() {
+        let o = LoadOptions {
+            multilabel: true,
+            ..opts()
+        };
+        let ds = load("2 1:1\n0 1:1\n", &o);
+        assert_eq!(ds.label_names, names(&["0", "2"]));
+        assert_eq!(ds.y, Some(vec![0.0, 1.0, 1.0, 0.0]));
+
+        let o = LoadOptions {
+            multilabel: true,
+            label_names: Some(names(&["5", "2", "0"])),
+            ..opts()
+        };
+        let ds = load("2 1:1\n0,5 1:1\n 1:3\n", &o);
+        assert_eq!(ds.label_names, names(&["5", "2", "0"]));
+        assert_eq!(ds.n_labels, 3);
+        assert_eq!(
+            ds.y,
+            Some(vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0])
+        );
+        let e = err("2 1:1\n\n7 1:1\n", &o);
+        assert!(e.contains("bad.svm:3") && e.contains("field label"), "{e}");
+        assert!(e.contains("class id 7 is not one of"), "{e}");
+    }
+
+    #[test]
+    fn multilabel_bad_ids() {
+        let e = err("1,a 1:1\n", &opts());
+        assert!(e.contains("bad.svm:1") && e.contains("field label") && e.contains("'a'"));
+        let e = err("1, 1:1\n", &opts());
+        assert!(
+            e.contains("bad.svm:1") && e.contains("not a class id"),
+            "{e}"
+        );
+        let e = err("1,-1 1:1\n", &opts());
+        assert!(e.contains("'-1'"), "{e}");
+        let e = err("1,1 1:1\n", &opts());
+        assert!(e.contains("repeated"), "{e}");
+        let e = err("0,1 1:1\n1.5 1:1\n", &opts());
+        assert!(e.contains("bad.svm:2") && e.contains("'1.5'"), "{e}");
+    }
+
+    #[test]
+    fn unlabelled_files() {
+        let o = LoadOptions {
+            require_labels: false,
+            ..Default::default()
+        };
+        let ds = load("1:1 3:2\n2:5\n", &o);
+        assert_eq!(ds.y, None);
+        assert_eq!(csr(&ds).rows, 2);
+        assert_eq!(csr(&ds).cols, 3);
+        // Labelled files are still parsed when labels are optional.
+        let ds = load("1 1:1\n0 2:1\n", &o);
+        assert_eq!(ds.y, Some(vec![1.0, 0.0]));
+        // Labels required: an unlabelled file is an error.
+        let e = err("1:1 3:2\n", &opts());
+        assert!(e.contains("bad.svm:1") && e.contains("field label"), "{e}");
+        assert!(e.contains("no labels"), "{e}");
+        // Some lines labelled, some not, binary mode: error on the unlabelled line.
+        let e = err("1 1:1\n\n 2:1\n", &o);
+        assert!(
+            e.contains("bad.svm:3") && e.contains("missing label"),
+            "{e}"
+        );
+        // Unlabelled multi-label predict input keeps the model's label names.
+        let o2 = LoadOptions {
+            multilabel: true,
+            label_names: Some(names(&["1", "4"])),
+            require_labels: false,
+            ..Default::default()
+        };
+        let ds = load("1:1\n", &o2);
+        assert_eq!(ds.y, None);
+        assert_eq!(ds.n_labels, 2);
+    }
+
+    #[test]
+    fn multilabel_without_any_class_is_error() {
+        let o = LoadOptions {
+            multilabel: true,
+            ..opts()
+        };
+        let e = err(" 1:1\n 2:1\n", &o);
+        assert!(
+            e.contains("bad.svm") && e.contains("without any class id"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn empty_and_comment_only_files() {
+        let e = err("", &opts());
+        assert!(e.contains("bad.svm") && e.contains("no data rows"), "{e}");
+        let e = err("# only\n   \n#x\n", &opts());
+        assert!(e.contains("no data rows"), "{e}");
+    }
+
+    #[test]
+    fn tabs_crlf_and_no_trailing_newline() {
+        let ds = load("1\t1:1\t2:2\r\n0 3:3", &opts());
+        let m = csr(&ds);
+        assert_eq!(m.values, vec![1.0, 2.0, 3.0]);
+        assert_eq!(ds.y, Some(vec![1.0, 0.0]));
+    }
+
+    #[test]
+    fn gzip_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.svm.gz");
+        let f = File::create(&p).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+        gz.write_all(b"1 1:1\n0 2:1\n").unwrap();
+        gz.finish().unwrap();
+        let ds = read(&p, &opts()).unwrap();
+        assert_eq!(csr(&ds).indices, vec![0, 1]);
+    }
+
+    #[test]
+    fn invalid_utf8_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("u.svm");
+        std::fs::write(&p, b"1 1:1 # \xff comment ok\n0 2:\xff\n").unwrap();
+        let e = read(&p, &opts()).unwrap_err().to_string();
+        assert!(e.contains("u.svm:2") && e.contains("field 2"), "{e}");
+    }
+
+    #[test]
+    fn large_file_parses_quickly() {
+        // ~10 MB; the time bound is loose (debug-ish test profile on a small machine).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.svm");
+        let mut f = std::io::BufWriter::new(File::create(&p).unwrap());
+        let mut rng = crate::rng::Rng::new(1);
+        let mut expected_nnz = 0;
+        for r in 0..50_000 {
+            write!(f, "{}", r % 2).unwrap();
+            let mut idx = 0u64;
+            for _ in 0..20 {
+                idx += 1 + rng.below(50);
+                write!(f, " {}:{}", idx, rng.uniform_f32() + 0.5).unwrap();
+                expected_nnz += 1;
+            }
+            writeln!(f).unwrap();
+        }
+        drop(f);
+        let t = std::time::Instant::now();
+        let ds = read(&p, &opts()).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(csr(&ds).values.len(), expected_nnz);
+        assert!(secs < 5.0, "took {secs}s");
+    }
+}

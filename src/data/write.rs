@@ -1,0 +1,422 @@
+//! Writers for CSV and svmlight, the inverses of the readers. Both write to a temporary file
+//! in the destination directory and rename it into place, so a reader never sees a partial
+//! file and a failed write leaves any previous file untouched.
+
+use super::{Dataset, Features};
+use crate::error::{Error, Result};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use tempfile::NamedTempFile;
+
+/// Shortest text that parses back to exactly `v`: integers without a fraction, otherwise
+/// Rust's round-trip formatting (exponent notation for very large or small magnitudes).
+fn fmt_value(v: f32) -> String {
+    if v == v.trunc() && v.abs() < 1e15 {
+        format!("{v}")
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// Writes via a temporary file in the same directory, then renames it to `path`.
+fn write_atomically(
+    path: &Path,
+    body: impl FnOnce(&mut BufWriter<&mut NamedTempFile>) -> Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = NamedTempFile::new_in(dir).map_err(|e| Error::io(path, e))?;
+    {
+        let mut w = BufWriter::new(&mut tmp);
+        body(&mut w)?;
+        w.flush().map_err(|e| Error::io(path, e))?;
+    }
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// The row's values densely (for CSV).
+fn dense_row(x: &Features, r: usize, out: &mut Vec<f32>) {
+    out.clear();
+    match x {
+        Features::Dense(m) => out.extend_from_slice(m.row(r)),
+        Features::Sparse(m) => {
+            out.resize(m.cols, 0.0);
+            let (idx, val) = m.row(r);
+            for (&i, &v) in idx.iter().zip(val) {
+                out[i as usize] = v;
+            }
+        }
+    }
+}
+
+/// Writes `ds` as CSV: a header of the feature names (or `f0..f{n-1}`), then, when the data
+/// has labels, a label column named `label_names[0]` holding 0/1. Sparse data is written
+/// densely. Multi-label data cannot be written as CSV (one label column): use svmlight.
+pub fn write_csv(ds: &Dataset, path: &Path) -> Result<()> {
+    let cols = ds.x.cols();
+    let names: Vec<String> = match &ds.feature_names {
+        Some(n) if n.len() == cols => n.clone(),
+        Some(n) => {
+            return Err(Error::invalid(format!(
+                "cannot write {}: {} feature names for {cols} columns",
+                path.display(),
+                n.len()
+            )))
+        }
+        None => (0..cols).map(|i| format!("f{i}")).collect(),
+    };
+    let label_name = match &ds.y {
+        None => None,
+        Some(_) if ds.n_labels != 1 => {
+            return Err(Error::invalid(format!(
+                "cannot write {} as CSV: the data has {} labels and CSV holds one label column; \
+                 write multi-label data as svmlight",
+                path.display(),
+                ds.n_labels
+            )))
+        }
+        Some(_) => {
+            let name = ds
+                .label_names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "label".to_string());
+            if names.contains(&name) {
+                return Err(Error::invalid(format!(
+                    "cannot write {}: the label column name '{name}' is also a feature name",
+                    path.display()
+                )));
+            }
+            Some(name)
+        }
+    };
+    write_atomically(path, |w| {
+        let csv_err = |e: csv::Error| match e.into_kind() {
+            csv::ErrorKind::Io(e) => Error::io(path, e),
+            other => Error::format(path, format!("{other:?}")),
+        };
+        let mut out = csv::Writer::from_writer(w);
+        let mut header = names.clone();
+        header.extend(label_name.clone());
+        out.write_record(&header).map_err(csv_err)?;
+        let mut row = Vec::new();
+        let mut fields: Vec<String> = Vec::with_capacity(header.len());
+        for r in 0..ds.rows() {
+            dense_row(&ds.x, r, &mut row);
+            fields.clear();
+            fields.extend(row.iter().map(|&v| fmt_value(v)));
+            if label_name.is_some() {
+                fields.push(if ds.label(r, 0) > 0.5 { "1" } else { "0" }.to_string());
+            }
+            out.write_record(&fields).map_err(csv_err)?;
+        }
+        out.flush().map_err(|e| Error::io(path, e))
+    })
+}
+
+/// Writes `ds` as svmlight with 1-based indices: binary labels as `0`/`1`, multi-label as the
+/// comma-joined class ids (`label_names` of the positive labels, which must be non-negative
+/// integers; a row with none starts with a space), unlabelled data without a label token.
+///
+/// The file keeps every row and the width: when the last column has no stored value in the
+/// first row, an explicit `{cols}:0` is appended there (readers keep the width, drop the
+/// zero), and a row with neither labels nor values gets `1:0` so it is not a blank line.
+/// Read multi-label files back with `multilabel` set unless some row has two labels.
+pub fn write_svmlight(ds: &Dataset, path: &Path) -> Result<()> {
+    let cols = ds.x.cols();
+    let multilabel = ds.y.is_some() && ds.n_labels != 1;
+    if multilabel {
+        if let Some(bad) = ds
+            .label_names
+            .iter()
+            .find(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(Error::invalid(format!(
+                "cannot write {} as svmlight: multi-label class ids must be non-negative \
+                 integers, got label '{bad}'",
+                path.display()
+            )));
+        }
+        if ds.label_names.len() != ds.n_labels {
+            return Err(Error::invalid(format!(
+                "cannot write {}: {} label names for {} labels",
+                path.display(),
+                ds.label_names.len(),
+                ds.n_labels
+            )));
+        }
+    }
+    if ds.y.is_none() && cols == 0 && ds.rows() > 0 {
+        return Err(Error::invalid(format!(
+            "cannot write {}: unlabelled data without features has no svmlight form",
+            path.display()
+        )));
+    }
+    write_atomically(path, |w| {
+        let io = |e: std::io::Error| Error::io(path, e);
+        for r in 0..ds.rows() {
+            let mut line = String::new();
+            if ds.y.is_some() {
+                if multilabel {
+                    let ids: Vec<&str> = (0..ds.n_labels)
+                        .filter(|&l| ds.label(r, l) > 0.5)
+                        .map(|l| ds.label_names[l].as_str())
+                        .collect();
+                    line.push_str(&ids.join(","));
+                } else {
+                    line.push(if ds.label(r, 0) > 0.5 { '1' } else { '0' });
+                }
+            }
+            let labelled = ds.y.is_some();
+            let mut last: Option<u32> = None;
+            let push = |line: &mut String, last: &mut Option<u32>, i: u32, v: f32| {
+                if !line.is_empty() || labelled {
+                    line.push(' ');
+                }
+                line.push_str(&format!("{}:{}", i + 1, fmt_value(v)));
+                *last = Some(i);
+            };
+            match &ds.x {
+                Features::Dense(m) => {
+                    for (i, &v) in m.row(r).iter().enumerate() {
+                        if v != 0.0 {
+                            push(&mut line, &mut last, i as u32, v);
+                        }
+                    }
+                }
+                Features::Sparse(m) => {
+                    let (idx, val) = m.row(r);
+                    for (&i, &v) in idx.iter().zip(val) {
+                        if v != 0.0 {
+                            push(&mut line, &mut last, i, v);
+                        }
+                    }
+                }
+            }
+            let keep_width = r == 0 && cols > 0 && last != Some(cols as u32 - 1);
+            let keep_row = ds.y.is_none() && last.is_none();
+            if keep_width {
+                push(&mut line, &mut last, cols as u32 - 1, 0.0);
+            } else if keep_row {
+                push(&mut line, &mut last, 0, 0.0);
+            }
+            // A multi-label row without positives: the label field is empty, so the line
+            // must start with a space and then an index:value token.
+            if multilabel && line.is_empty() {
+                line.push_str(" 1:0");
+            }
+            line.push('\n');
+            w.write_all(line.as_bytes()).map_err(io)?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{CsrMatrix, DenseMatrix, LoadOptions};
+
+    fn opts() -> LoadOptions {
+        LoadOptions {
+            require_labels: true,
+            ..Default::default()
+        }
+    }
+
+    fn same_except_source(a: &Dataset, b: &Dataset) {
+        let mut b = b.clone();
+        b.source = a.source.clone();
+        assert_eq!(*a, b);
+    }
+
+    fn dense_ds() -> Dataset {
+        Dataset {
+            x: Features::Dense(DenseMatrix {
+                rows: 3,
+                cols: 3,
+                values: vec![0.1, -2.0, 0.0, 1e-8, 3.5e20, 7.0, 0.0, 0.0, 0.0],
+            }),
+            y: Some(vec![1.0, 0.0, 1.0]),
+            n_labels: 1,
+            label_names: vec!["is spam".into()],
+            feature_names: Some(vec!["a".into(), "b,c".into(), "\"q\"".into()]),
+            source: "mem".into(),
+        }
+    }
+
+    fn sparse_ds() -> Dataset {
+        Dataset {
+            x: Features::Sparse(CsrMatrix {
+                rows: 3,
+                cols: 6,
+                indptr: vec![0, 2, 2, 3],
+                indices: vec![0, 3, 1],
+                values: vec![0.5, -1.25, 3.0],
+            }),
+            y: Some(vec![0.0, 1.0, 1.0]),
+            n_labels: 1,
+            label_names: vec!["label".into()],
+            feature_names: None,
+            source: "mem".into(),
+        }
+    }
+
+    #[test]
+    fn csv_round_trip_dense() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.csv");
+        let ds = dense_ds();
+        write_csv(&ds, &p).unwrap();
+        let back = crate::data::load(&p, &opts()).unwrap();
+        same_except_source(&ds, &back);
+        // Overwrites atomically; no temp files left behind.
+        write_csv(&ds, &p).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn csv_round_trip_sparse_and_unlabelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.csv");
+        let ds = sparse_ds();
+        write_csv(&ds, &p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().next(), Some("f0,f1,f2,f3,f4,f5,label"));
+        let back = crate::data::load(&p, &opts()).unwrap();
+        assert_eq!(back.y, ds.y);
+        let Features::Dense(m) = &back.x else {
+            panic!()
+        };
+        assert_eq!(m.values[..6], [0.5, 0.0, 0.0, -1.25, 0.0, 0.0]);
+        assert_eq!(m.values[12..], [0.0, 3.0, 0.0, 0.0, 0.0, 0.0]);
+
+        let mut un = dense_ds();
+        un.y = None;
+        write_csv(&un, &p).unwrap();
+        let o = LoadOptions {
+            expected_features: un.feature_names.clone(),
+            require_labels: false,
+            ..Default::default()
+        };
+        let back = crate::data::load(&p, &o).unwrap();
+        let mut expect = un.clone();
+        expect.label_names = vec!["label".into()];
+        same_except_source(&expect, &back);
+    }
+
+    #[test]
+    fn csv_rejects_multilabel_and_name_clash() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.csv");
+        let mut ds = sparse_ds();
+        ds.n_labels = 3;
+        ds.y = Some(vec![0.0; 9]);
+        assert!(write_csv(&ds, &p)
+            .unwrap_err()
+            .to_string()
+            .contains("svmlight"));
+        let mut ds = dense_ds();
+        ds.label_names = vec!["a".into()];
+        assert!(write_csv(&ds, &p)
+            .unwrap_err()
+            .to_string()
+            .contains("also a feature"));
+        assert!(!p.exists());
+    }
+
+    #[test]
+    fn svmlight_round_trip_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.svm");
+        let ds = sparse_ds();
+        write_svmlight(&ds, &p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text, "0 1:0.5 4:-1.25 6:0\n1\n1 2:3\n");
+        let back = crate::data::load(&p, &opts()).unwrap();
+        same_except_source(&ds, &back);
+
+        // Dense input becomes the same CSR.
+        let dd = dense_ds();
+        write_svmlight(&dd, &p).unwrap();
+        let back = crate::data::load(&p, &opts()).unwrap();
+        let Features::Sparse(m) = &back.x else {
+            panic!()
+        };
+        assert_eq!(m.cols, 3);
+        assert_eq!(m.indptr, vec![0, 2, 5, 5]);
+        assert_eq!(m.values, vec![0.1, -2.0, 1e-8, 3.5e20, 7.0]);
+        assert_eq!(back.y, dd.y);
+    }
+
+    #[test]
+    fn svmlight_round_trip_multilabel() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.svm");
+        let mut ds = sparse_ds();
+        ds.n_labels = 3;
+        ds.label_names = vec!["1".into(), "3".into(), "10".into()];
+        ds.y = Some(vec![1., 0., 1., 0., 0., 0., 0., 1., 0.]);
+        write_svmlight(&ds, &p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text, "1,10 1:0.5 4:-1.25 6:0\n 1:0\n3 2:3\n");
+        let o = LoadOptions {
+            multilabel: true,
+            ..opts()
+        };
+        let back = crate::data::load(&p, &o).unwrap();
+        same_except_source(&ds, &back);
+
+        ds.label_names[1] = "x".into();
+        let e = write_svmlight(&ds, &p).unwrap_err().to_string();
+        assert!(e.contains("'x'"), "{e}");
+    }
+
+    #[test]
+    fn svmlight_round_trip_unlabelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.svm");
+        let mut ds = sparse_ds();
+        ds.y = None;
+        write_svmlight(&ds, &p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text, "1:0.5 4:-1.25 6:0\n1:0\n2:3\n");
+        let o = LoadOptions::default();
+        let back = crate::data::load(&p, &o).unwrap();
+        same_except_source(&ds, &back);
+    }
+
+    #[test]
+    fn write_error_names_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("missing_dir").join("out.svm");
+        let e = write_svmlight(&sparse_ds(), &p).unwrap_err().to_string();
+        assert!(e.contains("out.svm"), "{e}");
+        let e = write_csv(&sparse_ds(), &p).unwrap_err().to_string();
+        assert!(e.contains("out.svm"), "{e}");
+    }
+
+    #[test]
+    fn value_formatting_round_trips() {
+        for v in [
+            0.0f32,
+            1.0,
+            -3.0,
+            0.1,
+            1e-8,
+            3.5e20,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            123456.79,
+        ] {
+            let s = fmt_value(v);
+            assert_eq!(s.parse::<f32>().unwrap(), v, "{s}");
+        }
+        assert_eq!(fmt_value(2.0), "2");
+        assert_eq!(fmt_value(0.25), "0.25");
+    }
+}
