@@ -39,7 +39,13 @@ fn dense_data(rng: &mut Rng) -> Dataset {
 /// (`floor(2^20 * u^3)`, de-duplicated), as hashed n-gram features are.
 fn sparse_data(rows: usize, rng: &mut Rng) -> Dataset {
     let cols = 1usize << 20;
-    let mut m = CsrMatrix { rows, cols, indptr: vec![0], indices: vec![], values: vec![] };
+    let mut m = CsrMatrix {
+        rows,
+        cols,
+        indptr: vec![0],
+        indices: vec![],
+        values: vec![],
+    };
     for _ in 0..rows {
         let mut idx: Vec<u32> = (0..300)
             .map(|_| {
@@ -68,7 +74,10 @@ fn main() {
     let case: String = arg(&args, "--case", "dense".to_string());
     let threads: usize = arg(&args, "--threads", 2);
     let seconds: f64 = arg(&args, "--seconds", 10.0);
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().unwrap();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .unwrap();
     let mut rng = Rng::new(0);
     let (data, hidden, batch) = match case.as_str() {
         "dense" => (dense_data(&mut rng), vec![512, 512], 256),

@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod error;
+pub mod kernels;
 pub mod linalg;
 pub mod loss;
 pub mod metrics;

@@ -135,8 +135,14 @@ mod tests {
             let one = run(1);
             let two = run(2);
             let four = run(4);
-            assert!(one.iter().zip(&two).all(|(x, y)| x.to_bits() == y.to_bits()));
-            assert!(one.iter().zip(&four).all(|(x, y)| x.to_bits() == y.to_bits()));
+            assert!(one
+                .iter()
+                .zip(&two)
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
+            assert!(one
+                .iter()
+                .zip(&four)
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
         }
     }
 }

@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a (constrained) MLP classifier and save it as .safetensors.
-    Train(cli::train::TrainArgs),
+    Train(Box<cli::train::TrainArgs>),
     /// Accuracy, AUC, TPR at low FPR and more for a model on labelled data.
     Eval(cli::eval::EvalArgs),
     /// Score every row: probability, logit and label.

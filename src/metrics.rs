@@ -215,7 +215,13 @@ mod tests {
             for j in 0..300 {
                 if y[i] == 1.0 && y[j] == 0.0 {
                     pairs += 1.0;
-                    w += if s[i] > s[j] { 1.0 } else if s[i] == s[j] { 0.5 } else { 0.0 };
+                    w += if s[i] > s[j] {
+                        1.0
+                    } else if s[i] == s[j] {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
         }
@@ -237,7 +243,11 @@ mod tests {
         for fpr in [0.0, 0.01, 0.1, 0.5] {
             let t = threshold_for_fpr(&s, &y, fpr).unwrap();
             let negs = y.iter().filter(|&&v| v == 0.0).count();
-            let fp = s.iter().zip(&y).filter(|(&z, &v)| v == 0.0 && z >= t).count();
+            let fp = s
+                .iter()
+                .zip(&y)
+                .filter(|(&z, &v)| v == 0.0 && z >= t)
+                .count();
             assert!(fp as f64 <= fpr * negs as f64, "fpr {fpr}: {fp}");
             assert!(fp as f64 >= fpr * negs as f64 - 1.0);
         }

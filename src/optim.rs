@@ -56,7 +56,9 @@ impl OptimizerConfig {
             return Err(Error::invalid("--momentum must be in [0, 1)"));
         }
         if self.nesterov && (self.kind != OptimizerKind::Sgd || self.momentum == 0.0) {
-            return Err(Error::invalid("--nesterov needs --optimizer sgd and --momentum > 0"));
+            return Err(Error::invalid(
+                "--nesterov needs --optimizer sgd and --momentum > 0",
+            ));
         }
         if self.weight_decay < 0.0 {
             return Err(Error::invalid("--weight-decay must be >= 0"));
@@ -84,8 +86,9 @@ impl OptimizerConfig {
     }
 
     /// Updates parameters `p` with gradient `g` and state slots `m` (momentum buffer or
-    /// first moment) and `v` (second moment), elementwise.
-    #[inline]
+    /// first moment) and `v` (second moment), elementwise. Call it through
+    /// `kernels::optimizer_update`, which compiles it for wide vector units.
+    #[inline(always)]
     pub fn update(&self, s: &StepScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         let wd = self.weight_decay;
         match self.kind {
@@ -141,9 +144,14 @@ pub struct StepScalars {
 pub enum Schedule {
     Constant,
     /// Multiply by `gamma` every `every_epochs` epochs.
-    Step { every_epochs: usize, gamma: f32 },
+    Step {
+        every_epochs: usize,
+        gamma: f32,
+    },
     /// Cosine decay from the base rate to `min_lr` over all steps.
-    Cosine { min_lr: f32 },
+    Cosine {
+        min_lr: f32,
+    },
 }
 
 impl Schedule {

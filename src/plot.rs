@@ -67,26 +67,28 @@ pub fn draw(chart: &Chart, path: &Path) -> Result<()> {
             .map_err(|e| err(e.to_string()))?;
         if chart.diagonal {
             c.draw_series(LineSeries::new(
-                [(chart.x_range.0, chart.y_range.0), (chart.x_range.1, chart.y_range.1)],
+                [
+                    (chart.x_range.0, chart.y_range.0),
+                    (chart.x_range.1, chart.y_range.1),
+                ],
                 BLACK.mix(0.3).stroke_width(1),
             ))
             .map_err(|e| err(e.to_string()))?;
         }
         for (i, s) in chart.series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
-            c.draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(3)))
-                .map_err(|e| err(e.to_string()))?
-                .label(s.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
-                });
+            c.draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                color.stroke_width(3),
+            ))
+            .map_err(|e| err(e.to_string()))?
+            .label(s.name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
+            });
             if chart.markers {
-                c.draw_series(
-                    s.points
-                        .iter()
-                        .map(|&p| Circle::new(p, 4, color.filled())),
-                )
-                .map_err(|e| err(e.to_string()))?;
+                c.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .map_err(|e| err(e.to_string()))?;
             }
         }
         c.configure_series_labels()

@@ -7,6 +7,7 @@
 
 use crate::data::{CsrMatrix, Dataset, Features};
 use crate::error::{Error, Result};
+use crate::kernels;
 use crate::linalg::{matmul, Trans};
 use crate::loss;
 use crate::metrics;
@@ -142,8 +143,15 @@ pub struct EpochReport {
 
 /// What the caller hears during training.
 pub enum Progress<'a> {
-    Start { epochs: usize, batches: usize },
-    Batch { epoch: usize, batch: usize, loss: f64 },
+    Start {
+        epochs: usize,
+        batches: usize,
+    },
+    Batch {
+        epoch: usize,
+        batch: usize,
+        loss: f64,
+    },
     Epoch(&'a EpochReport),
 }
 
@@ -157,7 +165,12 @@ pub struct TrainReport {
 }
 
 /// Builds the network for this config and data shape, initialised and with constraints.
-pub fn build_network(cfg: &TrainConfig, input_dim: usize, sparse: bool, n_labels: usize) -> Result<Mlp> {
+pub fn build_network(
+    cfg: &TrainConfig,
+    input_dim: usize,
+    sparse: bool,
+    n_labels: usize,
+) -> Result<Mlp> {
     let mut widths = vec![input_dim];
     widths.extend(&cfg.hidden);
     widths.push(n_labels);
@@ -202,14 +215,20 @@ pub fn build_network(cfg: &TrainConfig, input_dim: usize, sparse: bool, n_labels
 
 /// Per-label weights of positive examples.
 pub fn pos_weights(cfg: &TrainConfig, data: &Dataset) -> Result<Vec<f32>> {
-    let y = data.y.as_ref().ok_or_else(|| Error::invalid("training data has no labels"))?;
+    let y = data
+        .y
+        .as_ref()
+        .ok_or_else(|| Error::invalid("training data has no labels"))?;
     let l = data.n_labels;
     if let Some(w) = &cfg.pos_weight {
         if w.len() == 1 {
             return Ok(vec![w[0]; l]);
         }
         if w.len() != l {
-            return Err(Error::invalid(format!("--pos-weight has {} values for {l} labels", w.len())));
+            return Err(Error::invalid(format!(
+                "--pos-weight has {} values for {l} labels",
+                w.len()
+            )));
         }
         return Ok(w.clone());
     }
@@ -263,8 +282,16 @@ impl TensorState {
     fn new(cfg: &OptimizerConfig, len: usize, cols: usize) -> Self {
         let (m, v) = cfg.slots();
         TensorState {
-            m: if m { vec![0.0; len] } else { vec![] },
-            v: if v { vec![0.0; len] } else { vec![] },
+            m: if m {
+                kernels::zeroed_buffer(len)
+            } else {
+                vec![]
+            },
+            v: if v {
+                kernels::zeroed_buffer(len)
+            } else {
+                vec![]
+            },
             raw: None,
             rows: vec![],
             cols,
@@ -388,7 +415,11 @@ impl<'a> Trainer<'a> {
         let widths: Vec<usize> = mlp.layers.iter().map(|l| l.n_out).collect();
         let sparse = mlp.sparse_input;
         Trainer {
-            x: if sparse { vec![] } else { vec![0.0; b * mlp.input_dim] },
+            x: if sparse {
+                vec![]
+            } else {
+                vec![0.0; b * mlp.input_dim]
+            },
             z: widths.iter().map(|&w| vec![0.0; b * w]).collect(),
             a: widths.iter().map(|&w| vec![0.0; b * w]).collect(),
             dz: widths.iter().map(|&w| vec![0.0; b * w]).collect(),
@@ -463,7 +494,8 @@ impl<'a> Trainer<'a> {
         let y = data.y.as_ref().expect("labels");
         self.logits_y.clear();
         for &r in rows {
-            self.logits_y.extend_from_slice(&y[r * labels..(r + 1) * labels]);
+            self.logits_y
+                .extend_from_slice(&y[r * labels..(r + 1) * labels]);
         }
         let n = self.mlp.layers.len();
         self.forward(&data.x, rows);
@@ -485,15 +517,45 @@ impl<'a> Trainer<'a> {
             }
             if l == 0 {
                 if let Features::Dense(_) = data.x {
-                    matmul(&mut self.gw[0], &self.x[..b * n_in], Trans::T, dz, Trans::N, n_in, b, n_out, false);
+                    matmul(
+                        &mut self.gw[0],
+                        &self.x[..b * n_in],
+                        Trans::T,
+                        dz,
+                        Trans::N,
+                        n_in,
+                        b,
+                        n_out,
+                        false,
+                    );
                 }
                 break;
             }
-            matmul(&mut self.gw[l], &self.a[l - 1][..b * n_in], Trans::T, dz, Trans::N, n_in, b, n_out, false);
+            matmul(
+                &mut self.gw[l],
+                &self.a[l - 1][..b * n_in],
+                Trans::T,
+                dz,
+                Trans::N,
+                n_in,
+                b,
+                n_out,
+                false,
+            );
             // d loss / d a_{l-1} = dz @ W^T, then times the activation's derivative.
             let (lower, upper) = self.dz.split_at_mut(l);
             let da = &mut lower[l - 1][..b * n_in];
-            matmul(da, &upper[0][..b * n_out], Trans::N, &self.mlp.layers[l].weight, Trans::T, b, n_out, n_in, false);
+            matmul(
+                da,
+                &upper[0][..b * n_out],
+                Trans::N,
+                &self.mlp.layers[l].weight,
+                Trans::T,
+                b,
+                n_out,
+                n_in,
+                false,
+            );
             let act = self.mlp.layers[l - 1].activation;
             let (z, a) = (&self.z[l - 1][..b * n_in], &self.a[l - 1][..b * n_in]);
             da.par_chunks_mut(UPDATE_CHUNK)
@@ -513,7 +575,8 @@ impl<'a> Trainer<'a> {
         self.sparse_keys.clear();
         for (k, &r) in rows.iter().enumerate() {
             let (idx, _) = x.row(r);
-            self.sparse_keys.extend(idx.iter().map(|&j| ((j as u64) << 32) | k as u64));
+            self.sparse_keys
+                .extend(idx.iter().map(|&j| ((j as u64) << 32) | k as u64));
         }
         self.sparse_keys.sort_unstable();
     }
@@ -523,7 +586,14 @@ impl<'a> Trainer<'a> {
     where
         F: Fn(usize, &[f32]) + Sync,
     {
-        sparse_rows(&self.sparse_keys, &self.dz[0], self.mlp.layers[0].n_out, x, rows, f)
+        sparse_rows(
+            &self.sparse_keys,
+            &self.dz[0],
+            self.mlp.layers[0].n_out,
+            x,
+            rows,
+            f,
+        )
     }
 
     /// Gradient norm over all parameters of the current batch (for clipping).
@@ -574,14 +644,30 @@ impl<'a> Trainer<'a> {
             }
             let sparse_layer = l == 0 && self.mlp.sparse_input;
             if sparse_layer {
-                let Features::Sparse(x) = &data.x else { unreachable!() };
+                let Features::Sparse(x) = &data.x else {
+                    unreachable!()
+                };
                 self.update_sparse_rows(x, rows, &s, scale);
             } else {
                 let layer = &mut self.mlp.layers[l];
-                update_tensor(&self.cfg.optimizer, &s, mode, &mut layer.weight, &mut self.gw[l], &mut self.weight_state[l]);
+                update_tensor(
+                    &self.cfg.optimizer,
+                    &s,
+                    mode,
+                    &mut layer.weight,
+                    &mut self.gw[l],
+                    &mut self.weight_state[l],
+                );
             }
             let layer = &mut self.mlp.layers[l];
-            update_tensor(&self.cfg.optimizer, &s, mode, &mut layer.bias, &mut self.gb[l], &mut self.bias_state[l]);
+            update_tensor(
+                &self.cfg.optimizer,
+                &s,
+                mode,
+                &mut layer.bias,
+                &mut self.gb[l],
+                &mut self.bias_state[l],
+            );
             self.project(l, sparse_layer);
         }
         loss
@@ -602,41 +688,54 @@ impl<'a> Trainer<'a> {
         let elementwise: Vec<&Constraint> = self.mlp.layers[0]
             .kernel_constraints
             .iter()
-            .filter(|c| c.is_elementwise() && !(raw.is_some() && matches!(c, Constraint::NonNeg { .. })))
+            .filter(|c| {
+                c.is_elementwise() && !(raw.is_some() && matches!(c, Constraint::NonNeg { .. }))
+            })
             .collect();
         // Safety: each feature j appears once, so threads write disjoint rows.
-        sparse_rows(&self.sparse_keys, &self.dz[0], n_out, x, rows, |j, g| unsafe {
-            let off = j * n_out;
-            let wr = w.slice(off, n_out);
-            let mr = if has_m { m.slice(off, n_out) } else { &mut [] };
-            let vr = if has_v { v.slice(off, n_out) } else { &mut [] };
-            let mut gs = [0f32; 0].to_vec();
-            let g: &[f32] = if scale != 1.0 {
-                gs.extend(g.iter().map(|x| x * scale));
-                &gs
-            } else {
-                g
-            };
-            match raw {
-                Some(raw) if rep_rows[j] => {
-                    let tr = raw.slice(off, n_out);
-                    let gt: Vec<f32> = g.iter().zip(tr.iter()).map(|(g, &t)| g * reparam_grad(mode, t)).collect();
-                    opt.update(s, tr, &gt, mr, vr);
-                    for (w, &t) in wr.iter_mut().zip(tr.iter()) {
-                        *w = reparam_forward(mode, t);
+        sparse_rows(
+            &self.sparse_keys,
+            &self.dz[0],
+            n_out,
+            x,
+            rows,
+            |j, g| unsafe {
+                let off = j * n_out;
+                let wr = w.slice(off, n_out);
+                let mr = if has_m { m.slice(off, n_out) } else { &mut [] };
+                let vr = if has_v { v.slice(off, n_out) } else { &mut [] };
+                let mut gs = [0f32; 0].to_vec();
+                let g: &[f32] = if scale != 1.0 {
+                    gs.extend(g.iter().map(|x| x * scale));
+                    &gs
+                } else {
+                    g
+                };
+                match raw {
+                    Some(raw) if rep_rows[j] => {
+                        let tr = raw.slice(off, n_out);
+                        let gt: Vec<f32> = g
+                            .iter()
+                            .zip(tr.iter())
+                            .map(|(g, &t)| g * reparam_grad(mode, t))
+                            .collect();
+                        kernels::optimizer_update(opt, s, tr, &gt, mr, vr);
+                        for (w, &t) in wr.iter_mut().zip(tr.iter()) {
+                            *w = reparam_forward(mode, t);
+                        }
                     }
+                    Some(raw) => {
+                        let tr = raw.slice(off, n_out);
+                        kernels::optimizer_update(opt, s, tr, g, mr, vr);
+                        wr.copy_from_slice(tr);
+                    }
+                    None => kernels::optimizer_update(opt, s, wr, g, mr, vr),
                 }
-                Some(raw) => {
-                    let tr = raw.slice(off, n_out);
-                    opt.update(s, tr, g, mr, vr);
-                    wr.copy_from_slice(tr);
+                for c in &elementwise {
+                    c.apply_to_row(j, wr);
                 }
-                None => opt.update(s, wr, g, mr, vr),
-            }
-            for c in &elementwise {
-                c.apply_to_row(j, wr);
-            }
-        });
+            },
+        );
     }
 
     /// The projection after a step: every constraint of layer `l` (elementwise kernel
@@ -647,7 +746,9 @@ impl<'a> Trainer<'a> {
         let reparam = st.raw.is_some();
         let mut changed = false;
         for c in &layer.kernel_constraints {
-            if (sparse_layer && c.is_elementwise()) || (reparam && matches!(c, Constraint::NonNeg { .. })) {
+            if (sparse_layer && c.is_elementwise())
+                || (reparam && matches!(c, Constraint::NonNeg { .. }))
+            {
                 continue;
             }
             c.apply(&mut layer.weight, layer.n_in, layer.n_out);
@@ -658,7 +759,11 @@ impl<'a> Trainer<'a> {
             let mode = self.cfg.nonneg_mode;
             let raw = st.raw.as_mut().unwrap();
             for (k, (t, &w)) in raw.iter_mut().zip(&layer.weight).enumerate() {
-                *t = if st.rows[k / st.cols] { reparam_inverse(mode, w, *t) } else { w };
+                *t = if st.rows[k / st.cols] {
+                    reparam_inverse(mode, w, *t)
+                } else {
+                    w
+                };
             }
         }
         for c in &layer.bias_constraints {
@@ -668,7 +773,12 @@ impl<'a> Trainer<'a> {
 
     /// Loss and gradients of every parameter at the current weights (dense kernels
     /// `[in, out]`, then biases) on `rows`: for tests and gradient checks.
-    pub fn gradients(&mut self, data: &Dataset, rows: &[usize], pos_weight: &[f32]) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    pub fn gradients(
+        &mut self,
+        data: &Dataset,
+        rows: &[usize],
+        pos_weight: &[f32],
+    ) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
         if let Features::Sparse(x) = &data.x {
             self.index_sparse_batch(x, rows);
         }
@@ -710,9 +820,9 @@ where
                     let v = csr_value(x, rows[k], j as u32);
                     let d = &dz[k * n_out..(k + 1) * n_out];
                     if v == 1.0 {
-                        g.iter_mut().zip(d).for_each(|(g, d)| *g += d);
+                        kernels::add_assign(g, d);
                     } else {
-                        g.iter_mut().zip(d).for_each(|(g, d)| *g += v * d);
+                        kernels::axpy(g, v, d);
                     }
                 }
                 f(j, g);
@@ -742,9 +852,9 @@ fn sparse_affine_rows(layer: &Dense, x: &CsrMatrix, rows: &[usize], out: &mut [f
             for (&j, &v) in idx.iter().zip(val) {
                 let w = &layer.weight[j as usize * n_out..(j as usize + 1) * n_out];
                 if v == 1.0 {
-                    o.iter_mut().zip(w).for_each(|(a, b)| *a += b);
+                    kernels::add_assign(o, w);
                 } else {
-                    o.iter_mut().zip(w).for_each(|(a, b)| *a += v * b);
+                    kernels::axpy(o, v, w);
                 }
             }
         });
@@ -775,25 +885,38 @@ fn update_tensor(
     let (m, v) = (SyncPtr(st.m.as_mut_ptr()), SyncPtr(st.v.as_mut_ptr()));
     let (has_m, has_v) = (!st.m.is_empty(), !st.v.is_empty());
     let g = &*g;
-    (0..len.div_ceil(UPDATE_CHUNK)).into_par_iter().for_each(|c| {
-        let start = c * UPDATE_CHUNK;
-        let n = UPDATE_CHUNK.min(len - start);
-        // Safety: chunks are disjoint.
-        unsafe {
-            let mut mm: &mut [f32] = &mut [];
-            let mut vv: &mut [f32] = &mut [];
-            if has_m {
-                mm = m.slice(start, n);
+    (0..len.div_ceil(UPDATE_CHUNK))
+        .into_par_iter()
+        .for_each(|c| {
+            let start = c * UPDATE_CHUNK;
+            let n = UPDATE_CHUNK.min(len - start);
+            // Safety: chunks are disjoint.
+            unsafe {
+                let mut mm: &mut [f32] = &mut [];
+                let mut vv: &mut [f32] = &mut [];
+                if has_m {
+                    mm = m.slice(start, n);
+                }
+                if has_v {
+                    vv = v.slice(start, n);
+                }
+                kernels::optimizer_update(
+                    opt,
+                    s,
+                    target.slice(start, n),
+                    &g[start..start + n],
+                    mm,
+                    vv,
+                );
             }
-            if has_v {
-                vv = v.slice(start, n);
-            }
-            opt.update(s, target.slice(start, n), &g[start..start + n], mm, vv);
-        }
-    });
+        });
     if let Some(raw) = st.raw.as_ref() {
         for (k, (w, &t)) in w.iter_mut().zip(raw).enumerate() {
-            *w = if st.rows[k / st.cols] { reparam_forward(mode, t) } else { t };
+            *w = if st.rows[k / st.cols] {
+                reparam_forward(mode, t)
+            } else {
+                t
+            };
         }
     }
 }
@@ -809,7 +932,10 @@ pub fn center_biases(mlp: &mut Mlp, x: &Features, rows: &[usize]) {
         Features::Dense(m) => Features::Dense(crate::data::DenseMatrix {
             rows: n,
             cols: m.cols,
-            values: rows.iter().flat_map(|&r| m.row(r).iter().copied()).collect(),
+            values: rows
+                .iter()
+                .flat_map(|&r| m.row(r).iter().copied())
+                .collect(),
         }),
         Features::Sparse(m) => {
             let mut c = CsrMatrix {
@@ -894,7 +1020,9 @@ pub fn train(
 ) -> Result<(Mlp, TrainReport)> {
     cfg.optimizer.validate()?;
     if cfg.batch_size == 0 || cfg.epochs == 0 {
-        return Err(Error::invalid("--batch-size and --epochs must be at least 1"));
+        return Err(Error::invalid(
+            "--batch-size and --epochs must be at least 1",
+        ));
     }
     let n = data.rows();
     if n == 0 {
@@ -935,7 +1063,9 @@ pub fn train(
         let mut loss_sum = 0f64;
         let mut lr = cfg.optimizer.lr;
         for (bi, chunk) in order.chunks(cfg.batch_size).enumerate() {
-            lr = cfg.schedule.lr(cfg.optimizer.lr, epoch, trainer.step, total_steps);
+            lr = cfg
+                .schedule
+                .lr(cfg.optimizer.lr, epoch, trainer.step, total_steps);
             let loss = trainer.step(data, chunk, &pos_weight, lr);
             if !loss.is_finite() {
                 return Err(Error::invalid(format!(

@@ -12,13 +12,19 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/parity")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
 fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn matrix(v: &Value) -> Vec<Vec<f32>> {
@@ -68,7 +74,10 @@ fn run_case(name: &str) {
     let mut layers = Vec::new();
     for (l, spec) in layers_spec.iter().enumerate() {
         let act = Activation::parse(spec["activation"].as_str().unwrap()).unwrap();
-        let (n_in, n_out) = (spec["in"].as_u64().unwrap() as usize, spec["out"].as_u64().unwrap() as usize);
+        let (n_in, n_out) = (
+            spec["in"].as_u64().unwrap() as usize,
+            spec["out"].as_u64().unwrap() as usize,
+        );
         let mut d = Dense::zeros(n_in, n_out, act);
         d.weight = kernel(&matrix(&f["init"][l]["weight"]));
         d.bias = f32s(&f["init"][l]["bias"]);
@@ -80,15 +89,26 @@ fn run_case(name: &str) {
     let y = matrix(&f["y"]);
     let (rows, cols, labels) = (x.len(), x[0].len(), y[0].len());
     let data = Dataset {
-        x: Features::Dense(DenseMatrix { rows, cols, values: x.concat() }),
+        x: Features::Dense(DenseMatrix {
+            rows,
+            cols,
+            values: x.concat(),
+        }),
         y: Some(y.concat()),
         n_labels: labels,
         label_names: (0..labels).map(|k| k.to_string()).collect(),
         feature_names: None,
         source: name.into(),
     };
-    let mlp = Mlp { input_dim: cols, sparse_input: false, layers };
-    let hidden: Vec<usize> = layers_spec[..layers_spec.len() - 1].iter().map(|s| s["out"].as_u64().unwrap() as usize).collect();
+    let mlp = Mlp {
+        input_dim: cols,
+        sparse_input: false,
+        layers,
+    };
+    let hidden: Vec<usize> = layers_spec[..layers_spec.len() - 1]
+        .iter()
+        .map(|s| s["out"].as_u64().unwrap() as usize)
+        .collect();
     let mut cfg = TrainConfig::new(hidden, Preset::None);
     cfg.optimizer = optimizer.clone();
     cfg.batch_size = rows;
@@ -101,22 +121,41 @@ fn run_case(name: &str) {
     for (t, step) in steps.iter().enumerate() {
         let loss = trainer.step(&data, &all, &pos_weight, optimizer.lr);
         let want_loss = step["loss"].as_f64().unwrap();
-        assert!((loss - want_loss).abs() <= 1e-5 * want_loss.abs(), "{name} step {}: loss {loss} vs torch {want_loss}", t + 1);
+        assert!(
+            (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
+            "{name} step {}: loss {loss} vs torch {want_loss}",
+            t + 1
+        );
         for (l, p) in step["params"].as_array().unwrap().iter().enumerate() {
             let want_w = kernel(&matrix(&p["weight"]));
             let want_b = f32s(&p["bias"]);
             let layer = &trainer.mlp.layers[l];
-            for (tensor, got, want) in [("weight", &layer.weight, &want_w), ("bias", &layer.bias, &want_b)] {
+            for (tensor, got, want) in [
+                ("weight", &layer.weight, &want_w),
+                ("bias", &layer.bias, &want_b),
+            ] {
                 for (i, (&g, &w)) in got.iter().zip(want.iter()).enumerate() {
                     worst = worst.max((g - w).abs() / w.abs().max(1e-3));
-                    assert!(close(g, w), "{name} step {} layer {l} {tensor}[{i}]: {g} vs torch {w}", t + 1);
+                    assert!(
+                        close(g, w),
+                        "{name} step {} layer {l} {tensor}[{i}]: {g} vs torch {w}",
+                        t + 1
+                    );
                 }
             }
         }
     }
     // The constraints were active: NonNeg zeroed some weights, MaxNorm bounded layer 1.
-    let zeros = trainer.mlp.layers.iter().map(|l| l.weight.iter().filter(|&&w| w == 0.0).count()).sum::<usize>();
-    assert!(zeros > 0, "{name}: NonNeg never clipped, the fixture does not exercise it");
+    let zeros = trainer
+        .mlp
+        .layers
+        .iter()
+        .map(|l| l.weight.iter().filter(|&&w| w == 0.0).count())
+        .sum::<usize>();
+    assert!(
+        zeros > 0,
+        "{name}: NonNeg never clipped, the fixture does not exercise it"
+    );
     eprintln!("{name}: worst relative deviation {worst:e}");
 }
 
@@ -150,7 +189,12 @@ fn keras_constraint_formulas_on_hand_made_tensors() {
         let (input, want, rows, cols) = match case["input"][0].is_array() {
             true => {
                 let m = matrix(&case["input"]);
-                (m.concat(), matrix(&case["output"]).concat(), m.len(), m[0].len())
+                (
+                    m.concat(),
+                    matrix(&case["output"]).concat(),
+                    m.len(),
+                    m[0].len(),
+                )
             }
             false => {
                 let v = f32s(&case["input"]);
@@ -161,7 +205,10 @@ fn keras_constraint_formulas_on_hand_made_tensors() {
         let mut got = input.clone();
         c.apply(&mut got, rows, cols);
         for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-            assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "{c:?} [{i}]: {g} vs keras {w}");
+            assert!(
+                (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                "{c:?} [{i}]: {g} vs keras {w}"
+            );
         }
     }
 }

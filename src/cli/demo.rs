@@ -106,7 +106,9 @@ pub fn run(a: &DemoArgs, ctx: &Context) -> Result<ExitCode> {
     println!(
         "\nmodels in {} (inspect them: nonneg inspect --model {})",
         a.out_dir.display(),
-        Path::new(&a.out_dir).join("spambase-monotone.safetensors").display()
+        Path::new(&a.out_dir)
+            .join("spambase-monotone.safetensors")
+            .display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -89,13 +89,30 @@ fn fmt(v: Option<f64>) -> String {
 pub fn print_table(model: &Model, per: &[LabelMetrics]) {
     println!(
         "{:<16} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>11}",
-        "label", "n", "accuracy", "precis.", "recall", "F1", "ROC AUC", "PR AUC", "TPR@1%FPR", "TPR@.1%FPR"
+        "label",
+        "n",
+        "accuracy",
+        "precis.",
+        "recall",
+        "F1",
+        "ROC AUC",
+        "PR AUC",
+        "TPR@1%FPR",
+        "TPR@.1%FPR"
     );
     for (m, name) in per.iter().zip(&model.label_names) {
         println!(
             "{:<16} {:>6} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8} {:>8} {:>10} {:>11}",
-            name, m.n, m.accuracy, m.precision, m.recall, m.f1, fmt(m.auc), fmt(m.pr_auc),
-            fmt(m.tpr_at_fpr_1pct), fmt(m.tpr_at_fpr_0_1pct)
+            name,
+            m.n,
+            m.accuracy,
+            m.precision,
+            m.recall,
+            m.f1,
+            fmt(m.auc),
+            fmt(m.pr_auc),
+            fmt(m.tpr_at_fpr_1pct),
+            fmt(m.tpr_at_fpr_0_1pct)
         );
         println!(
             "{:<16} threshold (logit) {}: tp {} fp {} tn {} fn {}",

@@ -20,7 +20,11 @@ fn stats(values: &[f32]) -> (f32, f32, usize, f64) {
     let min = values.iter().copied().fold(f32::INFINITY, f32::min);
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let neg = values.iter().filter(|&&v| v < 0.0).count();
-    let norm = values.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt();
+    let norm = values
+        .iter()
+        .map(|&v| (v as f64) * (v as f64))
+        .sum::<f64>()
+        .sqrt();
     (min, max, neg, norm)
 }
 
@@ -97,7 +101,10 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
             if c.is_empty() {
                 "none".to_string()
             } else {
-                c.iter().map(|c| c.describe()).collect::<Vec<_>>().join(" + ")
+                c.iter()
+                    .map(|c| c.describe())
+                    .collect::<Vec<_>>()
+                    .join(" + ")
             }
         };
         println!(

@@ -52,7 +52,9 @@ impl DataArgs {
             multilabel: self.multilabel,
             n_features: model.map(|m| m.mlp.input_dim),
             expected_features: model.and_then(|m| m.feature_names.clone()),
-            label_names: model.filter(|m| m.mlp.n_labels() > 1).map(|m| m.label_names.clone()),
+            label_names: model
+                .filter(|m| m.mlp.n_labels() > 1)
+                .map(|m| m.label_names.clone()),
             require_labels,
         }
     }

@@ -40,7 +40,13 @@ pub fn format_predictions(
         } else {
             label_names
                 .iter()
-                .flat_map(|n| [format!("score_{n}"), format!("logit_{n}"), format!("label_{n}")])
+                .flat_map(|n| {
+                    [
+                        format!("score_{n}"),
+                        format!("logit_{n}"),
+                        format!("label_{n}"),
+                    ]
+                })
                 .collect()
         };
         out.push_str(&cols.join(","));
@@ -51,7 +57,14 @@ pub fn format_predictions(
             let vals: Vec<String> = row
                 .iter()
                 .zip(threshold)
-                .map(|(&z, &t)| format!("{{\"score\":{},\"logit\":{},\"label\":{}}}", sigmoid(z), z, (z >= t) as u8))
+                .map(|(&z, &t)| {
+                    format!(
+                        "{{\"score\":{},\"logit\":{},\"label\":{}}}",
+                        sigmoid(z),
+                        z,
+                        (z >= t) as u8
+                    )
+                })
                 .collect();
             if l == 1 {
                 out.push_str(&vals[0]);
@@ -77,7 +90,12 @@ pub fn run(a: &PredictArgs, _ctx: &Context) -> Result<ExitCode> {
     let model = load_model(&a.model)?;
     let data = load_data(&a.data, &a.data_args, Some(&model), false)?;
     let logits = model.logits(&data.x);
-    let text = format_predictions(&logits, &model.threshold, &model.label_names, a.format == "jsonl");
+    let text = format_predictions(
+        &logits,
+        &model.threshold,
+        &model.label_names,
+        a.format == "jsonl",
+    );
     write_output(a.out.as_deref(), &text)?;
     Ok(ExitCode::SUCCESS)
 }

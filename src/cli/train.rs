@@ -130,20 +130,21 @@ pub fn parse_hidden(s: &str) -> Result<Vec<usize>> {
 
 /// Applies `--layer-constraint LAYER.TENSOR=C1+C2` overrides.
 fn apply_layer_constraint(spec: &str, layers: &mut [LayerConstraints]) -> Result<()> {
-    let (target, list) = spec
-        .split_once('=')
-        .ok_or_else(|| anyhow!("--layer-constraint `{spec}`: expected LAYER.kernel=C or LAYER.bias=C"))?;
-    let (layer, tensor) = target
-        .split_once('.')
-        .ok_or_else(|| anyhow!("--layer-constraint `{spec}`: expected LAYER.kernel or LAYER.bias"))?;
+    let (target, list) = spec.split_once('=').ok_or_else(|| {
+        anyhow!("--layer-constraint `{spec}`: expected LAYER.kernel=C or LAYER.bias=C")
+    })?;
+    let (layer, tensor) = target.split_once('.').ok_or_else(|| {
+        anyhow!("--layer-constraint `{spec}`: expected LAYER.kernel or LAYER.bias")
+    })?;
     let n = layers.len();
     let index = match layer.trim() {
         "last" => n - 1,
-        l => l
-            .parse::<usize>()
-            .ok()
-            .filter(|&i| i < n)
-            .ok_or_else(|| anyhow!("--layer-constraint `{spec}`: layer must be 0..{} or last", n - 1))?,
+        l => l.parse::<usize>().ok().filter(|&i| i < n).ok_or_else(|| {
+            anyhow!(
+                "--layer-constraint `{spec}`: layer must be 0..{} or last",
+                n - 1
+            )
+        })?,
     };
     let constraints = list
         .split('+')
@@ -163,7 +164,10 @@ fn apply_layer_constraint(spec: &str, layers: &mut [LayerConstraints]) -> Result
 pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
     let hidden = parse_hidden(&a.hidden)?;
     let preset = Preset::parse(&a.constraint).ok_or_else(|| {
-        anyhow!("--constraint `{}`: use none, last-nonneg or monotone", a.constraint)
+        anyhow!(
+            "--constraint `{}`: use none, last-nonneg or monotone",
+            a.constraint
+        )
     })?;
     let mut cfg = TrainConfig::new(hidden, preset);
     let n_layers = cfg.constraints.len();
@@ -191,9 +195,18 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
     }
     cfg.activation = Activation::parse(&a.activation)
         .filter(|x| *x != Activation::Identity)
-        .ok_or_else(|| anyhow!("--activation `{}`: use relu, leaky_relu, sigmoid, tanh or softplus", a.activation))?;
-    cfg.nonneg_mode = NonNegMode::parse(&a.nonneg_mode)
-        .ok_or_else(|| anyhow!("--nonneg-mode `{}`: use project, abs or softplus", a.nonneg_mode))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "--activation `{}`: use relu, leaky_relu, sigmoid, tanh or softplus",
+                a.activation
+            )
+        })?;
+    cfg.nonneg_mode = NonNegMode::parse(&a.nonneg_mode).ok_or_else(|| {
+        anyhow!(
+            "--nonneg-mode `{}`: use project, abs or softplus",
+            a.nonneg_mode
+        )
+    })?;
     cfg.init = if a.init == "default" {
         InitScheme::Default
     } else {
@@ -234,9 +247,16 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
         list => {
             let w = list
                 .split(',')
-                .map(|v| v.trim().parse::<f32>().ok().filter(|w| *w > 0.0 && w.is_finite()))
+                .map(|v| {
+                    v.trim()
+                        .parse::<f32>()
+                        .ok()
+                        .filter(|w| *w > 0.0 && w.is_finite())
+                })
                 .collect::<Option<Vec<f32>>>()
-                .ok_or_else(|| anyhow!("--pos-weight `{list}`: use auto, none or positive numbers"))?;
+                .ok_or_else(|| {
+                    anyhow!("--pos-weight `{list}`: use auto, none or positive numbers")
+                })?;
             cfg.pos_weight = Some(w);
         }
     }

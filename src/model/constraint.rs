@@ -83,7 +83,7 @@ impl Constraint {
                     )));
                 }
             }
-            Constraint::MaxNorm { max_value, .. } if !(*max_value >= 0.0) => {
+            Constraint::MaxNorm { max_value, .. } if max_value.is_nan() || *max_value < 0.0 => {
                 return Err(Error::invalid("max_norm: max_value must be >= 0"))
             }
             Constraint::MinMaxNorm {
@@ -91,7 +91,11 @@ impl Constraint {
                 max_value,
                 rate,
                 ..
-            } if !(*min_value >= 0.0 && max_value >= min_value && (0.0..=1.0).contains(rate)) => {
+            } if !(min_value.is_finite()
+                && *min_value >= 0.0
+                && max_value >= min_value
+                && (0.0..=1.0).contains(rate)) =>
+            {
                 return Err(Error::invalid(
                     "min_max_norm: need 0 <= min_value <= max_value and 0 <= rate <= 1",
                 ))
@@ -110,7 +114,9 @@ impl Constraint {
         match self {
             Constraint::NonNeg { rows: None } => "non_neg".into(),
             Constraint::NonNeg { rows: Some(r) } => format!("non_neg(rows={})", r.len()),
-            Constraint::MaxNorm { max_value, axis } => format!("max_norm({max_value}, axis={axis})"),
+            Constraint::MaxNorm { max_value, axis } => {
+                format!("max_norm({max_value}, axis={axis})")
+            }
             Constraint::MinMaxNorm {
                 min_value,
                 max_value,
@@ -141,13 +147,18 @@ impl Constraint {
             "unit_norm" | "unitnorm" => (&["axis"], &[0.0]),
             _ => {
                 return Err(Error::invalid(format!(
-                    "unknown constraint `{name}` (known: non_neg, max_norm, min_max_norm, unit_norm)"
-                )))
+                "unknown constraint `{name}` (known: non_neg, max_norm, min_max_norm, unit_norm)"
+            )))
             }
         };
         let mut values = defaults.to_vec();
         let mut positional = true;
-        for (i, arg) in args.split(',').map(str::trim).filter(|a| !a.is_empty()).enumerate() {
+        for (i, arg) in args
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .enumerate()
+        {
             let (slot, value) = match arg.split_once('=') {
                 Some((k, v)) => {
                     positional = false;
@@ -172,7 +183,9 @@ impl Constraint {
             if v == 0.0 || v == 1.0 {
                 Ok(v as usize)
             } else {
-                Err(Error::invalid(format!("constraint `{text}`: axis must be 0 or 1")))
+                Err(Error::invalid(format!(
+                    "constraint `{text}`: axis must be 0 or 1"
+                )))
             }
         };
         let c = match name.as_str() {
@@ -253,12 +266,10 @@ impl Constraint {
     }
 }
 
-/// Keras' NonNeg: `w * (w >= 0)`; also turns -0.0 into 0.0 and NaN into 0.
+/// Keras' NonNeg: `w * (w >= 0)` (NaN becomes 0).
 #[inline]
 fn non_neg(w: &mut [f32]) {
-    for x in w {
-        *x = if *x >= 0.0 { *x } else { 0.0 };
-    }
+    crate::kernels::non_neg(w)
 }
 
 /// L2 norms along `axis` of a row-major `rows x cols` tensor.
@@ -313,7 +324,13 @@ mod tests {
             Constraint::parse("unit_norm").unwrap(),
             Constraint::UnitNorm { axis: 0 }
         );
-        for bad in ["max_norm(x)", "unit_norm(axis=2)", "l1(3)", "max_norm(1,0,3)", "max_norm(2"] {
+        for bad in [
+            "max_norm(x)",
+            "unit_norm(axis=2)",
+            "l1(3)",
+            "max_norm(1,0,3)",
+            "max_norm(2",
+        ] {
             assert!(Constraint::parse(bad).is_err(), "{bad}");
         }
     }
@@ -356,7 +373,11 @@ mod tests {
         }
         .apply(&mut w, 2, 2);
         assert!((w[0] - 0.6).abs() < 1e-6 && (w[1] - 0.8).abs() < 1e-6);
-        assert_eq!(&w[2..], &[0.0, 0.0], "a zero row stays zero (eps avoids 0/0)");
+        assert_eq!(
+            &w[2..],
+            &[0.0, 0.0],
+            "a zero row stays zero (eps avoids 0/0)"
+        );
     }
 
     #[test]

@@ -2,11 +2,15 @@
 //!
 //! Free weights use PyTorch's `nn.Linear` default, `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
 //! Weights constrained to be non-negative start inside the feasible set instead:
-//! `U(0, sqrt(3 / fan_in))` (second moment `1/fan_in`, as a fan-in-scaled init). With a
-//! zero-mean init the first NonNeg projection would zero about half of them, leaving the
-//! net thinner and many units dead. Because positive weights on positive inputs push every
+//! `U(0, 2 / fan_in)`, mean `1 / fan_in`. With a zero-mean init the first NonNeg projection
+//! would zero about half of them (the naive baseline, `--init default`). The scale is
+//! fan-in-scaled as `1/fan_in`, not `1/sqrt(fan_in)`: all-positive weights add up the signal
+//! their inputs share, so with mean `1/fan_in` each unit starts near the average of its
+//! inputs and that shared signal passes each layer at gain ~1; at `1/sqrt(fan_in)` it grew
+//! by ~sqrt(fan_in) a layer, saturated the logits and trained far worse (Spambase monotone
+//! 64-32: test AUC 0.908 vs 0.948). Because positive weights on positive inputs push every
 //! pre-activation up, the biases of constrained layers are then centred on a batch of
-//! training data (see `train`), so each unit starts alive about half the time.
+//! training data (see `train::center_biases`), so each unit starts alive about half the time.
 
 use super::Dense;
 use crate::rng::Rng;
@@ -39,7 +43,7 @@ pub fn non_negative_rows(layer: &Dense) -> Vec<bool> {
 pub fn init_layer(layer: &mut Dense, scheme: InitScheme, rng: &mut Rng) {
     let fan_in = layer.n_in.max(1) as f32;
     let bound = 1.0 / fan_in.sqrt();
-    let positive_bound = (3.0 / fan_in).sqrt();
+    let positive_bound = 2.0 / fan_in;
     let positive = match scheme {
         InitScheme::Auto => non_negative_rows(layer),
         InitScheme::Default => vec![false; layer.n_in],
@@ -73,14 +77,21 @@ mod tests {
         init_layer(&mut layer, InitScheme::Auto, &mut Rng::new(0));
         let (pos, free) = layer.weight.split_at(200 * 50);
         assert!(pos.iter().all(|&w| w >= 0.0));
-        let m2 = pos.iter().map(|w| w * w).sum::<f32>() / pos.len() as f32;
-        assert!((m2 * 400.0 - 1.0).abs() < 0.05, "second moment {m2}");
+        let mean = pos.iter().sum::<f32>() / pos.len() as f32;
+        assert!(
+            (mean * 400.0 - 1.0).abs() < 0.03,
+            "mean {mean} should be 1/fan_in"
+        );
+        assert!(pos.iter().all(|&w| w <= 2.0 / 400.0));
         let mean = free.iter().sum::<f32>() / free.len() as f32;
         assert!(mean.abs() < 0.002);
         assert!(free.iter().any(|&w| w < 0.0));
         let mut naive = layer.clone();
         init_layer(&mut naive, InitScheme::Default, &mut Rng::new(0));
-        let killed = naive.weight[..200 * 50].iter().filter(|&&w| w < 0.0).count();
+        let killed = naive.weight[..200 * 50]
+            .iter()
+            .filter(|&&w| w < 0.0)
+            .count();
         assert!((killed as f32 / 10_000.0 - 0.5).abs() < 0.03);
     }
 }

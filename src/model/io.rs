@@ -96,7 +96,11 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
             vec![l.n_out, l.n_in],
             f32_bytes(&to_torch_layout(l)),
         ));
-        buffers.push((format!("layers.{i}.bias"), vec![l.n_out], f32_bytes(&l.bias)));
+        buffers.push((
+            format!("layers.{i}.bias"),
+            vec![l.n_out],
+            f32_bytes(&l.bias),
+        ));
     }
     if let Some(max) = &model.feature_max {
         buffers.push(("input.max".into(), vec![max.len()], f32_bytes(max)));
@@ -196,14 +200,21 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
         .map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
     let bad = |msg: String| Error::format(path, msg);
     if meta.layers.is_empty() || meta.layers[0].n_in != meta.input_dim {
-        return Err(bad("architecture: no layers, or input width mismatch".into()));
+        return Err(bad(
+            "architecture: no layers, or input width mismatch".into()
+        ));
     }
     let mut layers = Vec::with_capacity(meta.layers.len());
     for (i, lm) in meta.layers.iter().enumerate() {
         if i > 0 && lm.n_in != meta.layers[i - 1].n_out {
             return Err(bad(format!("architecture: layer {i} input width mismatch")));
         }
-        let w = read_f32(&st, &format!("layers.{i}.weight"), &[lm.n_out, lm.n_in], path)?;
+        let w = read_f32(
+            &st,
+            &format!("layers.{i}.weight"),
+            &[lm.n_out, lm.n_in],
+            path,
+        )?;
         let bias = read_f32(&st, &format!("layers.{i}.bias"), &[lm.n_out], path)?;
         let mut weight = vec![0.0; w.len()];
         for o in 0..lm.n_out {
@@ -212,10 +223,12 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
             }
         }
         for c in &lm.kernel_constraints {
-            c.validate(lm.n_in, false).map_err(|e| bad(format!("layer {i}: {e}")))?;
+            c.validate(lm.n_in, false)
+                .map_err(|e| bad(format!("layer {i}: {e}")))?;
         }
         for c in &lm.bias_constraints {
-            c.validate(lm.n_out, true).map_err(|e| bad(format!("layer {i}: {e}")))?;
+            c.validate(lm.n_out, true)
+                .map_err(|e| bad(format!("layer {i}: {e}")))?;
         }
         layers.push(Dense {
             n_in: lm.n_in,
@@ -315,7 +328,7 @@ mod tests {
         let mut rng = Rng::new(9);
         for _ in 0..200 {
             let mut b = bytes.clone();
-            let i = rng.below(b.len());
+            let i = rng.below(b.len() as u64) as usize;
             b[i] ^= 1 << rng.below(8);
             let _ = from_bytes(&b, p); // must not panic
         }

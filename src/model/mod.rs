@@ -59,7 +59,7 @@ impl Dense {
         Dense {
             n_in,
             n_out,
-            weight: vec![0.0; n_in * n_out],
+            weight: crate::kernels::zeroed_buffer(n_in * n_out),
             bias: vec![0.0; n_out],
             activation,
             kernel_constraints: Vec::new(),
@@ -108,13 +108,9 @@ impl Dense {
                 for (&j, &v) in idx.iter().zip(val) {
                     let w = &self.weight[j as usize * n_out..(j as usize + 1) * n_out];
                     if v == 1.0 {
-                        for (a, b) in o.iter_mut().zip(w) {
-                            *a += b;
-                        }
+                        crate::kernels::add_assign(o, w);
                     } else {
-                        for (a, b) in o.iter_mut().zip(w) {
-                            *a += v * b;
-                        }
+                        crate::kernels::axpy(o, v, w);
                     }
                 }
             });

@@ -95,15 +95,21 @@ impl Scaler {
                         }
                     };
                     s.shift.push(shift);
-                    s.mult.push(if range > 1e-12 { (1.0 / range) as f32 } else { 1.0 });
+                    s.mult.push(if range > 1e-12 {
+                        (1.0 / range) as f32
+                    } else {
+                        1.0
+                    });
                 }
             }
             Features::Sparse(m) => {
                 if kind != ScaleKind::Minmax {
-                    return Err(Error::invalid(format!(
+                    return Err(Error::invalid(
+                        format!(
                         "--scale {kind:?} would make sparse data dense; use none, log1p or minmax",
                     )
-                    .to_lowercase()));
+                        .to_lowercase(),
+                    ));
                 }
                 let mut hi = vec![0f32; cols];
                 for (&j, &v) in m.indices.iter().zip(&m.values) {
@@ -115,7 +121,10 @@ impl Scaler {
                     hi[j as usize] = hi[j as usize].max(v);
                 }
                 s.shift = vec![0.0; cols];
-                s.mult = hi.iter().map(|&h| if h > 0.0 { 1.0 / h } else { 1.0 }).collect();
+                s.mult = hi
+                    .iter()
+                    .map(|&h| if h > 0.0 { 1.0 / h } else { 1.0 })
+                    .collect();
             }
         }
         Ok(s)
@@ -159,7 +168,9 @@ impl Scaler {
             )));
         }
         if self.mult.iter().any(|&m| !(m > 0.0 && m.is_finite())) {
-            return Err(Error::invalid("scaler factors must be positive: scaling must be increasing"));
+            return Err(Error::invalid(
+                "scaler factors must be positive: scaling must be increasing",
+            ));
         }
         Ok(())
     }
@@ -191,7 +202,9 @@ mod tests {
             s.validate(2).unwrap();
             let mut grid = dense((-50..50).flat_map(|i| [i as f32 * 0.3; 2]).collect(), 2);
             s.apply(&mut grid);
-            let Features::Dense(g) = grid else { unreachable!() };
+            let Features::Dense(g) = grid else {
+                unreachable!()
+            };
             for c in 0..2 {
                 for r in 1..g.rows {
                     assert!(g.row(r)[c] > g.row(r - 1)[c], "{kind:?} col {c} row {r}");
@@ -206,7 +219,9 @@ mod tests {
         let s = Scaler::fit(ScaleKind::Standard, &train).unwrap();
         let mut x = train.clone();
         s.apply(&mut x);
-        let Features::Dense(m) = x else { unreachable!() };
+        let Features::Dense(m) = x else {
+            unreachable!()
+        };
         let mean: f32 = m.values.iter().sum::<f32>() / 4.0;
         let var: f32 = m.values.iter().map(|v| v * v).sum::<f32>() / 4.0;
         assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5);
@@ -225,7 +240,9 @@ mod tests {
         let s = Scaler::fit(ScaleKind::Minmax, &x).unwrap();
         let mut y = x.clone();
         s.apply(&mut y);
-        let Features::Sparse(m) = y else { unreachable!() };
+        let Features::Sparse(m) = y else {
+            unreachable!()
+        };
         assert_eq!(m.values, vec![0.5, 1.0, 1.0]);
     }
 }

@@ -1,0 +1,101 @@
+//! Hot elementwise loops, compiled for several instruction sets and picked at run time
+//! (AVX-512, AVX2, baseline), so a portable binary still uses wide vectors. Results are
+//! bit-identical across versions: the loops are elementwise and Rust never fuses a
+//! multiply and an add into an FMA on its own.
+
+use crate::optim::{OptimizerConfig, StepScalars};
+use multiversion::multiversion;
+
+/// `dst += src`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]
+pub fn add_assign(dst: &mut [f32], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += s;
+    }
+}
+
+/// `dst += a * src`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]
+pub fn axpy(dst: &mut [f32], a: f32, src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += a * s;
+    }
+}
+
+/// One optimizer step on a slice of parameters (see `OptimizerConfig::update`).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]
+pub fn optimizer_update(
+    cfg: &OptimizerConfig,
+    s: &StepScalars,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    cfg.update(s, p, g, m, v);
+}
+
+/// `w = max(w, 0)` elementwise, as Keras' NonNeg (`w * (w >= 0)`), NaN to 0.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]
+pub fn non_neg(w: &mut [f32]) {
+    for x in w {
+        *x = if *x >= 0.0 { *x } else { 0.0 };
+    }
+}
+
+/// Bytes from which a buffer is worth huge pages and an eager page-in.
+const BIG_BUFFER: usize = 32 << 20;
+
+/// A zeroed buffer whose pages are touched now (in parallel), not on first use: a sparse
+/// layer's optimizer state over 2^20 features would otherwise page-fault inside training
+/// steps. Big buffers ask Linux for transparent huge pages (fewer TLB misses on the random
+/// rows a sparse batch touches).
+pub fn zeroed_buffer(len: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    let bytes = len * std::mem::size_of::<f32>();
+    if bytes < BIG_BUFFER {
+        return vec![0.0; len];
+    }
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    let base = v.as_mut_ptr() as usize;
+    #[cfg(target_os = "linux")]
+    unsafe {
+        // Advisory only: failure leaves ordinary pages.
+        let page = 4096usize;
+        let start = base.div_ceil(page) * page;
+        let end = (base + bytes) / page * page;
+        if end > start {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
+    const CHUNK: usize = 1 << 20;
+    (0..len.div_ceil(CHUNK)).into_par_iter().for_each(|c| {
+        let n = CHUNK.min(len - c * CHUNK);
+        // Safety: disjoint ranges inside the allocation; f32 zero is all-zero bytes.
+        unsafe { std::ptr::write_bytes((base as *mut f32).add(c * CHUNK), 0, n) };
+    });
+    // Safety: every element was initialised above.
+    unsafe { v.set_len(len) };
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernels_compute_what_they_say() {
+        let mut d = vec![1.0, 2.0, 3.0];
+        add_assign(&mut d, &[1.0, 1.0, 1.0]);
+        assert_eq!(d, vec![2.0, 3.0, 4.0]);
+        axpy(&mut d, 0.5, &[2.0, 2.0, 2.0]);
+        assert_eq!(d, vec![3.0, 4.0, 5.0]);
+        let mut w = vec![-1.0, 0.0, -0.0, 2.0, f32::NAN];
+        non_neg(&mut w);
+        assert_eq!(w, vec![0.0, 0.0, 0.0, 2.0, 0.0]);
+        assert!(w[2].is_sign_positive() || w[2] == 0.0);
+        let big = zeroed_buffer(10 << 20);
+        assert_eq!(big.len(), 10 << 20);
+        assert!(big.iter().all(|&x| x == 0.0));
+    }
+}
