@@ -6,5 +6,6 @@
 
 pub mod data;
 pub mod error;
+pub mod features;
 
 pub use error::{Error, Result};
