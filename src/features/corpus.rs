@@ -7,7 +7,7 @@
 //! resulting spec.
 
 use super::source::{self, Sample, SampleData};
-use super::text::{self, Analysis, TextOptions, TextSpec, Vocabulary};
+use super::text::{self, Analysis, TextOptions};
 use super::{problem_kind, write_atomic, Featurized, FeaturizerKind, FeaturizerSpec};
 use crate::data::CsrMatrix;
 use crate::error::{Error, Result};
@@ -127,10 +127,15 @@ pub fn featurize_corpus(
     let (spec, rows): (FeaturizerSpec, Vec<Featurized>) = match spec {
         SpecSource::Fixed(spec) => {
             spec.validate()?;
+            let index = match &spec.kind {
+                FeaturizerKind::Text(t) => t.term_index(),
+                FeaturizerKind::Bytes(_) => None,
+            };
             let rows = samples
                 .par_iter()
-                .map(|(_, s)| featurize_sample(&spec, s))
+                .map(|(_, s)| featurize_sample(&spec, index.as_ref(), s))
                 .collect::<Result<Vec<_>>>()?;
+            drop(index);
             (spec, rows)
         }
         SpecSource::BuildVocabulary {
@@ -145,20 +150,7 @@ pub fn featurize_corpus(
                 .par_iter()
                 .map(|(_, s)| Ok(text::analyze(&options, &s.bytes()?)))
                 .collect::<Result<Vec<Analysis>>>()?;
-            let (terms, df) = text::build_vocabulary(&analyses, min_df, max_features);
-            let idf = options
-                .tfidf
-                .then(|| text::idf_weights(&df, analyses.len()));
-            let tspec = TextSpec {
-                options,
-                vocabulary: Vocabulary::Terms(terms),
-                idf,
-            };
-            tspec.validate()?;
-            let rows = analyses
-                .into_par_iter()
-                .map(|a| tspec.map(a))
-                .collect::<Vec<_>>();
+            let (tspec, rows) = text::fit_transform(options, analyses, min_df, max_features)?;
             (FeaturizerSpec::text(tspec), rows)
         }
     };
@@ -230,12 +222,19 @@ pub fn featurize_corpus(
     })
 }
 
-fn featurize_sample(spec: &FeaturizerSpec, s: &Sample) -> Result<Featurized> {
-    // Stream big files for plain byte n-grams; everything else needs the bytes.
-    if let (FeaturizerKind::Bytes(b), SampleData::File(p)) = (&spec.kind, &s.data) {
-        return b.featurize_path(p);
+fn featurize_sample(
+    spec: &FeaturizerSpec,
+    index: Option<&text::TermIndex<'_>>,
+    s: &Sample,
+) -> Result<Featurized> {
+    match (&spec.kind, &s.data) {
+        // Stream files for plain byte n-grams.
+        (FeaturizerKind::Bytes(b), SampleData::File(p)) => b.featurize_path(p),
+        (FeaturizerKind::Text(t), _) => {
+            Ok(t.map_indexed(text::analyze(&t.options, &s.bytes()?), index))
+        }
+        _ => Ok(spec.featurize(&s.bytes()?)),
     }
-    Ok(spec.featurize(&s.bytes()?))
 }
 
 /// The spec path written beside an svmlight file: `<out>.featurizer.json`.

@@ -24,11 +24,12 @@
 //! from training data only by [`build_vocabulary`] (`min_df`, `max_features`), or hashing:
 //! feature = FNV-1a-64 of the token, folded, mod `2^bits` (see [`super::hash_index`]).
 
-use super::{hash_index, Featurized};
+use super::{hash_index, FastMap, Featurized};
 use crate::error::{Error, Result};
+use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// Shortest token kept, in characters.
 pub const MIN_TOKEN_CHARS: usize = 2;
@@ -86,11 +87,27 @@ pub struct TextSpec {
     pub idf: Option<Vec<f32>>,
 }
 
-/// What one sample decodes to: token counts (unordered) and problems.
+/// What one sample decodes to: its distinct tokens (in order of first appearance) with
+/// their counts, stored compactly, and the problems met.
 #[derive(Debug, Clone, Default)]
 pub struct Analysis {
-    pub counts: HashMap<String, u32>,
+    buf: String,
+    spans: Vec<(usize, usize, u32)>,
     pub problems: Vec<String>,
+}
+
+impl Analysis {
+    /// Distinct tokens with their counts, in order of first appearance.
+    pub fn counts(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
+        self.spans.iter().map(|&(s, e, c)| (&self.buf[s..e], c))
+    }
+    /// Number of distinct tokens.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
 }
 
 impl TextSpec {
@@ -196,13 +213,43 @@ impl TextSpec {
         }
     }
 
+    /// A hash index of the terms, for mapping many samples faster than
+    /// [`TextSpec::index_of`]'s binary search; `None` when hashing.
+    pub fn term_index(&self) -> Option<TermIndex<'_>> {
+        match &self.vocabulary {
+            Vocabulary::Terms(t) => Some(TermIndex(
+                t.iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.as_str(), i as u32))
+                    .collect(),
+            )),
+            Vocabulary::Hashing { .. } => None,
+        }
+    }
+
     /// Turns an [`Analysis`] into a feature row.
     pub fn map(&self, analysis: Analysis) -> Featurized {
-        let mut pairs: Vec<(u32, u32)> = analysis
-            .counts
-            .iter()
-            .filter_map(|(tok, &c)| self.index_of(tok).map(|i| (i, c)))
+        self.map_by(analysis, |t| self.index_of(t))
+    }
+
+    /// [`TextSpec::map`] with a prebuilt [`TextSpec::term_index`] (same result).
+    pub fn map_indexed(&self, analysis: Analysis, index: Option<&TermIndex<'_>>) -> Featurized {
+        match index {
+            Some(ix) => self.map_by(analysis, |t| ix.0.get(t).copied()),
+            None => self.map(analysis),
+        }
+    }
+
+    fn map_by(&self, analysis: Analysis, index_of: impl Fn(&str) -> Option<u32>) -> Featurized {
+        let pairs: Vec<(u32, u32)> = analysis
+            .counts()
+            .filter_map(|(tok, c)| index_of(tok).map(|i| (i, c)))
             .collect();
+        self.row(pairs, analysis.problems)
+    }
+
+    /// A row from (index, count) pairs in any order, repeats allowed.
+    fn row(&self, mut pairs: Vec<(u32, u32)>, problems: Vec<String>) -> Featurized {
         pairs.sort_unstable();
         // Merge hash collisions (sum of counts).
         let mut merged: Vec<(u32, u32)> = Vec::with_capacity(pairs.len());
@@ -236,24 +283,132 @@ impl TextSpec {
         Featurized {
             indices,
             values,
-            problems: analysis.problems,
+            problems,
         }
     }
 }
 
+/// Builds the vocabulary from `docs` (as [`build_vocabulary`]) and maps the same docs to
+/// rows in one go (one hash lookup per distinct token of a document instead of two).
+/// Returns the spec and the rows, in `docs` order.
+pub fn fit_transform(
+    options: TextOptions,
+    docs: Vec<Analysis>,
+    min_df: usize,
+    max_features: Option<usize>,
+) -> Result<(TextSpec, Vec<Featurized>)> {
+    if min_df == 0 {
+        return Err(Error::invalid("min_df must be at least 1"));
+    }
+    let mut ids: FastMap<&str, u32> =
+        FastMap::with_capacity_and_hasher(1 << 16, Default::default());
+    let mut names: Vec<&str> = Vec::new();
+    let mut df: Vec<usize> = Vec::new();
+    let doc_ids: Vec<Vec<u32>> = docs
+        .iter()
+        .map(|d| {
+            d.counts()
+                .map(|(t, _)| {
+                    let next = names.len() as u32;
+                    let id = *ids.entry(t).or_insert_with(|| {
+                        names.push(t);
+                        df.push(0);
+                        next
+                    });
+                    df[id as usize] += 1;
+                    id
+                })
+                .collect()
+        })
+        .collect();
+    drop(ids);
+    let mut kept: Vec<u32> = (0..names.len() as u32)
+        .filter(|&i| df[i as usize] >= min_df)
+        .collect();
+    if let Some(maxf) = max_features {
+        if kept.len() > maxf {
+            kept.sort_unstable_by(|&a, &b| {
+                df[b as usize]
+                    .cmp(&df[a as usize])
+                    .then_with(|| names[a as usize].cmp(names[b as usize]))
+            });
+            kept.truncate(maxf);
+        }
+    }
+    kept.sort_unstable_by(|&a, &b| names[a as usize].cmp(names[b as usize]));
+    let mut remap = vec![u32::MAX; names.len()];
+    for (new, &old) in kept.iter().enumerate() {
+        remap[old as usize] = new as u32;
+    }
+    let terms: Vec<String> = kept.iter().map(|&i| names[i as usize].to_owned()).collect();
+    let kept_df: Vec<usize> = kept.iter().map(|&i| df[i as usize]).collect();
+    let idf = options.tfidf.then(|| idf_weights(&kept_df, docs.len()));
+    drop(names);
+    let spec = TextSpec {
+        options,
+        vocabulary: Vocabulary::Terms(terms),
+        idf,
+    };
+    spec.validate()?;
+    let rows = docs
+        .into_par_iter()
+        .zip(doc_ids.into_par_iter())
+        .map(|(d, ids)| {
+            let pairs = d
+                .spans
+                .iter()
+                .zip(ids)
+                .filter_map(|(&(_, _, c), id)| {
+                    let j = remap[id as usize];
+                    (j != u32::MAX).then_some((j, c))
+                })
+                .collect();
+            spec.row(pairs, d.problems)
+        })
+        .collect();
+    Ok((spec, rows))
+}
+
+/// Term -> index map of a vocabulary (see [`TextSpec::term_index`]).
+#[derive(Debug, Clone)]
+pub struct TermIndex<'a>(FastMap<&'a str, u32>);
+
 /// Builds a sorted vocabulary from training analyses: tokens with document frequency
 /// `>= min_df`; with `max_features`, only the most frequent are kept (ties by token
 /// string, ascending). Returns the terms (sorted) and their document frequencies.
-pub fn build_vocabulary<'a>(
-    docs: impl IntoIterator<Item = &'a Analysis>,
+pub fn build_vocabulary(
+    docs: &[Analysis],
     min_df: usize,
     max_features: Option<usize>,
 ) -> (Vec<String>, Vec<usize>) {
-    let mut df: HashMap<&'a str, usize> = HashMap::new();
-    for d in docs {
-        for tok in d.counts.keys() {
-            *df.entry(tok.as_str()).or_insert(0) += 1;
+    let df = docs
+        .par_chunks(256)
+        .map(|chunk| {
+            let mut df: FastMap<&str, usize> = FastMap::default();
+            for d in chunk {
+                for (tok, _) in d.counts() {
+                    *df.entry(tok).or_insert(0) += 1;
+                }
+            }
+            df
+        })
+        .reduce(FastMap::default, |mut a, b| {
+            if a.len() < b.len() {
+                return merge(b, a);
+            }
+            for (t, n) in b {
+                *a.entry(t).or_insert(0) += n;
+            }
+            a
+        });
+    fn merge<'a>(
+        mut big: FastMap<&'a str, usize>,
+        small: FastMap<&'a str, usize>,
+    ) -> FastMap<&'a str, usize> {
+        for (t, n) in small {
+            *big.entry(t).or_insert(0) += n;
         }
+        big
     }
     let mut kept: Vec<(&str, usize)> = df.into_iter().filter(|&(_, n)| n >= min_df).collect();
     if let Some(maxf) = max_features {
@@ -275,42 +430,65 @@ pub fn idf_weights(df: &[usize], n_docs: usize) -> Vec<f32> {
 
 /// Decodes one sample and counts its tokens.
 pub fn analyze(opts: &TextOptions, raw: &[u8]) -> Analysis {
-    let mut counts: HashMap<String, u32> = HashMap::new();
+    let mut col = Collector::default();
     let mut problems = Vec::new();
-    extract(
-        opts,
-        raw,
-        &mut |t: &str| {
-            if let Some(c) = counts.get_mut(t) {
-                *c = c.saturating_add(1);
-            } else {
-                counts.insert(t.to_owned(), 1);
-            }
-        },
-        &mut problems,
-    );
-    Analysis { counts, problems }
+    extract(opts, raw, &mut |t: &str| col.push(t), &mut problems);
+    col.finish(problems)
 }
 
 /// Counts the tokens of already decoded text (no email parsing, no header tokens;
 /// `host:` tokens when `url_hosts`).
 pub fn analyze_plain(opts: &TextOptions, text: &str) -> Analysis {
-    let mut counts: HashMap<String, u32> = HashMap::new();
+    let mut col = Collector::default();
     let mut buf = String::with_capacity(64);
-    let mut emit = |t: &str| {
-        if let Some(c) = counts.get_mut(t) {
-            *c = c.saturating_add(1);
-        } else {
-            counts.insert(t.to_owned(), 1);
-        }
-    };
+    let mut emit = |t: &str| col.push(t);
     tokenize(text, "", &mut buf, &mut emit);
     if opts.url_hosts {
         scan_hosts(text, &mut buf, &mut emit);
     }
-    Analysis {
-        counts,
-        problems: Vec::new(),
+    col.finish(Vec::new())
+}
+
+/// All tokens of a sample in one buffer, deduplicated at the end.
+#[derive(Default)]
+struct Collector {
+    all: String,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Collector {
+    #[inline]
+    fn push(&mut self, t: &str) {
+        let s = self.all.len();
+        self.all.push_str(t);
+        self.spans.push((s, self.all.len()));
+    }
+
+    fn finish(self, problems: Vec<String>) -> Analysis {
+        use std::collections::hash_map::Entry;
+        let mut seen: FastMap<&str, usize> =
+            FastMap::with_capacity_and_hasher(self.spans.len() / 2 + 1, Default::default());
+        let mut out = Analysis {
+            buf: String::with_capacity(self.all.len() / 2 + 1),
+            spans: Vec::with_capacity(self.spans.len() / 2 + 1),
+            problems,
+        };
+        for &(s, e) in &self.spans {
+            let t = &self.all[s..e];
+            match seen.entry(t) {
+                Entry::Occupied(o) => {
+                    let c = &mut out.spans[*o.get()].2;
+                    *c = c.saturating_add(1);
+                }
+                Entry::Vacant(v) => {
+                    v.insert(out.spans.len());
+                    let s2 = out.buf.len();
+                    out.buf.push_str(t);
+                    out.spans.push((s2, out.buf.len(), 1));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -426,11 +604,26 @@ fn message_text(
     problems: &mut Vec<String>,
 ) {
     let mut bodies = 0;
-    for i in 0..msg.text_body_count() {
-        if let Some(t) = msg.body_text(i) {
-            bodies += 1;
-            f(&t, Piece::Body);
+    let broken_b64 = |id: usize| msg.parts.get(id).is_some_and(is_broken_base64_text);
+    for &id in &msg.text_body {
+        if broken_b64(id as usize) {
+            continue; // read leniently below
         }
+        match msg.parts.get(id as usize).map(|p| &p.body) {
+            Some(PartType::Text(t)) => {
+                bodies += 1;
+                f(t, Piece::Body);
+            }
+            Some(PartType::Html(h)) => {
+                bodies += 1;
+                f(&html_to_text(h), Piece::Body);
+            }
+            _ => {}
+        }
+    }
+    for part in msg.parts.iter().filter(|p| is_broken_base64_text(p)) {
+        bodies += 1;
+        lenient_base64_text(opts, part, f);
     }
     for part in &msg.parts {
         if part.is_encoding_problem {
@@ -465,15 +658,193 @@ fn message_text(
     }
 }
 
+/// A text/* part declared base64 whose body mail-parser could not decode (e.g. text was
+/// appended after the base64). Such parts are decoded leniently, so that appending to a
+/// base64 body never hides what was there before.
+fn is_broken_base64_text(part: &mail_parser::MessagePart<'_>) -> bool {
+    part.is_encoding_problem
+        && part
+            .content_transfer_encoding()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("base64"))
+        && part
+            .content_type()
+            .is_none_or(|ct| ct.ctype().eq_ignore_ascii_case("text"))
+}
+
+/// Decodes the longest prefix of whole base64 lines, then reads the rest as raw text.
+fn lenient_base64_text(
+    opts: &TextOptions,
+    part: &mail_parser::MessagePart<'_>,
+    f: &mut dyn FnMut(&str, Piece),
+) {
+    let raw = part.contents();
+    let mut decoded = Vec::with_capacity(raw.len() / 4 * 3);
+    let (mut acc, mut nbits) = (0u32, 0u32);
+    let mut pos = 0;
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        let body = line.trim_ascii();
+        // The characters mail-parser's MIME base64 decoder accepts (it skips blanks and
+        // single dashes), so a valid body decodes exactly as mail-parser decodes it.
+        let ok = |b: u8| b.is_ascii_alphanumeric() || b"+/= \t\r-".contains(&b);
+        if !body.iter().all(|&b| ok(b)) || body.windows(2).any(|w| w == b"--") {
+            break;
+        }
+        for &b in body {
+            let v = match b {
+                b'A'..=b'Z' => b - b'A',
+                b'a'..=b'z' => b - b'a' + 26,
+                b'0'..=b'9' => b - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                b' ' | b'\t' | b'\r' | b'-' => continue,
+                _ => {
+                    // '=' padding: drop the partial byte.
+                    nbits = 0;
+                    acc = 0;
+                    continue;
+                }
+            };
+            acc = (acc << 6) | v as u32;
+            nbits += 6;
+            if nbits >= 8 {
+                nbits -= 8;
+                decoded.push((acc >> nbits) as u8);
+                acc &= (1 << nbits) - 1;
+            }
+        }
+        pos += line.len();
+    }
+    let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
+    let text = match charset.and_then(|c| charset_decoder(c.as_bytes())) {
+        Some(dec) => dec(&decoded),
+        None => String::from_utf8_lossy(&decoded).into_owned(),
+    };
+    let is_html = part
+        .content_type()
+        .and_then(|ct| ct.subtype())
+        .is_some_and(|s| s.eq_ignore_ascii_case("html"));
+    if opts.url_hosts {
+        f(&text, Piece::Hosts);
+    }
+    if is_html {
+        f(&html_to_text(&text), Piece::Body);
+    } else {
+        f(&text, Piece::Body);
+    }
+    let rest = String::from_utf8_lossy(&raw[pos..]);
+    f(&rest, Piece::Body);
+    if opts.url_hosts {
+        f(&rest, Piece::Hosts);
+    }
+}
+
+/// HTML to text for tokenizing: tags and comments become a space (so words on either
+/// side of a tag never merge), `<script>` / `<style>` contents are dropped, common
+/// entities are decoded. A left-to-right state machine: the text of a prefix is
+/// unchanged when more HTML is appended (up to one entity / tag look-ahead at the end),
+/// which keeps the featurizer add-monotone. (mail-parser's `html_to_text` joins words
+/// across tags, so appended text could merge with, and hide, the last word.)
+pub fn html_to_text(html: &str) -> String {
+    let b = html.as_bytes();
+    let mut out = String::with_capacity(html.len());
+    let mut i = 0;
+    let mut text_start = 0; // start of the pending run of plain text
+    while i < b.len() {
+        match b[i] {
+            b'<' if b.get(i + 1).is_some_and(|&c| {
+                c.is_ascii_alphabetic() || c == b'/' || c == b'!' || c == b'?'
+            }) =>
+            {
+                out.push_str(&html[text_start..i]);
+                out.push(' ');
+                if b[i..].starts_with(b"<!--") {
+                    i = find(b, i + 4, b"-->").map_or(b.len(), |e| e + 3);
+                } else {
+                    let name_start = i + 1;
+                    let mut name_end = name_start;
+                    while name_end < b.len() && b[name_end].is_ascii_alphanumeric() {
+                        name_end += 1;
+                    }
+                    let name = &b[name_start..name_end];
+                    i = b[i..]
+                        .iter()
+                        .position(|&c| c == b'>')
+                        .map_or(b.len(), |e| i + e + 1);
+                    for raw_tag in [&b"script"[..], b"style"] {
+                        if name.eq_ignore_ascii_case(raw_tag) {
+                            let close = [b"</", raw_tag].concat();
+                            i = find_ci(b, i, &close).map_or(b.len(), |e| {
+                                b[e..]
+                                    .iter()
+                                    .position(|&c| c == b'>')
+                                    .map_or(b.len(), |k| e + k + 1)
+                            });
+                        }
+                    }
+                }
+                text_start = i;
+            }
+            b'&' => {
+                let end = b[i + 1..b.len().min(i + 12)]
+                    .iter()
+                    .position(|&c| c == b';');
+                let Some(len) = end else {
+                    i += 1;
+                    continue;
+                };
+                let name = &html[i + 1..i + 1 + len];
+                if !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'#') || name.is_empty()
+                {
+                    i += 1;
+                    continue;
+                }
+                out.push_str(&html[text_start..i]);
+                let num =
+                    |s: &str, radix| u32::from_str_radix(s, radix).ok().and_then(char::from_u32);
+                let ch = match name {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" => Some('\''),
+                    _ if name.starts_with("#x") || name.starts_with("#X") => num(&name[2..], 16),
+                    _ if name.starts_with('#') => num(&name[1..], 10),
+                    _ => None,
+                };
+                out.push(ch.unwrap_or(' '));
+                i += len + 2;
+                text_start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    if text_start < b.len() {
+        out.push_str(&html[text_start..]);
+    }
+    out
+}
+
+fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+fn find_ci(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+        .map(|p| from + p)
+}
+
 fn charset_known(cs: &str) -> bool {
     let norm: String = cs
         .chars()
         .filter(|c| *c != '-' && *c != '_')
         .flat_map(char::to_lowercase)
         .collect();
-    norm.contains("utf8")
-        || norm == "unicode11utf8"
-        || mail_parser::decoders::charsets::map::charset_decoder(cs.as_bytes()).is_some()
+    norm.contains("utf8") || norm == "unicode11utf8" || charset_decoder(cs.as_bytes()).is_some()
 }
 
 /// True when the first line is a header field (`Name: value`) or an mbox `From ` line.
@@ -494,41 +865,60 @@ pub fn looks_like_email(raw: &[u8]) -> bool {
     name.iter().all(|&b| (0x21..=0x7e).contains(&b))
 }
 
-/// Tokenizes `text`, emitting `prefix + token` for each token.
+/// Tokenizes `text`, emitting `prefix + token` for each token. ASCII runs are copied and
+/// lowercased a run at a time; other characters go through `char` classification.
 fn tokenize(text: &str, prefix: &str, buf: &mut String, emit: &mut dyn FnMut(&str)) {
     buf.clear();
     buf.push_str(prefix);
     let base = buf.len();
-    let mut n = 0usize;
-    let mut flush = |buf: &mut String, n: &mut usize| {
-        if (MIN_TOKEN_CHARS..=MAX_TOKEN_CHARS).contains(n) {
-            emit(buf);
-        }
-        buf.truncate(base);
-        *n = 0;
-    };
-    for c in text.chars() {
-        if c.is_ascii() {
+    let b = text.as_bytes();
+    let mut n = 0usize; // characters in the current run
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c < 0x80 {
             if c.is_ascii_alphanumeric() {
+                let start = i;
+                while i < b.len() && b[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+                if n + (i - start) <= MAX_TOKEN_CHARS {
+                    let at = buf.len();
+                    buf.push_str(&text[start..i]);
+                    buf.as_mut_str()[at..].make_ascii_lowercase();
+                }
+                n += i - start;
+            } else {
+                if n > 0 {
+                    flush_token(buf, base, &mut n, emit);
+                }
+                i += 1;
+            }
+        } else {
+            let ch = text[i..].chars().next().unwrap_or('\u{FFFD}');
+            i += ch.len_utf8();
+            if ch.is_alphanumeric() {
                 n += 1;
                 if n <= MAX_TOKEN_CHARS {
-                    buf.push(c.to_ascii_lowercase());
+                    buf.extend(ch.to_lowercase());
                 }
             } else if n > 0 {
-                flush(buf, &mut n);
+                flush_token(buf, base, &mut n, emit);
             }
-        } else if c.is_alphanumeric() {
-            n += 1;
-            if n <= MAX_TOKEN_CHARS {
-                buf.extend(c.to_lowercase());
-            }
-        } else if n > 0 {
-            flush(buf, &mut n);
         }
     }
     if n > 0 {
-        flush(buf, &mut n);
+        flush_token(buf, base, &mut n, emit);
     }
+}
+
+#[inline]
+fn flush_token(buf: &mut String, base: usize, n: &mut usize, emit: &mut dyn FnMut(&str)) {
+    if (MIN_TOKEN_CHARS..=MAX_TOKEN_CHARS).contains(n) {
+        emit(buf);
+    }
+    buf.truncate(base);
+    *n = 0;
 }
 
 /// Emits `host:<host>` for every `http://` / `https://` URL in `text`.
@@ -617,6 +1007,16 @@ mod tests {
             &mut |t| v.push(t.to_owned()),
         );
         assert_eq!(v, ["host:www.example.com", "host:evil.org"]);
+    }
+
+    #[test]
+    fn html() {
+        let t = html_to_text("<p>Hello&nbsp;<b>wor</b>ld &amp; caf&#233; &#x41;<script>var x</script><!-- hidden -->Unsub</A>");
+        assert_eq!(toks(&t), ["hello", "wor", "ld", "café", "unsub"]);
+        assert_eq!(
+            toks(&html_to_text("a < b and <style>p{}</STYLE>c")),
+            ["and"]
+        );
     }
 
     #[test]
