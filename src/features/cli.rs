@@ -43,7 +43,7 @@ pub struct CorpusArgs {
     #[arg(long = "class", value_name = "NAME=PATH", required = true, value_parser = parse_class)]
     pub classes: Vec<(String, PathBuf)>,
     /// Output svmlight file (1-based indices, labels 0/1); the spec goes beside it as
-    /// <OUT>.featurizer.json.
+    /// `<OUT>.featurizer.json`.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// The class labelled 1 (default: the first --class name).
