@@ -6,6 +6,7 @@
 
 pub mod data;
 pub mod error;
+pub mod features;
 pub mod kernels;
 pub mod linalg;
 pub mod loss;
@@ -17,3 +18,4 @@ pub mod rng;
 pub mod train;
 
 pub use error::{Error, Result};
+

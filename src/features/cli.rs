@@ -1,0 +1,228 @@
+//! The `nonneg featurize` subcommand, as a clap piece to plug into the main binary:
+//!
+//! ```text
+//! nonneg featurize text  --class spam=PATH --class ham=PATH ... --out data.svm
+//!     [--positive NAME] [--build-vocab V.json --min-df 2 --max-features N | --vocab V.json
+//!     | --hash-bits B] [--header-tokens] [--url-hosts] [--counts --cap K]
+//! nonneg featurize bytes --class malicious=PATH --class benign=PATH --out data.svm
+//!     [--positive NAME] [--ngram 4] [--hash-bits 20] [--imports]
+//! ```
+//!
+//! PATH is a directory (recursive), a file, or a `.tar` / `.tar.gz` / `.tgz` / `.tar.bz2`
+//! archive. `--class` may repeat with the same NAME. The positive class (label 1) defaults
+//! to the first `--class` name. Besides `--out`, the spec is written to
+//! `<out>.featurizer.json`; either that file or `--build-vocab`'s can be passed to
+//! `--vocab` to featurize test data with the same features.
+
+use super::bytes::BytesSpec;
+use super::corpus::{featurize_corpus, write_corpus, SpecSource};
+use super::text::{TextOptions, TextSpec, ValueMode, Vocabulary};
+use super::{FeaturizerKind, FeaturizerSpec};
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct FeaturizeArgs {
+    #[command(subcommand)]
+    pub kind: FeaturizeKind,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum FeaturizeKind {
+    /// Emails or plain-text files: binary (or capped-count) token presence.
+    Text(TextArgs),
+    /// Any files (executables): hashed byte n-gram presence, optionally PE/ELF imports.
+    Bytes(BytesArgs),
+}
+
+/// Arguments common to every featurizer.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CorpusArgs {
+    /// A class and where its samples are: NAME=PATH (directory, file, .tar, .tar.gz,
+    /// .tgz, .tar.bz2). Repeat for more classes or more paths of one class.
+    #[arg(long = "class", value_name = "NAME=PATH", required = true, value_parser = parse_class)]
+    pub classes: Vec<(String, PathBuf)>,
+    /// Output svmlight file (1-based indices, labels 0/1); the spec goes beside it as
+    /// `<OUT>.featurizer.json`.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// The class labelled 1 (default: the first --class name).
+    #[arg(long, value_name = "NAME")]
+    pub positive: Option<String>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct TextArgs {
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    /// Build the vocabulary from these samples and also write the spec to this file.
+    #[arg(long, value_name = "V.json", conflicts_with = "vocab")]
+    pub build_vocab: Option<PathBuf>,
+    /// Use the vocabulary and settings of a saved spec (from --build-vocab or a
+    /// .featurizer.json) instead of building one.
+    #[arg(long, value_name = "V.json", conflicts_with_all = ["hash_bits", "min_df", "max_features"])]
+    pub vocab: Option<PathBuf>,
+    /// Keep tokens found in at least this many samples [default: 2].
+    #[arg(long, value_name = "N")]
+    pub min_df: Option<usize>,
+    /// Keep only the N tokens with the highest document frequency (ties by token).
+    #[arg(long, value_name = "N")]
+    pub max_features: Option<usize>,
+    /// Hash tokens into 2^B features instead of building a vocabulary.
+    #[arg(long, value_name = "B", conflicts_with_all = ["min_df", "max_features"])]
+    pub hash_bits: Option<u32>,
+    /// Add Subject/From/To tokens as subject:word, from:word, to:word.
+    #[arg(long)]
+    pub header_tokens: bool,
+    /// Add the host of every http(s) URL as host:example.com.
+    #[arg(long)]
+    pub url_hosts: bool,
+    /// Feature value = number of occurrences capped at --cap (default: presence 0/1).
+    #[arg(long)]
+    pub counts: bool,
+    /// Cap for --counts [default: 10].
+    #[arg(long, value_name = "K", requires = "counts")]
+    pub cap: Option<u32>,
+    /// TF-IDF weighting. NOT add-monotone: certify will refuse models trained on it.
+    #[arg(long)]
+    pub tfidf: bool,
+    /// L2-normalise rows. NOT add-monotone: certify will refuse models trained on it.
+    #[arg(long)]
+    pub normalize: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BytesArgs {
+    #[command(flatten)]
+    pub corpus: CorpusArgs,
+    /// n-gram length in bytes.
+    #[arg(long, default_value_t = 4)]
+    pub ngram: usize,
+    /// Hash into 2^B features.
+    #[arg(long, default_value_t = 20, value_name = "B")]
+    pub hash_bits: u32,
+    /// Also hash PE/ELF import names (import:kernel32.dll!createfilea) into the space.
+    #[arg(long)]
+    pub imports: bool,
+}
+
+fn parse_class(s: &str) -> std::result::Result<(String, PathBuf), String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PATH, got {s:?}"))?;
+    if name.is_empty() {
+        return Err(format!("empty class name in {s:?}"));
+    }
+    if path.is_empty() {
+        return Err(format!("empty path in {s:?}"));
+    }
+    Ok((name.to_owned(), PathBuf::from(path)))
+}
+
+/// Runs `nonneg featurize ...`.
+pub fn run(args: &FeaturizeArgs) -> anyhow::Result<()> {
+    let (corpus_args, source, vocab_out) = match &args.kind {
+        FeaturizeKind::Text(t) => (&t.corpus, text_source(t)?, t.build_vocab.clone()),
+        FeaturizeKind::Bytes(b) => {
+            let spec = FeaturizerSpec::bytes(BytesSpec {
+                ngram: b.ngram,
+                hash_bits: b.hash_bits,
+                imports: b.imports,
+            });
+            spec.validate()?;
+            (&b.corpus, SpecSource::Fixed(spec), None)
+        }
+    };
+    let positive = corpus_args
+        .positive
+        .clone()
+        .unwrap_or_else(|| corpus_args.classes[0].0.clone());
+    let start = std::time::Instant::now();
+    let corpus = featurize_corpus(&corpus_args.classes, &positive, source)?;
+    if let Err(why) = corpus.spec.add_monotone() {
+        eprintln!("warning: this featurizer is NOT add-monotone ({why}); certify will refuse models trained on it");
+    }
+    let spec_path = write_corpus(&corpus_args.out, &corpus)
+        .with_context(|| format!("writing {}", corpus_args.out.display()))?;
+    if let Some(v) = &vocab_out {
+        corpus
+            .spec
+            .save(v)
+            .with_context(|| format!("writing the vocabulary {}", v.display()))?;
+    }
+    eprintln!("{}", corpus.summary);
+    eprintln!(
+        "wrote {} ({} rows, {} non-zeros) and {} in {:.2}s",
+        corpus_args.out.display(),
+        corpus.x.rows,
+        corpus.x.indices.len(),
+        spec_path.display(),
+        start.elapsed().as_secs_f64()
+    );
+    if let Some(v) = vocab_out {
+        eprintln!("vocabulary/spec: {} (use with --vocab)", v.display());
+    }
+    Ok(())
+}
+
+fn text_source(t: &TextArgs) -> anyhow::Result<SpecSource> {
+    let value = if t.counts {
+        ValueMode::Counts {
+            cap: t.cap.unwrap_or(10),
+        }
+    } else {
+        ValueMode::Binary
+    };
+    let options = TextOptions {
+        header_tokens: t.header_tokens,
+        url_hosts: t.url_hosts,
+        value,
+        tfidf: t.tfidf,
+        normalize: t.normalize,
+    };
+    if let Some(vpath) = &t.vocab {
+        let spec = FeaturizerSpec::load(vpath)?;
+        let FeaturizerKind::Text(ts) = &spec.kind else {
+            bail!("{} is not a text featurizer spec", vpath.display());
+        };
+        let o = &ts.options;
+        let mut clash = Vec::new();
+        if t.header_tokens && !o.header_tokens {
+            clash.push("--header-tokens");
+        }
+        if t.url_hosts && !o.url_hosts {
+            clash.push("--url-hosts");
+        }
+        if t.counts && o.value != value {
+            clash.push("--counts/--cap");
+        }
+        if t.tfidf && !o.tfidf {
+            clash.push("--tfidf");
+        }
+        if t.normalize && !o.normalize {
+            clash.push("--normalize");
+        }
+        if !clash.is_empty() {
+            bail!(
+                "{} differ from the settings in {} (the spec's settings are used with --vocab; drop the flags)",
+                clash.join(", "),
+                vpath.display()
+            );
+        }
+        return Ok(SpecSource::Fixed(spec));
+    }
+    if let Some(bits) = t.hash_bits {
+        let spec = FeaturizerSpec::text(TextSpec {
+            options,
+            vocabulary: Vocabulary::Hashing { bits },
+            idf: None,
+        });
+        spec.validate()?;
+        return Ok(SpecSource::Fixed(spec));
+    }
+    Ok(SpecSource::BuildVocabulary {
+        options,
+        min_df: t.min_df.unwrap_or(2),
+        max_features: t.max_features,
+    })
+}

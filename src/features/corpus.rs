@@ -1,0 +1,286 @@
+//! Featurizing labelled class folders into a sparse matrix, and writing it as svmlight.
+//!
+//! Samples are taken class by class in the order given, each path's samples in
+//! [`super::source`] order; featurizing runs in parallel (rayon) and rows keep that order,
+//! so the output is deterministic. When a vocabulary is built, it is built from exactly
+//! the samples given here (the training data), never from data featurized later with the
+//! resulting spec.
+
+use super::source::{self, Sample, SampleData};
+use super::text::{self, Analysis, TextOptions};
+use super::{problem_kind, write_atomic, Featurized, FeaturizerKind, FeaturizerSpec};
+use crate::data::CsrMatrix;
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where the featurizer comes from.
+#[derive(Debug, Clone)]
+pub enum SpecSource {
+    /// A complete spec: a saved vocabulary, hashing text, or bytes.
+    Fixed(FeaturizerSpec),
+    /// Text with a vocabulary built from the samples being featurized.
+    BuildVocabulary {
+        options: TextOptions,
+        /// Keep tokens in at least this many documents (>= 1).
+        min_df: usize,
+        /// Keep only the most frequent tokens (ties by token string).
+        max_features: Option<usize>,
+    },
+}
+
+/// What was read, for the user.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CorpusSummary {
+    /// Samples per class name, in order of first appearance.
+    pub classes: Vec<(String, usize)>,
+    pub positive: String,
+    pub n_samples: usize,
+    pub n_features: usize,
+    /// Samples with at least one problem.
+    pub samples_with_problems: usize,
+    /// Problem kinds (text before `": "`) and how many samples had each, most common first.
+    pub problem_counts: Vec<(String, usize)>,
+    /// Non-regular entries skipped (symlinks, devices, ...).
+    pub skipped_non_regular: usize,
+}
+
+impl std::fmt::Display for CorpusSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "samples: {}", self.n_samples)?;
+        for (c, n) in &self.classes {
+            let tag = if *c == self.positive {
+                " (positive, label 1)"
+            } else {
+                ""
+            };
+            writeln!(f, "  {c}: {n}{tag}")?;
+        }
+        writeln!(
+            f,
+            "samples with problems: {} of {}",
+            self.samples_with_problems, self.n_samples
+        )?;
+        for (k, n) in self.problem_counts.iter().take(8) {
+            writeln!(f, "  {k}: {n}")?;
+        }
+        if self.problem_counts.len() > 8 {
+            writeln!(f, "  ... {} more kinds", self.problem_counts.len() - 8)?;
+        }
+        if self.skipped_non_regular > 0 {
+            writeln!(
+                f,
+                "skipped non-regular entries (symlinks etc.): {}",
+                self.skipped_non_regular
+            )?;
+        }
+        write!(f, "n_features: {}", self.n_features)
+    }
+}
+
+/// A featurized, labelled corpus.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    pub spec: FeaturizerSpec,
+    pub x: CsrMatrix,
+    /// 1.0 for samples of the positive class, else 0.0.
+    pub y: Vec<f32>,
+    /// Per row: the class name.
+    pub class: Vec<String>,
+    /// Per row: the sample name within its path.
+    pub names: Vec<String>,
+    /// Per row: problems met while decoding.
+    pub problems: Vec<Vec<String>>,
+    pub summary: CorpusSummary,
+}
+
+/// Reads every class path, builds the vocabulary when asked (from these samples only),
+/// and featurizes all samples. Decoding problems never abort; I/O errors do.
+pub fn featurize_corpus(
+    classes: &[(String, PathBuf)],
+    positive: &str,
+    spec: SpecSource,
+) -> Result<Corpus> {
+    if classes.is_empty() {
+        return Err(Error::invalid("no classes given"));
+    }
+    if !classes.iter().any(|(c, _)| c == positive) {
+        return Err(Error::invalid(format!(
+            "positive class {positive:?} is not one of the classes ({})",
+            classes
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let mut samples: Vec<(usize, Sample)> = Vec::new();
+    let mut skipped = 0;
+    for (ci, (_, path)) in classes.iter().enumerate() {
+        let listing = source::list(path)?;
+        skipped += listing.skipped_non_regular;
+        samples.extend(listing.samples.into_iter().map(|s| (ci, s)));
+    }
+
+    let (spec, rows): (FeaturizerSpec, Vec<Featurized>) = match spec {
+        SpecSource::Fixed(spec) => {
+            spec.validate()?;
+            let index = match &spec.kind {
+                FeaturizerKind::Text(t) => t.term_index(),
+                FeaturizerKind::Bytes(_) => None,
+            };
+            let rows = samples
+                .par_iter()
+                .map(|(_, s)| featurize_sample(&spec, index.as_ref(), s))
+                .collect::<Result<Vec<_>>>()?;
+            drop(index);
+            (spec, rows)
+        }
+        SpecSource::BuildVocabulary {
+            options,
+            min_df,
+            max_features,
+        } => {
+            if min_df == 0 {
+                return Err(Error::invalid("min_df must be at least 1"));
+            }
+            let analyses = samples
+                .par_iter()
+                .map(|(_, s)| Ok(text::analyze(&options, &s.bytes()?)))
+                .collect::<Result<Vec<Analysis>>>()?;
+            let (tspec, rows) = text::fit_transform(options, analyses, min_df, max_features)?;
+            (FeaturizerSpec::text(tspec), rows)
+        }
+    };
+
+    // Assemble.
+    let n_features = spec.n_features();
+    let nnz: usize = rows.iter().map(|r| r.indices.len()).sum();
+    let mut x = CsrMatrix {
+        rows: rows.len(),
+        cols: n_features,
+        indptr: Vec::with_capacity(rows.len() + 1),
+        indices: Vec::with_capacity(nnz),
+        values: Vec::with_capacity(nnz),
+    };
+    x.indptr.push(0);
+    let mut y = Vec::with_capacity(rows.len());
+    let mut class = Vec::with_capacity(rows.len());
+    let mut names = Vec::with_capacity(rows.len());
+    let mut problems = Vec::with_capacity(rows.len());
+    let mut per_class: Vec<(String, usize)> = Vec::new();
+    for (c, _) in classes {
+        if !per_class.iter().any(|(n, _)| n == c) {
+            per_class.push((c.clone(), 0));
+        }
+    }
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    let mut with_problems = 0;
+    for ((ci, s), r) in samples.into_iter().zip(rows) {
+        let cname = &classes[ci].0;
+        x.indices.extend_from_slice(&r.indices);
+        x.values.extend_from_slice(&r.values);
+        x.indptr.push(x.indices.len());
+        y.push(if cname == positive { 1.0 } else { 0.0 });
+        if let Some(e) = per_class.iter_mut().find(|(n, _)| n == cname) {
+            e.1 += 1;
+        }
+        if !r.problems.is_empty() {
+            with_problems += 1;
+            let mut seen: Vec<&str> = r.problems.iter().map(|p| problem_kind(p)).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            for k in seen {
+                *kinds.entry(k.to_owned()).or_insert(0) += 1;
+            }
+        }
+        class.push(cname.clone());
+        names.push(s.name);
+        problems.push(r.problems);
+    }
+    let mut problem_counts: Vec<(String, usize)> = kinds.into_iter().collect();
+    problem_counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let summary = CorpusSummary {
+        classes: per_class,
+        positive: positive.to_owned(),
+        n_samples: x.rows,
+        n_features,
+        samples_with_problems: with_problems,
+        problem_counts,
+        skipped_non_regular: skipped,
+    };
+    Ok(Corpus {
+        spec,
+        x,
+        y,
+        class,
+        names,
+        problems,
+        summary,
+    })
+}
+
+fn featurize_sample(
+    spec: &FeaturizerSpec,
+    index: Option<&text::TermIndex<'_>>,
+    s: &Sample,
+) -> Result<Featurized> {
+    match (&spec.kind, &s.data) {
+        // Stream files for plain byte n-grams.
+        (FeaturizerKind::Bytes(b), SampleData::File(p)) => b.featurize_path(p),
+        (FeaturizerKind::Text(t), _) => {
+            Ok(t.map_indexed(text::analyze(&t.options, &s.bytes()?), index))
+        }
+        _ => Ok(spec.featurize(&s.bytes()?)),
+    }
+}
+
+/// The spec path written beside an svmlight file: `<out>.featurizer.json`.
+pub fn spec_path_for(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".featurizer.json");
+    PathBuf::from(s)
+}
+
+/// Writes `x`/`y` as svmlight (`label idx:val ...`, 1-based indices, labels printed as
+/// integers when integral, values as integers when integral), atomically.
+pub fn write_svmlight(path: &Path, x: &CsrMatrix, y: &[f32]) -> Result<()> {
+    if y.len() != x.rows {
+        return Err(Error::invalid(format!(
+            "{} labels for {} rows",
+            y.len(),
+            x.rows
+        )));
+    }
+    write_atomic(path, |w| {
+        for (r, &label) in y.iter().enumerate() {
+            write_num(w, label)?;
+            let (idx, val) = x.row(r);
+            for (&i, &v) in idx.iter().zip(val) {
+                write!(w, " {}:", i as u64 + 1)?;
+                write_num(w, v)?;
+            }
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+}
+
+fn write_num(w: &mut impl Write, v: f32) -> std::io::Result<()> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        write!(w, "{}", v as i64)
+    } else {
+        write!(w, "{v}")
+    }
+}
+
+/// Writes the corpus to `out` (svmlight) and its spec to `<out>.featurizer.json`, both
+/// atomically. Returns the spec path.
+pub fn write_corpus(out: &Path, corpus: &Corpus) -> Result<PathBuf> {
+    write_svmlight(out, &corpus.x, &corpus.y)?;
+    let sp = spec_path_for(out);
+    corpus.spec.save(&sp)?;
+    Ok(sp)
+}

@@ -1,0 +1,1036 @@
+//! Email / plain-text featurizer.
+//!
+//! **Decoding.** A sample whose first line looks like a header field (`Name: value`) or an
+//! mbox `From ` line is parsed as an email with mail-parser (headers, multipart,
+//! base64 / quoted-printable, charsets); the text bodies are used, HTML bodies reduced to
+//! text by [`html_to_text`] (tags become spaces; not mail-parser's, which can merge text
+//! appended after the last tag into the last word), and attached `message/rfc822` parts
+//! are read recursively. A text part declared base64 that mail-parser cannot decode
+//! (e.g. words appended after the base64) is decoded leniently: whole valid base64 lines
+//! first, the rest as raw text, so appending never hides the decoded part. Anything else is plain text (problem `no headers`), decoded as lossy
+//! UTF-8. If mail-parser gives up, the raw bytes are used as lossy UTF-8 (problem
+//! `parse failed`). Undecodable bytes never abort: they become U+FFFD and are reported.
+//!
+//! **Tokens.** Lowercased runs of Unicode alphanumeric characters (`char::is_alphanumeric`)
+//! of 2..=40 characters; longer runs are dropped, not truncated. Digits-only tokens are
+//! kept (as scikit-learn's default pattern does); `min_df` filters rare numbers.
+//! Options: `header_tokens` adds the tokens of Subject, From and To prefixed by the
+//! lowercase header name (`subject:free`, `from:example`); `url_hosts` adds the host of
+//! every `http(s)://` URL in the text and HTML parts (HTML scanned before reduction to
+//! text, so `href`s count) as `host:example.com`.
+//!
+//! **Values.** Binary presence (default) or counts capped at `cap`. Both only grow when
+//! text is appended (checked on all 6,046 SpamAssassin emails by appending a line of words
+//! to the raw bytes). Appending after the closing boundary of a multipart message adds
+//! nothing (that epilogue is not displayed by mail clients, so it is not read). `tfidf` and `normalize` exist for completeness and make the spec
+//! non-add-monotone ([`TextSpec::add_monotone`] says why), so certify can refuse it.
+//!
+//! **Vocabulary.** Either explicit terms (sorted, unique; feature `i` is `terms[i]`), built
+//! from training data only by [`build_vocabulary`] (`min_df`, `max_features`), or hashing:
+//! feature = FNV-1a-64 of the token, folded, mod `2^bits` (see [`super::hash_index`]).
+
+use super::{hash_index, FastMap, Featurized};
+use crate::error::{Error, Result};
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Shortest token kept, in characters.
+pub const MIN_TOKEN_CHARS: usize = 2;
+/// Longest token kept, in characters; longer runs are dropped.
+pub const MAX_TOKEN_CHARS: usize = 40;
+/// Deepest nesting of attached messages that is read.
+const MAX_NESTING: usize = 8;
+
+/// How a token count becomes a feature value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueMode {
+    /// 1.0 when the token occurs.
+    #[default]
+    Binary,
+    /// The number of occurrences, capped at `cap` (>= 1).
+    Counts { cap: u32 },
+}
+
+/// Token -> feature index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Vocabulary {
+    /// Explicit terms, sorted ascending and unique; feature `i` is `terms[i]`.
+    Terms(Vec<String>),
+    /// Feature = hash(token) mod 2^bits.
+    Hashing { bits: u32 },
+}
+
+/// Settings of the text featurizer other than the vocabulary.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TextOptions {
+    #[serde(default)]
+    pub header_tokens: bool,
+    #[serde(default)]
+    pub url_hosts: bool,
+    #[serde(default)]
+    pub value: ValueMode,
+    /// Multiply values by inverse document frequency. NOT add-monotone.
+    #[serde(default)]
+    pub tfidf: bool,
+    /// Divide each row by its L2 norm. NOT add-monotone.
+    #[serde(default)]
+    pub normalize: bool,
+}
+
+/// A complete text featurizer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextSpec {
+    #[serde(flatten)]
+    pub options: TextOptions,
+    pub vocabulary: Vocabulary,
+    /// Inverse document frequencies, one per term (only with `tfidf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idf: Option<Vec<f32>>,
+}
+
+/// What one sample decodes to: its distinct tokens (in order of first appearance) with
+/// their counts, stored compactly, and the problems met.
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    buf: String,
+    spans: Vec<(usize, usize, u32)>,
+    pub problems: Vec<String>,
+}
+
+impl Analysis {
+    /// Distinct tokens with their counts, in order of first appearance.
+    pub fn counts(&self) -> impl Iterator<Item = (&str, u32)> + '_ {
+        self.spans.iter().map(|&(s, e, c)| (&self.buf[s..e], c))
+    }
+    /// Number of distinct tokens.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+impl TextSpec {
+    pub fn validate(&self) -> Result<()> {
+        if let ValueMode::Counts { cap } = self.options.value {
+            if cap == 0 {
+                return Err(Error::invalid("text featurizer: cap must be at least 1"));
+            }
+        }
+        match &self.vocabulary {
+            Vocabulary::Hashing { bits } => {
+                if !(1..=31).contains(bits) {
+                    return Err(Error::invalid(format!(
+                        "text featurizer: hash bits must be in 1..=31, got {bits}"
+                    )));
+                }
+                if self.options.tfidf {
+                    return Err(Error::invalid(
+                        "text featurizer: tfidf needs a vocabulary, not hashing",
+                    ));
+                }
+            }
+            Vocabulary::Terms(terms) => {
+                if terms.len() > u32::MAX as usize {
+                    return Err(Error::invalid("text featurizer: vocabulary too large"));
+                }
+                if let Some(w) = terms.windows(2).find(|w| w[0] >= w[1]) {
+                    return Err(Error::invalid(format!(
+                        "text featurizer: vocabulary not sorted and unique at {:?}, {:?}",
+                        w[0], w[1]
+                    )));
+                }
+                if self.options.tfidf {
+                    match &self.idf {
+                        Some(idf) if idf.len() == terms.len() => {}
+                        _ => {
+                            return Err(Error::invalid(
+                                "text featurizer: tfidf needs one idf weight per term",
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn n_features(&self) -> usize {
+        match &self.vocabulary {
+            Vocabulary::Terms(t) => t.len(),
+            Vocabulary::Hashing { bits } => 1usize << bits,
+        }
+    }
+
+    pub fn add_monotone(&self) -> std::result::Result<(), String> {
+        let mut reasons = Vec::new();
+        if self.options.tfidf {
+            reasons.push("tf-idf weighting: adding words lowers other features");
+        }
+        if self.options.normalize {
+            reasons.push("length normalisation: adding words lowers other features");
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons.join("; "))
+        }
+    }
+
+    pub fn feature_names(&self) -> Option<Vec<String>> {
+        match &self.vocabulary {
+            Vocabulary::Terms(t) => Some(t.clone()),
+            Vocabulary::Hashing { .. } => None,
+        }
+    }
+
+    /// Featurizes one raw sample (see the module docs).
+    pub fn featurize(&self, raw: &[u8]) -> Featurized {
+        self.map(analyze(&self.options, raw))
+    }
+
+    /// Decoded tokens in order of appearance, with repeats.
+    pub fn tokens(&self, raw: &[u8]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut problems = Vec::new();
+        extract(
+            &self.options,
+            raw,
+            &mut |t: &str| out.push(t.to_owned()),
+            &mut problems,
+        );
+        out
+    }
+
+    /// Index of `token`, if it is a feature.
+    pub fn index_of(&self, token: &str) -> Option<u32> {
+        match &self.vocabulary {
+            Vocabulary::Terms(t) => t
+                .binary_search_by(|probe| probe.as_str().cmp(token))
+                .ok()
+                .map(|i| i as u32),
+            Vocabulary::Hashing { bits } => Some(hash_index(token.as_bytes(), *bits)),
+        }
+    }
+
+    /// A hash index of the terms, for mapping many samples faster than
+    /// [`TextSpec::index_of`]'s binary search; `None` when hashing.
+    pub fn term_index(&self) -> Option<TermIndex<'_>> {
+        match &self.vocabulary {
+            Vocabulary::Terms(t) => Some(TermIndex(
+                t.iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.as_str(), i as u32))
+                    .collect(),
+            )),
+            Vocabulary::Hashing { .. } => None,
+        }
+    }
+
+    /// Turns an [`Analysis`] into a feature row.
+    pub fn map(&self, analysis: Analysis) -> Featurized {
+        self.map_by(analysis, |t| self.index_of(t))
+    }
+
+    /// [`TextSpec::map`] with a prebuilt [`TextSpec::term_index`] (same result).
+    pub fn map_indexed(&self, analysis: Analysis, index: Option<&TermIndex<'_>>) -> Featurized {
+        match index {
+            Some(ix) => self.map_by(analysis, |t| ix.0.get(t).copied()),
+            None => self.map(analysis),
+        }
+    }
+
+    fn map_by(&self, analysis: Analysis, index_of: impl Fn(&str) -> Option<u32>) -> Featurized {
+        let pairs: Vec<(u32, u32)> = analysis
+            .counts()
+            .filter_map(|(tok, c)| index_of(tok).map(|i| (i, c)))
+            .collect();
+        self.row(pairs, analysis.problems)
+    }
+
+    /// A row from (index, count) pairs in any order, repeats allowed.
+    fn row(&self, mut pairs: Vec<(u32, u32)>, problems: Vec<String>) -> Featurized {
+        pairs.sort_unstable();
+        // Merge hash collisions (sum of counts).
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(pairs.len());
+        for (i, c) in pairs {
+            match merged.last_mut() {
+                Some(last) if last.0 == i => last.1 = last.1.saturating_add(c),
+                _ => merged.push((i, c)),
+            }
+        }
+        let mut indices = Vec::with_capacity(merged.len());
+        let mut values = Vec::with_capacity(merged.len());
+        for (i, c) in merged {
+            let mut v = match self.options.value {
+                ValueMode::Binary => 1.0,
+                ValueMode::Counts { cap } => c.min(cap) as f32,
+            };
+            if self.options.tfidf {
+                if let Some(idf) = &self.idf {
+                    v *= idf[i as usize];
+                }
+            }
+            indices.push(i);
+            values.push(v);
+        }
+        if self.options.normalize {
+            let norm = values.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                values.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        Featurized {
+            indices,
+            values,
+            problems,
+        }
+    }
+}
+
+/// Builds the vocabulary from `docs` (as [`build_vocabulary`]) and maps the same docs to
+/// rows in one go (one hash lookup per distinct token of a document instead of two).
+/// Returns the spec and the rows, in `docs` order.
+pub fn fit_transform(
+    options: TextOptions,
+    docs: Vec<Analysis>,
+    min_df: usize,
+    max_features: Option<usize>,
+) -> Result<(TextSpec, Vec<Featurized>)> {
+    if min_df == 0 {
+        return Err(Error::invalid("min_df must be at least 1"));
+    }
+    let mut ids: FastMap<&str, u32> =
+        FastMap::with_capacity_and_hasher(1 << 16, Default::default());
+    let mut names: Vec<&str> = Vec::new();
+    let mut df: Vec<usize> = Vec::new();
+    let doc_ids: Vec<Vec<u32>> = docs
+        .iter()
+        .map(|d| {
+            d.counts()
+                .map(|(t, _)| {
+                    let next = names.len() as u32;
+                    let id = *ids.entry(t).or_insert_with(|| {
+                        names.push(t);
+                        df.push(0);
+                        next
+                    });
+                    df[id as usize] += 1;
+                    id
+                })
+                .collect()
+        })
+        .collect();
+    drop(ids);
+    let mut kept: Vec<u32> = (0..names.len() as u32)
+        .filter(|&i| df[i as usize] >= min_df)
+        .collect();
+    if let Some(maxf) = max_features {
+        if kept.len() > maxf {
+            kept.sort_unstable_by(|&a, &b| {
+                df[b as usize]
+                    .cmp(&df[a as usize])
+                    .then_with(|| names[a as usize].cmp(names[b as usize]))
+            });
+            kept.truncate(maxf);
+        }
+    }
+    kept.sort_unstable_by(|&a, &b| names[a as usize].cmp(names[b as usize]));
+    let mut remap = vec![u32::MAX; names.len()];
+    for (new, &old) in kept.iter().enumerate() {
+        remap[old as usize] = new as u32;
+    }
+    let terms: Vec<String> = kept.iter().map(|&i| names[i as usize].to_owned()).collect();
+    let kept_df: Vec<usize> = kept.iter().map(|&i| df[i as usize]).collect();
+    let idf = options.tfidf.then(|| idf_weights(&kept_df, docs.len()));
+    drop(names);
+    let spec = TextSpec {
+        options,
+        vocabulary: Vocabulary::Terms(terms),
+        idf,
+    };
+    spec.validate()?;
+    let rows = docs
+        .into_par_iter()
+        .zip(doc_ids.into_par_iter())
+        .map(|(d, ids)| {
+            let pairs = d
+                .spans
+                .iter()
+                .zip(ids)
+                .filter_map(|(&(_, _, c), id)| {
+                    let j = remap[id as usize];
+                    (j != u32::MAX).then_some((j, c))
+                })
+                .collect();
+            spec.row(pairs, d.problems)
+        })
+        .collect();
+    Ok((spec, rows))
+}
+
+/// Term -> index map of a vocabulary (see [`TextSpec::term_index`]).
+#[derive(Debug, Clone)]
+pub struct TermIndex<'a>(FastMap<&'a str, u32>);
+
+/// Builds a sorted vocabulary from training analyses: tokens with document frequency
+/// `>= min_df`; with `max_features`, only the most frequent are kept (ties by token
+/// string, ascending). Returns the terms (sorted) and their document frequencies.
+pub fn build_vocabulary(
+    docs: &[Analysis],
+    min_df: usize,
+    max_features: Option<usize>,
+) -> (Vec<String>, Vec<usize>) {
+    let df = docs
+        .par_chunks(256)
+        .map(|chunk| {
+            let mut df: FastMap<&str, usize> = FastMap::default();
+            for d in chunk {
+                for (tok, _) in d.counts() {
+                    *df.entry(tok).or_insert(0) += 1;
+                }
+            }
+            df
+        })
+        .reduce(FastMap::default, |mut a, b| {
+            if a.len() < b.len() {
+                return merge(b, a);
+            }
+            for (t, n) in b {
+                *a.entry(t).or_insert(0) += n;
+            }
+            a
+        });
+    fn merge<'a>(
+        mut big: FastMap<&'a str, usize>,
+        small: FastMap<&'a str, usize>,
+    ) -> FastMap<&'a str, usize> {
+        for (t, n) in small {
+            *big.entry(t).or_insert(0) += n;
+        }
+        big
+    }
+    let mut kept: Vec<(&str, usize)> = df.into_iter().filter(|&(_, n)| n >= min_df).collect();
+    if let Some(maxf) = max_features {
+        if kept.len() > maxf {
+            kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+            kept.truncate(maxf);
+        }
+    }
+    kept.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    kept.into_iter().map(|(t, n)| (t.to_owned(), n)).unzip()
+}
+
+/// scikit-learn's smooth idf: `ln((1 + n) / (1 + df)) + 1`.
+pub fn idf_weights(df: &[usize], n_docs: usize) -> Vec<f32> {
+    df.iter()
+        .map(|&d| (((1 + n_docs) as f64 / (1 + d) as f64).ln() + 1.0) as f32)
+        .collect()
+}
+
+/// Decodes one sample and counts its tokens.
+pub fn analyze(opts: &TextOptions, raw: &[u8]) -> Analysis {
+    let mut col = Collector::default();
+    let mut problems = Vec::new();
+    extract(opts, raw, &mut |t: &str| col.push(t), &mut problems);
+    col.finish(problems)
+}
+
+/// Counts the tokens of already decoded text (no email parsing, no header tokens;
+/// `host:` tokens when `url_hosts`).
+pub fn analyze_plain(opts: &TextOptions, text: &str) -> Analysis {
+    let mut col = Collector::default();
+    let mut buf = String::with_capacity(64);
+    let mut emit = |t: &str| col.push(t);
+    tokenize(text, "", &mut buf, &mut emit);
+    if opts.url_hosts {
+        scan_hosts(text, &mut buf, &mut emit);
+    }
+    col.finish(Vec::new())
+}
+
+/// All tokens of a sample in one buffer, deduplicated at the end.
+#[derive(Default)]
+struct Collector {
+    all: String,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Collector {
+    #[inline]
+    fn push(&mut self, t: &str) {
+        let s = self.all.len();
+        self.all.push_str(t);
+        self.spans.push((s, self.all.len()));
+    }
+
+    fn finish(self, problems: Vec<String>) -> Analysis {
+        use std::collections::hash_map::Entry;
+        let mut seen: FastMap<&str, usize> =
+            FastMap::with_capacity_and_hasher(self.spans.len() / 2 + 1, Default::default());
+        let mut out = Analysis {
+            buf: String::with_capacity(self.all.len() / 2 + 1),
+            spans: Vec::with_capacity(self.spans.len() / 2 + 1),
+            problems,
+        };
+        for &(s, e) in &self.spans {
+            let t = &self.all[s..e];
+            match seen.entry(t) {
+                Entry::Occupied(o) => {
+                    let c = &mut out.spans[*o.get()].2;
+                    *c = c.saturating_add(1);
+                }
+                Entry::Vacant(v) => {
+                    v.insert(out.spans.len());
+                    let s2 = out.buf.len();
+                    out.buf.push_str(t);
+                    out.spans.push((s2, out.buf.len(), 1));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The text a sample decodes to (bodies only, no header or host tokens), for tools such
+/// as the benchmark that compare with other tokenizers on the same text.
+pub fn decoded_text(raw: &[u8]) -> String {
+    let mut out = String::new();
+    let mut problems = Vec::new();
+    let opts = TextOptions::default();
+    walk_text(
+        &opts,
+        raw,
+        &mut |t, _| {
+            out.push_str(t);
+            out.push('\n');
+        },
+        &mut problems,
+    );
+    out
+}
+
+/// Calls `emit` for every token of `raw`, in order.
+pub fn extract(
+    opts: &TextOptions,
+    raw: &[u8],
+    emit: &mut dyn FnMut(&str),
+    problems: &mut Vec<String>,
+) {
+    let mut buf = String::with_capacity(64);
+    walk_text(
+        opts,
+        raw,
+        &mut |text, kind| match kind {
+            Piece::Body => tokenize(text, "", &mut buf, emit),
+            Piece::Header(prefix) => tokenize(text, prefix, &mut buf, emit),
+            Piece::Hosts => scan_hosts(text, &mut buf, emit),
+        },
+        problems,
+    );
+}
+
+/// What a piece of decoded text is.
+#[derive(Clone, Copy)]
+enum Piece {
+    Body,
+    /// Header text, tokens prefixed with e.g. `subject:`.
+    Header(&'static str),
+    /// Text to scan for URL hosts only.
+    Hosts,
+}
+
+fn walk_text(
+    opts: &TextOptions,
+    raw: &[u8],
+    f: &mut dyn FnMut(&str, Piece),
+    problems: &mut Vec<String>,
+) {
+    if !looks_like_email(raw) {
+        problems.push("no headers: read as plain text".into());
+        plain(opts, raw, f, problems);
+        return;
+    }
+    let parser = MessageParser::new();
+    match parser.parse(raw) {
+        None => {
+            problems.push("parse failed: raw text used".into());
+            plain(opts, raw, f, problems);
+        }
+        Some(msg) => {
+            if opts.header_tokens {
+                if let Some(s) = msg.subject() {
+                    f(s, Piece::Header("subject:"));
+                }
+                for (addr, prefix) in [(msg.from(), "from:"), (msg.to(), "to:")] {
+                    if let Some(a) = addr {
+                        for a in a.iter() {
+                            if let Some(n) = a.name() {
+                                f(n, Piece::Header(prefix));
+                            }
+                            if let Some(x) = a.address() {
+                                f(x, Piece::Header(prefix));
+                            }
+                        }
+                    }
+                }
+            }
+            message_text(opts, &msg, 0, f, problems);
+        }
+    }
+}
+
+fn plain(
+    opts: &TextOptions,
+    raw: &[u8],
+    f: &mut dyn FnMut(&str, Piece),
+    problems: &mut Vec<String>,
+) {
+    let text = String::from_utf8_lossy(raw);
+    if matches!(text, std::borrow::Cow::Owned(_)) {
+        problems.push("invalid utf-8: bytes replaced".into());
+    }
+    f(&text, Piece::Body);
+    if opts.url_hosts {
+        f(&text, Piece::Hosts);
+    }
+}
+
+fn message_text(
+    opts: &TextOptions,
+    msg: &Message<'_>,
+    depth: usize,
+    f: &mut dyn FnMut(&str, Piece),
+    problems: &mut Vec<String>,
+) {
+    let mut bodies = 0;
+    let broken_b64 = |id: usize| msg.parts.get(id).is_some_and(is_broken_base64_text);
+    for &id in &msg.text_body {
+        if broken_b64(id as usize) {
+            continue; // read leniently below
+        }
+        match msg.parts.get(id as usize).map(|p| &p.body) {
+            Some(PartType::Text(t)) => {
+                bodies += 1;
+                f(t, Piece::Body);
+            }
+            Some(PartType::Html(h)) => {
+                bodies += 1;
+                f(&html_to_text(h), Piece::Body);
+            }
+            _ => {}
+        }
+    }
+    for part in msg.parts.iter().filter(|p| is_broken_base64_text(p)) {
+        bodies += 1;
+        lenient_base64_text(opts, part, f);
+    }
+    for part in &msg.parts {
+        if part.is_encoding_problem {
+            problems.push("mime encoding problem: part decoded as far as possible".into());
+        }
+        if let Some(cs) = part.content_type().and_then(|ct| ct.attribute("charset")) {
+            if !charset_known(cs) {
+                problems.push(format!(
+                    "unknown charset: {} (read as utf-8)",
+                    cs.chars().take(40).collect::<String>()
+                ));
+            }
+        }
+        match &part.body {
+            PartType::Text(t) | PartType::Html(t) => {
+                if t.contains('\u{FFFD}') {
+                    problems.push("undecodable bytes: replaced".into());
+                }
+                if opts.url_hosts {
+                    f(t, Piece::Hosts);
+                }
+            }
+            PartType::Message(nested) if depth < MAX_NESTING => {
+                bodies += 1;
+                message_text(opts, nested, depth + 1, f, problems);
+            }
+            _ => {}
+        }
+    }
+    if depth == 0 && bodies == 0 {
+        problems.push("no text body".into());
+    }
+}
+
+/// A text/* part declared base64 whose body mail-parser could not decode (e.g. text was
+/// appended after the base64). Such parts are decoded leniently, so that appending to a
+/// base64 body never hides what was there before.
+fn is_broken_base64_text(part: &mail_parser::MessagePart<'_>) -> bool {
+    part.is_encoding_problem
+        && part
+            .content_transfer_encoding()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("base64"))
+        && part
+            .content_type()
+            .is_none_or(|ct| ct.ctype().eq_ignore_ascii_case("text"))
+}
+
+/// Decodes the longest prefix of whole base64 lines, then reads the rest as raw text.
+fn lenient_base64_text(
+    opts: &TextOptions,
+    part: &mail_parser::MessagePart<'_>,
+    f: &mut dyn FnMut(&str, Piece),
+) {
+    let raw = part.contents();
+    let mut decoded = Vec::with_capacity(raw.len() / 4 * 3);
+    let (mut acc, mut nbits) = (0u32, 0u32);
+    let mut pos = 0;
+    for line in raw.split_inclusive(|&b| b == b'\n') {
+        let body = line.trim_ascii();
+        // The characters mail-parser's MIME base64 decoder accepts (it skips blanks and
+        // single dashes), so a valid body decodes exactly as mail-parser decodes it.
+        let ok = |b: u8| b.is_ascii_alphanumeric() || b"+/= \t\r-".contains(&b);
+        if !body.iter().all(|&b| ok(b)) || body.windows(2).any(|w| w == b"--") {
+            break;
+        }
+        for &b in body {
+            let v = match b {
+                b'A'..=b'Z' => b - b'A',
+                b'a'..=b'z' => b - b'a' + 26,
+                b'0'..=b'9' => b - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                b' ' | b'\t' | b'\r' | b'-' => continue,
+                _ => {
+                    // '=' padding: drop the partial byte.
+                    nbits = 0;
+                    acc = 0;
+                    continue;
+                }
+            };
+            acc = (acc << 6) | v as u32;
+            nbits += 6;
+            if nbits >= 8 {
+                nbits -= 8;
+                decoded.push((acc >> nbits) as u8);
+                acc &= (1 << nbits) - 1;
+            }
+        }
+        pos += line.len();
+    }
+    let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
+    let text = match charset.and_then(|c| charset_decoder(c.as_bytes())) {
+        Some(dec) => dec(&decoded),
+        None => String::from_utf8_lossy(&decoded).into_owned(),
+    };
+    let is_html = part
+        .content_type()
+        .and_then(|ct| ct.subtype())
+        .is_some_and(|s| s.eq_ignore_ascii_case("html"));
+    if opts.url_hosts {
+        f(&text, Piece::Hosts);
+    }
+    if is_html {
+        f(&html_to_text(&text), Piece::Body);
+    } else {
+        f(&text, Piece::Body);
+    }
+    let rest = String::from_utf8_lossy(&raw[pos..]);
+    f(&rest, Piece::Body);
+    if opts.url_hosts {
+        f(&rest, Piece::Hosts);
+    }
+}
+
+/// HTML to text for tokenizing: tags and comments become a space (so words on either
+/// side of a tag never merge), `<script>` / `<style>` contents are dropped, common
+/// entities are decoded. A left-to-right state machine: the text of a prefix is
+/// unchanged when more HTML is appended (up to one entity / tag look-ahead at the end),
+/// which keeps the featurizer add-monotone. (mail-parser's `html_to_text` joins words
+/// across tags, so appended text could merge with, and hide, the last word.)
+pub fn html_to_text(html: &str) -> String {
+    let b = html.as_bytes();
+    let mut out = String::with_capacity(html.len());
+    let mut i = 0;
+    let mut text_start = 0; // start of the pending run of plain text
+    while i < b.len() {
+        match b[i] {
+            b'<' if b.get(i + 1).is_some_and(|&c| {
+                c.is_ascii_alphabetic() || c == b'/' || c == b'!' || c == b'?'
+            }) =>
+            {
+                out.push_str(&html[text_start..i]);
+                out.push(' ');
+                if b[i..].starts_with(b"<!--") {
+                    i = find(b, i + 4, b"-->").map_or(b.len(), |e| e + 3);
+                } else {
+                    let name_start = i + 1;
+                    let mut name_end = name_start;
+                    while name_end < b.len() && b[name_end].is_ascii_alphanumeric() {
+                        name_end += 1;
+                    }
+                    let name = &b[name_start..name_end];
+                    i = b[i..]
+                        .iter()
+                        .position(|&c| c == b'>')
+                        .map_or(b.len(), |e| i + e + 1);
+                    for raw_tag in [&b"script"[..], b"style"] {
+                        if name.eq_ignore_ascii_case(raw_tag) {
+                            let close = [b"</", raw_tag].concat();
+                            i = find_ci(b, i, &close).map_or(b.len(), |e| {
+                                b[e..]
+                                    .iter()
+                                    .position(|&c| c == b'>')
+                                    .map_or(b.len(), |k| e + k + 1)
+                            });
+                        }
+                    }
+                }
+                text_start = i;
+            }
+            b'&' => {
+                let end = b[i + 1..b.len().min(i + 12)]
+                    .iter()
+                    .position(|&c| c == b';');
+                let Some(len) = end else {
+                    i += 1;
+                    continue;
+                };
+                let name = &html[i + 1..i + 1 + len];
+                if !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'#') || name.is_empty()
+                {
+                    i += 1;
+                    continue;
+                }
+                out.push_str(&html[text_start..i]);
+                let num =
+                    |s: &str, radix| u32::from_str_radix(s, radix).ok().and_then(char::from_u32);
+                let ch = match name {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" => Some('\''),
+                    _ if name.starts_with("#x") || name.starts_with("#X") => num(&name[2..], 16),
+                    _ if name.starts_with('#') => num(&name[1..], 10),
+                    _ => None,
+                };
+                out.push(ch.unwrap_or(' '));
+                i += len + 2;
+                text_start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    if text_start < b.len() {
+        out.push_str(&html[text_start..]);
+    }
+    out
+}
+
+fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+fn find_ci(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+        .map(|p| from + p)
+}
+
+fn charset_known(cs: &str) -> bool {
+    let norm: String = cs
+        .chars()
+        .filter(|c| *c != '-' && *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect();
+    norm.contains("utf8") || norm == "unicode11utf8" || charset_decoder(cs.as_bytes()).is_some()
+}
+
+/// True when the first line is a header field (`Name: value`) or an mbox `From ` line.
+pub fn looks_like_email(raw: &[u8]) -> bool {
+    let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
+    let line = &raw[..line_end];
+    if line.starts_with(b"From ") {
+        return true;
+    }
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return false;
+    };
+    let name = &line[..colon];
+    let name = match name.iter().rposition(|&b| b != b' ' && b != b'\t') {
+        Some(end) => &name[..=end],
+        None => return false,
+    };
+    name.iter().all(|&b| (0x21..=0x7e).contains(&b))
+}
+
+/// Tokenizes `text`, emitting `prefix + token` for each token. ASCII runs are copied and
+/// lowercased a run at a time; other characters go through `char` classification.
+fn tokenize(text: &str, prefix: &str, buf: &mut String, emit: &mut dyn FnMut(&str)) {
+    buf.clear();
+    buf.push_str(prefix);
+    let base = buf.len();
+    let b = text.as_bytes();
+    let mut n = 0usize; // characters in the current run
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c < 0x80 {
+            if c.is_ascii_alphanumeric() {
+                let start = i;
+                while i < b.len() && b[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+                if n + (i - start) <= MAX_TOKEN_CHARS {
+                    let at = buf.len();
+                    buf.push_str(&text[start..i]);
+                    buf.as_mut_str()[at..].make_ascii_lowercase();
+                }
+                n += i - start;
+            } else {
+                if n > 0 {
+                    flush_token(buf, base, &mut n, emit);
+                }
+                i += 1;
+            }
+        } else {
+            let ch = text[i..].chars().next().unwrap_or('\u{FFFD}');
+            i += ch.len_utf8();
+            if ch.is_alphanumeric() {
+                n += 1;
+                if n <= MAX_TOKEN_CHARS {
+                    buf.extend(ch.to_lowercase());
+                }
+            } else if n > 0 {
+                flush_token(buf, base, &mut n, emit);
+            }
+        }
+    }
+    if n > 0 {
+        flush_token(buf, base, &mut n, emit);
+    }
+}
+
+#[inline]
+fn flush_token(buf: &mut String, base: usize, n: &mut usize, emit: &mut dyn FnMut(&str)) {
+    if (MIN_TOKEN_CHARS..=MAX_TOKEN_CHARS).contains(n) {
+        emit(buf);
+    }
+    buf.truncate(base);
+    *n = 0;
+}
+
+/// Emits `host:<host>` for every `http://` / `https://` URL in `text`.
+fn scan_hosts(text: &str, buf: &mut String, emit: &mut dyn FnMut(&str)) {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i + 7 <= b.len() {
+        if b[i] != b'h' && b[i] != b'H' {
+            i += 1;
+            continue;
+        }
+        let rest = &b[i..];
+        let skip = if rest.len() >= 7 && rest[..7].eq_ignore_ascii_case(b"http://") {
+            7
+        } else if rest.len() >= 8 && rest[..8].eq_ignore_ascii_case(b"https://") {
+            8
+        } else {
+            i += 1;
+            continue;
+        };
+        let start = i + skip;
+        let mut end = start;
+        while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'.' || b[end] == b'-')
+        {
+            end += 1;
+        }
+        // Skip user info (`user@host`): take what follows the `@`.
+        let (mut hs, mut he) = (start, end);
+        if end < b.len() && b[end] == b'@' {
+            let s2 = end + 1;
+            let mut e2 = s2;
+            while e2 < b.len() && (b[e2].is_ascii_alphanumeric() || b[e2] == b'.' || b[e2] == b'-')
+            {
+                e2 += 1;
+            }
+            hs = s2;
+            he = e2;
+            end = e2;
+        }
+        while hs < he && (b[hs] == b'.' || b[hs] == b'-') {
+            hs += 1;
+        }
+        while he > hs && (b[he - 1] == b'.' || b[he - 1] == b'-') {
+            he -= 1;
+        }
+        if he > hs && he - hs <= 253 && b[hs..he].iter().any(|c| c.is_ascii_alphabetic()) {
+            buf.clear();
+            buf.push_str("host:");
+            for &c in &b[hs..he] {
+                buf.push(c.to_ascii_lowercase() as char);
+            }
+            emit(buf);
+        }
+        i = end.max(i + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(s: &str) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut buf = String::new();
+        tokenize(s, "", &mut buf, &mut |t| v.push(t.to_owned()));
+        v
+    }
+
+    #[test]
+    fn tokenizer() {
+        assert_eq!(
+            toks("Hello, WORLD! a 42 Über-straße"),
+            ["hello", "world", "42", "über", "straße"]
+        );
+        let long = "x".repeat(41);
+        assert!(toks(&long).is_empty());
+    }
+
+    #[test]
+    fn hosts() {
+        let mut v = Vec::new();
+        let mut buf = String::new();
+        scan_hosts(
+            "see HTTP://WWW.Example.com/x and https://user@evil.org. and http://.",
+            &mut buf,
+            &mut |t| v.push(t.to_owned()),
+        );
+        assert_eq!(v, ["host:www.example.com", "host:evil.org"]);
+    }
+
+    #[test]
+    fn html() {
+        let t = html_to_text("<p>Hello&nbsp;<b>wor</b>ld &amp; caf&#233; &#x41;<script>var x</script><!-- hidden -->Unsub</A>");
+        assert_eq!(toks(&t), ["hello", "wor", "ld", "café", "unsub"]);
+        assert_eq!(
+            toks(&html_to_text("a < b and <style>p{}</STYLE>c")),
+            ["and"]
+        );
+    }
+
+    #[test]
+    fn email_detection() {
+        assert!(looks_like_email(b"From: a@b.c\n\nhi"));
+        assert!(looks_like_email(
+            b"From someone Mon Jan 1\nSubject: x\n\nhi"
+        ));
+        assert!(!looks_like_email(b"Hello there, friend.\nhow are you"));
+        assert!(!looks_like_email(b""));
+    }
+}
