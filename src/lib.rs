@@ -18,4 +18,3 @@ pub mod rng;
 pub mod train;
 
 pub use error::{Error, Result};
-

@@ -34,11 +34,18 @@ enum Command {
     Inspect(cli::inspect::InspectArgs),
     /// Stratified train/test split of a data file.
     Split(cli::split::SplitArgs),
+    /// Turn raw samples (emails, text, binaries) into add-monotone features.
+    Featurize(nonneg::features::cli::FeaturizeArgs),
     /// Train, evaluate and inspect unconstrained vs monotone models on bundled data.
     Demo(cli::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`nonneg inspect ... | head`), like other Unix tools.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let threads = cli
         .threads
@@ -61,6 +68,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => cli::predict::run(a, &ctx),
         Command::Inspect(a) => cli::inspect::run(a, &ctx),
         Command::Split(a) => cli::split::run(a, &ctx),
+        Command::Featurize(a) => nonneg::features::cli::run(a).map(|()| ExitCode::SUCCESS),
         Command::Demo(a) => cli::demo::run(a, &ctx),
     };
     match result {

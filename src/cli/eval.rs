@@ -1,6 +1,6 @@
 //! `nonneg eval`.
 
-use super::{load_data, load_model, Context, DataArgs};
+use super::{featurize_raw, load_data, load_model, Context, DataArgs};
 use anyhow::Result;
 use clap::Args;
 use nonneg::metrics::{self, LabelMetrics};
@@ -15,8 +15,13 @@ pub struct EvalArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Labelled data, read as for training.
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required_unless_present = "classes")]
+    pub data: Option<PathBuf>,
+    /// Raw samples instead of --data, for a model with a featurizer: NAME=PATH (directory,
+    /// file or .tar/.tar.gz/.tar.bz2), repeatable; the positive class is --positive or the
+    /// first NAME.
+    #[arg(long = "class", value_name = "NAME=PATH", value_parser = nonneg::features::cli::parse_class, conflicts_with = "data")]
+    pub classes: Vec<(String, PathBuf)>,
     #[command(flatten)]
     pub data_args: DataArgs,
     /// Print one JSON object instead of a table.
@@ -121,9 +126,19 @@ pub fn print_table(model: &Model, per: &[LabelMetrics]) {
     }
 }
 
-pub fn run(a: &EvalArgs, _ctx: &Context) -> Result<ExitCode> {
+pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
     let model = load_model(&a.model)?;
-    let data = load_data(&a.data, &a.data_args, Some(&model), true)?;
+    let data = match &a.data {
+        Some(d) => load_data(d, &a.data_args, Some(&model), true)?,
+        None => {
+            let positive = a
+                .data_args
+                .positive
+                .clone()
+                .unwrap_or_else(|| a.classes[0].0.clone());
+            featurize_raw(&model, &a.classes, &positive, ctx.quiet || a.json)?.0
+        }
+    };
     let logits = model.logits(&data.x);
     let y = data.y.as_ref().expect("labels required");
     let per = label_metrics(&model, &logits, y);

@@ -10,7 +10,9 @@ pub mod train;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use nonneg::data::{self, Dataset, IndexBase, LoadOptions};
+use nonneg::data::{self, Dataset, Features, IndexBase, LoadOptions};
+use nonneg::features::corpus::{featurize_corpus, SpecSource};
+use nonneg::features::FeaturizerSpec;
 use nonneg::model::Model;
 use std::path::{Path, PathBuf};
 
@@ -110,4 +112,43 @@ pub fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The featurizer stored in a model, if any.
+pub fn model_featurizer(model: &Model) -> Result<Option<FeaturizerSpec>> {
+    match &model.featurizer {
+        None => Ok(None),
+        Some(v) => Ok(Some(
+            serde_json::from_value(v.clone()).context("the model's featurizer is unreadable")?,
+        )),
+    }
+}
+
+/// Raw samples (`--class NAME=PATH`, or plain paths) featurized with the model's own
+/// featurizer, exactly as `nonneg featurize` did for its training data. Labels are 1 for
+/// samples of `positive`.
+pub fn featurize_raw(
+    model: &Model,
+    classes: &[(String, PathBuf)],
+    positive: &str,
+    quiet: bool,
+) -> Result<(Dataset, Vec<String>)> {
+    let Some(spec) = model_featurizer(model)? else {
+        bail!("this model has no featurizer: it takes feature files (--data), not raw samples");
+    };
+    let corpus = featurize_corpus(classes, positive, SpecSource::Fixed(spec))?;
+    if !quiet {
+        eprintln!("{}", corpus.summary);
+    }
+    let names = corpus.names.clone();
+    let ds = Dataset {
+        x: Features::Sparse(corpus.x),
+        y: Some(corpus.y),
+        n_labels: 1,
+        label_names: model.label_names.clone(),
+        feature_names: None,
+        source: "raw samples".into(),
+    };
+    check_matches(&ds, model, Path::new("raw samples"))?;
+    Ok((ds, names))
 }

@@ -1,6 +1,6 @@
 //! `nonneg predict`.
 
-use super::{load_data, load_model, write_output, Context, DataArgs};
+use super::{featurize_raw, load_data, load_model, write_output, Context, DataArgs};
 use anyhow::Result;
 use clap::Args;
 use nonneg::model::activation::sigmoid;
@@ -13,8 +13,12 @@ pub struct PredictArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// Data to score (labels, if present, are ignored).
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required_unless_present = "files")]
+    pub data: Option<PathBuf>,
+    /// Raw samples to score with the model's featurizer (files, directories or
+    /// .tar/.tar.gz/.tar.bz2 archives); output adds a `sample` column.
+    #[arg(conflicts_with = "data")]
+    pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub data_args: DataArgs,
     /// csv (header: score,logit,label) or jsonl.
@@ -31,6 +35,7 @@ pub fn format_predictions(
     threshold: &[f32],
     label_names: &[String],
     jsonl: bool,
+    names: Option<&[String]>,
 ) -> String {
     let l = threshold.len();
     let mut out = String::new();
@@ -50,9 +55,13 @@ pub fn format_predictions(
                 .collect()
         };
         out.push_str(&cols.join(","));
+        if names.is_some() {
+            out.push_str(",sample");
+        }
         out.push('\n');
     }
-    for row in logits.chunks_exact(l.max(1)) {
+    for (r, row) in logits.chunks_exact(l.max(1)).enumerate() {
+        let name = names.map(|n| n[r].as_str());
         if jsonl {
             let vals: Vec<String> = row
                 .iter()
@@ -66,7 +75,14 @@ pub fn format_predictions(
                     )
                 })
                 .collect();
-            if l == 1 {
+            if let Some(n) = name {
+                let joined = vals.join(",");
+                let _ = write!(
+                    out,
+                    "{{\"sample\":{},\"scores\":[{joined}]}}",
+                    serde_json::Value::from(n)
+                );
+            } else if l == 1 {
                 out.push_str(&vals[0]);
             } else {
                 out.push('[');
@@ -80,21 +96,47 @@ pub fn format_predictions(
                 }
                 let _ = write!(out, "{},{},{}", sigmoid(z), z, (z >= t) as u8);
             }
+            if let Some(n) = name {
+                out.push(',');
+                out.push_str(&csv_field(n));
+            }
         }
         out.push('\n');
     }
     out
 }
 
-pub fn run(a: &PredictArgs, _ctx: &Context) -> Result<ExitCode> {
+/// Quotes a CSV field when it needs it.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
     let model = load_model(&a.model)?;
-    let data = load_data(&a.data, &a.data_args, Some(&model), false)?;
+    let (data, names) = match &a.data {
+        Some(d) => (load_data(d, &a.data_args, Some(&model), false)?, None),
+        None => {
+            let classes: Vec<(String, PathBuf)> = a
+                .files
+                .iter()
+                .map(|p| ("input".to_string(), p.clone()))
+                .collect();
+            let (ds, names) =
+                featurize_raw(&model, &classes, "input", ctx.quiet || a.out.is_none())?;
+            (ds, Some(names))
+        }
+    };
     let logits = model.logits(&data.x);
     let text = format_predictions(
         &logits,
         &model.threshold,
         &model.label_names,
         a.format == "jsonl",
+        names.as_deref(),
     );
     write_output(a.out.as_deref(), &text)?;
     Ok(ExitCode::SUCCESS)

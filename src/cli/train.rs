@@ -1,10 +1,12 @@
 //! `nonneg train`.
 
-use super::{load_data, Context, DataArgs};
+use super::{Context, DataArgs};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nonneg::data::{split, Dataset, Features};
+use nonneg::features::corpus::spec_path_for;
+use nonneg::features::FeaturizerSpec;
 use nonneg::model::init::InitScheme;
 use nonneg::model::scaler::{ScaleKind, Scaler};
 use nonneg::model::{Activation, Constraint, Model, NonNegMode};
@@ -23,6 +25,10 @@ pub struct TrainArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub data_args: DataArgs,
+    /// The featurizer that made --data (default: `<data>.featurizer.json` when it exists);
+    /// stored in the model so it can score raw samples.
+    #[arg(long)]
+    pub featurizer: Option<PathBuf>,
     /// Validation data, read like --data.
     #[arg(long, conflicts_with = "valid_fraction")]
     pub valid: Option<PathBuf>,
@@ -406,11 +412,36 @@ pub fn train_model(
     Ok(Trained { model, report })
 }
 
-pub fn load_train_valid(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>)> {
-    let data = load_data(&a.data, &a.data_args, None, true)?;
+/// The featurizer for `--data`: `--featurizer F`, or the one written beside the data.
+pub fn find_featurizer(a: &TrainArgs) -> Result<Option<FeaturizerSpec>> {
+    let path = match &a.featurizer {
+        Some(p) => p.clone(),
+        None => {
+            let beside = spec_path_for(&a.data);
+            if !beside.exists() {
+                return Ok(None);
+            }
+            beside
+        }
+    };
+    Ok(Some(FeaturizerSpec::load(&path).with_context(|| {
+        format!("cannot read the featurizer {}", path.display())
+    })?))
+}
+
+pub fn load_train_valid(
+    a: &TrainArgs,
+    featurizer: Option<&FeaturizerSpec>,
+) -> Result<(Dataset, Option<Dataset>)> {
+    let mut opts = a.data_args.options(None, true);
+    if let Some(f) = featurizer {
+        // Its files are 1-based with a known width, whatever the last row holds.
+        opts.n_features = Some(f.n_features());
+        opts.index_base = nonneg::data::IndexBase::One;
+    }
+    let data = nonneg::data::load(&a.data, &opts)?;
     let valid = match (&a.valid, a.valid_fraction) {
         (Some(p), _) => {
-            let mut opts = a.data_args.options(None, true);
             opts.n_features = Some(data.x.cols());
             opts.expected_features = data.feature_names.clone();
             if data.n_labels > 1 {
@@ -442,8 +473,12 @@ pub fn load_train_valid(a: &TrainArgs) -> Result<(Dataset, Option<Dataset>)> {
 
 pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let cfg = config_from_args(a)?;
-    let (data, valid) = load_train_valid(a)?;
-    let t = train_model(&cfg, &data, valid.as_ref(), a.scale.as_deref(), ctx.quiet)?;
+    let featurizer = find_featurizer(a)?;
+    let (data, valid) = load_train_valid(a, featurizer.as_ref())?;
+    let mut t = train_model(&cfg, &data, valid.as_ref(), a.scale.as_deref(), ctx.quiet)?;
+    if let Some(f) = &featurizer {
+        t.model.featurizer = Some(serde_json::to_value(f)?);
+    }
     nonneg::model::io::save(&t.model, &a.out)?;
     if !ctx.quiet {
         print_summary(&t, &a.out);

@@ -106,7 +106,7 @@ pub struct BytesArgs {
     pub imports: bool,
 }
 
-fn parse_class(s: &str) -> std::result::Result<(String, PathBuf), String> {
+pub fn parse_class(s: &str) -> std::result::Result<(String, PathBuf), String> {
     let (name, path) = s
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=PATH, got {s:?}"))?;
