@@ -81,7 +81,7 @@ fn main() {
     let mut rng = Rng::new(0);
     let (data, hidden, batch) = match case.as_str() {
         "dense" => (dense_data(&mut rng), vec![512, 512], 256),
-        "sparse" => (sparse_data(8192, &mut rng), vec![256, 64], 64),
+        "sparse" => (sparse_data(16_384, &mut rng), vec![256, 64], 64),
         other => panic!("--case dense|sparse, not {other}"),
     };
     let mut cfg = TrainConfig::new(hidden.clone(), Preset::Monotone);

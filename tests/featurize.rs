@@ -89,6 +89,7 @@ fn all_options() -> TextOptions {
     TextOptions {
         header_tokens: true,
         url_hosts: true,
+        raw_headers: true,
         ..Default::default()
     }
 }

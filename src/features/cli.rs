@@ -77,6 +77,9 @@ pub struct TextArgs {
     /// Add the host of every http(s) URL as host:example.com.
     #[arg(long)]
     pub url_hosts: bool,
+    /// Add the tokens of every raw header line as hdr:word.
+    #[arg(long)]
+    pub raw_headers: bool,
     /// Feature value = number of occurrences capped at --cap (default: presence 0/1).
     #[arg(long)]
     pub counts: bool,
@@ -176,6 +179,7 @@ fn text_source(t: &TextArgs) -> anyhow::Result<SpecSource> {
     let options = TextOptions {
         header_tokens: t.header_tokens,
         url_hosts: t.url_hosts,
+        raw_headers: t.raw_headers,
         value,
         tfidf: t.tfidf,
         normalize: t.normalize,
@@ -192,6 +196,9 @@ fn text_source(t: &TextArgs) -> anyhow::Result<SpecSource> {
         }
         if t.url_hosts && !o.url_hosts {
             clash.push("--url-hosts");
+        }
+        if t.raw_headers && !o.raw_headers {
+            clash.push("--raw-headers");
         }
         if t.counts && o.value != value {
             clash.push("--counts/--cap");

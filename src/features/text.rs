@@ -71,6 +71,10 @@ pub struct TextOptions {
     pub header_tokens: bool,
     #[serde(default)]
     pub url_hosts: bool,
+    /// Add the tokens of the whole raw header block (every header, undecoded) prefixed by
+    /// `hdr:`: relays, mailers and charsets that spam tools leave behind.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub raw_headers: bool,
     #[serde(default)]
     pub value: ValueMode,
     /// Multiply values by inverse document frequency. NOT add-monotone.
@@ -563,6 +567,12 @@ fn walk_text(
             plain(opts, raw, f, problems);
         }
         Some(msg) => {
+            if opts.raw_headers {
+                f(
+                    &String::from_utf8_lossy(header_block(raw)),
+                    Piece::Header("hdr:"),
+                );
+            }
             if opts.header_tokens {
                 if let Some(s) = msg.subject() {
                     f(s, Piece::Header("subject:"));
@@ -583,6 +593,21 @@ fn walk_text(
             message_text(opts, &msg, 0, f, problems);
         }
     }
+}
+
+/// The raw header block: everything before the first empty line.
+fn header_block(raw: &[u8]) -> &[u8] {
+    let mut start = 0;
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\n' {
+            let line = &raw[start..i];
+            if line.is_empty() || line == b"\r" {
+                return &raw[..start];
+            }
+            start = i + 1;
+        }
+    }
+    raw
 }
 
 fn plain(
