@@ -531,30 +531,19 @@ impl<'a> Trainer<'a> {
                 }
                 break;
             }
-            matmul(
+            // The kernel gradient and d loss / d a_{l-1} = dz @ W^T are independent
+            // products: run them side by side.
+            let (lower, upper) = self.dz.split_at_mut(l);
+            let dz = &upper[0][..b * n_out];
+            let da = &mut lower[l - 1][..b * n_in];
+            let (gw, a_prev, w) = (
                 &mut self.gw[l],
                 &self.a[l - 1][..b * n_in],
-                Trans::T,
-                dz,
-                Trans::N,
-                n_in,
-                b,
-                n_out,
-                false,
-            );
-            // d loss / d a_{l-1} = dz @ W^T, then times the activation's derivative.
-            let (lower, upper) = self.dz.split_at_mut(l);
-            let da = &mut lower[l - 1][..b * n_in];
-            matmul(
-                da,
-                &upper[0][..b * n_out],
-                Trans::N,
                 &self.mlp.layers[l].weight,
-                Trans::T,
-                b,
-                n_out,
-                n_in,
-                false,
+            );
+            rayon::join(
+                || matmul(gw, a_prev, Trans::T, dz, Trans::N, n_in, b, n_out, false),
+                || matmul(da, dz, Trans::N, w, Trans::T, b, n_out, n_in, false),
             );
             let act = self.mlp.layers[l - 1].activation;
             let (z, a) = (&self.z[l - 1][..b * n_in], &self.a[l - 1][..b * n_in]);
@@ -649,17 +638,23 @@ impl<'a> Trainer<'a> {
                 };
                 self.update_sparse_rows(x, rows, &s, scale);
             } else {
-                let layer = &mut self.mlp.layers[l];
+                let Dense {
+                    weight,
+                    kernel_constraints,
+                    ..
+                } = &mut self.mlp.layers[l];
                 update_tensor(
                     &self.cfg.optimizer,
                     &s,
                     mode,
-                    &mut layer.weight,
+                    weight,
                     &mut self.gw[l],
                     &mut self.weight_state[l],
+                    kernel_constraints,
                 );
             }
             let layer = &mut self.mlp.layers[l];
+            // Bias constraints are applied whole in `project`.
             update_tensor(
                 &self.cfg.optimizer,
                 &s,
@@ -667,8 +662,9 @@ impl<'a> Trainer<'a> {
                 &mut layer.bias,
                 &mut self.gb[l],
                 &mut self.bias_state[l],
+                &[],
             );
-            self.project(l, sparse_layer);
+            self.project(l);
         }
         loss
     }
@@ -738,17 +734,16 @@ impl<'a> Trainer<'a> {
         );
     }
 
-    /// The projection after a step: every constraint of layer `l` (elementwise kernel
-    /// constraints of a sparse layer were applied to the updated rows already).
-    fn project(&mut self, l: usize, sparse_layer: bool) {
+    /// The projection after a step: the norm constraints of layer `l`'s kernel and every
+    /// bias constraint (elementwise kernel constraints were fused into the update).
+    fn project(&mut self, l: usize) {
         let layer = &mut self.mlp.layers[l];
         let st = &mut self.weight_state[l];
         let reparam = st.raw.is_some();
         let mut changed = false;
         for c in &layer.kernel_constraints {
-            if (sparse_layer && c.is_elementwise())
-                || (reparam && matches!(c, Constraint::NonNeg { .. }))
-            {
+            // Elementwise ones were applied during the update (or by the reparametrisation).
+            if c.is_elementwise() {
                 continue;
             }
             c.apply(&mut layer.weight, layer.n_in, layer.n_out);
@@ -868,6 +863,7 @@ fn update_tensor(
     w: &mut [f32],
     g: &mut [f32],
     st: &mut TensorState,
+    elementwise: &[Constraint],
 ) {
     let len = w.len();
     if let Some(raw) = st.raw.as_mut() {
@@ -878,6 +874,13 @@ fn update_tensor(
             }
         }
     }
+    // Elementwise constraints (NonNeg) are fused into the update while the rows are in
+    // cache; with a reparametrisation, non-negativity comes from `w = f(t)` instead.
+    let fused: Vec<&Constraint> = if st.raw.is_some() {
+        vec![]
+    } else {
+        elementwise.iter().filter(|c| c.is_elementwise()).collect()
+    };
     let target = match st.raw.as_mut() {
         Some(raw) => SyncPtr(raw.as_mut_ptr()),
         None => SyncPtr(w.as_mut_ptr()),
@@ -885,11 +888,15 @@ fn update_tensor(
     let (m, v) = (SyncPtr(st.m.as_mut_ptr()), SyncPtr(st.v.as_mut_ptr()));
     let (has_m, has_v) = (!st.m.is_empty(), !st.v.is_empty());
     let g = &*g;
-    (0..len.div_ceil(UPDATE_CHUNK))
+    let cols = st.cols.max(1);
+    let rows_per_chunk = (UPDATE_CHUNK / cols).max(1);
+    let rows = len / cols;
+    (0..rows.div_ceil(rows_per_chunk))
         .into_par_iter()
         .for_each(|c| {
-            let start = c * UPDATE_CHUNK;
-            let n = UPDATE_CHUNK.min(len - start);
+            let first_row = c * rows_per_chunk;
+            let start = first_row * cols;
+            let n = (rows_per_chunk * cols).min(len - start);
             // Safety: chunks are disjoint.
             unsafe {
                 let mut mm: &mut [f32] = &mut [];
@@ -900,14 +907,13 @@ fn update_tensor(
                 if has_v {
                     vv = v.slice(start, n);
                 }
-                kernels::optimizer_update(
-                    opt,
-                    s,
-                    target.slice(start, n),
-                    &g[start..start + n],
-                    mm,
-                    vv,
-                );
+                let p = target.slice(start, n);
+                kernels::optimizer_update(opt, s, p, &g[start..start + n], mm, vv);
+                for constraint in &fused {
+                    for (i, row) in p.chunks_exact_mut(cols).enumerate() {
+                        constraint.apply_to_row(first_row + i, row);
+                    }
+                }
             }
         });
     if let Some(raw) = st.raw.as_ref() {
