@@ -30,6 +30,9 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Score every row: probability, logit and label.
     Predict(cli::predict::PredictArgs),
+    /// Whether adding features can lower the score, decided from the weights (exit 0:
+    /// certified, 1: not).
+    Certify(cli::certify::CertifyArgs),
     /// Architecture, constraints and per-layer weight statistics.
     Inspect(cli::inspect::InspectArgs),
     /// Stratified train/test split of a data file.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cli::train::run(a, &ctx),
         Command::Eval(a) => cli::eval::run(a, &ctx),
         Command::Predict(a) => cli::predict::run(a, &ctx),
+        Command::Certify(a) => cli::certify::run(a, &ctx),
         Command::Inspect(a) => cli::inspect::run(a, &ctx),
         Command::Split(a) => cli::split::run(a, &ctx),
         Command::Featurize(a) => nonneg::features::cli::run(a).map(|()| ExitCode::SUCCESS),

@@ -44,6 +44,12 @@ pub struct TrainArgs {
     /// Constraint preset: none, last-nonneg (NOT monotone), monotone (NonNeg on every kernel).
     #[arg(long, default_value = "none")]
     pub constraint: String,
+    /// Partial monotonicity: a file of feature names or 0-based indices, one a line (`#`
+    /// comments). The model is made non-decreasing in those features only: NonNeg on their
+    /// first-layer rows and on every later kernel; the other features stay free. Not with
+    /// --constraint.
+    #[arg(long)]
+    pub monotone_features: Option<PathBuf>,
     /// Per-layer constraints, e.g. `0.kernel=non_neg+max_norm(3)` or `last.bias=max_norm(1)`
     /// (replaces that tensor's preset constraints; repeatable).
     #[arg(long)]
@@ -175,6 +181,13 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
             a.constraint
         )
     })?;
+    if a.monotone_features.is_some() && preset != Preset::None {
+        bail!(
+            "--monotone-features sets the constraints itself (monotone in the listed features \
+             only); it cannot be combined with --constraint {}",
+            a.constraint
+        );
+    }
     let mut cfg = TrainConfig::new(hidden, preset);
     let n_layers = cfg.constraints.len();
     if let Some(path) = &a.constraint_config {
@@ -279,6 +292,58 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
     }
     cfg.threshold_fpr = a.threshold_fpr;
     Ok(cfg)
+}
+
+/// `--monotone-features`: reads the list against the training data's features and adds
+/// the constraints making the network non-decreasing in those features: NonNeg on their
+/// rows of the first kernel (Keras layout: rows are input features) and on every later
+/// kernel. Merges with constraints given by --layer-constraint / --constraint-config (a
+/// full NonNeg stays full; other constraints stay). Returns the sorted feature indices.
+pub fn apply_monotone_features(
+    cfg: &mut TrainConfig,
+    path: &Path,
+    data: &Dataset,
+) -> Result<Vec<usize>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let features = nonneg::certify::resolve_feature_list(
+        data.feature_names.as_deref(),
+        data.x.cols(),
+        &text,
+        path,
+    )
+    .context("--monotone-features")?;
+    partially_monotone(&mut cfg.constraints, &features);
+    Ok(features)
+}
+
+/// Adds NonNeg on rows `features` of the first kernel and on every later kernel.
+fn partially_monotone(layers: &mut [LayerConstraints], features: &[usize]) {
+    for (l, layer) in layers.iter_mut().enumerate() {
+        let mut rows: Vec<u32> = if l == 0 {
+            features.iter().map(|&i| i as u32).collect()
+        } else {
+            Vec::new()
+        };
+        let mut full = l > 0;
+        layer.kernel.retain(|c| match c {
+            Constraint::NonNeg { rows: None } => {
+                full = true;
+                false
+            }
+            Constraint::NonNeg { rows: Some(r) } => {
+                rows.extend(r);
+                false
+            }
+            _ => true,
+        });
+        rows.sort_unstable();
+        rows.dedup();
+        let c = Constraint::NonNeg {
+            rows: if full { None } else { Some(rows) },
+        };
+        layer.kernel.insert(0, c);
+    }
 }
 
 /// Largest value of each raw feature (implicit zeros count for sparse data).
@@ -472,9 +537,12 @@ pub fn load_train_valid(
 }
 
 pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
-    let cfg = config_from_args(a)?;
+    let mut cfg = config_from_args(a)?;
     let featurizer = find_featurizer(a)?;
     let (data, valid) = load_train_valid(a, featurizer.as_ref())?;
+    if let Some(path) = &a.monotone_features {
+        apply_monotone_features(&mut cfg, path, &data)?;
+    }
     let mut t = train_model(&cfg, &data, valid.as_ref(), a.scale.as_deref(), ctx.quiet)?;
     if let Some(f) = &featurizer {
         t.model.featurizer = Some(serde_json::to_value(f)?);
