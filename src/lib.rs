@@ -4,6 +4,7 @@
 //! data -> features -> model (layers, constraints, optimizers) -> train ->
 //! eval / certify / attack -> CLI.
 
+pub mod attack;
 pub mod data;
 pub mod error;
 pub mod features;
@@ -18,4 +19,3 @@ pub mod rng;
 pub mod train;
 
 pub use error::{Error, Result};
-

@@ -32,6 +32,8 @@ enum Command {
     Predict(cli::predict::PredictArgs),
     /// Architecture, constraints and per-layer weight statistics.
     Inspect(cli::inspect::InspectArgs),
+    /// Feature-addition attacks (greedy, gradient, query, random): evasion rate vs budget.
+    Attack(cli::attack::AttackArgs),
     /// Stratified train/test split of a data file.
     Split(cli::split::SplitArgs),
     /// Train, evaluate and inspect unconstrained vs monotone models on bundled data.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => cli::predict::run(a, &ctx),
         Command::Inspect(a) => cli::inspect::run(a, &ctx),
         Command::Split(a) => cli::split::run(a, &ctx),
+        Command::Attack(a) => cli::attack::run(a, &ctx),
         Command::Demo(a) => cli::demo::run(a, &ctx),
     };
     match result {
