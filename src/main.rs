@@ -35,6 +35,8 @@ enum Command {
     Certify(cli::certify::CertifyArgs),
     /// Architecture, constraints and per-layer weight statistics.
     Inspect(cli::inspect::InspectArgs),
+    /// Feature-addition attacks (greedy, gradient, query, random): evasion rate vs budget.
+    Attack(cli::attack::AttackArgs),
     /// Stratified train/test split of a data file.
     Split(cli::split::SplitArgs),
     /// Turn raw samples (emails, text, binaries) into add-monotone features.
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Certify(a) => cli::certify::run(a, &ctx),
         Command::Inspect(a) => cli::inspect::run(a, &ctx),
         Command::Split(a) => cli::split::run(a, &ctx),
+        Command::Attack(a) => cli::attack::run(a, &ctx),
         Command::Featurize(a) => nonneg::features::cli::run(a).map(|()| ExitCode::SUCCESS),
         Command::Demo(a) => cli::demo::run(a, &ctx),
     };

@@ -1,6 +1,7 @@
 //! Command implementations. Every command that reads data takes the same data options,
 //! so a file is read the same way for train, eval and predict.
 
+pub mod attack;
 pub mod certify;
 pub mod demo;
 pub mod eval;

@@ -1,0 +1,884 @@
+//! Feature-addition attacks: the incremental scores are exact (against full forward passes
+//! on the modified rows, dense and sparse, with scalings), greedy picks the true best
+//! feature, unconstrained models are evaded and monotone ones never are, and the budget,
+//! feature, cap, query and seed options do what they say. CLI end to end on Spambase.
+
+use nonneg::attack::{
+    self, attack, AttackConfig, Attacker, Method, RowRef, Scoring, TargetOutcome, Workspace,
+};
+use nonneg::data::{CsrMatrix, Dataset, DenseMatrix, Features};
+use nonneg::model::scaler::{ScaleKind, Scaler};
+use nonneg::model::{Activation, Model, NonNegMode};
+use nonneg::rng::Rng;
+use nonneg::train::{build_network, Preset, TrainConfig};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const METHODS: [Method; 4] = [
+    Method::Greedy,
+    Method::Gradient,
+    Method::Query,
+    Method::Random,
+];
+
+fn dense(rows: usize, cols: usize, rng: &mut Rng) -> Features {
+    Features::Dense(DenseMatrix {
+        rows,
+        cols,
+        values: (0..rows * cols)
+            .map(|_| {
+                if rng.below(3) == 0 {
+                    0.0
+                } else {
+                    2.0 * rng.uniform_f32()
+                }
+            })
+            .collect(),
+    })
+}
+
+/// Sparse rows mixing binary and real values, about a quarter of the features active.
+fn sparse(rows: usize, cols: usize, rng: &mut Rng) -> Features {
+    let mut m = CsrMatrix {
+        rows,
+        cols,
+        indptr: vec![0],
+        indices: vec![],
+        values: vec![],
+    };
+    for _ in 0..rows {
+        for j in 0..cols as u32 {
+            if rng.below(4) == 0 {
+                m.indices.push(j);
+                m.values.push(if rng.below(2) == 0 {
+                    1.0
+                } else {
+                    0.2 + rng.uniform_f32()
+                });
+            }
+        }
+        m.indptr.push(m.indices.len());
+    }
+    Features::Sparse(m)
+}
+
+fn feature_max(x: &Features) -> Vec<f32> {
+    match x {
+        Features::Dense(m) => (0..m.cols)
+            .map(|c| (0..m.rows).map(|r| m.row(r)[c]).fold(0.0, f32::max))
+            .collect(),
+        Features::Sparse(m) => {
+            let mut hi = vec![0f32; m.cols];
+            for (&j, &v) in m.indices.iter().zip(&m.values) {
+                hi[j as usize] = hi[j as usize].max(v);
+            }
+            hi
+        }
+    }
+}
+
+/// A random model (`hidden` widths, `act`), scaler fitted on `x`, threshold 0.
+fn model(
+    x: &Features,
+    hidden: &[usize],
+    act: Activation,
+    preset: Preset,
+    scale: ScaleKind,
+    seed: u64,
+) -> Model {
+    let mut cfg = TrainConfig::new(hidden.to_vec(), preset);
+    cfg.activation = act;
+    cfg.seed = seed;
+    let mut mlp = build_network(&cfg, x.cols(), x.is_sparse(), 1).unwrap();
+    if preset == Preset::Monotone {
+        for l in &mut mlp.layers {
+            for w in &mut l.weight {
+                *w = w.abs();
+            }
+        }
+    }
+    let scaler = match (scale, x) {
+        (ScaleKind::None, _) => Scaler::identity(),
+        // Sparse data keeps zeros at zero: a positive factor per feature.
+        (ScaleKind::Standard, Features::Sparse(_)) => {
+            let mut rng = Rng::new(seed + 100);
+            Scaler {
+                kind: ScaleKind::Standard,
+                shift: vec![0.0; x.cols()],
+                mult: (0..x.cols()).map(|_| 0.5 + rng.uniform_f32()).collect(),
+            }
+        }
+        (kind, _) => Scaler::fit(kind, x).unwrap(),
+    };
+    Model {
+        mlp,
+        scaler,
+        threshold: vec![0.0],
+        feature_names: None,
+        label_names: vec!["label".into()],
+        nonneg_mode: NonNegMode::Project,
+        feature_max: Some(feature_max(x)),
+        featurizer: None,
+        training: serde_json::Value::Null,
+    }
+}
+
+fn dataset(x: Features) -> Dataset {
+    let rows = x.rows();
+    Dataset {
+        x,
+        y: Some(vec![1.0; rows]),
+        n_labels: 1,
+        label_names: vec!["label".into()],
+        feature_names: None,
+        source: "test".into(),
+    }
+}
+
+/// Row `r` of `x` with feature `j` raised to `max(current, cap)`, as a one-row matrix in
+/// the same format.
+fn modified_row(x: &Features, r: usize, j: usize, cap: f32) -> Features {
+    match x {
+        Features::Dense(m) => {
+            let mut v = m.row(r).to_vec();
+            v[j] = v[j].max(cap);
+            Features::Dense(DenseMatrix {
+                rows: 1,
+                cols: m.cols,
+                values: v,
+            })
+        }
+        Features::Sparse(m) => {
+            let (idx, val) = m.row(r);
+            let mut pairs: Vec<(u32, f32)> = idx.iter().copied().zip(val.iter().copied()).collect();
+            match pairs.iter_mut().find(|(i, _)| *i as usize == j) {
+                Some(p) => p.1 = p.1.max(cap),
+                None => pairs.push((j as u32, cap)),
+            }
+            pairs.sort_by_key(|p| p.0);
+            Features::Sparse(CsrMatrix {
+                rows: 1,
+                cols: m.cols,
+                indptr: vec![0, pairs.len()],
+                indices: pairs.iter().map(|p| p.0).collect(),
+                values: pairs.iter().map(|p| p.1).collect(),
+            })
+        }
+    }
+}
+
+fn with_rows(x: &Features, r: usize, changes: &[(usize, f32)]) -> Features {
+    let mut f = match x {
+        Features::Dense(m) => Features::Dense(DenseMatrix {
+            rows: 1,
+            cols: m.cols,
+            values: m.row(r).to_vec(),
+        }),
+        Features::Sparse(m) => {
+            let (i, v) = m.row(r);
+            Features::Sparse(CsrMatrix {
+                rows: 1,
+                cols: m.cols,
+                indptr: vec![0, i.len()],
+                indices: i.to_vec(),
+                values: v.to_vec(),
+            })
+        }
+    };
+    for &(j, cap) in changes {
+        f = modified_row(&f, 0, j, cap);
+    }
+    f
+}
+
+fn close(a: f32, b: f32) -> bool {
+    (a - b).abs() <= 1e-5 * b.abs().max(1.0)
+}
+
+struct Case {
+    name: &'static str,
+    sparse: bool,
+    scale: ScaleKind,
+    hidden: &'static [usize],
+    act: Activation,
+    max_value: Option<f32>,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "dense none relu 1 layer",
+        sparse: false,
+        scale: ScaleKind::None,
+        hidden: &[16],
+        act: Activation::Relu,
+        max_value: None,
+    },
+    Case {
+        name: "dense standard relu 2 layers",
+        sparse: false,
+        scale: ScaleKind::Standard,
+        hidden: &[24, 8],
+        act: Activation::Relu,
+        max_value: None,
+    },
+    Case {
+        name: "dense log1p-standard leaky 2 layers, max-value",
+        sparse: false,
+        scale: ScaleKind::Log1pStandard,
+        hidden: &[20, 6],
+        act: Activation::LeakyRelu,
+        max_value: Some(3.0),
+    },
+    Case {
+        name: "dense standard tanh 2 layers",
+        sparse: false,
+        scale: ScaleKind::Standard,
+        hidden: &[12, 5],
+        act: Activation::Tanh,
+        max_value: None,
+    },
+    Case {
+        name: "sparse none relu 2 layers",
+        sparse: true,
+        scale: ScaleKind::None,
+        hidden: &[32, 8],
+        act: Activation::Relu,
+        max_value: None,
+    },
+    Case {
+        name: "sparse standard-like relu 1 layer",
+        sparse: true,
+        scale: ScaleKind::Standard,
+        hidden: &[16],
+        act: Activation::Relu,
+        max_value: None,
+    },
+    Case {
+        name: "sparse minmax sigmoid 2 layers, max-value",
+        sparse: true,
+        scale: ScaleKind::Minmax,
+        hidden: &[10, 4],
+        act: Activation::Sigmoid,
+        max_value: Some(1.5),
+    },
+    Case {
+        name: "sparse log1p leaky 1 layer",
+        sparse: true,
+        scale: ScaleKind::Log1p,
+        hidden: &[12],
+        act: Activation::LeakyRelu,
+        max_value: None,
+    },
+    Case {
+        name: "dense none logistic regression",
+        sparse: false,
+        scale: ScaleKind::None,
+        hidden: &[],
+        act: Activation::Relu,
+        max_value: None,
+    },
+];
+
+fn scorings(act: Activation, hidden: &[usize]) -> Vec<Scoring> {
+    let piecewise = matches!(act, Activation::Relu | Activation::LeakyRelu);
+    if piecewise && !hidden.is_empty() {
+        vec![Scoring::Batched, Scoring::Cached]
+    } else {
+        vec![Scoring::Batched]
+    }
+}
+
+#[test]
+fn incremental_scores_equal_full_forward_passes_and_greedy_picks_the_true_best() {
+    for (ci, case) in CASES.iter().enumerate() {
+        let mut rng = Rng::new(ci as u64);
+        let cols = 30;
+        let x = if case.sparse {
+            sparse(12, cols, &mut rng)
+        } else {
+            dense(12, cols, &mut rng)
+        };
+        let m = model(
+            &x,
+            case.hidden,
+            case.act,
+            Preset::None,
+            case.scale,
+            ci as u64,
+        );
+        let fmax = m.feature_max.clone().unwrap();
+        let cap = |j: usize| case.max_value.unwrap_or(fmax[j]);
+        for scoring in scorings(case.act, case.hidden) {
+            let mut cfg = AttackConfig::new(Method::Greedy, vec![3]);
+            cfg.max_value = case.max_value;
+            cfg.scoring = scoring;
+            let att = Attacker::new(&m, &cfg, case.sparse).unwrap();
+            assert_eq!(att.scoring(), scoring);
+            let mut ws = Workspace::default();
+            for r in 0..4 {
+                let mut st = att.start(RowRef::of(&x, r));
+                let mut changes: Vec<(usize, f32)> = Vec::new();
+                // Score, add the best, score again: checks the updates too.
+                for step in 0..3 {
+                    let base = with_rows(&x, r, &changes);
+                    let current = m.logits(&base)[0];
+                    assert!(
+                        close(att.logit(&st, &mut ws), current),
+                        "{}: current logit",
+                        case.name
+                    );
+                    let scores = att.candidate_logits(&st, &mut ws);
+                    assert_eq!(scores.len(), st.candidates());
+                    assert!(!scores.is_empty(), "{}: no candidates", case.name);
+                    let mut best = (usize::MAX, f32::INFINITY);
+                    for &(j, s) in &scores {
+                        let full = m.logits(&modified_row(&base, 0, j, cap(j)))[0];
+                        assert!(
+                            close(s, full),
+                            "{} {scoring:?} row {r} step {step} feature {j}: incremental {s} vs full {full}",
+                            case.name
+                        );
+                        if full < best.1 {
+                            best = (j, full);
+                        }
+                    }
+                    // Greedy's choice (from a fresh start replaying `changes`).
+                    let mut cfg1 = cfg.clone();
+                    cfg1.budgets = vec![changes.len() + 1];
+                    let mut ws1 = Workspace::default();
+                    let att1 = Attacker::new(&m, &cfg1, case.sparse).unwrap();
+                    let mut st1 = att1.start(RowRef::of(&x, r));
+                    for &(j, _) in &changes {
+                        att1.add_feature(&mut st1, j).unwrap();
+                    }
+                    let pick = att1
+                        .candidate_logits(&st1, &mut ws1)
+                        .into_iter()
+                        .min_by(|a, b| a.1.total_cmp(&b.1))
+                        .unwrap()
+                        .0;
+                    let pick_full = m.logits(&modified_row(&base, 0, pick, cap(pick)))[0];
+                    assert!(
+                        pick == best.0 || close(pick_full, best.1),
+                        "{}: greedy picked {pick} ({pick_full}), brute force {} ({})",
+                        case.name,
+                        best.0,
+                        best.1
+                    );
+                    att.add_feature(&mut st, best.0).unwrap();
+                    changes.push((best.0, cap(best.0)));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn greedy_first_step_is_the_brute_force_argmin() {
+    for (ci, case) in CASES.iter().enumerate() {
+        let mut rng = Rng::new(50 + ci as u64);
+        let x = if case.sparse {
+            sparse(20, 25, &mut rng)
+        } else {
+            dense(20, 25, &mut rng)
+        };
+        let mut m = model(&x, case.hidden, case.act, Preset::None, case.scale, 7);
+        // Every row detected.
+        m.threshold = vec![m.logits(&x).iter().copied().fold(f32::INFINITY, f32::min) - 1.0];
+        let fmax = m.feature_max.clone().unwrap();
+        let data = dataset(x.clone());
+        for scoring in scorings(case.act, case.hidden) {
+            let mut cfg = AttackConfig::new(Method::Greedy, vec![1]);
+            cfg.max_value = case.max_value;
+            cfg.scoring = scoring;
+            let report = attack(&m, &data, &cfg).unwrap();
+            assert_eq!(report.outcomes.len(), 20);
+            for o in &report.outcomes {
+                let r = o.row;
+                let mut best = f32::INFINITY;
+                for j in 0..25 {
+                    let c = case.max_value.unwrap_or(fmax[j]);
+                    let cur = match RowRef::of(&x, r) {
+                        RowRef::Dense(v) => v[j],
+                        RowRef::Sparse(i, v) => i
+                            .iter()
+                            .position(|&k| k as usize == j)
+                            .map_or(0.0, |p| v[p]),
+                    };
+                    if cur < c {
+                        best = best.min(m.logits(&modified_row(&x, r, j, c))[0]);
+                    }
+                }
+                let j = o.added[0];
+                let got = m.logits(&modified_row(&x, r, j, case.max_value.unwrap_or(fmax[j])))[0];
+                assert!(
+                    close(got, best),
+                    "{} {scoring:?}: row {r} picked {j} ({got}), best {best}",
+                    case.name
+                );
+                assert!(close(o.logits[0], got));
+            }
+        }
+    }
+}
+
+#[test]
+fn cached_and_batched_scorers_agree_over_many_steps() {
+    for (ci, case) in CASES.iter().enumerate() {
+        if scorings(case.act, case.hidden).len() < 2 {
+            continue;
+        }
+        let mut rng = Rng::new(90 + ci as u64);
+        let x = if case.sparse {
+            sparse(30, 60, &mut rng)
+        } else {
+            dense(30, 60, &mut rng)
+        };
+        let mut m = model(&x, case.hidden, case.act, Preset::None, case.scale, 9);
+        m.threshold = vec![f32::NEG_INFINITY];
+        let data = dataset(x);
+        let run = |scoring| {
+            let mut cfg = AttackConfig::new(Method::Greedy, vec![12]);
+            cfg.max_value = case.max_value;
+            cfg.scoring = scoring;
+            attack(&m, &data, &cfg).unwrap()
+        };
+        let (a, b) = (run(Scoring::Cached), run(Scoring::Batched));
+        assert_eq!(a.scoring, "cached");
+        assert_eq!(b.scoring, "batched");
+        for (oa, ob) in a.outcomes.iter().zip(&b.outcomes) {
+            assert_eq!(oa.added, ob.added, "{}: row {}", case.name, oa.row);
+            assert_eq!(oa.added.len(), 12);
+            for (la, lb) in oa.logits.iter().zip(&ob.logits) {
+                assert!(close(*la, *lb), "{}: {la} vs {lb}", case.name);
+            }
+        }
+    }
+}
+
+/// Random data and a model whose threshold makes half the rows detected.
+fn setup(preset: Preset, sparse_input: bool, seed: u64) -> (Model, Dataset) {
+    let mut rng = Rng::new(seed);
+    let x = if sparse_input {
+        sparse(60, 40, &mut rng)
+    } else {
+        dense(60, 40, &mut rng)
+    };
+    let scale = if sparse_input {
+        ScaleKind::None
+    } else {
+        ScaleKind::Standard
+    };
+    let mut m = model(&x, &[32, 16], Activation::Relu, preset, scale, seed);
+    let mut l = m.logits(&x);
+    l.sort_by(f32::total_cmp);
+    m.threshold = vec![l[l.len() / 2]];
+    (m, dataset(x))
+}
+
+fn run(
+    m: &Model,
+    d: &Dataset,
+    method: Method,
+    f: impl Fn(&mut AttackConfig),
+) -> attack::AttackReport {
+    let mut cfg = AttackConfig::new(method, vec![1, 2, 5, 10, 20]);
+    cfg.queries_per_step = 8;
+    f(&mut cfg);
+    attack(m, d, &cfg).unwrap()
+}
+
+#[test]
+fn unconstrained_models_are_evaded_and_monotone_ones_never() {
+    for sparse_input in [false, true] {
+        let (free, data) = setup(Preset::None, sparse_input, 3);
+        for method in METHODS {
+            let r = run(&free, &data, method, |_| {});
+            assert!(r.outcomes.len() >= 20);
+            let best = r.results.iter().map(|b| b.evaded).max().unwrap();
+            if method != Method::Random {
+                assert!(
+                    best > 0,
+                    "{method:?} sparse={sparse_input}: unconstrained model never evaded"
+                );
+            }
+        }
+        let (mono, data) = setup(Preset::Monotone, sparse_input, 4);
+        for method in METHODS {
+            for scoring in [Scoring::Auto, Scoring::Batched] {
+                let r = run(&mono, &data, method, |c| c.scoring = scoring);
+                assert!(!r.outcomes.is_empty());
+                for b in &r.results {
+                    assert_eq!(b.evaded, 0, "{method:?}: monotone model evaded");
+                }
+                for o in &r.outcomes {
+                    let mut prev = o.initial_logit;
+                    for &l in &o.logits {
+                        assert!(
+                            l >= prev - 1e-6 * prev.abs().max(1.0),
+                            "{method:?}: a step lowered a monotone logit {prev} -> {l}"
+                        );
+                        prev = l;
+                    }
+                    assert!(o.added.len() <= 20);
+                }
+            }
+        }
+        // No candidate ever scores below the current logit.
+        let cfg = AttackConfig::new(Method::Greedy, vec![1]);
+        let att = Attacker::new(&mono, &cfg, sparse_input).unwrap();
+        let mut ws = Workspace::default();
+        for r in 0..10 {
+            let st = att.start(RowRef::of(&data.x, r));
+            let now = att.logit(&st, &mut ws);
+            for (j, s) in att.candidate_logits(&st, &mut ws) {
+                assert!(
+                    s >= now - 1e-6 * now.abs().max(1.0),
+                    "feature {j}: {now} -> {s}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn budgets_features_caps_queries_and_seeds() {
+    let (m, data) = setup(Preset::None, false, 5);
+    for method in METHODS {
+        let r = run(&m, &data, method, |_| {});
+        // Evasion is non-decreasing in the budget; one run answers every budget.
+        for w in r.results.windows(2) {
+            assert!(w[1].evasion_rate >= w[0].evasion_rate, "{method:?}");
+            assert!(w[1].queries >= w[0].queries);
+        }
+        for b in &r.results {
+            assert_eq!(b.targets, r.outcomes.len());
+            let ev: Vec<&TargetOutcome> = r
+                .outcomes
+                .iter()
+                .filter(|o| o.evaded_at.is_some_and(|s| s <= b.budget))
+                .collect();
+            assert_eq!(b.evaded, ev.len());
+            if let Some(mean) = b.mean_added {
+                let want = ev.iter().map(|o| o.added.len()).sum::<usize>() as f64 / ev.len() as f64;
+                assert!((mean - want).abs() < 1e-9);
+            }
+        }
+        for o in &r.outcomes {
+            assert!(o.added.len() <= 20);
+            match o.evaded_at {
+                Some(s) => {
+                    assert_eq!(s, o.added.len());
+                    assert!(o.final_logit < m.threshold[0]);
+                }
+                None => assert!(o.final_logit >= m.threshold[0]),
+            }
+        }
+    }
+
+    // --features: only declared features are added.
+    let allowed = vec![1, 4, 9, 16, 25, 36];
+    for method in METHODS {
+        let r = run(&m, &data, method, |c| c.addable = Some(allowed.clone()));
+        assert_eq!(r.addable, allowed.len());
+        for o in &r.outcomes {
+            assert!(
+                o.added.iter().all(|j| allowed.contains(j)),
+                "{method:?}: {:?}",
+                o.added
+            );
+            assert!(o.added.len() <= allowed.len());
+        }
+    }
+
+    // --max-value: below every value, nothing can be added; the caps set the scores.
+    let r = run(&m, &data, Method::Greedy, |c| c.max_value = Some(-1.0));
+    assert!(r.outcomes.iter().all(|o| o.added.is_empty()));
+    assert!(r.results.iter().all(|b| b.evaded == 0 && b.queries == 0));
+
+    // Queries: K per step for the query attack, candidates per step for greedy, one per
+    // step for gradient and random.
+    let r = run(&m, &data, Method::Query, |c| c.queries_per_step = 5);
+    for o in &r.outcomes {
+        for (k, &q) in o.queries.iter().enumerate() {
+            assert_eq!(q, 5 * (k as u64 + 1));
+        }
+    }
+    let total: u64 = r
+        .outcomes
+        .iter()
+        .map(|o| o.queries.last().copied().unwrap_or(0))
+        .sum();
+    let last = r.results.last().unwrap();
+    assert_eq!(last.queries, total);
+    assert!((last.mean_queries - total as f64 / r.outcomes.len() as f64).abs() < 1e-9);
+    let r = run(&m, &data, Method::Greedy, |_| {});
+    let fmax = m.feature_max.as_ref().unwrap();
+    for o in &r.outcomes {
+        let RowRef::Dense(row) = RowRef::of(&data.x, o.row) else {
+            unreachable!()
+        };
+        let cands = row.iter().zip(fmax).filter(|(v, c)| v < c).count() as u64;
+        // Step k scores the candidates left: one fewer each step.
+        let mut want = 0;
+        for (k, &q) in o.queries.iter().enumerate() {
+            want += cands - k as u64;
+            assert_eq!(q, want);
+        }
+    }
+    for method in [Method::Gradient, Method::Random] {
+        let r = run(&m, &data, method, |_| {});
+        for o in &r.outcomes {
+            assert_eq!(*o.queries.last().unwrap(), o.added.len() as u64);
+        }
+    }
+
+    // Determinism: same seed, any thread count -> identical outcomes; seeds matter.
+    for method in METHODS {
+        let a = run(&m, &data, method, |c| c.seed = 11);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let b = pool.install(|| run(&m, &data, method, |c| c.seed = 11));
+        assert_eq!(a.outcomes, b.outcomes, "{method:?}");
+        assert_eq!(a.results, b.results);
+        if matches!(method, Method::Query | Method::Random) {
+            let c = run(&m, &data, method, |c| c.seed = 12);
+            assert_ne!(a.outcomes, c.outcomes, "{method:?}: the seed must matter");
+        }
+    }
+    // --limit: the first N targets in row order.
+    let all = run(&m, &data, Method::Greedy, |_| {});
+    let some = run(&m, &data, Method::Greedy, |c| c.limit = Some(3));
+    assert_eq!(some.outcomes.len(), 3);
+    assert_eq!(some.outcomes[..], all.outcomes[..3]);
+}
+
+#[test]
+fn summaries_parsers_and_outputs() {
+    let o = |evaded_at: Option<usize>, steps: usize| TargetOutcome {
+        row: 0,
+        initial_logit: 1.0,
+        final_logit: 0.0,
+        evaded_at,
+        added: (0..steps).collect(),
+        logits: vec![0.0; steps],
+        queries: (1..=steps as u64).map(|s| 10 * s).collect(),
+    };
+    let outs = vec![o(Some(2), 2), o(None, 5), o(Some(4), 4)];
+    let s = attack::summarize(&outs, &[1, 3, 5]);
+    assert_eq!(s[0].evaded, 0);
+    assert_eq!(s[0].mean_added, None);
+    assert_eq!(s[0].queries, 30);
+    assert_eq!(s[1].evaded, 1);
+    assert_eq!(s[1].mean_added, Some(2.0));
+    assert_eq!(s[1].queries, 20 + 30 + 30);
+    assert_eq!(s[2].evaded, 2);
+    assert_eq!(s[2].mean_added, Some(3.0));
+    assert_eq!(s[2].queries, 20 + 50 + 40);
+    assert!((s[2].evasion_rate - 2.0 / 3.0).abs() < 1e-12);
+
+    assert_eq!(attack::parse_budgets("50, 1,5,5").unwrap(), vec![1, 5, 50]);
+    for bad in ["", "1,,2", "0", "-1", "x", "1.5"] {
+        assert!(attack::parse_budgets(bad).is_err(), "{bad}");
+    }
+    let names: Vec<String> = ["word_freq_make", "char_freq_#", "3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let text = "# comment\nword_freq_make\n\n  char_freq_#  \n3\n1 # by index\n";
+    assert_eq!(
+        attack::parse_feature_list(text, Some(&names), 3, "f").unwrap(),
+        vec![0, 1, 2]
+    );
+    let e = attack::parse_feature_list("nope\n", Some(&names), 3, "f.txt").unwrap_err();
+    assert!(e.to_string().contains("unknown feature `nope`"), "{e}");
+    assert!(e.to_string().contains("f.txt:1"), "{e}");
+    assert!(attack::parse_feature_list("7\n", None, 3, "f").is_err());
+
+    let runs = vec![("a".to_string(), s.clone()), ("b,c".to_string(), s)];
+    let one = attack::report_json("greedy", &runs[..1]);
+    assert_eq!(one["method"], "greedy");
+    assert_eq!(one["model"], "a");
+    assert_eq!(one["results"].as_array().unwrap().len(), 3);
+    let two = attack::report_json("greedy", &runs);
+    assert_eq!(two["models"].as_array().unwrap().len(), 2);
+    assert_eq!(two["models"][1]["model"], "b,c");
+    let csv = attack::csv_text(&runs);
+    assert_eq!(csv.lines().count(), 7);
+    assert!(csv
+        .lines()
+        .nth(4)
+        .unwrap()
+        .starts_with("\"b,c\",1,3,0,0,,30,"));
+}
+
+// ---- CLI ----
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nonneg"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = bin().args(args).output().expect("runs");
+    assert!(
+        out.status.success(),
+        "nonneg {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = bin().args(args).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2), "nonneg {args:?} should exit 2");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+const LABEL: [&str; 4] = ["--label-column", "type", "--positive", "spam"];
+
+fn train(data: &str, out: &Path, extra: &[&str]) -> String {
+    let out = out.display().to_string();
+    let mut args = vec![
+        "train", "--data", data, "--out", &out, "-q", "--epochs", "5",
+    ];
+    args.extend(LABEL);
+    args.extend(extra);
+    ok(&args);
+    out
+}
+
+#[test]
+fn cli_spambase_unconstrained_is_evaded_monotone_never() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = root().join("data/spambase.csv").display().to_string();
+    let free = train(&data, &dir.path().join("free.safetensors"), &[]);
+    let mono = train(
+        &data,
+        &dir.path().join("mono.safetensors"),
+        &["--constraint", "monotone"],
+    );
+    let json = dir.path().join("out.json");
+    let csv = dir.path().join("out.csv");
+    let png = dir.path().join("curve.png");
+    let (js, cs, ps) = (
+        json.display().to_string(),
+        csv.display().to_string(),
+        png.display().to_string(),
+    );
+    let mut args = vec![
+        "attack", "--model", &free, "--model", &mono, "--data", &data, "--method", "greedy",
+        "--budget", "1,5,10", "--limit", "150", "--json", &js, "--csv", &cs, "--plot", &ps, "-q",
+    ];
+    args.extend(LABEL);
+    let out = ok(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("budget") && stdout.contains("evaded"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["method"], "greedy");
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    for m in models {
+        let results = m["results"].as_array().unwrap();
+        assert_eq!(results.len(), 3);
+        for (r, b) in results.iter().zip([1, 5, 10]) {
+            assert_eq!(r["budget"], b);
+            for key in ["targets", "evaded", "evasion_rate", "mean_added", "queries"] {
+                assert!(r.get(key).is_some(), "missing {key}: {r}");
+            }
+            assert_eq!(r["targets"], 150);
+        }
+    }
+    let evaded = |i: usize| -> Vec<u64> {
+        models[i]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["evaded"].as_u64().unwrap())
+            .collect()
+    };
+    eprintln!(
+        "unconstrained evaded {:?}, monotone {:?}",
+        evaded(0),
+        evaded(1)
+    );
+    assert!(
+        evaded(0).iter().any(|&e| e > 0),
+        "unconstrained never evaded"
+    );
+    assert!(evaded(1).iter().all(|&e| e == 0), "monotone evaded");
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert!(csv_text.starts_with("model,budget,targets,evaded,evasion_rate,mean_added,queries"));
+    assert_eq!(csv_text.lines().count(), 1 + 2 * 3);
+    let png_bytes = std::fs::read(&png).unwrap();
+    assert!(png_bytes.starts_with(b"\x89PNG"));
+    assert!(png_bytes.len() > 5000);
+
+    // One model: the single-model JSON shape; every method runs; --features by name.
+    let feats = dir.path().join("features.txt");
+    std::fs::write(&feats, "# words only\nmake\ngeorge\n4\n").unwrap();
+    let fs = feats.display().to_string();
+    for method in ["greedy", "gradient", "query", "random"] {
+        let mut args = vec![
+            "attack",
+            "--model",
+            &free,
+            "--data",
+            &data,
+            "--method",
+            method,
+            "--budget",
+            "1,2,3",
+            "--limit",
+            "20",
+            "--json",
+            &js,
+            "--features",
+            &fs,
+            "-q",
+        ];
+        args.extend(LABEL);
+        ok(&args);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(v["method"], method);
+        assert_eq!(v["model"], free.as_str());
+        assert_eq!(v["results"].as_array().unwrap().len(), 3);
+    }
+
+    // Errors: exit 2 with a clear message.
+    let mut base = vec!["attack", "--model", &free, "--data", &data];
+    base.extend(LABEL);
+    let with = |extra: &[&'static str]| {
+        let mut a = base.clone();
+        a.extend(extra);
+        a
+    };
+    let e = fails(&with(&["--budget", "1,x,5"]));
+    assert!(e.contains("--budget") && e.contains("`x`"), "{e}");
+    let e = fails(&with(&["--budget", "0"]));
+    assert!(e.contains("--budget"), "{e}");
+    std::fs::write(&feats, "make\nno_such_word\n").unwrap();
+    let mut a = base.clone();
+    a.extend(["--features", fs.as_str()]);
+    let e = fails(&a);
+    assert!(
+        e.contains("unknown feature `no_such_word`") && e.contains(":2"),
+        "{e}"
+    );
+    let e = fails(&with(&["--method", "magic"]));
+    assert!(e.contains("--method"), "{e}");
+    let e = fails(&with(&["--label", "nope"]));
+    assert!(e.contains("--label"), "{e}");
+}
