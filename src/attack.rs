@@ -9,7 +9,8 @@
 //!
 //! Methods:
 //! - [`Method::Greedy`] (white box): each step adds the feature that lowers the logit most,
-//!   scored EXACTLY over every candidate.
+//!   scored EXACTLY over every candidate; it stops at a local minimum, where no single
+//!   addition lowers the logit (always, at once, on a monotone model).
 //! - [`Method::Gradient`] (white box, JSMA-like): ranks candidates by the gradient of the
 //!   logit with respect to the (scaled) feature times the increase available, adds the best.
 //! - [`Method::Query`] (black box): each step scores a random sample of candidates through
@@ -1197,7 +1198,12 @@ impl<'m> Attacker<'m> {
                         }
                     }
                     queries += st.n_alive as u64;
-                    argmin(&ids, &scores)
+                    let (pick, best) = argmin_with(&ids, &scores);
+                    if !lowers(best, out.final_logit) {
+                        // A local minimum: no single addition lowers the logit.
+                        break;
+                    }
+                    pick
                 }
                 Method::Greedy | Method::Query => {
                     ids.clear();
@@ -1214,7 +1220,12 @@ impl<'m> Attacker<'m> {
                     scores.resize(ids.len(), 0.0);
                     self.score(&st, &ids, ws, &mut scores);
                     queries += ids.len() as u64;
-                    argmin(&ids, &scores)
+                    let (pick, best) = argmin_with(&ids, &scores);
+                    if method == Method::Greedy && !lowers(best, out.final_logit) {
+                        // A local minimum: no single addition lowers the logit.
+                        break;
+                    }
+                    pick
                 }
                 Method::Gradient => {
                     let g = self.grad_z1(&st);
@@ -1277,15 +1288,21 @@ impl<'m> Attacker<'m> {
     }
 }
 
-/// The lowest score; ties go to the first (lowest feature index).
-fn argmin(ids: &[u32], scores: &[f32]) -> usize {
+/// Whether a candidate's logit is really below the current one: incremental scoring sums
+/// in another order than a full pass, so differences within float round-off are noise.
+fn lowers(candidate: f32, current: f32) -> bool {
+    candidate < current - 1e-5 * (1.0 + current.abs())
+}
+
+/// The lowest score and its id; ties go to the first (lowest feature index).
+fn argmin_with(ids: &[u32], scores: &[f32]) -> (usize, f32) {
     let mut best = 0;
     for k in 1..scores.len() {
         if scores[k] < scores[best] {
             best = k;
         }
     }
-    ids[best] as usize
+    (ids[best] as usize, scores[best])
 }
 
 /// Rows that are positive for `label` and that the model detects (logit >= threshold),
