@@ -205,8 +205,25 @@ fn spamassassin(a: &DemoArgs, ctx: &Context) -> Result<()> {
         "\nevasion = share of the detected test spam ({} per model{}) that the white-box greedy \
          attack pushes below the threshold by adding at most that many features",
         rows[0].evasion.first().map_or(0, |b| b.targets),
-        if a.limit > 0 { ", the first detected; --limit 0 for all" } else { "" }
+        if a.limit > 0 {
+            ", the first detected; --limit 0 for all"
+        } else {
+            ""
+        }
     );
+    let summary: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "model": r.name, "accuracy": r.accuracy, "auc": r.auc,
+                "tpr_at_fpr_1pct": r.tpr1, "certified": r.certified, "evasion": r.evasion,
+            })
+        })
+        .collect();
+    attack::write_json(
+        &a.out_dir.join("summary.json"),
+        &serde_json::json!({ "models": summary }),
+    )?;
     let plot = a.out_dir.join("evasion.png");
     let runs: Vec<(String, Vec<BudgetResult>)> = rows
         .iter()
@@ -218,7 +235,7 @@ fn spamassassin(a: &DemoArgs, ctx: &Context) -> Result<()> {
         &plot,
     )?;
     println!(
-        "models in {}, evasion plot {} (training took {:.1}s in all)",
+        "models and summary.json in {}, evasion plot {} (training took {:.1}s in all)",
         a.out_dir.display(),
         plot.display(),
         rows.iter().map(|r| r.trained.report.seconds).sum::<f64>()

@@ -1,0 +1,66 @@
+//! The main job (`nonneg demo`) on the bundled SpamAssassin archives: the robustness
+//! acceptance numbers. Unconstrained and last-layer-NonNeg models are evaded by adding
+//! words; the monotone model is certified and never evaded.
+
+use std::process::Command;
+
+#[test]
+fn demo_shows_why_the_last_layer_is_not_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nonneg"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "--limit", "150", "--out-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{stdout}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).unwrap()).unwrap();
+    let models = s["models"].as_array().unwrap();
+    let get = |name: &str| models.iter().find(|m| m["model"] == name).unwrap().clone();
+    let rate = |m: &serde_json::Value, budget: u64| {
+        m["evasion"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["budget"] == budget)
+            .unwrap()["evasion_rate"]
+            .as_f64()
+            .unwrap()
+    };
+    let free = get("unconstrained");
+    let last = get("last-nonneg");
+    let mono = get("monotone");
+    assert_eq!(free["certified"], false);
+    assert!(free["auc"].as_f64().unwrap() >= 0.99, "{free}");
+    assert!(
+        rate(&free, 20) >= 0.5,
+        "greedy at budget 20 evades {:.3} of the unconstrained model",
+        rate(&free, 20)
+    );
+    assert_eq!(
+        last["certified"], false,
+        "constraining the last layer does not make a monotone network"
+    );
+    assert!(rate(&last, 50) > 0.5, "{last}");
+    assert_eq!(mono["certified"], true);
+    for b in [5, 20, 50] {
+        assert_eq!(
+            rate(&mono, b),
+            0.0,
+            "the certified model was evaded at budget {b}"
+        );
+    }
+    for m in models {
+        let targets = m["evasion"][0]["targets"].as_u64().unwrap();
+        assert_eq!(targets, 150, "{m}");
+    }
+    let png = std::fs::read(dir.path().join("evasion.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+}
