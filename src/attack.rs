@@ -12,7 +12,10 @@
 //!   scored EXACTLY over every candidate; it stops at a local minimum, where no single
 //!   addition lowers the logit (always, at once, on a monotone model).
 //! - [`Method::Gradient`] (white box, JSMA-like): ranks candidates by the gradient of the
-//!   logit with respect to the (scaled) feature times the increase available, adds the best.
+//!   logit with respect to the feature times the increase available, adds the best, and
+//!   recomputes the gradient. Both are taken after the model's scaling (the first-order
+//!   change of the network's input), which for the affine scalings equals the raw gradient
+//!   times the raw increase, and stays meaningful for the log scalings.
 //! - [`Method::Query`] (black box): each step scores a random sample of candidates through
 //!   the model (one query each) and keeps the best.
 //! - [`Method::Random`]: adds random candidates (baseline).
@@ -32,6 +35,11 @@
 //!
 //! Targets are independent: they run in parallel (rayon) and results are aggregated in
 //! target order, so they do not depend on the thread count.
+//!
+//! Queries: every model evaluation the attacker makes counts, the target's initial score
+//! excepted: greedy scores every candidate each step, the query attack its sample, the
+//! gradient attack one evaluation (forward and backward) per step, the random attack one
+//! per step (to see whether it evaded).
 
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result};
@@ -413,8 +421,11 @@ struct Layer {
 const BLOCK: usize = 256;
 /// Candidates per block of the cached scorer.
 const CACHED_BLOCK: usize = 1024;
-/// The cached scorer's per-target matrix `G` may use at most this many bytes.
-const CACHED_MAX_BYTES: usize = 256 << 20;
+/// The cached scorer's per-target matrix `G` may use at most this many bytes (one per
+/// worker thread, plus a shared reference)...
+const CACHED_MAX_BYTES: usize = 64 << 20;
+/// ... and its transposed copy of the first kernel at most this many.
+const CACHED_MAX_TRANSPOSED_BYTES: usize = 1 << 30;
 
 /// The model prepared for attacks under one configuration: caps, candidates and the
 /// scorer's precomputed matrices. Build once, attack many targets.
@@ -487,6 +498,8 @@ pub struct Workspace {
     corr: Vec<f32>,
     dgather: Vec<f32>,
     wgather: Vec<f32>,
+    /// A spare `G` buffer.
+    g: Vec<f32>,
     scores: Vec<f32>,
 }
 
@@ -616,7 +629,7 @@ impl<'m> Attacker<'m> {
             Activation::Relu | Activation::LeakyRelu | Activation::Identity
         );
         let h2 = upper.first().map_or(0, |l| l.n_out);
-        let fits = a * h2 * 4 <= CACHED_MAX_BYTES;
+        let fits = a * h2 * 4 <= CACHED_MAX_BYTES && a * h1 * 4 <= CACHED_MAX_TRANSPOSED_BYTES;
         let scoring = match cfg.scoring {
             Scoring::Auto if cfg.method == Method::Greedy && piecewise && h2 > 0 && fits => {
                 Scoring::Cached
@@ -727,6 +740,10 @@ impl<'m> Attacker<'m> {
 
     /// Starts an attack on a row: its candidates, and the first layer's pre-activation.
     pub fn start(&self, row: RowRef) -> TargetState {
+        self.start_with(row, Vec::new())
+    }
+
+    fn start_with(&self, row: RowRef, g_buffer: Vec<f32>) -> TargetState {
         let a_n = self.addable.len();
         let mut x = vec![0.0f32; a_n];
         match row {
@@ -771,7 +788,7 @@ impl<'m> Attacker<'m> {
             hi: Vec::new(),
         };
         if self.scoring == Scoring::Cached {
-            self.init_cache(&mut st);
+            self.init_cache(&mut st, g_buffer);
         }
         st
     }
@@ -796,6 +813,12 @@ impl<'m> Attacker<'m> {
 
     /// `W1a diag(s) W2` from scratch.
     fn product_g(&self, s: &[f32]) -> Vec<f32> {
+        let mut g = Vec::new();
+        self.product_g_into(s, &mut g);
+        g
+    }
+
+    fn product_g_into(&self, s: &[f32], g: &mut Vec<f32>) {
         let l2 = &self.upper[0];
         let h2 = l2.n_out;
         let mut sw2 = l2.w.clone();
@@ -805,9 +828,10 @@ impl<'m> Attacker<'m> {
             }
         }
         let a_n = self.addable.len();
-        let mut g = vec![0.0f32; a_n * h2];
+        g.clear();
+        g.resize(a_n * h2, 0.0);
         matmul(
-            &mut g,
+            g,
             self.w1a(),
             Trans::N,
             &sw2,
@@ -817,7 +841,6 @@ impl<'m> Attacker<'m> {
             h2,
             false,
         );
-        g
     }
 
     /// `g += W1a[:, units] diag(delta) W2[units]`.
@@ -839,24 +862,26 @@ impl<'m> Attacker<'m> {
         matmul(g, &at, Trans::T, &b, Trans::N, a_n, k, h2, true);
     }
 
-    fn init_cache(&self, st: &mut TargetState) {
+    /// Builds the target's `G` (in `buffer`, reused to spare page faults) and bounds.
+    fn init_cache(&self, st: &mut TargetState, mut g: Vec<f32>) {
         let slopes: Vec<f32> = st.z1.iter().map(|&z| slope(self.act1, z)).collect();
-        st.g = match &self.reference {
+        match &self.reference {
             Some((s_ref, g_ref)) => {
                 let (units, delta): (Vec<u32>, Vec<f32>) = (0..self.h1)
                     .filter(|&i| slopes[i] != s_ref[i])
                     .map(|i| (i as u32, slopes[i] - s_ref[i]))
                     .unzip();
                 if units.len() < self.h1 {
-                    let mut g = g_ref.clone();
+                    g.clear();
+                    g.extend_from_slice(g_ref);
                     self.update_g(&mut g, &units, &delta);
-                    g
                 } else {
-                    self.product_g(&slopes)
+                    self.product_g_into(&slopes, &mut g);
                 }
             }
-            None => self.product_g(&slopes),
-        };
+            None => self.product_g_into(&slopes, &mut g),
+        }
+        st.g = g;
         st.slopes = slopes;
         // Bounds on the first-layer change of any candidate, so a unit whose sign cannot
         // change is skipped. With one increase `d0` for all candidates (binary features)
@@ -1161,7 +1186,7 @@ impl<'m> Attacker<'m> {
             self.seed,
             self.queries_per_step,
         );
-        let mut st = self.start(values);
+        let mut st = self.start_with(values, std::mem::take(&mut ws.g));
         let initial = self.logit(&st, ws);
         let mut out = TargetOutcome {
             row,
@@ -1174,6 +1199,7 @@ impl<'m> Attacker<'m> {
         };
         if initial < self.threshold {
             out.evaded_at = Some(0);
+            ws.g = st.g;
             return out;
         }
         let mut rng = Rng::new(seed ^ (row as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -1264,6 +1290,7 @@ impl<'m> Attacker<'m> {
         }
         ws.ids = ids;
         ws.scores = scores;
+        ws.g = st.g;
         out
     }
 

@@ -22,42 +22,6 @@ pub fn axpy(dst: &mut [f32], a: f32, src: &[f32]) {
     }
 }
 
-/// Appends to `out` every unit `i` whose sign changes when `d * w[i]` is added to `z[i]`:
-/// `(z[i] + d * w[i] > 0) != (pos[i] != 0)`, where `pos[i]` is 1 when `z[i] > 0`. The check
-/// runs 16 units at a time and only a chunk with a change is looked at unit by unit (sign
-/// changes are rare), so it costs about one vector pass over `w`.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]
-pub fn sign_changes(z: &[f32], pos: &[u32], d: f32, w: &[f32], out: &mut Vec<u32>) {
-    const LANES: usize = 16;
-    let n = z.len().min(w.len()).min(pos.len());
-    let full = n / LANES * LANES;
-    let mut base = 0;
-    while base < full {
-        let (zc, pc, wc) = (
-            &z[base..base + LANES],
-            &pos[base..base + LANES],
-            &w[base..base + LANES],
-        );
-        let mut any = 0u32;
-        for k in 0..LANES {
-            any |= ((zc[k] + d * wc[k] > 0.0) as u32) ^ pc[k];
-        }
-        if any != 0 {
-            for k in 0..LANES {
-                if ((zc[k] + d * wc[k] > 0.0) as u32) != pc[k] {
-                    out.push((base + k) as u32);
-                }
-            }
-        }
-        base += LANES;
-    }
-    for i in full..n {
-        if ((z[i] + d * w[i] > 0.0) as u32) != pos[i] {
-            out.push(i as u32);
-        }
-    }
-}
-
 /// The correction of a piecewise-linear unit (slope 1 above 0, `alpha` at or below):
 /// `out[r] = (slope(t) - s0) * t` with `t = z + d[r] * w[r]`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]
@@ -162,18 +126,9 @@ mod tests {
         let mut o = vec![0.0; 3];
         add_scaled(&mut o, &[1.0, 2.0, 3.0], 2.0, &[1.0, -1.0, 0.5]);
         assert_eq!(o, vec![3.0, 0.0, 4.0]);
-        let z: Vec<f32> = (0..37).map(|i| i as f32 - 18.0).collect();
-        let pos: Vec<u32> = z.iter().map(|&v| (v > 0.0) as u32).collect();
-        let w: Vec<f32> = (0..37)
-            .map(|i| if i % 5 == 0 { -40.0 } else { 0.1 })
-            .collect();
-        let mut ch = Vec::new();
-        sign_changes(&z, &pos, 1.0, &w, &mut ch);
-        let want: Vec<u32> = (0..37u32)
-            .filter(|&i| ((z[i as usize] + w[i as usize] > 0.0) as u32) != pos[i as usize])
-            .collect();
-        assert_eq!(ch, want);
-        assert!(!ch.is_empty());
+        let mut c = vec![0.0; 3];
+        kink_correction(0.5, 1.0, 0.0, &[1.0, 1.0, 1.0], &[-1.0, 0.2, -0.4], &mut c);
+        assert_eq!(c, vec![0.5, 0.0, 0.0]);
         let mut w = vec![-1.0, 0.0, -0.0, 2.0, f32::NAN];
         non_neg(&mut w);
         assert_eq!(w, vec![0.0, 0.0, 0.0, 2.0, 0.0]);
