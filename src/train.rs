@@ -63,6 +63,25 @@ impl Preset {
     }
 }
 
+/// The default hidden activation: tanh when every kernel carries a NonNeg constraint (a
+/// monotone network, fully or partially), ReLU otherwise. With non-negative weights a ReLU
+/// network is convex as well as monotone; bounded tanh units can also express "any one of
+/// these is enough" evidence. Measured (test ROC AUC, 256-64 or 64-32, same settings):
+/// SpamAssassin temporal split 0.909 (relu) vs 0.974 (tanh); Spambase 0.948 vs 0.952.
+pub fn default_activation(constraints: &[LayerConstraints]) -> Activation {
+    let monotone = !constraints.is_empty()
+        && constraints.iter().all(|l| {
+            l.kernel
+                .iter()
+                .any(|c| matches!(c, Constraint::NonNeg { .. }))
+        });
+    if monotone {
+        Activation::Tanh
+    } else {
+        Activation::Relu
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PosWeight {
@@ -110,7 +129,7 @@ impl TrainConfig {
         let constraints = preset.layers(hidden.len() + 1);
         TrainConfig {
             hidden,
-            activation: Activation::Relu,
+            activation: default_activation(&constraints),
             constraints,
             nonneg_mode: NonNegMode::Project,
             init: InitScheme::Auto,

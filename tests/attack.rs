@@ -409,7 +409,16 @@ fn greedy_first_step_is_the_brute_force_argmin() {
                         best = best.min(m.logits(&modified_row(&x, r, j, c))[0]);
                     }
                 }
-                let j = o.added[0];
+                let Some(&j) = o.added.first() else {
+                    // Greedy stopped at once: no single addition lowers the logit.
+                    assert!(
+                        best >= o.initial_logit - 1e-4 * (1.0 + o.initial_logit.abs()),
+                        "{} {scoring:?}: row {r} stopped although {best} < {}",
+                        case.name,
+                        o.initial_logit
+                    );
+                    continue;
+                };
                 let got = m.logits(&modified_row(&x, r, j, case.max_value.unwrap_or(fmax[j])))[0];
                 assert!(
                     close(got, best),

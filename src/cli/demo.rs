@@ -15,7 +15,6 @@ use nonneg::attack::{self, AttackConfig, BudgetResult, Method};
 use nonneg::data::{self, split, Dataset, Features, LoadOptions};
 use nonneg::features::corpus::{featurize_corpus, SpecSource};
 use nonneg::features::text::{TextOptions, ValueMode};
-use nonneg::model::Activation;
 use nonneg::train::{Preset, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,11 +56,6 @@ fn configs(seed: u64) -> Result<Vec<(&'static str, TrainConfig)>> {
         let mut cfg = TrainConfig::new(parse_hidden("256,64")?, preset);
         cfg.seed = seed;
         cfg.epochs = if preset == Preset::Monotone { 10 } else { 5 };
-        cfg.activation = if preset == Preset::Monotone {
-            Activation::Tanh
-        } else {
-            Activation::Relu
-        };
         out.push((name, cfg));
     }
     Ok(out)

@@ -38,8 +38,9 @@ pub struct TrainArgs {
     /// Hidden layer widths, e.g. 256,64; empty ("") for logistic regression.
     #[arg(long, default_value = "64,32")]
     pub hidden: String,
-    /// Hidden activation: relu, leaky_relu, sigmoid, tanh, softplus.
-    #[arg(long, default_value = "relu")]
+    /// Hidden activation: relu, leaky_relu, sigmoid, tanh, softplus, or auto: tanh when
+    /// every kernel is NonNeg (monotone, fully or partially), relu otherwise.
+    #[arg(long, default_value = "auto")]
     pub activation: String,
     /// Constraint preset: none, last-nonneg (NOT monotone), monotone (NonNeg on every kernel).
     #[arg(long, default_value = "none")]
@@ -212,14 +213,18 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
     for spec in &a.layer_constraint {
         apply_layer_constraint(spec, &mut cfg.constraints)?;
     }
-    cfg.activation = Activation::parse(&a.activation)
-        .filter(|x| *x != Activation::Identity)
-        .ok_or_else(|| {
-            anyhow!(
-                "--activation `{}`: use relu, leaky_relu, sigmoid, tanh or softplus",
-                a.activation
-            )
-        })?;
+    cfg.activation = (if a.activation == "auto" {
+        Some(train::default_activation(&cfg.constraints))
+    } else {
+        Activation::parse(&a.activation)
+    })
+    .filter(|x| *x != Activation::Identity)
+    .ok_or_else(|| {
+        anyhow!(
+            "--activation `{}`: use relu, leaky_relu, sigmoid, tanh or softplus",
+            a.activation
+        )
+    })?;
     cfg.nonneg_mode = NonNegMode::parse(&a.nonneg_mode).ok_or_else(|| {
         anyhow!(
             "--nonneg-mode `{}`: use project, abs or softplus",
@@ -542,6 +547,9 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let (data, valid) = load_train_valid(a, featurizer.as_ref())?;
     if let Some(path) = &a.monotone_features {
         apply_monotone_features(&mut cfg, path, &data)?;
+        if a.activation == "auto" {
+            cfg.activation = train::default_activation(&cfg.constraints);
+        }
     }
     let mut t = train_model(&cfg, &data, valid.as_ref(), a.scale.as_deref(), ctx.quiet)?;
     if let Some(f) = &featurizer {
