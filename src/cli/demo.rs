@@ -205,7 +205,11 @@ fn spamassassin(a: &DemoArgs, ctx: &Context) -> Result<()> {
         "\nevasion = share of the detected test spam ({} per model{}) that the white-box greedy \
          attack pushes below the threshold by adding at most that many features",
         rows[0].evasion.first().map_or(0, |b| b.targets),
-        if a.limit > 0 { ", the first detected; --limit 0 for all" } else { "" }
+        if a.limit > 0 {
+            ", the first detected; --limit 0 for all"
+        } else {
+            ""
+        }
     );
     let plot = a.out_dir.join("evasion.png");
     let runs: Vec<(String, Vec<BudgetResult>)> = rows
