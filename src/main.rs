@@ -36,7 +36,7 @@ enum Command {
     /// Architecture, constraints and per-layer weight statistics.
     Inspect(cli::inspect::InspectArgs),
     /// Feature-addition attacks (greedy, gradient, query, random): evasion rate vs budget.
-    Attack(cli::attack::AttackArgs),
+    Attack(Box<cli::attack::AttackArgs>),
     /// Stratified train/test split of a data file.
     Split(cli::split::SplitArgs),
     /// Turn raw samples (emails, text, binaries) into add-monotone features.

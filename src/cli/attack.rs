@@ -1,9 +1,11 @@
-//! `nonneg attack`: feature-addition attacks on one or several models.
+//! `nonneg attack`: feature-addition attacks on one or several models, on feature files
+//! (`--data`) or raw samples (`--class NAME=PATH`), and the raw-space good-words attack.
 
-use super::{load_data, load_model, Context, DataArgs};
+use super::{featurize_raw, load_data, load_model, model_featurizer, Context, DataArgs};
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use nonneg::attack::{self, AttackConfig, AttackReport, BudgetResult, Method, Scoring};
+use nonneg::attack_raw::{self, GoodWordsConfig, GoodWordsReport, WordSource};
 use nonneg::model::Model;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,14 +16,24 @@ pub struct AttackArgs {
     #[arg(long, required = true)]
     pub model: Vec<PathBuf>,
     /// Labelled data; the targets are its positives that the model detects.
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required_unless_present = "classes")]
+    pub data: Option<PathBuf>,
+    /// Raw samples instead of --data, for a model with a featurizer: NAME=PATH (directory,
+    /// file or .tar/.tar.gz/.tar.bz2), repeatable; the attacked class is --positive or the
+    /// first NAME. Needed by --method good-words.
+    #[arg(long = "class", value_name = "NAME=PATH", value_parser = nonneg::features::cli::parse_class, conflicts_with = "data")]
+    pub classes: Vec<(String, PathBuf)>,
     #[command(flatten)]
     pub data_args: DataArgs,
     /// greedy (white box, exact), gradient (white box, JSMA-like), query (black box,
-    /// scores only) or random.
+    /// scores only), random, or good-words (append real words to raw emails; --class).
     #[arg(long, default_value = "greedy")]
     pub method: String,
+    /// good-words: pick words greedily on the model (model, white box) or take words much
+    /// more frequent in ham than in spam, in that order (ham, black box; needs a
+    /// non-attacked --class).
+    #[arg(long, default_value = "model", value_parser = ["model", "ham"])]
+    pub good_words_source: String,
     /// Budgets (features added), e.g. 1,5,10,20,50; the attack runs once to the largest.
     #[arg(long, default_value = "1,5,10,20,50")]
     pub budget: String,
@@ -94,7 +106,7 @@ fn display_names(paths: &[PathBuf]) -> Vec<String> {
 }
 
 fn table(name: &str, r: &AttackReport) -> String {
-    let mut s = format!(
+    let head = format!(
         "{name}: {} attack on label {}: {} targets ({} of {} positives detected), {} addable features\n",
         r.method.name(),
         r.label,
@@ -103,11 +115,29 @@ fn table(name: &str, r: &AttackReport) -> String {
         r.positives,
         r.addable
     );
+    results_table(head, &r.results)
+}
+
+fn good_words_table(name: &str, r: &GoodWordsReport) -> String {
+    let head = format!(
+        "{name}: good-words ({}) attack on label {}: {} targets ({} of {} samples detected), {} candidate words, {} failed placements\n",
+        r.source.name(),
+        r.label,
+        r.outcomes.len(),
+        r.detected,
+        r.positives,
+        r.words,
+        r.failed_steps
+    );
+    results_table(head, &r.results)
+}
+
+fn results_table(mut s: String, results: &[BudgetResult]) -> String {
     s.push_str(&format!(
         "{:>7} {:>8} {:>7} {:>9} {:>11} {:>12} {:>13}\n",
         "budget", "targets", "evaded", "evasion", "mean_added", "queries", "mean_queries"
     ));
-    for b in &r.results {
+    for b in results {
         s.push_str(&format!(
             "{:>7} {:>8} {:>7} {:>9.4} {:>11} {:>12} {:>13.1}\n",
             b.budget,
@@ -123,9 +153,12 @@ fn table(name: &str, r: &AttackReport) -> String {
 }
 
 pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
+    if a.method == "good-words" {
+        return run_good_words(a, ctx);
+    }
     let method = Method::parse(&a.method).with_context(|| {
         format!(
-            "--method `{}`: use greedy, gradient, query or random",
+            "--method `{}`: use greedy, gradient, query, random or good-words",
             a.method
         )
     })?;
@@ -150,7 +183,10 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
     let mut runs: Vec<(String, Vec<BudgetResult>)> = Vec::new();
     for (path, name) in a.model.iter().zip(&names) {
         let model = load_model(path)?;
-        let data = load_data(&a.data, &a.data_args, Some(&model), true)?;
+        let data = match &a.data {
+            Some(d) => load_data(d, &a.data_args, Some(&model), true)?,
+            None => featurize_raw(&model, &a.classes, &attacked_class(a), ctx.quiet)?.0,
+        };
         let addable = match (&features_text, &a.features) {
             (Some(text), Some(p)) => {
                 let names = model
@@ -191,8 +227,103 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         }
         runs.push((path.display().to_string(), report.results));
     }
+    write_outputs(a, method.name(), &names, &runs)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The attacked class of `--class` samples: --positive, else the first NAME.
+fn attacked_class(a: &AttackArgs) -> String {
+    a.data_args
+        .positive
+        .clone()
+        .unwrap_or_else(|| a.classes[0].0.clone())
+}
+
+/// Reads every sample of the `--class` entries named (or not named) `positive`.
+fn read_samples(
+    a: &AttackArgs,
+    positive: &str,
+    of_positive: bool,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for (name, path) in a
+        .classes
+        .iter()
+        .filter(|(n, _)| (n == positive) == of_positive)
+    {
+        let listing = nonneg::features::source::list(path)
+            .with_context(|| format!("cannot read --class {name}={}", path.display()))?;
+        for s in &listing.samples {
+            out.push((s.name.clone(), s.bytes()?.into_owned()));
+        }
+    }
+    Ok(out)
+}
+
+fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
+    if a.data.is_some() || a.classes.is_empty() {
+        bail!("--method good-words edits raw emails: give them with --class NAME=PATH, not --data");
+    }
+    if a.features.is_some() || a.max_value.is_some() {
+        bail!("--features and --max-value do not apply to --method good-words");
+    }
+    let source = WordSource::parse(&a.good_words_source).expect("clap checked");
+    let budgets = attack::parse_budgets(&a.budget)?;
+    let positive = attacked_class(a);
+    if !a.classes.iter().any(|(n, _)| *n == positive) {
+        bail!("--positive `{positive}` is not one of the --class names");
+    }
+    let spam = read_samples(a, &positive, true)?;
+    let ham = read_samples(a, &positive, false)?;
+    if source == WordSource::Ham && ham.is_empty() {
+        bail!("--good-words-source ham needs ham samples: add --class ham=PATH");
+    }
+    let names = display_names(&a.model);
+    let mut runs: Vec<(String, Vec<BudgetResult>)> = Vec::new();
+    for (path, name) in a.model.iter().zip(&names) {
+        let model = load_model(path)?;
+        let Some(spec) = model_featurizer(&model)? else {
+            bail!(
+                "{}: the model has no featurizer, so raw emails cannot be scored",
+                path.display()
+            );
+        };
+        let cfg = GoodWordsConfig {
+            label: resolve_label(&model, a.label.as_deref())?,
+            limit: a.limit,
+            ..GoodWordsConfig::new(source, budgets.clone())
+        };
+        let report = attack_raw::good_words_attack(
+            &model,
+            &spec,
+            &spam,
+            (!ham.is_empty()).then_some(&ham[..]),
+            &cfg,
+        )
+        .with_context(|| format!("attacking {}", path.display()))?;
+        let sep = if runs.is_empty() { "" } else { "\n" };
+        super::write_output(None, &format!("{sep}{}", good_words_table(name, &report)))?;
+        if !ctx.quiet {
+            eprintln!(
+                "{name}: {} targets attacked in {:.2}s",
+                report.outcomes.len(),
+                report.seconds
+            );
+        }
+        runs.push((path.display().to_string(), report.results));
+    }
+    write_outputs(a, "good-words", &names, &runs)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_outputs(
+    a: &AttackArgs,
+    method: &str,
+    names: &[String],
+    runs: &[(String, Vec<BudgetResult>)],
+) -> Result<()> {
     if let Some(p) = &a.json {
-        let v = attack::report_json(method.name(), &runs);
+        let v = attack::report_json(method, runs);
         if p == Path::new("-") {
             super::write_output(None, &format!("{}\n", serde_json::to_string_pretty(&v)?))?;
         } else {
@@ -200,16 +331,16 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         }
     }
     if let Some(p) = &a.csv {
-        super::write_output(Some(p), &attack::csv_text(&runs))?;
+        super::write_output(Some(p), &attack::csv_text(runs))?;
     }
     if let Some(p) = &a.plot {
-        let title = format!("Evasion rate vs budget ({} attack)", method.name());
+        let title = format!("Evasion rate vs budget ({method} attack)");
         let curves: Vec<(String, Vec<BudgetResult>)> = names
             .iter()
-            .zip(&runs)
+            .zip(runs)
             .map(|(n, (_, r))| (n.clone(), r.clone()))
             .collect();
         attack::plot_curves(&curves, &title, p)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
