@@ -5,6 +5,7 @@
 //! prints one JSON line with samples per second.
 
 use nonneg::data::{CsrMatrix, Dataset, DenseMatrix, Features};
+use nonneg::model::Activation;
 use nonneg::rng::Rng;
 use nonneg::train::{build_network, Preset, TrainConfig, Trainer};
 use std::time::Instant;
@@ -85,6 +86,8 @@ fn main() {
         other => panic!("--case dense|sparse, not {other}"),
     };
     let mut cfg = TrainConfig::new(hidden.clone(), Preset::Monotone);
+    // The same model as the PyTorch side: ReLU (the monotone default would be tanh).
+    cfg.activation = Activation::Relu;
     cfg.batch_size = batch;
     let mlp = build_network(&cfg, data.x.cols(), data.x.is_sparse(), 1).unwrap();
     let mut trainer = Trainer::new(mlp, &cfg);

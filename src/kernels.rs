@@ -76,6 +76,24 @@ pub fn non_neg(w: &mut [f32]) {
     }
 }
 
+/// Asks the CPU to start loading `len` floats at `ptr` into cache (a hint: no effect on
+/// results, and no access is made, so any address is allowed).
+#[inline]
+pub fn prefetch(ptr: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let mut off = 0;
+        while off < len {
+            // Safety: prefetch never faults and has no architectural effect.
+            unsafe { _mm_prefetch(ptr.wrapping_add(off) as *const i8, _MM_HINT_T0) };
+            off += 16; // one 64-byte cache line
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, len);
+}
+
 /// Bytes from which a buffer is worth huge pages and an eager page-in.
 const BIG_BUFFER: usize = 32 << 20;
 

@@ -280,6 +280,10 @@ struct SyncPtr(*mut f32);
 unsafe impl Send for SyncPtr {}
 unsafe impl Sync for SyncPtr {}
 impl SyncPtr {
+    /// The address `off` floats in (for prefetch hints; no access).
+    fn at(self, off: usize) -> *const f32 {
+        self.0.wrapping_add(off)
+    }
     /// # Safety: `start..start+len` in bounds and not aliased by another thread.
     unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [f32] {
         std::slice::from_raw_parts_mut(self.0.add(start), len)
@@ -601,6 +605,7 @@ impl<'a> Trainer<'a> {
             x,
             rows,
             f,
+            |_| {},
         )
     }
 
@@ -750,6 +755,16 @@ impl<'a> Trainer<'a> {
                     c.apply_to_row(j, wr);
                 }
             },
+            |j| {
+                let off = j * n_out;
+                kernels::prefetch(w.at(off), n_out);
+                if has_m {
+                    kernels::prefetch(m.at(off), n_out);
+                }
+                if has_v {
+                    kernels::prefetch(v.at(off), n_out);
+                }
+            },
         );
     }
 
@@ -812,24 +827,38 @@ impl<'a> Trainer<'a> {
 
 /// Calls `f(feature, grad_row)` for every feature active in the batch, with the gradient
 /// of the loss w.r.t. that kernel row; parallel over features, each summed in batch order.
-fn sparse_rows<F>(keys: &[u64], dz: &[f32], n_out: usize, x: &CsrMatrix, rows: &[usize], f: F)
-where
+fn sparse_rows<F, P>(
+    keys: &[u64],
+    dz: &[f32],
+    n_out: usize,
+    x: &CsrMatrix,
+    rows: &[usize],
+    f: F,
+    prefetch: P,
+) where
     F: Fn(usize, &[f32]) + Sync,
+    P: Fn(usize) + Sync,
 {
     // Start offsets of each feature's run of keys.
     let starts: Vec<usize> = (0..keys.len())
         .filter(|&i| i == 0 || keys[i] >> 32 != keys[i - 1] >> 32)
         .chain(std::iter::once(keys.len()))
         .collect();
-    starts
-        .par_windows(2)
+    let features = starts.len() - 1;
+    (0..features)
+        .into_par_iter()
         .with_min_len(SPARSE_CHUNK)
         .for_each_init(
             || vec![0f32; n_out],
-            |g, w| {
+            |g, i| {
+                // The rows of a feature a few ahead are random in memory: ask for them
+                // now so they arrive while this one is summed and updated.
+                if i + PREFETCH_AHEAD < features {
+                    prefetch((keys[starts[i + PREFETCH_AHEAD]] >> 32) as usize);
+                }
                 g.fill(0.0);
-                let j = (keys[w[0]] >> 32) as usize;
-                for &key in &keys[w[0]..w[1]] {
+                let j = (keys[starts[i]] >> 32) as usize;
+                for &key in &keys[starts[i]..starts[i + 1]] {
                     let k = (key & 0xFFFF_FFFF) as usize;
                     let v = csr_value(x, rows[k], j as u32);
                     let d = &dz[k * n_out..(k + 1) * n_out];
@@ -843,6 +872,9 @@ where
             },
         );
 }
+
+/// Features ahead whose rows are prefetched in sparse updates.
+const PREFETCH_AHEAD: usize = 4;
 
 /// The value of feature `j` in CSR row `r` (indices are sorted: binary search).
 #[inline]
@@ -863,7 +895,11 @@ fn sparse_affine_rows(layer: &Dense, x: &CsrMatrix, rows: &[usize], out: &mut [f
         .for_each(|(o, &r)| {
             o.copy_from_slice(&layer.bias);
             let (idx, val) = x.row(r);
-            for (&j, &v) in idx.iter().zip(val) {
+            for (p, (&j, &v)) in idx.iter().zip(val).enumerate() {
+                if let Some(&ahead) = idx.get(p + PREFETCH_AHEAD) {
+                    let at = ahead as usize * n_out;
+                    kernels::prefetch(layer.weight[at..].as_ptr(), n_out);
+                }
                 let w = &layer.weight[j as usize * n_out..(j as usize + 1) * n_out];
                 if v == 1.0 {
                     kernels::add_assign(o, w);
