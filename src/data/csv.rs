@@ -492,20 +492,6 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn write(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join(name);
-        std::fs::write(&p, content).unwrap();
-        (dir, p)
-    }
-
-    fn opts() -> LoadOptions {
-        LoadOptions {
-            require_labels: true,
-            ..Default::default()
-        }
-    }
-
     fn dense(ds: &Dataset) -> &DenseMatrix {
         match &ds.x {
             Features::Dense(m) => m,
@@ -514,7 +500,7 @@ mod tests {
     }
 
     fn err(content: &str, o: &LoadOptions) -> String {
-        let (_d, p) = write("bad.csv", content);
+        let (_d, p) = crate::data::write_temp("bad.csv", content);
         read(&p, o).unwrap_err().to_string()
     }
 
@@ -524,8 +510,8 @@ mod tests {
 
     #[test]
     fn basic_last_column_label() {
-        let (_d, p) = write("a.csv", "a,b,y\n1,2.5,1\n-3, 4e1 ,0\n");
-        let ds = read(&p, &opts()).unwrap();
+        let (_d, p) = crate::data::write_temp("a.csv", "a,b,y\n1,2.5,1\n-3, 4e1 ,0\n");
+        let ds = read(&p, &LoadOptions::labelled()).unwrap();
         let m = dense(&ds);
         assert_eq!((m.rows, m.cols), (2, 2));
         assert_eq!(m.values, vec![1.0, 2.5, -3.0, 40.0]);
@@ -538,10 +524,10 @@ mod tests {
 
     #[test]
     fn named_label_column_in_middle_and_trimmed_header() {
-        let (_d, p) = write("a.csv", " a , target ,b\r\n1,-1,2\r\n3,+1,4\r\n");
+        let (_d, p) = crate::data::write_temp("a.csv", " a , target ,b\r\n1,-1,2\r\n3,+1,4\r\n");
         let o = LoadOptions {
             label_column: Some("target".into()),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let ds = read(&p, &o).unwrap();
         assert_eq!(dense(&ds).values, vec![1.0, 2.0, 3.0, 4.0]);
@@ -552,15 +538,15 @@ mod tests {
 
     #[test]
     fn bom_is_stripped() {
-        let (_d, p) = write("a.csv", "\u{feff}a,y\n1,1\n");
-        let ds = read(&p, &opts()).unwrap();
+        let (_d, p) = crate::data::write_temp("a.csv", "\u{feff}a,y\n1,1\n");
+        let ds = read(&p, &LoadOptions::labelled()).unwrap();
         assert_eq!(ds.feature_names, Some(names(&["a"])));
     }
 
     #[test]
     fn boolean_and_float_labels() {
-        let (_d, p) = write("a.csv", "a,y\n1,true\n2,FALSE\n3,1.0\n4,0.0\n");
-        let ds = read(&p, &opts()).unwrap();
+        let (_d, p) = crate::data::write_temp("a.csv", "a,y\n1,true\n2,FALSE\n3,1.0\n4,0.0\n");
+        let ds = read(&p, &LoadOptions::labelled()).unwrap();
         assert_eq!(ds.y, Some(vec![1.0, 0.0, 1.0, 0.0]));
     }
 
@@ -572,11 +558,11 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
         gz.write_all(b"a,b,y\n1,2,1\n3,4,0\n").unwrap();
         gz.finish().unwrap();
-        let ds = read(&p, &opts()).unwrap();
+        let ds = read(&p, &LoadOptions::labelled()).unwrap();
         assert_eq!(dense(&ds).values, vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(ds.y, Some(vec![1.0, 0.0]));
         // Through the extension dispatcher too.
-        let ds2 = crate::data::load(&p, &opts()).unwrap();
+        let ds2 = crate::data::load(&p, &LoadOptions::labelled()).unwrap();
         assert_eq!(ds, ds2);
     }
 
@@ -585,16 +571,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("broken.csv.gz");
         std::fs::write(&p, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3]).unwrap();
-        let e = read(&p, &opts()).unwrap_err().to_string();
+        let e = read(&p, &LoadOptions::labelled()).unwrap_err().to_string();
         assert!(e.contains("broken.csv.gz"), "{e}");
     }
 
     #[test]
     fn positive_value() {
-        let (_d, p) = write("a.csv", "a,type\n1,spam\n2, nonspam\n3,spam \n");
+        let (_d, p) = crate::data::write_temp("a.csv", "a,type\n1,spam\n2, nonspam\n3,spam \n");
         let o = LoadOptions {
             positive: Some("spam".into()),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let ds = read(&p, &o).unwrap();
         assert_eq!(ds.y, Some(vec![1.0, 0.0, 1.0]));
@@ -605,7 +591,7 @@ mod tests {
     fn positive_value_empty_label_is_error() {
         let o = LoadOptions {
             positive: Some("spam".into()),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = err("a,type\n1,spam\n2,\n", &o);
         assert!(e.contains("bad.csv:3") && e.contains("field type") && e.contains("empty label"));
@@ -615,7 +601,7 @@ mod tests {
     fn positive_value_never_seen_is_error() {
         let o = LoadOptions {
             positive: Some("spma".into()),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = err("a,type\n1,spam\n2,nonspam\n3,spam\n", &o);
         assert!(e.contains("bad.csv"), "{e}");
@@ -628,7 +614,7 @@ mod tests {
     fn positive_value_lists_at_most_five_values() {
         let o = LoadOptions {
             positive: Some("z".into()),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = err("a,y\n1,a\n1,b\n1,a\n1,c\n1,d\n1,e\n1,f\n1,g\n", &o);
         assert!(e.contains("'a', 'b', 'c', 'd', 'e')"), "{e}");
@@ -637,25 +623,25 @@ mod tests {
 
     #[test]
     fn non_binary_label_suggests_positive() {
-        let e = err("a,y\n1,0\n2,spam\n", &opts());
+        let e = err("a,y\n1,0\n2,spam\n", &LoadOptions::labelled());
         assert!(e.contains("bad.csv:3"), "{e}");
         assert!(e.contains("field y"), "{e}");
         assert!(e.contains("'spam'"), "{e}");
         assert!(e.contains("--positive"), "{e}");
-        let e = err("a,y\n1,0\n2,2\n", &opts());
+        let e = err("a,y\n1,0\n2,2\n", &LoadOptions::labelled());
         assert!(e.contains("bad.csv:3") && e.contains("--positive"), "{e}");
     }
 
     #[test]
     fn mixed_zero_and_minus_one_is_error() {
-        let e = err("a,y\n1,0\n2,1\n3,-1\n", &opts());
+        let e = err("a,y\n1,0\n2,1\n3,-1\n", &LoadOptions::labelled());
         assert!(e.contains("bad.csv:4"), "{e}");
         assert!(e.contains("mix 0"), "{e}");
     }
 
     #[test]
     fn empty_label_is_error() {
-        let e = err("a,y\n1,\n", &opts());
+        let e = err("a,y\n1,\n", &LoadOptions::labelled());
         assert!(e.contains("bad.csv:2") && e.contains("field y") && e.contains("empty label"));
     }
 
@@ -671,7 +657,10 @@ mod tests {
             ("-Infinity", "infinite"),
             ("1e40", "out of the f32 range"),
         ] {
-            let e = err(&format!("a,b,y\n1,2,1\n3,{cell},0\n"), &opts());
+            let e = err(
+                &format!("a,b,y\n1,2,1\n3,{cell},0\n"),
+                &LoadOptions::labelled(),
+            );
             assert!(e.contains("bad.csv:3"), "{cell}: {e}");
             assert!(e.contains("field b"), "{cell}: {e}");
             assert!(e.contains(what), "{cell}: {e}");
@@ -680,47 +669,56 @@ mod tests {
 
     #[test]
     fn wrong_field_counts() {
-        let e = err("a,b,y\n1,2,1\n3,4\n", &opts());
+        let e = err("a,b,y\n1,2,1\n3,4\n", &LoadOptions::labelled());
         assert!(e.contains("bad.csv:3"), "{e}");
         assert!(e.contains("field y"), "{e}");
         assert!(e.contains("2 fields but the header has 3"), "{e}");
-        let e = err("a,b,y\n1,2,1,9\n", &opts());
+        let e = err("a,b,y\n1,2,1,9\n", &LoadOptions::labelled());
         assert!(e.contains("bad.csv:2") && e.contains("field #4"), "{e}");
         assert!(e.contains("4 fields"), "{e}");
     }
 
     #[test]
     fn line_numbers_count_blank_and_quoted_lines() {
-        let e = err("a,b,y\n1,2,1\n\n\"x\ny\",5,0\n1,bad,1\n", &opts());
+        let e = err(
+            "a,b,y\n1,2,1\n\n\"x\ny\",5,0\n1,bad,1\n",
+            &LoadOptions::labelled(),
+        );
         // The quoted cell spans lines 4-5; the bad cell is on line 4's record first:
         assert!(e.contains("bad.csv:4") && e.contains("field a"), "{e}");
-        let e = err("a,b,y\n1,2,1\n\n3,bad,1\n", &opts());
+        let e = err("a,b,y\n1,2,1\n\n3,bad,1\n", &LoadOptions::labelled());
         assert!(e.contains("bad.csv:4") && e.contains("field b"), "{e}");
-        let e = err("a,b,y\r\n1,2,1\r\n\r\n\r\n3,bad,1\r\n", &opts());
+        let e = err(
+            "a,b,y\r\n1,2,1\r\n\r\n\r\n3,bad,1\r\n",
+            &LoadOptions::labelled(),
+        );
         assert!(e.contains("bad.csv:5") && e.contains("field b"), "{e}");
-        let e = err("\n\na,b,y\n1,2,1\n\" 7\n\",2,1\n\n3,bad,1\n", &opts());
+        let e = err(
+            "\n\na,b,y\n1,2,1\n\" 7\n\",2,1\n\n3,bad,1\n",
+            &LoadOptions::labelled(),
+        );
         assert!(e.contains("bad.csv:8") && e.contains("field b"), "{e}");
     }
 
     #[test]
     fn header_only_is_error() {
-        let e = err("a,b,y\n", &opts());
+        let e = err("a,b,y\n", &LoadOptions::labelled());
         assert!(e.contains("bad.csv") && e.contains("no data rows"), "{e}");
-        let e = err("", &opts());
+        let e = err("", &LoadOptions::labelled());
         assert!(e.contains("bad.csv") && e.contains("header"), "{e}");
     }
 
     #[test]
     fn duplicate_and_empty_column_names() {
-        let e = err("a,a,y\n1,2,1\n", &opts());
+        let e = err("a,a,y\n1,2,1\n", &LoadOptions::labelled());
         assert!(e.contains("bad.csv:1") && e.contains("field a") && e.contains("duplicate"));
-        let e = err("a,,y\n1,2,1\n", &opts());
+        let e = err("a,,y\n1,2,1\n", &LoadOptions::labelled());
         assert!(e.contains("bad.csv:1") && e.contains("#2") && e.contains("empty column name"));
     }
 
     #[test]
     fn single_column_is_error() {
-        let e = err("y\n1\n", &opts());
+        let e = err("y\n1\n", &LoadOptions::labelled());
         assert!(e.contains("no feature columns"), "{e}");
     }
 
@@ -729,7 +727,7 @@ mod tests {
         let content = "a,b\n1,2\n";
         let o = LoadOptions {
             label_column: Some("target".into()),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = err(content, &o);
         assert!(e.contains("bad.csv") && e.contains("'target'"), "{e}");
@@ -738,7 +736,7 @@ mod tests {
             require_labels: false,
             ..Default::default()
         };
-        let (_d, p) = write("a.csv", content);
+        let (_d, p) = crate::data::write_temp("a.csv", content);
         let ds = read(&p, &o).unwrap();
         assert_eq!(ds.y, None);
         assert_eq!(ds.feature_names, Some(names(&["a", "b"])));
@@ -748,7 +746,7 @@ mod tests {
 
     #[test]
     fn expected_features_header_means_no_labels() {
-        let (_d, p) = write("a.csv", "a,b\n1,2\n3,4\n");
+        let (_d, p) = crate::data::write_temp("a.csv", "a,b\n1,2\n3,4\n");
         let o = LoadOptions {
             expected_features: Some(names(&["a", "b"])),
             require_labels: false,
@@ -758,7 +756,7 @@ mod tests {
         assert_eq!(ds.y, None);
         assert_eq!(dense(&ds).values, vec![1.0, 2.0, 3.0, 4.0]);
         // With a label column present it is read as usual.
-        let (_d2, p2) = write("b.csv", "a,b,y\n1,2,1\n");
+        let (_d2, p2) = crate::data::write_temp("b.csv", "a,b,y\n1,2,1\n");
         let ds = read(&p2, &o).unwrap();
         assert_eq!(ds.y, Some(vec![1.0]));
     }
@@ -767,9 +765,9 @@ mod tests {
     fn expected_features_mismatch_messages() {
         let o = LoadOptions {
             expected_features: Some(names(&["a", "b", "c"])),
-            ..opts()
+            ..LoadOptions::labelled()
         };
-        let (_d, p) = write("m.csv", "a,b,d,y\n1,2,3,1\n");
+        let (_d, p) = crate::data::write_temp("m.csv", "a,b,d,y\n1,2,3,1\n");
         let e = read(&p, &o).unwrap_err();
         assert!(matches!(e, Error::Mismatch(_)));
         let e = e.to_string();
@@ -793,9 +791,9 @@ mod tests {
     fn n_features_mismatch() {
         let o = LoadOptions {
             n_features: Some(3),
-            ..opts()
+            ..LoadOptions::labelled()
         };
-        let (_d, p) = write("a.csv", "a,b,y\n1,2,1\n");
+        let (_d, p) = crate::data::write_temp("a.csv", "a,b,y\n1,2,1\n");
         let e = read(&p, &o).unwrap_err();
         assert!(matches!(e, Error::Mismatch(_)), "{e}");
     }
@@ -805,7 +803,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("u.csv");
         std::fs::write(&p, b"a,y\n\xff\xfe,1\n").unwrap();
-        let e = read(&p, &opts()).unwrap_err().to_string();
+        let e = read(&p, &LoadOptions::labelled()).unwrap_err().to_string();
         assert!(e.contains("u.csv:2") && e.contains("field a") && e.contains("UTF-8"));
     }
 
@@ -813,7 +811,7 @@ mod tests {
     fn missing_file_is_io_error() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("nope.csv");
-        let e = read(&p, &opts()).unwrap_err();
+        let e = read(&p, &LoadOptions::labelled()).unwrap_err();
         assert!(matches!(e, Error::Io { .. }));
         assert!(e.to_string().contains("nope.csv"));
     }
@@ -823,7 +821,7 @@ mod tests {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/spambase.csv");
         let o = LoadOptions {
             positive: Some("spam".into()),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let ds = read(&p, &o).unwrap();
         assert_eq!(ds.rows(), 4601);

@@ -127,6 +127,25 @@ pub struct LoadOptions {
     pub require_labels: bool,
 }
 
+impl LoadOptions {
+    /// Options for labelled data (train, eval): labels are required, all else default.
+    pub fn labelled() -> Self {
+        LoadOptions {
+            require_labels: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// Writes `content` to a file `name` in a fresh temp dir (kept alive by the returned guard).
+#[cfg(test)]
+pub(crate) fn write_temp(name: &str, content: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(name);
+    std::fs::write(&p, content).unwrap();
+    (dir, p)
+}
+
 /// Reads a data file, choosing the reader from the extension:
 /// `.csv` (optionally `.csv.gz`), `.npz`, and anything else as svmlight/libsvm.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {

@@ -963,17 +963,10 @@ mod tests {
             .join(name)
     }
 
-    fn opts() -> LoadOptions {
-        LoadOptions {
-            require_labels: true,
-            ..Default::default()
-        }
-    }
-
     fn with_labels(name: &str) -> LoadOptions {
         LoadOptions {
             labels_path: Some(fixture(name)),
-            ..opts()
+            ..LoadOptions::labelled()
         }
     }
 
@@ -1108,7 +1101,7 @@ mod tests {
 
     #[test]
     fn dense_f32_binary() {
-        let ds = read(&fixture("dense_f32.npz"), &opts()).unwrap();
+        let ds = read(&fixture("dense_f32.npz"), &LoadOptions::labelled()).unwrap();
         let m = dense(&ds);
         assert_eq!((m.rows, m.cols), (4, 3));
         assert_eq!(m.values, expected_x());
@@ -1118,35 +1111,35 @@ mod tests {
         assert_eq!(ds.feature_names, None);
         // Through the dispatcher as well.
         assert_eq!(
-            crate::data::load(&fixture("dense_f32.npz"), &opts()).unwrap(),
+            crate::data::load(&fixture("dense_f32.npz"), &LoadOptions::labelled()).unwrap(),
             ds
         );
     }
 
     #[test]
     fn dense_f64_minus_one_labels() {
-        let ds = read(&fixture("dense_f64.npz"), &opts()).unwrap();
+        let ds = read(&fixture("dense_f64.npz"), &LoadOptions::labelled()).unwrap();
         assert_eq!(dense(&ds).values, expected_x());
         assert_eq!(ds.y, Some(vec![0.0, 1.0, 1.0, 0.0]));
     }
 
     #[test]
     fn dense_compressed_bool_labels() {
-        let ds = read(&fixture("dense_compressed.npz"), &opts()).unwrap();
+        let ds = read(&fixture("dense_compressed.npz"), &LoadOptions::labelled()).unwrap();
         assert_eq!(dense(&ds).values, expected_x());
         assert_eq!(ds.y, Some(vec![1.0, 0.0, 1.0, 0.0]));
     }
 
     #[test]
     fn fortran_order_x() {
-        let ds = read(&fixture("fortran.npz"), &opts()).unwrap();
+        let ds = read(&fixture("fortran.npz"), &LoadOptions::labelled()).unwrap();
         assert_eq!(dense(&ds).values, expected_x());
         assert_eq!(ds.y, Some(vec![1.0, 0.0, 0.0, 1.0]));
     }
 
     #[test]
     fn multilabel_y() {
-        let ds = read(&fixture("multilabel.npz"), &opts()).unwrap();
+        let ds = read(&fixture("multilabel.npz"), &LoadOptions::labelled()).unwrap();
         assert_eq!(ds.n_labels, 3);
         assert_eq!(ds.label_names, vec!["0", "1", "2"]);
         assert_eq!(
@@ -1155,13 +1148,13 @@ mod tests {
         );
         let o = LoadOptions {
             label_names: Some(vec!["a".into(), "b".into(), "c".into()]),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let ds = read(&fixture("multilabel.npz"), &o).unwrap();
         assert_eq!(ds.label_names, vec!["a", "b", "c"]);
         let o = LoadOptions {
             label_names: Some(vec!["a".into(), "b".into()]),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = read(&fixture("multilabel.npz"), &o).unwrap_err();
         assert!(matches!(e, Error::Mismatch(_)), "{e}");
@@ -1178,7 +1171,7 @@ mod tests {
         let ds = read(&fixture("unlabelled.npz"), &o).unwrap();
         assert_eq!(ds.y, None);
         assert_eq!(dense(&ds).values, expected_x());
-        let e = fixture_err("unlabelled.npz", &opts());
+        let e = fixture_err("unlabelled.npz", &LoadOptions::labelled());
         assert!(
             e.contains("unlabelled.npz") && e.contains("no array 'y'"),
             "{e}"
@@ -1186,7 +1179,7 @@ mod tests {
         // Labels may come from a separate file instead.
         let o = LoadOptions {
             labels_path: Some(fixture("dense_labels_dummy.npy")),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = fixture_err("unlabelled.npz", &o);
         assert!(e.contains("dense_labels_dummy.npy"), "{e}");
@@ -1203,21 +1196,21 @@ mod tests {
 
     #[test]
     fn nan_in_x_names_row() {
-        let e = fixture_err("dense_nan.npz", &opts());
+        let e = fixture_err("dense_nan.npz", &LoadOptions::labelled());
         assert!(e.contains("dense_nan.npz"), "{e}");
         assert!(e.contains("array 'X', row 2") && e.contains("NaN"), "{e}");
     }
 
     #[test]
     fn big_endian_rejected() {
-        let e = fixture_err("bigendian.npz", &opts());
+        let e = fixture_err("bigendian.npz", &LoadOptions::labelled());
         assert!(e.contains("bigendian.npz") && e.contains("'X'"), "{e}");
         assert!(e.contains("big-endian"), "{e}");
     }
 
     #[test]
     fn non_binary_y_names_row() {
-        let e = fixture_err("y_multiclass.npz", &opts());
+        let e = fixture_err("y_multiclass.npz", &LoadOptions::labelled());
         assert!(
             e.contains("y_multiclass.npz") && e.contains("array 'y', row 3"),
             "{e}"
@@ -1229,7 +1222,7 @@ mod tests {
     fn n_features_mismatch() {
         let o = LoadOptions {
             n_features: Some(4),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = read(&fixture("dense_f32.npz"), &o).unwrap_err();
         assert!(matches!(e, Error::Mismatch(_)), "{e}");
@@ -1272,7 +1265,7 @@ mod tests {
 
     #[test]
     fn csr_without_labels() {
-        let e = fixture_err("csr.npz", &opts());
+        let e = fixture_err("csr.npz", &LoadOptions::labelled());
         assert!(e.contains("csr.npz") && e.contains("labels"), "{e}");
         let o = LoadOptions {
             require_labels: false,
@@ -1340,13 +1333,13 @@ mod tests {
     #[test]
     fn synthetic_dense_roundtrip_and_int_x() {
         let (_d, p) = npz(&[("X", good_x()), ("y", good_y())]);
-        let ds = read(&p, &opts()).unwrap();
+        let ds = read(&p, &LoadOptions::labelled()).unwrap();
         assert_eq!(dense(&ds).values, vec![1.0, 2.0, 3.0, 4.0]);
         let (_d, p) = npz(&[
             ("X", npy("|u1", &[1, 3], &[0, 7, 255])),
             ("y", npy("|b1", &[1], &[1])),
         ]);
-        let ds = read(&p, &opts()).unwrap();
+        let ds = read(&p, &LoadOptions::labelled()).unwrap();
         assert_eq!(dense(&ds).values, vec![0.0, 7.0, 255.0]);
         assert_eq!(ds.y, Some(vec![1.0]));
     }
@@ -1354,7 +1347,7 @@ mod tests {
     #[test]
     fn y_column_vector_is_binary() {
         let (_d, p) = npz(&[("X", good_x()), ("y", npy("<i8", &[2, 1], &i64s(&[1, -1])))]);
-        let ds = read(&p, &opts()).unwrap();
+        let ds = read(&p, &LoadOptions::labelled()).unwrap();
         assert_eq!(ds.n_labels, 1);
         assert_eq!(ds.y, Some(vec![1.0, 0.0]));
     }
@@ -1366,7 +1359,7 @@ mod tests {
                 ("X", npy("<f4", &[3, 1], &f32s(&[1., 2., 3.]))),
                 ("y", npy("<i8", &[3], &i64s(&[0, 1, -1]))),
             ],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(
             e.contains("syn.npz") && e.contains("array 'y', row 2") && e.contains("mix"),
@@ -1381,7 +1374,7 @@ mod tests {
                 ("X", good_x()),
                 ("y", npy("<i8", &[2, 2], &i64s(&[0, 1, 1, 3]))),
             ],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(
             e.contains("array 'y', row 1") && e.contains("column 1") && e.contains("not 0/1"),
@@ -1396,7 +1389,7 @@ mod tests {
                 ("X", npy("<f4", &[4], &f32s(&[1., 2., 3., 4.]))),
                 ("y", good_y()),
             ],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(e.contains("'X'") && e.contains("2-D"), "{e}");
         let e = syn_err(
@@ -1404,17 +1397,17 @@ mod tests {
                 ("X", npy("<f4", &[0, 2], &[])),
                 ("y", npy("<i8", &[0], &[])),
             ],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(e.contains("'X'") && e.contains("no rows"), "{e}");
         let e = syn_err(
             &[("X", npy("|O", &[1, 1], &[0; 8])), ("y", good_y())],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(e.contains("'X'") && e.contains("object array"), "{e}");
         let e = syn_err(
             &[("X", npy("<c8", &[1, 1], &[0; 8])), ("y", good_y())],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(
             e.contains("'X'") && e.contains("unsupported dtype '<c8'"),
@@ -1422,7 +1415,7 @@ mod tests {
         );
         let e = syn_err(
             &[("X", npy("|S2", &[1, 1], b"ab")), ("y", good_y())],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(e.contains("'X'") && e.contains("not numeric"), "{e}");
         let e = syn_err(
@@ -1430,7 +1423,7 @@ mod tests {
                 ("X", npy("<f8", &[1, 1], &f64::INFINITY.to_le_bytes())),
                 ("y", good_y()),
             ],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(
             e.contains("array 'X', row 0") && e.contains("infinite"),
@@ -1441,7 +1434,7 @@ mod tests {
                 ("X", npy("<f8", &[1, 1], &1e300f64.to_le_bytes())),
                 ("y", good_y()),
             ],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(
             e.contains("array 'X', row 0") && e.contains("f32 range"),
@@ -1457,7 +1450,7 @@ mod tests {
                 ("X", npy("<f4", &[2, 2], &f32s(&[1., 2., 3.]))),
                 ("y", good_y()),
             ],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(
             e.contains("syn.npz") && e.contains("'X'") && e.contains("truncated"),
@@ -1469,25 +1462,25 @@ mod tests {
                 ("X", npy("<f4", &[1, 1], &f32s(&[1., 2.]))),
                 ("y", good_y()),
             ],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(e.contains("'X'") && e.contains("unexpected bytes"), "{e}");
         // Bad magic.
         let e = syn_err(
             &[("X", b"not numpy at all".to_vec()), ("y", good_y())],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(e.contains("'X'") && e.contains("magic"), "{e}");
         // Unknown version.
         let mut v = good_x();
         v[6] = 9;
-        let e = syn_err(&[("X", v), ("y", good_y())], &opts());
+        let e = syn_err(&[("X", v), ("y", good_y())], &LoadOptions::labelled());
         assert!(e.contains("version 9.0"), "{e}");
         // Structured dtype.
         let h = "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }";
         let e = syn_err(
             &[("X", npy_with_header(h, &[0; 4])), ("y", good_y())],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(e.contains("structured"), "{e}");
         // Garbage header.
@@ -1496,7 +1489,7 @@ mod tests {
                 ("X", npy_with_header("{'descr': <f4}", &[])),
                 ("y", good_y()),
             ],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(e.contains("'X'") && e.contains("unreadable header"), "{e}");
         let e = syn_err(
@@ -1507,7 +1500,7 @@ mod tests {
                 ),
                 ("y", good_y()),
             ],
-            &opts(),
+            &LoadOptions::labelled(),
         );
         assert!(e.contains("fortran_order"), "{e}");
     }
@@ -1517,9 +1510,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("junk.npz");
         std::fs::write(&p, b"this is not a zip file").unwrap();
-        let e = read(&p, &opts()).unwrap_err().to_string();
+        let e = read(&p, &LoadOptions::labelled()).unwrap_err().to_string();
         assert!(e.contains("junk.npz") && e.contains("zip"), "{e}");
-        let e = syn_err(&[("arr_0", good_x())], &opts());
+        let e = syn_err(&[("arr_0", good_x())], &LoadOptions::labelled());
         assert!(e.contains("no array 'X'") && e.contains("arr_0"), "{e}");
     }
 

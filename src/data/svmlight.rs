@@ -532,20 +532,6 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn write(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join(name);
-        std::fs::write(&p, content).unwrap();
-        (dir, p)
-    }
-
-    fn opts() -> LoadOptions {
-        LoadOptions {
-            require_labels: true,
-            ..Default::default()
-        }
-    }
-
     fn csr(ds: &Dataset) -> &CsrMatrix {
         match &ds.x {
             Features::Sparse(m) => m,
@@ -554,12 +540,12 @@ mod tests {
     }
 
     fn load(content: &str, o: &LoadOptions) -> Dataset {
-        let (_d, p) = write("d.svm", content);
+        let (_d, p) = crate::data::write_temp("d.svm", content);
         read(&p, o).unwrap()
     }
 
     fn err(content: &str, o: &LoadOptions) -> String {
-        let (_d, p) = write("bad.svm", content);
+        let (_d, p) = crate::data::write_temp("bad.svm", content);
         read(&p, o).unwrap_err().to_string()
     }
 
@@ -571,7 +557,7 @@ mod tests {
     fn basic_binary_one_based() {
         let ds = load(
             "# header comment\n1 1:0.5 3:2\n\n0 2:-1 # trailing\n0.0 qid:7 1:1e-3\n+1\n",
-            &opts(),
+            &LoadOptions::labelled(),
         );
         let m = csr(&ds);
         assert_eq!((m.rows, m.cols), (4, 3));
@@ -586,44 +572,47 @@ mod tests {
 
     #[test]
     fn binary_minus_one_plus_one() {
-        let ds = load("+1 1:1\n-1 2:1\n1.0 1:2\n-1.0 3:4\n", &opts());
+        let ds = load(
+            "+1 1:1\n-1 2:1\n1.0 1:2\n-1.0 3:4\n",
+            &LoadOptions::labelled(),
+        );
         assert_eq!(ds.y, Some(vec![1.0, 0.0, 1.0, 0.0]));
-        let ds = load("1 1:1\n0 2:1\n0.0 1:2\r\n", &opts());
+        let ds = load("1 1:1\n0 2:1\n0.0 1:2\r\n", &LoadOptions::labelled());
         assert_eq!(ds.y, Some(vec![1.0, 0.0, 0.0]));
     }
 
     #[test]
     fn mixed_zero_minus_one_is_error() {
-        let e = err("1 1:1\n0 2:1\n\n-1 1:2\n", &opts());
+        let e = err("1 1:1\n0 2:1\n\n-1 1:2\n", &LoadOptions::labelled());
         assert!(e.contains("bad.svm:4") && e.contains("field label"), "{e}");
         assert!(e.contains("mix 0") && e.contains("multi-label"), "{e}");
     }
 
     #[test]
     fn non_binary_label_mentions_multilabel() {
-        let e = err("1 1:1\n2 2:1\n", &opts());
+        let e = err("1 1:1\n2 2:1\n", &LoadOptions::labelled());
         assert!(e.contains("bad.svm:2") && e.contains("field label"), "{e}");
         assert!(e.contains("'2'") && e.contains("comma-separated"), "{e}");
-        let e = err("yes 1:1\n", &opts());
+        let e = err("yes 1:1\n", &LoadOptions::labelled());
         assert!(e.contains("bad.svm:1") && e.contains("'yes'"), "{e}");
     }
 
     #[test]
     fn zero_based_auto_and_explicit() {
-        let ds = load("1 0:1 2:3\n0 1:2\n", &opts());
+        let ds = load("1 0:1 2:3\n0 1:2\n", &LoadOptions::labelled());
         let m = csr(&ds);
         assert_eq!(m.cols, 3);
         assert_eq!(m.indices, vec![0, 2, 1]);
         let o = LoadOptions {
             index_base: IndexBase::Zero,
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let ds = load("1 1:1 2:3\n", &o);
         assert_eq!(csr(&ds).indices, vec![1, 2]);
         assert_eq!(csr(&ds).cols, 3);
         let o = LoadOptions {
             index_base: IndexBase::One,
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let ds = load("1 1:1 2:3\n", &o);
         assert_eq!(csr(&ds).indices, vec![0, 1]);
@@ -634,7 +623,7 @@ mod tests {
     fn index_zero_in_one_based_is_error() {
         let o = LoadOptions {
             index_base: IndexBase::One,
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = err("1 1:1\n# c\n0 0:1 2:2\n", &o);
         assert!(e.contains("bad.svm:3") && e.contains("field index"), "{e}");
@@ -643,7 +632,7 @@ mod tests {
 
     #[test]
     fn explicit_zeros_dropped_rows_kept() {
-        let ds = load("1 1:0 2:5 3:0.0\n0 4:0\n", &opts());
+        let ds = load("1 1:0 2:5 3:0.0\n0 4:0\n", &LoadOptions::labelled());
         let m = csr(&ds);
         assert_eq!(m.rows, 2);
         assert_eq!(m.cols, 4); // the zero-valued index 4 still counts
@@ -656,13 +645,13 @@ mod tests {
     fn n_features_sets_width_and_rejects_wider() {
         let o = LoadOptions {
             n_features: Some(10),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let ds = load("1 1:1 3:1\n", &o);
         assert_eq!(csr(&ds).cols, 10);
         let o = LoadOptions {
             n_features: Some(3),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = err("1 1:1 3:1\n0 2:1 4:1\n", &o);
         assert!(e.contains("bad.svm:2") && e.contains("field index"), "{e}");
@@ -674,7 +663,7 @@ mod tests {
         let o = LoadOptions {
             n_features: Some(3),
             index_base: IndexBase::Zero,
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = err("1 0:1\n1 3:1\n", &o);
         assert!(
@@ -685,10 +674,10 @@ mod tests {
 
     #[test]
     fn indices_must_increase() {
-        let e = err("1 1:1 3:1 2:1\n", &opts());
+        let e = err("1 1:1 3:1 2:1\n", &LoadOptions::labelled());
         assert!(e.contains("bad.svm:1") && e.contains("field index"), "{e}");
         assert!(e.contains("index 2 comes after index 3"), "{e}");
-        let e = err("1 1:1\n1 3:1 3:2\n", &opts());
+        let e = err("1 1:1\n1 3:1 3:2\n", &LoadOptions::labelled());
         assert!(
             e.contains("bad.svm:2") && e.contains("duplicate index 3"),
             "{e}"
@@ -697,16 +686,16 @@ mod tests {
 
     #[test]
     fn bad_tokens() {
-        let e = err("1 1:1 abc\n", &opts());
+        let e = err("1 1:1 abc\n", &LoadOptions::labelled());
         assert!(e.contains("bad.svm:1") && e.contains("field index"), "{e}");
         assert!(e.contains("'abc'"), "{e}");
-        let e = err("1 x:1\n", &opts());
+        let e = err("1 x:1\n", &LoadOptions::labelled());
         assert!(e.contains("field index") && e.contains("'x'"), "{e}");
-        let e = err("1 -2:1\n", &opts());
+        let e = err("1 -2:1\n", &LoadOptions::labelled());
         assert!(e.contains("field index") && e.contains("'-2'"), "{e}");
-        let e = err("1 99999999999:1\n", &opts());
+        let e = err("1 99999999999:1\n", &LoadOptions::labelled());
         assert!(e.contains("field index") && e.contains("too large"), "{e}");
-        let e = err("1 1:\n", &opts());
+        let e = err("1 1:\n", &LoadOptions::labelled());
         assert!(e.contains("field 1") && e.contains("missing value"), "{e}");
     }
 
@@ -720,7 +709,7 @@ mod tests {
             ("1e39", "out of the f32 range"),
             ("1..2", "not a number"),
         ] {
-            let e = err(&format!("1 1:1\n0 2:1 7:{v}\n"), &opts());
+            let e = err(&format!("1 1:1\n0 2:1 7:{v}\n"), &LoadOptions::labelled());
             assert!(e.contains("bad.svm:2"), "{v}: {e}");
             assert!(e.contains("field 7"), "{v}: {e}");
             assert!(e.contains(what), "{v}: {e}");
@@ -729,7 +718,7 @@ mod tests {
 
     #[test]
     fn multilabel_by_comma() {
-        let ds = load("1,3 1:1\n 2:1\n3 1:2\n10,1 2:2\n", &opts());
+        let ds = load("1,3 1:1\n 2:1\n3 1:2\n10,1 2:2\n", &LoadOptions::labelled());
         assert_eq!(ds.label_names, names(&["1", "3", "10"]));
         assert_eq!(ds.n_labels, 3);
         assert_eq!(
@@ -748,7 +737,7 @@ mod tests {
     fn multilabel_by_option_and_fixed_names() {
         let o = LoadOptions {
             multilabel: true,
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let ds = load("2 1:1\n0 1:1\n", &o);
         assert_eq!(ds.label_names, names(&["0", "2"]));
@@ -757,7 +746,7 @@ mod tests {
         let o = LoadOptions {
             multilabel: true,
             label_names: Some(names(&["5", "2", "0"])),
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let ds = load("2 1:1\n0,5 1:1\n 1:3\n", &o);
         assert_eq!(ds.label_names, names(&["5", "2", "0"]));
@@ -773,18 +762,18 @@ mod tests {
 
     #[test]
     fn multilabel_bad_ids() {
-        let e = err("1,a 1:1\n", &opts());
+        let e = err("1,a 1:1\n", &LoadOptions::labelled());
         assert!(e.contains("bad.svm:1") && e.contains("field label") && e.contains("'a'"));
-        let e = err("1, 1:1\n", &opts());
+        let e = err("1, 1:1\n", &LoadOptions::labelled());
         assert!(
             e.contains("bad.svm:1") && e.contains("not a class id"),
             "{e}"
         );
-        let e = err("1,-1 1:1\n", &opts());
+        let e = err("1,-1 1:1\n", &LoadOptions::labelled());
         assert!(e.contains("'-1'"), "{e}");
-        let e = err("1,1 1:1\n", &opts());
+        let e = err("1,1 1:1\n", &LoadOptions::labelled());
         assert!(e.contains("repeated"), "{e}");
-        let e = err("0,1 1:1\n1.5 1:1\n", &opts());
+        let e = err("0,1 1:1\n1.5 1:1\n", &LoadOptions::labelled());
         assert!(e.contains("bad.svm:2") && e.contains("'1.5'"), "{e}");
     }
 
@@ -802,7 +791,7 @@ mod tests {
         let ds = load("1 1:1\n0 2:1\n", &o);
         assert_eq!(ds.y, Some(vec![1.0, 0.0]));
         // Labels required: an unlabelled file is an error.
-        let e = err("1:1 3:2\n", &opts());
+        let e = err("1:1 3:2\n", &LoadOptions::labelled());
         assert!(e.contains("bad.svm:1") && e.contains("field label"), "{e}");
         assert!(e.contains("no labels"), "{e}");
         // Some lines labelled, some not, binary mode: error on the unlabelled line.
@@ -827,7 +816,7 @@ mod tests {
     fn multilabel_without_any_class_is_error() {
         let o = LoadOptions {
             multilabel: true,
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let e = err(" 1:1\n 2:1\n", &o);
         assert!(
@@ -838,15 +827,15 @@ mod tests {
 
     #[test]
     fn empty_and_comment_only_files() {
-        let e = err("", &opts());
+        let e = err("", &LoadOptions::labelled());
         assert!(e.contains("bad.svm") && e.contains("no data rows"), "{e}");
-        let e = err("# only\n   \n#x\n", &opts());
+        let e = err("# only\n   \n#x\n", &LoadOptions::labelled());
         assert!(e.contains("no data rows"), "{e}");
     }
 
     #[test]
     fn tabs_crlf_and_no_trailing_newline() {
-        let ds = load("1\t1:1\t2:2\r\n0 3:3", &opts());
+        let ds = load("1\t1:1\t2:2\r\n0 3:3", &LoadOptions::labelled());
         let m = csr(&ds);
         assert_eq!(m.values, vec![1.0, 2.0, 3.0]);
         assert_eq!(ds.y, Some(vec![1.0, 0.0]));
@@ -860,7 +849,7 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
         gz.write_all(b"1 1:1\n0 2:1\n").unwrap();
         gz.finish().unwrap();
-        let ds = read(&p, &opts()).unwrap();
+        let ds = read(&p, &LoadOptions::labelled()).unwrap();
         assert_eq!(csr(&ds).indices, vec![0, 1]);
     }
 
@@ -869,7 +858,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("u.svm");
         std::fs::write(&p, b"1 1:1 # \xff comment ok\n0 2:\xff\n").unwrap();
-        let e = read(&p, &opts()).unwrap_err().to_string();
+        let e = read(&p, &LoadOptions::labelled()).unwrap_err().to_string();
         assert!(e.contains("u.svm:2") && e.contains("field 2"), "{e}");
     }
 
@@ -893,7 +882,7 @@ mod tests {
         }
         drop(f);
         let t = std::time::Instant::now();
-        let ds = read(&p, &opts()).unwrap();
+        let ds = read(&p, &LoadOptions::labelled()).unwrap();
         let secs = t.elapsed().as_secs_f64();
         assert_eq!(csr(&ds).values.len(), expected_nnz);
         assert!(secs < 5.0, "took {secs}s");

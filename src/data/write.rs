@@ -221,13 +221,6 @@ mod tests {
     use super::*;
     use crate::data::{CsrMatrix, DenseMatrix, LoadOptions};
 
-    fn opts() -> LoadOptions {
-        LoadOptions {
-            require_labels: true,
-            ..Default::default()
-        }
-    }
-
     fn same_except_source(a: &Dataset, b: &Dataset) {
         let mut b = b.clone();
         b.source = a.source.clone();
@@ -272,7 +265,7 @@ mod tests {
         let p = dir.path().join("out.csv");
         let ds = dense_ds();
         write_csv(&ds, &p).unwrap();
-        let back = crate::data::load(&p, &opts()).unwrap();
+        let back = crate::data::load(&p, &LoadOptions::labelled()).unwrap();
         same_except_source(&ds, &back);
         // Overwrites atomically; no temp files left behind.
         write_csv(&ds, &p).unwrap();
@@ -287,7 +280,7 @@ mod tests {
         write_csv(&ds, &p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(text.lines().next(), Some("f0,f1,f2,f3,f4,f5,label"));
-        let back = crate::data::load(&p, &opts()).unwrap();
+        let back = crate::data::load(&p, &LoadOptions::labelled()).unwrap();
         assert_eq!(back.y, ds.y);
         let Features::Dense(m) = &back.x else {
             panic!()
@@ -337,13 +330,13 @@ mod tests {
         write_svmlight(&ds, &p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert_eq!(text, "0 1:0.5 4:-1.25 6:0\n1\n1 2:3\n");
-        let back = crate::data::load(&p, &opts()).unwrap();
+        let back = crate::data::load(&p, &LoadOptions::labelled()).unwrap();
         same_except_source(&ds, &back);
 
         // Dense input becomes the same CSR.
         let dd = dense_ds();
         write_svmlight(&dd, &p).unwrap();
-        let back = crate::data::load(&p, &opts()).unwrap();
+        let back = crate::data::load(&p, &LoadOptions::labelled()).unwrap();
         let Features::Sparse(m) = &back.x else {
             panic!()
         };
@@ -366,7 +359,7 @@ mod tests {
         assert_eq!(text, "1,10 1:0.5 4:-1.25 6:0\n 1:0\n3 2:3\n");
         let o = LoadOptions {
             multilabel: true,
-            ..opts()
+            ..LoadOptions::labelled()
         };
         let back = crate::data::load(&p, &o).unwrap();
         same_except_source(&ds, &back);
