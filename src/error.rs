@@ -13,13 +13,10 @@ pub enum Error {
         field: String,
         msg: String,
     },
-    /// An I/O failure on a named file.
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// An I/O failure on a named file (the message includes the cause, so it is not also
+    /// chained as a source: `{:#}` would print it twice).
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     /// A file that is not what it claims to be (corrupt, truncated, foreign).
     #[error("{path}: {msg}")]
     Format { path: String, msg: String },
@@ -50,7 +47,7 @@ impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            cause: source,
         }
     }
     pub fn format(path: impl AsRef<Path>, msg: impl Into<String>) -> Self {
