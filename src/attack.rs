@@ -334,11 +334,7 @@ pub fn csv_text(runs: &[(String, Vec<BudgetResult>)]) -> String {
     let mut s =
         String::from("model,budget,targets,evaded,evasion_rate,mean_added,queries,mean_queries\n");
     for (model, results) in runs {
-        let m = if model.contains([',', '"', '\n']) {
-            format!("\"{}\"", model.replace('"', "\"\""))
-        } else {
-            model.clone()
-        };
+        let m = crate::data::write::csv_field(model);
         for r in results {
             s.push_str(&format!(
                 "{m},{},{},{},{},{},{},{}\n",

@@ -98,21 +98,12 @@ pub fn format_predictions(
             }
             if let Some(n) = name {
                 out.push(',');
-                out.push_str(&csv_field(n));
+                out.push_str(&nonneg::data::write::csv_field(n));
             }
         }
         out.push('\n');
     }
     out
-}
-
-/// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {

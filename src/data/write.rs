@@ -216,9 +216,27 @@ pub fn write_svmlight(ds: &Dataset, path: &Path) -> Result<()> {
     })
 }
 
+/// One CSV field, quoted (RFC 4180) when it holds a comma, quote or line break.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_only_when_needed() {
+        assert_eq!(csv_field("plain.txt"), "plain.txt");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field("cr\r"), "\"cr\r\"");
+    }
     use crate::data::{CsrMatrix, DenseMatrix, LoadOptions};
 
     fn same_except_source(a: &Dataset, b: &Dataset) {
