@@ -76,6 +76,9 @@ pub fn non_neg(w: &mut [f32]) {
     }
 }
 
+/// Features ahead whose rows are prefetched in sparse gathers and updates.
+pub const PREFETCH_AHEAD: usize = 4;
+
 /// Asks the CPU to start loading `len` floats at `ptr` into cache (a hint: no effect on
 /// results, and no access is made, so any address is allowed).
 #[inline]

@@ -486,7 +486,7 @@ impl<'a> Trainer<'a> {
                         }
                         layer.affine_dense(&self.x[..b * d], b, z);
                     }
-                    Features::Sparse(m) => sparse_affine_rows(layer, m, rows, z),
+                    Features::Sparse(m) => layer.affine_sparse_rows(m, rows, z),
                 }
             } else {
                 let (prev, _) = a_all.split_at(l);
@@ -853,8 +853,8 @@ fn sparse_rows<F, P>(
             |g, i| {
                 // The rows of a feature a few ahead are random in memory: ask for them
                 // now so they arrive while this one is summed and updated.
-                if i + PREFETCH_AHEAD < features {
-                    prefetch((keys[starts[i + PREFETCH_AHEAD]] >> 32) as usize);
+                if i + kernels::PREFETCH_AHEAD < features {
+                    prefetch((keys[starts[i + kernels::PREFETCH_AHEAD]] >> 32) as usize);
                 }
                 g.fill(0.0);
                 let j = (keys[starts[i]] >> 32) as usize;
@@ -873,9 +873,6 @@ fn sparse_rows<F, P>(
         );
 }
 
-/// Features ahead whose rows are prefetched in sparse updates.
-const PREFETCH_AHEAD: usize = 4;
-
 /// The value of feature `j` in CSR row `r` (indices are sorted: binary search).
 #[inline]
 fn csr_value(x: &CsrMatrix, r: usize, j: u32) -> f32 {
@@ -884,30 +881,6 @@ fn csr_value(x: &CsrMatrix, r: usize, j: u32) -> f32 {
         Ok(p) => val[p],
         Err(_) => 0.0,
     }
-}
-
-/// Gather-add of the sparse first layer for arbitrary batch rows.
-fn sparse_affine_rows(layer: &Dense, x: &CsrMatrix, rows: &[usize], out: &mut [f32]) {
-    let n_out = layer.n_out;
-    out.par_chunks_mut(n_out)
-        .zip(rows.par_iter())
-        .with_min_len(4)
-        .for_each(|(o, &r)| {
-            o.copy_from_slice(&layer.bias);
-            let (idx, val) = x.row(r);
-            for (p, (&j, &v)) in idx.iter().zip(val).enumerate() {
-                if let Some(&ahead) = idx.get(p + PREFETCH_AHEAD) {
-                    let at = ahead as usize * n_out;
-                    kernels::prefetch(layer.weight[at..].as_ptr(), n_out);
-                }
-                let w = &layer.weight[j as usize * n_out..(j as usize + 1) * n_out];
-                if v == 1.0 {
-                    kernels::add_assign(o, w);
-                } else {
-                    kernels::axpy(o, v, w);
-                }
-            }
-        });
 }
 
 /// Optimizer step on a whole tensor, in parallel chunks (elementwise: deterministic).

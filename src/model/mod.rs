@@ -95,17 +95,29 @@ impl Dense {
         );
     }
 
-    /// `out[r] = b + sum_j x[r, j] * W[j]` over the active features of rows `start..end`:
-    /// a gather-add that never forms a dense row. Parallel over rows (independent outputs).
+    /// `out[r] = b + sum_j x[r, j] * W[j]` over the active features of rows `start..end`.
     pub fn affine_sparse(&self, x: &CsrMatrix, start: usize, end: usize, out: &mut [f32]) {
+        let rows: Vec<usize> = (start..end).collect();
+        self.affine_sparse_rows(x, &rows, out);
+    }
+
+    /// The same for arbitrary `rows` (a training batch): a gather-add that never forms a
+    /// dense row, parallel over rows (independent outputs). The rows of features a few
+    /// ahead are prefetched: they are random in memory.
+    pub fn affine_sparse_rows(&self, x: &CsrMatrix, rows: &[usize], out: &mut [f32]) {
         let n_out = self.n_out;
+        debug_assert_eq!(out.len(), rows.len() * n_out);
         out.par_chunks_mut(n_out)
-            .enumerate()
-            .with_min_len(8)
-            .for_each(|(i, o)| {
+            .zip(rows.par_iter())
+            .with_min_len(4)
+            .for_each(|(o, &r)| {
                 o.copy_from_slice(&self.bias);
-                let (idx, val) = x.row(start + i);
-                for (&j, &v) in idx.iter().zip(val) {
+                let (idx, val) = x.row(r);
+                for (p, (&j, &v)) in idx.iter().zip(val).enumerate() {
+                    if let Some(&ahead) = idx.get(p + crate::kernels::PREFETCH_AHEAD) {
+                        let at = ahead as usize * n_out;
+                        crate::kernels::prefetch(self.weight[at..].as_ptr(), n_out);
+                    }
                     let w = &self.weight[j as usize * n_out..(j as usize + 1) * n_out];
                     if v == 1.0 {
                         crate::kernels::add_assign(o, w);
@@ -114,7 +126,6 @@ impl Dense {
                     }
                 }
             });
-        debug_assert_eq!(out.len(), (end - start) * n_out);
     }
 
     pub fn activate(&self, z: &[f32], a: &mut [f32]) {
