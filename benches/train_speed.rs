@@ -86,8 +86,11 @@ fn main() {
         other => panic!("--case dense|sparse, not {other}"),
     };
     let mut cfg = TrainConfig::new(hidden.clone(), Preset::Monotone);
-    // The same model as the PyTorch side: ReLU (the monotone default would be tanh).
+    // The same model as the PyTorch side: ReLU, no skip connection, no weight decay (the
+    // monotone recipe's defaults are tanh, a skip and L2 1e-2).
     cfg.activation = Activation::Relu;
+    cfg.skip = false;
+    cfg.optimizer.weight_decay = 0.0;
     cfg.batch_size = batch;
     let mlp = build_network(&cfg, data.x.cols(), data.x.is_sparse(), 1).unwrap();
     let mut trainer = Trainer::new(mlp, &cfg);

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Loads a nonneg model with Python's `safetensors` package into an equivalent
-torch.nn.Sequential and compares its logits with `nonneg predict` on a CSV.
+torch.nn.Sequential (plus a bias-free Linear for the skip connection, when the model has
+one: logit = Sequential(x) + skip(x)) and compares its logits with `nonneg predict` on a
+CSV.
 
     .venv/bin/pip install torch safetensors
     .venv/bin/python scripts/check_torch_load.py MODEL.safetensors DATA.csv [--label-column C --positive V]
@@ -28,7 +30,12 @@ def sequential(path):
         layers.append(lin)
         if l["activation"] != "identity":
             layers.append(ACTS[l["activation"]]())
-    return torch.nn.Sequential(*layers), meta
+    seq = torch.nn.Sequential(*layers)
+    if meta.get("skip") is None:
+        return seq, meta
+    skip = torch.nn.Linear(meta["input_dim"], meta["n_labels"], bias=False)
+    skip.load_state_dict({"weight": t["skip.weight"]})
+    return (lambda x: seq(x) + skip(x)), meta
 
 
 def main():

@@ -453,6 +453,9 @@ pub struct Attacker<'m> {
     col_max: Vec<f32>,
     /// Cached scorer: reference slopes and `G_ref = W1a diag(s_ref) W2`.
     reference: Option<(Vec<f32>, Vec<f32>)>,
+    /// The skip connection's weight into the attacked logit, per addable entry: adding
+    /// entry `a` moves the logit by `d_a * skip_a[a]` on top of the network's change.
+    skip_a: Option<Vec<f32>>,
 }
 
 /// A target under attack.
@@ -472,6 +475,8 @@ pub struct TargetState {
     /// Cached scorer: bounds on `d_a * W1a[a, i]` over the candidates, per unit.
     lo: Vec<f32>,
     hi: Vec<f32>,
+    /// The skip connection's contribution to the attacked logit at the current row.
+    skip: f32,
 }
 
 impl TargetState {
@@ -638,6 +643,12 @@ impl<'m> Attacker<'m> {
             }
             s => s,
         };
+        let skip_a = mlp.skip.as_ref().map(|s| {
+            addable
+                .iter()
+                .map(|&j| s.weight[j as usize * s.n_out + cfg.label])
+                .collect()
+        });
         let mut att = Attacker {
             model,
             method: cfg.method,
@@ -658,6 +669,7 @@ impl<'m> Attacker<'m> {
             col_min: Vec::new(),
             col_max: Vec::new(),
             reference: None,
+            skip_a,
         };
         if scoring == Scoring::Cached {
             let w = att.w1a();
@@ -772,11 +784,13 @@ impl<'m> Attacker<'m> {
                 n_alive += 1;
             }
         }
+        let skip = self.start_skip(row);
         let mut st = TargetState {
             x,
             d,
             alive,
             n_alive,
+            skip,
             z1,
             slopes: Vec::new(),
             g: Vec::new(),
@@ -952,7 +966,7 @@ impl<'m> Attacker<'m> {
         let a1: Vec<f32> = st.z1.iter().map(|&z| self.act1.apply(z)).collect();
         let mut out = [0.0f32];
         self.run_upper(0, &a1, 1, &mut ws.a, &mut ws.b, &mut out);
-        out[0]
+        out[0] + st.skip
     }
 
     /// Scores addable entries `ids` (all candidates): `out[k]` is the logit after adding
@@ -1093,6 +1107,11 @@ impl<'m> Attacker<'m> {
         } else {
             self.score_batched(st, ids, ws, out)
         }
+        if let Some(skip) = &self.skip_a {
+            for (o, &a) in out.iter_mut().zip(ids) {
+                *o += st.skip + st.d[a as usize] * skip[a as usize];
+            }
+        }
     }
 
     /// Adds addable entry `a` (sets it to its cap) and updates the target.
@@ -1100,6 +1119,9 @@ impl<'m> Attacker<'m> {
         let d = st.d[a];
         let w = self.w1_row(a);
         kernels::axpy(&mut st.z1, d, w);
+        if let Some(skip) = &self.skip_a {
+            st.skip += d * skip[a];
+        }
         st.x[a] = self.caps[a];
         st.d[a] = 0.0;
         st.alive[a] = false;
@@ -1256,7 +1278,10 @@ impl<'m> Attacker<'m> {
                     for a in 0..self.addable.len() {
                         if st.alive[a] {
                             let w = self.w1_row(a);
-                            let s = st.d[a] * w.iter().zip(&g).map(|(x, y)| x * y).sum::<f32>();
+                            let through_skip = self.skip_a.as_ref().map_or(0.0, |s| s[a]);
+                            let s = st.d[a]
+                                * (w.iter().zip(&g).map(|(x, y)| x * y).sum::<f32>()
+                                    + through_skip);
                             if s < best.0 || best.1 == usize::MAX {
                                 best = (s, a);
                             }
@@ -1422,6 +1447,26 @@ pub fn attack_rows(
 }
 
 impl Attacker<'_> {
+    /// The skip connection's contribution to the attacked logit at a row (0 without one).
+    fn start_skip(&self, row: RowRef) -> f32 {
+        let Some(skip) = &self.model.mlp.skip else {
+            return 0.0;
+        };
+        let w = |j: usize| skip.weight[j * skip.n_out + self.label];
+        match row {
+            RowRef::Dense(vals) => vals
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| self.scaled(j, v) * w(j))
+                .sum(),
+            RowRef::Sparse(idx, vals) => idx
+                .iter()
+                .zip(vals)
+                .map(|(&j, &v)| self.scaled(j as usize, v) * w(j as usize))
+                .sum(),
+        }
+    }
+
     /// The first layer's pre-activation of a row (no cache built).
     fn start_z1(&self, row: RowRef) -> Vec<f32> {
         let first = &self.model.mlp.layers[0];

@@ -24,6 +24,9 @@
 //!    non-zero weights through a violation to an output). A declared feature with `up` is
 //!    not covered by the certificate.
 //!
+//! A linear skip connection (input -> logits) is one more set of edges into the outputs,
+//! judged by the same rule: the logit is then a sum of two non-decreasing functions.
+//!
 //! Around the network: the input scaling must be strictly increasing
 //! ([`Scaler::validate`](crate::model::Scaler::validate)), and a stored featurizer must be
 //! add-monotone ([`FeaturizerSpec::add_monotone`]): adding content to a raw sample may then
@@ -46,8 +49,12 @@ pub const UNCOVERED_CAP: usize = 50;
 /// The weights of one layer that break the certificate.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LayerViolation {
-    /// Index of the layer (0 = the first, fed by the input features).
+    /// Index of the layer (0 = the first, fed by the input features; the skip connection
+    /// has the index after the output layer's).
     pub layer: usize,
+    /// The skip connection from the input features to the logits.
+    #[serde(skip_serializing_if = "is_false")]
+    pub skip: bool,
     /// Negative (or NaN) kernel entries on a path from a declared feature to an output.
     pub count: usize,
     /// The most negative of them (NaN only when every one is NaN).
@@ -66,6 +73,8 @@ pub struct LayerViolation {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LayerSummary {
     pub layer: usize,
+    #[serde(skip_serializing_if = "is_false")]
+    pub skip: bool,
     #[serde(rename = "in")]
     pub n_in: usize,
     #[serde(rename = "out")]
@@ -75,6 +84,10 @@ pub struct LayerSummary {
     pub negative: usize,
     /// The negative entries that break the certificate.
     pub violating: usize,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The verdict on a model and what it rests on.
@@ -294,6 +307,7 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
         let pass = backward(layer, &reach[l], &live_out, &up_out);
         summaries.push(LayerSummary {
             layer: l,
+            skip: false,
             n_in: layer.n_in,
             n_out: layer.n_out,
             activation: layer.activation.name().to_string(),
@@ -307,6 +321,7 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
             let targets: Vec<usize> = (0..layer.n_out).filter(|&o| pass.targets[o]).collect();
             layer_violations.push(LayerViolation {
                 layer: l,
+                skip: false,
                 count: pass.violating,
                 most_negative: pass.most_negative,
                 sources: sources
@@ -346,6 +361,52 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
     layer_violations.reverse();
     summaries.reverse();
     layer_notes.reverse();
+
+    // The skip connection: edges from the inputs straight to the logits, which are live
+    // and have nothing above them; a violating edge leaves its feature uncovered.
+    if let Some(skip) = &mlp.skip {
+        let labels = mlp.n_labels();
+        let pass = backward(skip, &reach[0], &vec![true; labels], &vec![false; labels]);
+        let l = n_layers;
+        summaries.push(LayerSummary {
+            layer: l,
+            skip: true,
+            n_in: skip.n_in,
+            n_out: skip.n_out,
+            activation: "identity".to_string(),
+            negative: pass.negative,
+            violating: pass.violating,
+        });
+        if pass.violating > 0 {
+            let sources: Vec<usize> = (0..skip.n_in)
+                .filter(|&i| pass.rows[i].violating > 0)
+                .collect();
+            let targets: Vec<usize> = (0..skip.n_out).filter(|&o| pass.targets[o]).collect();
+            layer_violations.push(LayerViolation {
+                layer: l,
+                skip: true,
+                count: pass.violating,
+                most_negative: pass.most_negative,
+                sources: sources
+                    .iter()
+                    .take(LIST_CAP)
+                    .map(|&i| source_name(0, i))
+                    .collect(),
+                n_sources: sources.len(),
+                targets: targets.iter().take(LIST_CAP).copied().collect(),
+                n_targets: targets.len(),
+            });
+        }
+        if pass.negative_unreached > 0 {
+            layer_notes.push(vec![format!(
+                "skip connection: {} negative weights on {} input features that are not declared",
+                pass.negative_unreached, pass.unreached_sources
+            )]);
+        }
+        for (u, r) in up_out.iter_mut().zip(&pass.rows) {
+            *u |= r.up;
+        }
+    }
 
     let uncovered: Vec<usize> = (0..n).filter(|&i| declared_mask[i] && up_out[i]).collect();
     cert.n_uncovered = uncovered.len();
@@ -395,6 +456,17 @@ fn malformed(model: &Model) -> Option<String> {
             return Some(format!("layer {l} has non-finite weights or biases"));
         }
         width = layer.n_out;
+    }
+    if let Some(skip) = &mlp.skip {
+        if skip.n_in != mlp.input_dim
+            || skip.n_out != width
+            || skip.weight.len() != skip.n_in * skip.n_out
+        {
+            return Some("the skip connection is malformed".into());
+        }
+        if skip.weight.par_iter().any(|w| !w.is_finite()) {
+            return Some("the skip connection has non-finite weights".into());
+        }
     }
     None
 }
@@ -621,20 +693,34 @@ impl fmt::Display for Certificate {
             for s in &self.layers {
                 let v = self.violations.iter().find(|v| v.layer == s.layer);
                 let most = v.map_or("-".to_string(), |v| format!("{:e}", v.most_negative));
+                let name = if s.skip {
+                    "skip".to_string()
+                } else {
+                    s.layer.to_string()
+                };
                 writeln!(
                     f,
                     "{:>5}  {:>9}  {:>7}  {:<10}  {:>9}  {:>9}  {:>13}",
-                    s.layer, s.n_in, s.n_out, s.activation, s.negative, s.violating, most
+                    name, s.n_in, s.n_out, s.activation, s.negative, s.violating, most
                 )?;
             }
         }
         for v in &self.violations {
             writeln!(f)?;
-            let from = if v.layer == 0 { "features" } else { "units" };
+            let from = if v.layer == 0 || v.skip {
+                "features"
+            } else {
+                "units"
+            };
+            let which = if v.skip {
+                "skip connection".to_string()
+            } else {
+                format!("layer {}", v.layer)
+            };
             writeln!(
                 f,
-                "layer {}: {} violating weights, most negative {:e}",
-                v.layer, v.count, v.most_negative
+                "{which}: {} violating weights, most negative {:e}",
+                v.count, v.most_negative
             )?;
             writeln!(
                 f,
@@ -703,6 +789,7 @@ mod tests {
                 input_dim: layers[0].n_in,
                 sparse_input: false,
                 layers,
+                skip: None,
             },
             scaler: Scaler::identity(),
             threshold: vec![0.0],

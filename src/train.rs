@@ -63,22 +63,55 @@ impl Preset {
     }
 }
 
-/// The default hidden activation: tanh when every kernel carries a NonNeg constraint (a
-/// monotone network, fully or partially), ReLU otherwise. With non-negative weights a ReLU
-/// network is convex as well as monotone; bounded tanh units can also express "any one of
-/// these is enough" evidence. Measured (test ROC AUC, 256-64 or 64-32, same settings):
-/// SpamAssassin temporal split 0.909 (relu) vs 0.974 (tanh); Spambase 0.948 vs 0.952.
-pub fn default_activation(constraints: &[LayerConstraints]) -> Activation {
-    let monotone = !constraints.is_empty()
+/// Whether every kernel carries a NonNeg constraint: a monotone network, fully or
+/// partially (the first kernel may constrain only some features).
+pub fn is_monotone(constraints: &[LayerConstraints]) -> bool {
+    !constraints.is_empty()
         && constraints.iter().all(|l| {
             l.kernel
                 .iter()
                 .any(|c| matches!(c, Constraint::NonNeg { .. }))
-        });
-    if monotone {
-        Activation::Tanh
+        })
+}
+
+/// The training defaults that depend on whether the network is monotone: the recipe that
+/// measured best for certified models (docs/certified-accuracy.md has every ablation).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Recipe {
+    /// tanh for monotone networks, ReLU otherwise. With non-negative weights a ReLU
+    /// network is convex as well as monotone; bounded tanh units can also express "any one
+    /// of these is enough" evidence (SpamAssassin 0.909 -> 0.974, Spambase 0.948 -> 0.952).
+    pub activation: Activation,
+    /// A monotone linear skip connection beside the hidden layers (monotone networks with
+    /// a hidden layer): the linear evidence need not squeeze through saturating units.
+    pub skip: bool,
+    /// L2 penalty 1e-2 for monotone networks trained by projection (0 otherwise): without
+    /// it the sparse monotone MLP overfits the older spam within a few epochs. With the
+    /// abs or softplus reparametrisation it measured worse, so there it stays 0.
+    pub weight_decay: f32,
+    /// Input scaling for dense data: log1p then standardise for monotone networks (the
+    /// heavy-tailed counts and frequencies of security features otherwise saturate the
+    /// positive-weight units; Spambase 0.957 -> 0.965), standardise otherwise. Sparse data
+    /// is never scaled by default.
+    pub dense_scale: crate::model::scaler::ScaleKind,
+}
+
+pub fn recipe(constraints: &[LayerConstraints], hidden: &[usize], mode: NonNegMode) -> Recipe {
+    use crate::model::scaler::ScaleKind;
+    if is_monotone(constraints) {
+        Recipe {
+            activation: Activation::Tanh,
+            skip: !hidden.is_empty(),
+            weight_decay: if mode == NonNegMode::Project { 1e-2 } else { 0.0 },
+            dense_scale: ScaleKind::Log1pStandard,
+        }
     } else {
-        Activation::Relu
+        Recipe {
+            activation: Activation::Relu,
+            skip: false,
+            weight_decay: 0.0,
+            dense_scale: ScaleKind::Standard,
+        }
     }
 }
 
@@ -102,6 +135,9 @@ pub enum Monitor {
 pub struct TrainConfig {
     pub hidden: Vec<usize>,
     pub activation: Activation,
+    /// A linear skip connection from the input to the logits (see [`Mlp::skip`]).
+    #[serde(default)]
+    pub skip: bool,
     /// One entry per layer (hidden layers then the output layer).
     pub constraints: Vec<LayerConstraints>,
     pub nonneg_mode: NonNegMode,
@@ -127,14 +163,18 @@ pub struct TrainConfig {
 impl TrainConfig {
     pub fn new(hidden: Vec<usize>, preset: Preset) -> Self {
         let constraints = preset.layers(hidden.len() + 1);
+        let r = recipe(&constraints, &hidden, NonNegMode::Project);
+        let mut optimizer = OptimizerConfig::new(crate::optim::OptimizerKind::Adam, 1e-3);
+        optimizer.weight_decay = r.weight_decay;
         TrainConfig {
             hidden,
-            activation: default_activation(&constraints),
+            activation: r.activation,
+            skip: r.skip,
             constraints,
             nonneg_mode: NonNegMode::Project,
             init: InitScheme::Auto,
             center_bias: true,
-            optimizer: OptimizerConfig::new(crate::optim::OptimizerKind::Adam, 1e-3),
+            optimizer,
             schedule: Schedule::Constant,
             epochs: 20,
             batch_size: 128,
@@ -225,11 +265,21 @@ pub fn build_network(
         init_layer(&mut layer, cfg.init, &mut rng);
         layers.push(layer);
     }
-    Ok(Mlp {
+    let mut mlp = Mlp {
         input_dim,
         sparse_input: sparse,
         layers,
-    })
+        skip: None,
+    };
+    if cfg.skip {
+        if cfg.hidden.is_empty() {
+            return Err(Error::invalid(
+                "--skip needs a hidden layer (without one the model is already linear)",
+            ));
+        }
+        mlp.skip = Some(mlp.new_skip());
+    }
+    Ok(mlp)
 }
 
 /// Per-label weights of positive examples.
@@ -369,12 +419,52 @@ fn reparam_inverse(mode: NonNegMode, w: f32, t: f32) -> f32 {
     }
 }
 
+/// Optimizer state for a layer's kernel; in abs/softplus mode also the free parameter of
+/// its non-negative rows, started from the projected init so `w = f(t)` is the same weight.
+fn weight_state_for(cfg: &TrainConfig, layer: &mut Dense) -> TensorState {
+    let mut ws = TensorState::new(&cfg.optimizer, layer.weight.len(), layer.n_out);
+    if cfg.nonneg_mode != NonNegMode::Project {
+        let rows = non_negative_rows(layer);
+        if rows.iter().any(|&r| r) {
+            // Start from the projected init so that w = f(t) is the same weight.
+            for (i, row) in layer.weight.chunks_exact_mut(layer.n_out).enumerate() {
+                if rows[i] {
+                    row.iter_mut().for_each(|w| *w = w.max(0.0));
+                }
+            }
+            let raw: Vec<f32> = layer
+                .weight
+                .iter()
+                .enumerate()
+                .map(|(k, &w)| {
+                    if rows[k / layer.n_out] {
+                        reparam_inverse(cfg.nonneg_mode, w, 1.0)
+                    } else {
+                        w
+                    }
+                })
+                .collect();
+            for (k, w) in layer.weight.iter_mut().enumerate() {
+                if rows[k / layer.n_out] {
+                    *w = reparam_forward(cfg.nonneg_mode, raw[k]);
+                }
+            }
+            ws.raw = Some(raw);
+            ws.rows = rows;
+        }
+    }
+    ws
+}
+
 /// The trainer's view of one network: parameters, optimizer state and workspace.
 pub struct Trainer<'a> {
     pub mlp: Mlp,
     cfg: &'a TrainConfig,
     weight_state: Vec<TensorState>,
     bias_state: Vec<TensorState>,
+    /// The skip connection's optimizer state and (dense input) kernel gradient.
+    skip_state: Option<TensorState>,
+    gw_skip: Vec<f32>,
     // Workspace, sized for the largest batch.
     x: Vec<f32>,
     z: Vec<Vec<f32>>,
@@ -401,43 +491,19 @@ impl<'a> Trainer<'a> {
         let mut bias_state = Vec::with_capacity(n);
         let mut mlp = mlp;
         for layer in &mut mlp.layers {
-            let mut ws = TensorState::new(&cfg.optimizer, layer.weight.len(), layer.n_out);
-            if cfg.nonneg_mode != NonNegMode::Project {
-                let rows = non_negative_rows(layer);
-                if rows.iter().any(|&r| r) {
-                    // Start from the projected init so that w = f(t) is the same weight.
-                    for (i, row) in layer.weight.chunks_exact_mut(layer.n_out).enumerate() {
-                        if rows[i] {
-                            row.iter_mut().for_each(|w| *w = w.max(0.0));
-                        }
-                    }
-                    let raw: Vec<f32> = layer
-                        .weight
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &w)| {
-                            if rows[k / layer.n_out] {
-                                reparam_inverse(cfg.nonneg_mode, w, 1.0)
-                            } else {
-                                w
-                            }
-                        })
-                        .collect();
-                    for (k, w) in layer.weight.iter_mut().enumerate() {
-                        if rows[k / layer.n_out] {
-                            *w = reparam_forward(cfg.nonneg_mode, raw[k]);
-                        }
-                    }
-                    ws.raw = Some(raw);
-                    ws.rows = rows;
-                }
-            }
+            let ws = weight_state_for(cfg, layer);
             weight_state.push(ws);
             bias_state.push(TensorState::new(&cfg.optimizer, layer.n_out, 1));
         }
+        let skip_state = mlp.skip.as_mut().map(|s| weight_state_for(cfg, s));
         let widths: Vec<usize> = mlp.layers.iter().map(|l| l.n_out).collect();
         let sparse = mlp.sparse_input;
         Trainer {
+            gw_skip: match &mlp.skip {
+                Some(s) if !sparse => vec![0.0; s.weight.len()],
+                _ => vec![],
+            },
+            skip_state,
             x: if sparse {
                 vec![]
             } else {
@@ -505,6 +571,14 @@ impl<'a> Trainer<'a> {
             }
         }
         let out = self.mlp.layers[n - 1].n_out;
+        if let Some(skip) = &self.mlp.skip {
+            let mut s = vec![0.0; b * out];
+            match x {
+                Features::Dense(m) => skip.affine_dense(&self.x[..b * m.cols], b, &mut s),
+                Features::Sparse(m) => skip.affine_sparse_rows(m, rows, &mut s),
+            }
+            kernels::add_assign(&mut self.z[n - 1][..b * out], &s);
+        }
         &self.z[n - 1][..b * out]
     }
 
@@ -527,6 +601,20 @@ impl<'a> Trainer<'a> {
             let dz = &mut self.dz[n - 1][..b * labels];
             loss::mean_loss_and_grad(logits, &self.logits_y, pos_weight, Some(dz))
         };
+        if let (Some(skip), Features::Dense(_)) = (&self.mlp.skip, &data.x) {
+            // The skip kernel's gradient: x^T dlogits (a sparse input's is formed per row).
+            matmul(
+                &mut self.gw_skip,
+                &self.x[..b * skip.n_in],
+                Trans::T,
+                &self.dz[n - 1][..b * labels],
+                Trans::N,
+                skip.n_in,
+                b,
+                labels,
+                false,
+            );
+        }
         for l in (0..n).rev() {
             let (n_in, n_out) = (self.mlp.layers[l].n_in, self.mlp.layers[l].n_out);
             let dz = &self.dz[l][..b * n_out];
@@ -593,15 +681,17 @@ impl<'a> Trainer<'a> {
         self.sparse_keys.sort_unstable();
     }
 
-    /// Calls `f(feature, grad_row)` for every feature active in the batch.
-    fn sparse_rows<F>(&self, x: &CsrMatrix, rows: &[usize], f: F)
+    /// Calls `f(feature, grad_row)` for every feature active in the batch: the gradient of
+    /// the first layer's kernel row, or with `skip` of the skip connection's.
+    fn sparse_rows<F>(&self, x: &CsrMatrix, rows: &[usize], skip: bool, f: F)
     where
         F: Fn(usize, &[f32]) + Sync,
     {
+        let l = if skip { self.mlp.layers.len() - 1 } else { 0 };
         sparse_rows(
             &self.sparse_keys,
-            &self.dz[0],
-            self.mlp.layers[0].n_out,
+            &self.dz[l],
+            self.mlp.layers[l].n_out,
             x,
             rows,
             f,
@@ -617,19 +707,24 @@ impl<'a> Trainer<'a> {
                 sq += g.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
             }
         }
-        for g in &self.gb {
+        for g in self.gb.iter().chain(std::iter::once(&self.gw_skip)) {
             sq += g.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
         }
         if let Features::Sparse(x) = &data.x {
-            // Per-feature sums of squares, added in feature order.
-            let parts = std::sync::Mutex::new(Vec::new());
-            self.sparse_rows(x, rows, |j, g| {
-                let s: f64 = g.iter().map(|&v| (v as f64) * (v as f64)).sum();
-                parts.lock().unwrap().push((j, s));
-            });
-            let mut parts = parts.into_inner().unwrap();
-            parts.sort_by_key(|p| p.0);
-            sq += parts.iter().map(|p| p.1).sum::<f64>();
+            for skip in [false, true] {
+                if skip && self.mlp.skip.is_none() {
+                    continue;
+                }
+                // Per-feature sums of squares, added in feature order.
+                let parts = std::sync::Mutex::new(Vec::new());
+                self.sparse_rows(x, rows, skip, |j, g| {
+                    let s: f64 = g.iter().map(|&v| (v as f64) * (v as f64)).sum();
+                    parts.lock().unwrap().push((j, s));
+                });
+                let mut parts = parts.into_inner().unwrap();
+                parts.sort_by_key(|p| p.0);
+                sq += parts.iter().map(|p| p.1).sum::<f64>();
+            }
         }
         sq.sqrt() as f32
     }
@@ -660,7 +755,18 @@ impl<'a> Trainer<'a> {
                 let Features::Sparse(x) = &data.x else {
                     unreachable!()
                 };
-                self.update_sparse_rows(x, rows, &s, scale);
+                update_sparse_rows(
+                    &self.cfg.optimizer,
+                    &s,
+                    mode,
+                    &mut self.mlp.layers[0],
+                    &mut self.weight_state[0],
+                    &self.sparse_keys,
+                    &self.dz[0],
+                    x,
+                    rows,
+                    scale,
+                );
             } else {
                 let Dense {
                     weight,
@@ -690,82 +796,38 @@ impl<'a> Trainer<'a> {
             );
             self.project(l);
         }
+        if let (Some(skip), Some(st)) = (self.mlp.skip.as_mut(), self.skip_state.as_mut()) {
+            // Only elementwise constraints (NonNeg rows), fused into the update.
+            match &data.x {
+                Features::Sparse(x) => update_sparse_rows(
+                    &self.cfg.optimizer,
+                    &s,
+                    mode,
+                    skip,
+                    st,
+                    &self.sparse_keys,
+                    &self.dz[self.mlp.layers.len() - 1],
+                    x,
+                    rows,
+                    scale,
+                ),
+                Features::Dense(_) => {
+                    if scale != 1.0 {
+                        self.gw_skip.iter_mut().for_each(|g| *g *= scale);
+                    }
+                    update_tensor(
+                        &self.cfg.optimizer,
+                        &s,
+                        mode,
+                        &mut skip.weight,
+                        &mut self.gw_skip,
+                        st,
+                        &skip.kernel_constraints,
+                    )
+                }
+            }
+        }
         loss
-    }
-
-    /// Lazy row-sparse update of the sparse first layer's kernel: only active features.
-    fn update_sparse_rows(&mut self, x: &CsrMatrix, rows: &[usize], s: &StepScalars, scale: f32) {
-        let n_out = self.mlp.layers[0].n_out;
-        let opt = &self.cfg.optimizer;
-        let mode = self.cfg.nonneg_mode;
-        let w = SyncPtr(self.mlp.layers[0].weight.as_mut_ptr());
-        let st = &mut self.weight_state[0];
-        let m = SyncPtr(st.m.as_mut_ptr());
-        let v = SyncPtr(st.v.as_mut_ptr());
-        let (has_m, has_v) = (!st.m.is_empty(), !st.v.is_empty());
-        let raw = st.raw.as_mut().map(|r| SyncPtr(r.as_mut_ptr()));
-        let rep_rows = &st.rows;
-        let elementwise: Vec<&Constraint> = self.mlp.layers[0]
-            .kernel_constraints
-            .iter()
-            .filter(|c| {
-                c.is_elementwise() && !(raw.is_some() && matches!(c, Constraint::NonNeg { .. }))
-            })
-            .collect();
-        // Safety: each feature j appears once, so threads write disjoint rows.
-        sparse_rows(
-            &self.sparse_keys,
-            &self.dz[0],
-            n_out,
-            x,
-            rows,
-            |j, g| unsafe {
-                let off = j * n_out;
-                let wr = w.slice(off, n_out);
-                let mr = if has_m { m.slice(off, n_out) } else { &mut [] };
-                let vr = if has_v { v.slice(off, n_out) } else { &mut [] };
-                let mut gs = [0f32; 0].to_vec();
-                let g: &[f32] = if scale != 1.0 {
-                    gs.extend(g.iter().map(|x| x * scale));
-                    &gs
-                } else {
-                    g
-                };
-                match raw {
-                    Some(raw) if rep_rows[j] => {
-                        let tr = raw.slice(off, n_out);
-                        let gt: Vec<f32> = g
-                            .iter()
-                            .zip(tr.iter())
-                            .map(|(g, &t)| g * reparam_grad(mode, t))
-                            .collect();
-                        kernels::optimizer_update(opt, s, tr, &gt, mr, vr);
-                        for (w, &t) in wr.iter_mut().zip(tr.iter()) {
-                            *w = reparam_forward(mode, t);
-                        }
-                    }
-                    Some(raw) => {
-                        let tr = raw.slice(off, n_out);
-                        kernels::optimizer_update(opt, s, tr, g, mr, vr);
-                        wr.copy_from_slice(tr);
-                    }
-                    None => kernels::optimizer_update(opt, s, wr, g, mr, vr),
-                }
-                for c in &elementwise {
-                    c.apply_to_row(j, wr);
-                }
-            },
-            |j| {
-                let off = j * n_out;
-                kernels::prefetch(w.at(off), n_out);
-                if has_m {
-                    kernels::prefetch(m.at(off), n_out);
-                }
-                if has_v {
-                    kernels::prefetch(v.at(off), n_out);
-                }
-            },
-        );
     }
 
     /// The projection after a step: the norm constraints of layer `l`'s kernel and every
@@ -801,7 +863,8 @@ impl<'a> Trainer<'a> {
     }
 
     /// Loss and gradients of every parameter at the current weights (dense kernels
-    /// `[in, out]`, then biases) on `rows`: for tests and gradient checks.
+    /// `[in, out]`, the skip connection's last when there is one, then biases) on `rows`:
+    /// for tests and gradient checks.
     pub fn gradients(
         &mut self,
         data: &Dataset,
@@ -816,13 +879,118 @@ impl<'a> Trainer<'a> {
         if let Features::Sparse(x) = &data.x {
             let n_out = self.mlp.layers[0].n_out;
             let dense = std::sync::Mutex::new(vec![0f32; self.mlp.input_dim * n_out]);
-            self.sparse_rows(x, rows, |j, g| {
+            self.sparse_rows(x, rows, false, |j, g| {
                 dense.lock().unwrap()[j * n_out..(j + 1) * n_out].copy_from_slice(g);
             });
             gw[0] = dense.into_inner().unwrap();
         }
+        if self.mlp.skip.is_some() {
+            let skip = match &data.x {
+                Features::Dense(_) => self.gw_skip.clone(),
+                Features::Sparse(x) => {
+                    let n_out = self.mlp.n_labels();
+                    let dense = std::sync::Mutex::new(vec![0f32; self.mlp.input_dim * n_out]);
+                    self.sparse_rows(x, rows, true, |j, g| {
+                        dense.lock().unwrap()[j * n_out..(j + 1) * n_out].copy_from_slice(g);
+                    });
+                    dense.into_inner().unwrap()
+                }
+            };
+            gw.push(skip);
+        }
         (loss, gw, self.gb.clone())
     }
+}
+
+/// Lazy row-sparse update of a kernel fed by the sparse input (the first layer's or the
+/// skip connection's, whose pre-activation gradients are `dz`): only active features.
+#[allow(clippy::too_many_arguments)]
+fn update_sparse_rows(
+    opt: &OptimizerConfig,
+    s: &StepScalars,
+    mode: NonNegMode,
+    layer: &mut Dense,
+    st: &mut TensorState,
+    keys: &[u64],
+    dz: &[f32],
+    x: &CsrMatrix,
+    rows: &[usize],
+    scale: f32,
+) {
+    let n_out = layer.n_out;
+    let w = SyncPtr(layer.weight.as_mut_ptr());
+    let m = SyncPtr(st.m.as_mut_ptr());
+    let v = SyncPtr(st.v.as_mut_ptr());
+    let (has_m, has_v) = (!st.m.is_empty(), !st.v.is_empty());
+    let raw = st.raw.as_mut().map(|r| SyncPtr(r.as_mut_ptr()));
+    let rep_rows = &st.rows;
+    let free = OptimizerConfig {
+        weight_decay: 0.0,
+        ..opt.clone()
+    };
+    let elementwise: Vec<&Constraint> = layer
+        .kernel_constraints
+        .iter()
+        .filter(|c| {
+            c.is_elementwise() && !(raw.is_some() && matches!(c, Constraint::NonNeg { .. }))
+        })
+        .collect();
+    // Safety: each feature j appears once, so threads write disjoint rows.
+    sparse_rows(
+        keys,
+        dz,
+        n_out,
+        x,
+        rows,
+        |j, g| unsafe {
+            let off = j * n_out;
+            let wr = w.slice(off, n_out);
+            let mr = if has_m { m.slice(off, n_out) } else { &mut [] };
+            let vr = if has_v { v.slice(off, n_out) } else { &mut [] };
+            let mut gs = [0f32; 0].to_vec();
+            let g: &[f32] = if scale != 1.0 {
+                gs.extend(g.iter().map(|x| x * scale));
+                &gs
+            } else {
+                g
+            };
+            match raw {
+                Some(raw) if rep_rows[j] => {
+                    // Decay the effective weight, as in `update_tensor`.
+                    let tr = raw.slice(off, n_out);
+                    let gt: Vec<f32> = g
+                        .iter()
+                        .zip(tr.iter())
+                        .zip(wr.iter())
+                        .map(|((g, &t), &w)| (g + opt.weight_decay * w) * reparam_grad(mode, t))
+                        .collect();
+                    kernels::optimizer_update(&free, s, tr, &gt, mr, vr);
+                    for (w, &t) in wr.iter_mut().zip(tr.iter()) {
+                        *w = reparam_forward(mode, t);
+                    }
+                }
+                Some(raw) => {
+                    let tr = raw.slice(off, n_out);
+                    kernels::optimizer_update(opt, s, tr, g, mr, vr);
+                    wr.copy_from_slice(tr);
+                }
+                None => kernels::optimizer_update(opt, s, wr, g, mr, vr),
+            }
+            for c in &elementwise {
+                c.apply_to_row(j, wr);
+            }
+        },
+        |j| {
+            let off = j * n_out;
+            kernels::prefetch(w.at(off), n_out);
+            if has_m {
+                kernels::prefetch(m.at(off), n_out);
+            }
+            if has_v {
+                kernels::prefetch(v.at(off), n_out);
+            }
+        },
+    );
 }
 
 /// Calls `f(feature, grad_row)` for every feature active in the batch, with the gradient
@@ -894,14 +1062,22 @@ fn update_tensor(
     elementwise: &[Constraint],
 ) {
     let len = w.len();
+    // Reparametrised rows decay the effective weight `w`, not `t` (decaying `t` would pull
+    // a softplus weight towards softplus(0)): an L2 term `wd * w` in w's gradient, through
+    // the chain rule; the optimizer then updates `t` without decay.
+    let free = OptimizerConfig {
+        weight_decay: 0.0,
+        ..opt.clone()
+    };
     if let Some(raw) = st.raw.as_mut() {
         // Chain rule through w = f(t) on the reparametrised rows.
-        for (k, (g, &t)) in g.iter_mut().zip(raw.iter()).enumerate() {
+        for (k, ((g, &t), &w)) in g.iter_mut().zip(raw.iter()).zip(w.iter()).enumerate() {
             if st.rows[k / st.cols] {
-                *g *= reparam_grad(mode, t);
+                *g = (*g + opt.weight_decay * w) * reparam_grad(mode, t);
             }
         }
     }
+    let rep_rows = &st.rows;
     // Elementwise constraints (NonNeg) are fused into the update while the rows are in
     // cache; with a reparametrisation, non-negativity comes from `w = f(t)` instead.
     let fused: Vec<&Constraint> = if st.raw.is_some() {
@@ -936,7 +1112,20 @@ fn update_tensor(
                     vv = v.slice(start, n);
                 }
                 let p = target.slice(start, n);
-                kernels::optimizer_update(opt, s, p, &g[start..start + n], mm, vv);
+                if rep_rows.is_empty() {
+                    kernels::optimizer_update(opt, s, p, &g[start..start + n], mm, vv);
+                } else {
+                    for (i, pr) in p.chunks_exact_mut(cols).enumerate() {
+                        let o = (first_row + i) * cols;
+                        let k = i * cols..(i + 1) * cols;
+                        let (mr, vr) = (
+                            if has_m { &mut mm[k.clone()] } else { &mut [][..] },
+                            if has_v { &mut vv[k] } else { &mut [][..] },
+                        );
+                        let row_opt = if rep_rows[first_row + i] { &free } else { opt };
+                        kernels::optimizer_update(row_opt, s, pr, &g[o..o + cols], mr, vr);
+                    }
+                }
                 for constraint in &fused {
                     for (i, row) in p.chunks_exact_mut(cols).enumerate() {
                         constraint.apply_to_row(first_row + i, row);

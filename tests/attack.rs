@@ -96,6 +96,13 @@ fn model(
                 *w = w.abs();
             }
         }
+        // The monotone recipe's skip connection starts at zero: give it weight.
+        let mut rng = Rng::new(seed + 2000);
+        if let Some(s) = &mut mlp.skip {
+            s.weight
+                .iter_mut()
+                .for_each(|w| *w = 0.2 * rng.uniform_f32());
+        }
     }
     let scaler = match (scale, x) {
         (ScaleKind::None, _) => Scaler::identity(),
@@ -202,6 +209,8 @@ struct Case {
     hidden: &'static [usize],
     act: Activation,
     max_value: Option<f32>,
+    /// A random linear skip connection from the input to the logit.
+    skip: bool,
 }
 
 const CASES: &[Case] = &[
@@ -212,6 +221,7 @@ const CASES: &[Case] = &[
         hidden: &[16],
         act: Activation::Relu,
         max_value: None,
+        skip: false,
     },
     Case {
         name: "dense standard relu 2 layers",
@@ -220,6 +230,7 @@ const CASES: &[Case] = &[
         hidden: &[24, 8],
         act: Activation::Relu,
         max_value: None,
+        skip: true,
     },
     Case {
         name: "dense log1p-standard leaky 2 layers, max-value",
@@ -228,6 +239,7 @@ const CASES: &[Case] = &[
         hidden: &[20, 6],
         act: Activation::LeakyRelu,
         max_value: Some(3.0),
+        skip: true,
     },
     Case {
         name: "dense standard tanh 2 layers",
@@ -236,6 +248,7 @@ const CASES: &[Case] = &[
         hidden: &[12, 5],
         act: Activation::Tanh,
         max_value: None,
+        skip: true,
     },
     Case {
         name: "sparse none relu 2 layers",
@@ -244,6 +257,7 @@ const CASES: &[Case] = &[
         hidden: &[32, 8],
         act: Activation::Relu,
         max_value: None,
+        skip: true,
     },
     Case {
         name: "sparse standard-like relu 1 layer",
@@ -252,6 +266,7 @@ const CASES: &[Case] = &[
         hidden: &[16],
         act: Activation::Relu,
         max_value: None,
+        skip: false,
     },
     Case {
         name: "sparse minmax sigmoid 2 layers, max-value",
@@ -260,6 +275,7 @@ const CASES: &[Case] = &[
         hidden: &[10, 4],
         act: Activation::Sigmoid,
         max_value: Some(1.5),
+        skip: false,
     },
     Case {
         name: "sparse log1p leaky 1 layer",
@@ -268,6 +284,7 @@ const CASES: &[Case] = &[
         hidden: &[12],
         act: Activation::LeakyRelu,
         max_value: None,
+        skip: true,
     },
     Case {
         name: "dense none logistic regression",
@@ -276,8 +293,23 @@ const CASES: &[Case] = &[
         hidden: &[],
         act: Activation::Relu,
         max_value: None,
+        skip: false,
     },
 ];
+
+/// The unconstrained model of a case, with a random skip connection when it asks for one.
+fn case_model(x: &Features, case: &Case, seed: u64) -> Model {
+    let mut m = model(x, case.hidden, case.act, Preset::None, case.scale, seed);
+    if case.skip {
+        let mut rng = Rng::new(seed + 1000);
+        let mut skip = m.mlp.new_skip();
+        skip.weight
+            .iter_mut()
+            .for_each(|w| *w = rng.uniform_f32() - 0.5);
+        m.mlp.skip = Some(skip);
+    }
+    m
+}
 
 fn scorings(act: Activation, hidden: &[usize]) -> Vec<Scoring> {
     let piecewise = matches!(act, Activation::Relu | Activation::LeakyRelu);
@@ -298,14 +330,7 @@ fn incremental_scores_equal_full_forward_passes_and_greedy_picks_the_true_best()
         } else {
             dense(12, cols, &mut rng)
         };
-        let m = model(
-            &x,
-            case.hidden,
-            case.act,
-            Preset::None,
-            case.scale,
-            ci as u64,
-        );
+        let m = case_model(&x, case, ci as u64);
         let fmax = m.feature_max.clone().unwrap();
         let cap = |j: usize| case.max_value.unwrap_or(fmax[j]);
         for scoring in scorings(case.act, case.hidden) {
@@ -382,7 +407,7 @@ fn greedy_first_step_is_the_brute_force_argmin() {
         } else {
             dense(20, 25, &mut rng)
         };
-        let mut m = model(&x, case.hidden, case.act, Preset::None, case.scale, 7);
+        let mut m = case_model(&x, case, 7);
         // Every row detected.
         m.threshold = vec![m.logits(&x).iter().copied().fold(f32::INFINITY, f32::min) - 1.0];
         let fmax = m.feature_max.clone().unwrap();
@@ -443,7 +468,7 @@ fn cached_and_batched_scorers_agree_over_many_steps() {
         } else {
             dense(30, 60, &mut rng)
         };
-        let mut m = model(&x, case.hidden, case.act, Preset::None, case.scale, 9);
+        let mut m = case_model(&x, case, 9);
         m.threshold = vec![f32::NEG_INFINITY];
         let data = dataset(x);
         let run = |scoring| {

@@ -75,6 +75,7 @@ fn build(
         input_dim: shape.widths[0],
         sparse_input: shape.sparse,
         layers,
+        skip: None,
     }
 }
 
@@ -361,6 +362,59 @@ fn one_negative_weight_on_a_live_path_is_found_exactly_with_a_witness() {
     assert!(by_layer.iter().take(3).all(|&n| n > 5), "{by_layer:?}");
 }
 
+/// A skip connection (input -> logits) is judged like any other edge: non-negative skip
+/// weights keep a monotone network certified (and monotone); one negative skip weight on a
+/// declared feature is a violation of that feature alone, with a decreasing input pair;
+/// on an undeclared feature it is a note.
+#[test]
+fn skip_connections_are_certified_by_the_same_rule() {
+    let mut rng = Rng::new(7);
+    for case in 0..CASES {
+        let shape = random_shape(&mut rng);
+        let mut m = model(random_monotone(&shape, &mut rng));
+        let mut skip = m.mlp.new_skip();
+        skip.weight
+            .iter_mut()
+            .for_each(|w| *w = if rng.below(3) == 0 { 0.0 } else { rng.uniform_f32() });
+        m.mlp.skip = Some(skip);
+        let what = format!("case {case} {shape:?}");
+        let c = certify(&m, None);
+        assert!(c.certified, "{what}: {c}");
+        assert!(c.layers.last().unwrap().skip, "{what}");
+        let all: Vec<usize> = (0..shape.widths[0]).collect();
+        assert_monotone(&m, &all, &mut rng, &what);
+
+        // One negative skip weight, large enough to beat the network's own slope.
+        let (i, o) = (
+            rng.below(shape.widths[0] as u64) as usize,
+            rng.below(m.mlp.n_labels() as u64) as usize,
+        );
+        let labels = m.mlp.n_labels();
+        let w = -1e4 * (1.0 + rng.uniform_f32());
+        m.mlp.skip.as_mut().unwrap().weight[i * labels + o] = w;
+        let c = certify(&m, None);
+        assert!(!c.certified, "{what}");
+        assert_eq!(c.violations.len(), 1, "{what}: {c}");
+        let v = &c.violations[0];
+        assert!(v.skip, "{what}");
+        assert_eq!((v.count, v.most_negative), (1, w), "{what}");
+        assert_eq!(v.sources, vec![format!("f{i}")], "{what}");
+        assert_eq!(c.uncovered, vec![format!("f{i}")], "{what}");
+        assert!(c.to_string().contains("skip connection: 1 violating"), "{what}");
+        assert!(find_decrease(&m, &mut rng).is_some(), "{what}: no decrease found");
+        // Not declared: a note, and certified for the others.
+        let others: Vec<usize> = all.iter().copied().filter(|&k| k != i).collect();
+        if !others.is_empty() {
+            let c = certify(&m, Some(&others));
+            assert!(c.certified, "{what}: {c}");
+            assert!(
+                c.notes.iter().any(|n| n.starts_with("skip connection:")),
+                "{what}: {c}"
+            );
+        }
+    }
+}
+
 #[test]
 fn negative_weights_on_dead_paths_are_noted_not_flagged() {
     let mut rng = Rng::new(3);
@@ -609,6 +663,7 @@ fn a_wide_sparse_first_layer_is_certified_in_linear_time() {
         input_dim: n,
         sparse_input: true,
         layers: vec![first, out],
+        skip: None,
     });
     let t = std::time::Instant::now();
     let c = certify(&m, Some(&[12345]));
@@ -761,8 +816,11 @@ fn cli_partial_monotone_training_and_presets() {
         uncovered.iter().all(|u| !MONOTONE.contains(u)),
         "{uncovered:?}"
     );
+    // The first layer and the skip connection (on by default for monotone networks) are
+    // free on the unlisted features; nothing deeper is.
     assert_eq!(v["violations"][0]["layer"], 0);
-    assert_eq!(v["violations"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["violations"][1]["skip"], true, "{v}");
+    assert_eq!(v["violations"].as_array().unwrap().len(), 2, "{v}");
     let (code, out) = certify_cli(&partial, None, false);
     assert_eq!(code, 1);
     assert!(out.starts_with("NOT CERTIFIED"), "{out}");

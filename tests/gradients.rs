@@ -1,6 +1,6 @@
 //! Finite-difference checks of every backward pass: each activation, the loss with
 //! pos_weight, dense and sparse first layers, single and multi-label, with and without
-//! hidden layers.
+//! hidden layers, with and without a skip connection.
 
 use nonneg::data::{CsrMatrix, Dataset, DenseMatrix, Features};
 use nonneg::model::{Activation, Mlp};
@@ -60,11 +60,28 @@ fn loss_of(mlp: &Mlp, data: &Dataset, pw: &[f32]) -> f64 {
 /// Compares the analytic gradient of every parameter with central differences (f64 on the
 /// f32 network), as one relative error over each tensor.
 fn check(data: &Dataset, hidden: Vec<usize>, act: Activation, pw: Vec<f32>, seed: u64) {
+    check_skip(data, hidden, act, pw, seed, false)
+}
+
+/// [`check`], optionally with a (random) skip connection, whose kernel is checked too.
+fn check_skip(
+    data: &Dataset,
+    hidden: Vec<usize>,
+    act: Activation,
+    pw: Vec<f32>,
+    seed: u64,
+    skip: bool,
+) {
     let mut cfg = TrainConfig::new(hidden.clone(), Preset::None);
     cfg.activation = act;
     cfg.seed = seed;
+    cfg.skip = skip;
     cfg.batch_size = data.rows();
     let mut mlp = build_network(&cfg, data.x.cols(), data.x.is_sparse(), data.n_labels).unwrap();
+    if let Some(s) = &mut mlp.skip {
+        let mut rng = Rng::new(seed + 77);
+        s.weight.iter_mut().for_each(|w| *w = rng.normal_f32());
+    }
     if matches!(act, Activation::Relu | Activation::LeakyRelu) {
         avoid_kinks(&mut mlp, data);
     }
@@ -72,25 +89,31 @@ fn check(data: &Dataset, hidden: Vec<usize>, act: Activation, pw: Vec<f32>, seed
     let mut trainer = Trainer::new(mlp.clone(), &cfg);
     let (loss, gw, gb) = trainer.gradients(data, &rows, &pw);
     assert!((loss - loss_of(&mlp, data, &pw)).abs() < 1e-5);
-    for l in 0..mlp.layers.len() {
-        for (tensor, analytic) in [(0, &gw[l]), (1, &gb[l])] {
-            // Large steps suffer from ReLU kinks and curvature, small ones from f32
-            // round-off: a correct gradient agrees at one of them, a wrong one at none.
-            let errors: Vec<f64> = [1e-2f32, 3e-3, 1e-3]
-                .iter()
-                .map(|&h| relative_error(&mlp, data, &pw, l, tensor, analytic, h))
-                .collect();
-            let best = errors.iter().copied().fold(f64::INFINITY, f64::min);
-            assert!(
-                best < 1e-2,
-                "{act:?} hidden {hidden:?} layer {l} {}: relative errors {errors:?}",
-                if tensor == 0 { "kernel" } else { "bias" }
-            );
-            assert!(
-                analytic.iter().any(|&g| g != 0.0),
-                "gradient is identically zero: the check would be vacuous"
-            );
-        }
+    let n = mlp.layers.len();
+    assert_eq!(gw.len(), n + skip as usize);
+    let mut tensors: Vec<(usize, usize, &Vec<f32>)> = (0..n)
+        .flat_map(|l| [(l, 0, &gw[l]), (l, 1, &gb[l])])
+        .collect();
+    if skip {
+        tensors.push((n, 2, &gw[n]));
+    }
+    for (l, tensor, analytic) in tensors {
+        // Large steps suffer from ReLU kinks and curvature, small ones from f32
+        // round-off: a correct gradient agrees at one of them, a wrong one at none.
+        let errors: Vec<f64> = [1e-2f32, 3e-3, 1e-3]
+            .iter()
+            .map(|&h| relative_error(&mlp, data, &pw, l, tensor, analytic, h))
+            .collect();
+        let best = errors.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(
+            best < 1e-2,
+            "{act:?} hidden {hidden:?} layer {l} {}: relative errors {errors:?}",
+            ["kernel", "bias", "skip kernel"][tensor]
+        );
+        assert!(
+            analytic.iter().any(|&g| g != 0.0),
+            "gradient is identically zero: the check would be vacuous"
+        );
     }
 }
 
@@ -142,13 +165,16 @@ fn relative_error(
     for (i, &a) in analytic.iter().enumerate() {
         let mut plus = mlp.clone();
         let mut minus = mlp.clone();
-        let (p, m) = if tensor == 0 {
-            (
+        let (p, m) = match tensor {
+            0 => (
                 &mut plus.layers[l].weight[i],
                 &mut minus.layers[l].weight[i],
-            )
-        } else {
-            (&mut plus.layers[l].bias[i], &mut minus.layers[l].bias[i])
+            ),
+            1 => (&mut plus.layers[l].bias[i], &mut minus.layers[l].bias[i]),
+            _ => (
+                &mut plus.skip.as_mut().unwrap().weight[i],
+                &mut minus.skip.as_mut().unwrap().weight[i],
+            ),
         };
         *p += h;
         *m -= h;
@@ -195,4 +221,19 @@ fn logistic_regression_dense_and_sparse() {
     check(&data, vec![], Activation::Relu, vec![1.0], 1);
     let data = dataset(sparse(15, 8, &mut rng), 2, &mut rng);
     check(&data, vec![], Activation::Relu, vec![1.0, 3.0], 2);
+}
+
+#[test]
+fn skip_connection_dense_and_sparse_single_and_multi_label() {
+    for (k, act) in [Activation::Tanh, Activation::Relu].into_iter().enumerate() {
+        let mut rng = Rng::new(60 + k as u64);
+        let data = dataset(dense(12, 5, &mut rng), 1, &mut rng);
+        check_skip(&data, vec![6, 4], act, vec![2.0], k as u64, true);
+        let data = dataset(dense(10, 4, &mut rng), 2, &mut rng);
+        check_skip(&data, vec![5], act, vec![1.0, 3.0], k as u64, true);
+        let data = dataset(sparse(14, 9, &mut rng), 1, &mut rng);
+        check_skip(&data, vec![5, 3], act, vec![1.5], k as u64, true);
+        let data = dataset(sparse(14, 9, &mut rng), 2, &mut rng);
+        check_skip(&data, vec![4], act, vec![1.0, 0.5], k as u64, true);
+    }
 }

@@ -104,6 +104,7 @@ fn run_case(name: &str) {
         input_dim: cols,
         sparse_input: false,
         layers,
+        skip: None,
     };
     let hidden: Vec<usize> = layers_spec[..layers_spec.len() - 1]
         .iter()

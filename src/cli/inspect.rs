@@ -69,9 +69,11 @@ pub fn model_json(m: &Model) -> Value {
         "nonneg_mode": m.nonneg_mode,
         "scaler": m.scaler.kind,
         "threshold": m.threshold,
-        "parameters": m.mlp.layers.iter().map(|l| l.weight.len() + l.bias.len()).sum::<usize>(),
-        "negative_weights": m.mlp.layers.iter().map(|l| l.weight.iter().filter(|&&w| w < 0.0).count()).sum::<usize>(),
+        "parameters": m.mlp.layers.iter().map(|l| l.weight.len() + l.bias.len()).sum::<usize>()
+            + m.mlp.skip.as_ref().map_or(0, |s| s.weight.len()),
+        "negative_weights": m.mlp.layers.iter().chain(&m.mlp.skip).map(|l| l.weight.iter().filter(|&&w| w < 0.0).count()).sum::<usize>(),
         "layers": m.mlp.layers.iter().enumerate().map(|(i, l)| layer_json(i, l)).collect::<Vec<_>>(),
+        "skip": m.mlp.skip.as_ref().map(|s| layer_json(m.mlp.layers.len(), s)),
         "featurizer": m.featurizer.is_some(),
         "training": m.training,
     })
@@ -95,7 +97,14 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
         m.nonneg_mode
     );
     println!("threshold (logit): {:?}", m.threshold);
-    for (i, l) in m.mlp.layers.iter().enumerate() {
+    let named = m
+        .mlp
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (format!("layer {i}"), l));
+    let skip = m.mlp.skip.iter().map(|s| ("skip".to_string(), s));
+    for (i, (name, l)) in named.chain(skip).enumerate() {
         let v = layer_json(i, l);
         let cons = |c: &[nonneg::model::Constraint]| {
             if c.is_empty() {
@@ -108,7 +117,7 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
             }
         };
         println!(
-            "layer {i}: {} -> {} {:<10} kernel [{}] bias [{}]",
+            "{name}: {} -> {} {:<10} kernel [{}] bias [{}]",
             l.n_in,
             l.n_out,
             l.activation.name(),

@@ -42,6 +42,11 @@ pub struct TrainArgs {
     /// every kernel is NonNeg (monotone, fully or partially), relu otherwise.
     #[arg(long, default_value = "auto")]
     pub activation: String,
+    /// A linear skip connection from the input straight to the logit, constrained per
+    /// feature like the first layer: on, off, or auto (on for monotone networks with a
+    /// hidden layer).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
+    pub skip: String,
     /// Constraint preset: none, last-nonneg (NOT monotone), monotone (NonNeg on every kernel).
     #[arg(long, default_value = "none")]
     pub constraint: String,
@@ -69,8 +74,8 @@ pub struct TrainArgs {
     /// Do not centre the biases of constrained layers on a batch of data at init.
     #[arg(long)]
     pub no_center_bias: bool,
-    /// Input scaling: none, standard, minmax, log1p, log1p-standard (default: standard for
-    /// dense data, none for sparse).
+    /// Input scaling: none, standard, minmax, log1p, log1p-standard (default for dense data:
+    /// log1p-standard for monotone networks, standard otherwise; none for sparse data).
     #[arg(long)]
     pub scale: Option<String>,
     /// sgd, adam or adamw.
@@ -90,9 +95,10 @@ pub struct TrainArgs {
     pub beta2: f32,
     #[arg(long, default_value_t = 1e-8)]
     pub eps: f32,
-    /// L2 penalty (sgd, adam) or decoupled decay (adamw).
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f32,
+    /// L2 penalty (sgd, adam) or decoupled decay (adamw); default 1e-2 for monotone
+    /// networks, 0 otherwise.
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
     /// Learning-rate schedule: constant, step, cosine.
     #[arg(long, default_value = "constant", value_parser = ["constant", "step", "cosine"])]
     pub lr_schedule: String,
@@ -174,6 +180,21 @@ fn apply_layer_constraint(spec: &str, layers: &mut [LayerConstraints]) -> Result
     Ok(())
 }
 
+/// Fills what was left on auto (activation, skip, weight decay) from the recipe for these
+/// constraints: call again once the constraints change.
+pub fn apply_recipe(a: &TrainArgs, cfg: &mut TrainConfig) {
+    let r = train::recipe(&cfg.constraints, &cfg.hidden, cfg.nonneg_mode);
+    if a.activation == "auto" {
+        cfg.activation = r.activation;
+    }
+    cfg.skip = match a.skip.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => r.skip,
+    };
+    cfg.optimizer.weight_decay = a.weight_decay.unwrap_or(r.weight_decay);
+}
+
 pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
     let hidden = parse_hidden(&a.hidden)?;
     let preset = Preset::parse(&a.constraint).ok_or_else(|| {
@@ -213,18 +234,16 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
     for spec in &a.layer_constraint {
         apply_layer_constraint(spec, &mut cfg.constraints)?;
     }
-    cfg.activation = (if a.activation == "auto" {
-        Some(train::default_activation(&cfg.constraints))
-    } else {
-        Activation::parse(&a.activation)
-    })
-    .filter(|x| *x != Activation::Identity)
-    .ok_or_else(|| {
-        anyhow!(
-            "--activation `{}`: use relu, leaky_relu, sigmoid, tanh or softplus",
-            a.activation
-        )
-    })?;
+    if a.activation != "auto" {
+        cfg.activation = Activation::parse(&a.activation)
+            .filter(|x| *x != Activation::Identity)
+            .ok_or_else(|| {
+                anyhow!(
+                    "--activation `{}`: use relu, leaky_relu, sigmoid, tanh or softplus",
+                    a.activation
+                )
+            })?;
+    }
     cfg.nonneg_mode = NonNegMode::parse(&a.nonneg_mode).ok_or_else(|| {
         anyhow!(
             "--nonneg-mode `{}`: use project, abs or softplus",
@@ -251,8 +270,9 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
         beta1: a.beta1,
         beta2: a.beta2,
         eps: a.eps,
-        weight_decay: a.weight_decay,
+        weight_decay: 0.0,
     };
+    apply_recipe(a, &mut cfg);
     cfg.schedule = match a.lr_schedule.as_str() {
         "step" => Schedule::Step {
             every_epochs: a.lr_step_epochs,
@@ -442,7 +462,7 @@ pub fn train_model(
             anyhow!("--scale `{s}`: use none, standard, minmax, log1p or log1p-standard")
         })?,
         None if data.x.is_sparse() => ScaleKind::None,
-        None => ScaleKind::Standard,
+        None => train::recipe(&cfg.constraints, &cfg.hidden, cfg.nonneg_mode).dense_scale,
     };
     let scaler = Scaler::fit(kind, &data.x)?;
     let scaled = |d: &Dataset| {
@@ -547,9 +567,7 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let (data, valid) = load_train_valid(a, featurizer.as_ref())?;
     if let Some(path) = &a.monotone_features {
         apply_monotone_features(&mut cfg, path, &data)?;
-        if a.activation == "auto" {
-            cfg.activation = train::default_activation(&cfg.constraints);
-        }
+        apply_recipe(a, &mut cfg);
     }
     let mut t = train_model(&cfg, &data, valid.as_ref(), a.scale.as_deref(), ctx.quiet)?;
     if let Some(f) = &featurizer {

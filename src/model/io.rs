@@ -1,5 +1,6 @@
 //! The model file: one `.safetensors` with tensors `layers.N.weight` (PyTorch layout
-//! `[out, in]`) and `layers.N.bias`, float32, and the rest as JSON under the single
+//! `[out, in]`) and `layers.N.bias`, plus `skip.weight` (`[labels, in]`) when the model has
+//! a linear skip connection from the input to the logits, float32, and the rest as JSON under the single
 //! `__metadata__` key `nonneg` (one key, so the header bytes are deterministic).
 //! Written atomically: a temp file in the same folder, then rename.
 
@@ -34,6 +35,9 @@ struct Metadata {
     sparse_input: bool,
     n_labels: usize,
     layers: Vec<LayerMeta>,
+    /// The skip connection's kernel constraints, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    skip: Option<Vec<Constraint>>,
     nonneg_mode: NonNegMode,
     scaler: Scaler,
     threshold: Vec<f32>,
@@ -60,6 +64,17 @@ fn to_torch_layout(l: &Dense) -> Vec<f32> {
     t
 }
 
+/// PyTorch `[out, in]` -> kernel `[in, out]`.
+fn from_torch_layout(w: &[f32], n_in: usize, n_out: usize) -> Vec<f32> {
+    let mut k = vec![0.0; w.len()];
+    for o in 0..n_out {
+        for j in 0..n_in {
+            k[j * n_out + o] = w[o * n_in + j];
+        }
+    }
+    k
+}
+
 /// Serialises a model to bytes.
 pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
     let mlp = &model.mlp;
@@ -80,6 +95,7 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
                 bias_constraints: l.bias_constraints.clone(),
             })
             .collect(),
+        skip: mlp.skip.as_ref().map(|s| s.kernel_constraints.clone()),
         nonneg_mode: model.nonneg_mode,
         scaler: model.scaler.clone(),
         threshold: model.threshold.clone(),
@@ -100,6 +116,13 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
             format!("layers.{i}.bias"),
             vec![l.n_out],
             f32_bytes(&l.bias),
+        ));
+    }
+    if let Some(s) = &mlp.skip {
+        buffers.push((
+            "skip.weight".into(),
+            vec![s.n_out, s.n_in],
+            f32_bytes(&to_torch_layout(s)),
         ));
     }
     if let Some(max) = &model.feature_max {
@@ -216,12 +239,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
             path,
         )?;
         let bias = read_f32(&st, &format!("layers.{i}.bias"), &[lm.n_out], path)?;
-        let mut weight = vec![0.0; w.len()];
-        for o in 0..lm.n_out {
-            for j in 0..lm.n_in {
-                weight[j * lm.n_out + o] = w[o * lm.n_in + j];
-            }
-        }
+        let weight = from_torch_layout(&w, lm.n_in, lm.n_out);
         for c in &lm.kernel_constraints {
             c.validate(lm.n_in, false)
                 .map_err(|e| bad(format!("layer {i}: {e}")))?;
@@ -244,6 +262,21 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
     if n_labels != meta.n_labels || meta.threshold.len() != n_labels {
         return Err(bad("architecture: label count mismatch".into()));
     }
+    let skip = match &meta.skip {
+        None => None,
+        Some(constraints) => {
+            let (n_in, n_out) = (meta.input_dim, n_labels);
+            let w = read_f32(&st, "skip.weight", &[n_out, n_in], path)?;
+            let mut s = Dense::zeros(n_in, n_out, Activation::Identity);
+            s.weight = from_torch_layout(&w, n_in, n_out);
+            for c in constraints {
+                c.validate(n_in, false)
+                    .map_err(|e| bad(format!("skip connection: {e}")))?;
+            }
+            s.kernel_constraints = constraints.clone();
+            Some(s)
+        }
+    };
     meta.scaler
         .validate(meta.input_dim)
         .map_err(|e| bad(e.to_string()))?;
@@ -256,6 +289,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
             input_dim: meta.input_dim,
             sparse_input: meta.sparse_input,
             layers,
+            skip,
         },
         scaler: meta.scaler,
         threshold: meta.threshold,
@@ -290,6 +324,7 @@ mod tests {
                 input_dim: 3,
                 sparse_input: false,
                 layers: vec![l0, l1],
+                skip: None,
             },
             scaler: Scaler::identity(),
             threshold: vec![0.25],
@@ -315,6 +350,28 @@ mod tests {
         assert_eq!(w.shape(), &[4, 3]);
         let first = f32::from_le_bytes(w.data()[4..8].try_into().unwrap());
         assert_eq!(first, m.mlp.layers[0].weight[4]); // [o=0][i=1] == kernel[1][0]
+    }
+
+    #[test]
+    fn skip_connection_round_trips_and_adds_to_the_logit() {
+        let mut m = small_model();
+        let x = crate::data::Features::Dense(crate::data::DenseMatrix {
+            rows: 1,
+            cols: 3,
+            values: vec![1.0, 2.0, 3.0],
+        });
+        let before = m.logits(&x)[0];
+        let mut skip = m.mlp.new_skip();
+        assert_eq!(skip.kernel_constraints, vec![Constraint::non_neg()]);
+        skip.weight = vec![0.5, 0.25, 0.125];
+        m.mlp.skip = Some(skip);
+        let after = m.logits(&x)[0];
+        assert!((after - before - (0.5 + 0.5 + 0.375)).abs() < 1e-5);
+        let bytes = to_bytes(&m).unwrap();
+        let back = from_bytes(&bytes, Path::new("m.safetensors")).unwrap();
+        assert_eq!(back, m);
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("skip.weight").unwrap().shape(), &[1, 3]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub use constraint::Constraint;
 pub use scaler::Scaler;
 
 use crate::data::{CsrMatrix, Features};
+use crate::kernels;
 use crate::linalg::{matmul, Trans};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -143,6 +144,10 @@ pub struct Mlp {
     /// Whether the first layer takes sparse input (gather-add) in training.
     pub sparse_input: bool,
     pub layers: Vec<Dense>,
+    /// A linear skip connection from the input straight to the output logits (identity
+    /// activation, no bias of its own: the output layer's bias serves both). With a NonNeg
+    /// kernel the model is a monotone linear part plus a monotone MLP.
+    pub skip: Option<Dense>,
 }
 
 /// Rows scored at once at inference: bounds memory for any data size.
@@ -184,7 +189,31 @@ impl Mlp {
             a = z.clone();
             layer.activate(&z, &mut a);
         }
+        if let Some(skip) = &self.skip {
+            let mut s = vec![0.0; n * skip.n_out];
+            match x {
+                Features::Dense(m) => {
+                    skip.affine_dense(&m.values[start * m.cols..end * m.cols], n, &mut s)
+                }
+                Features::Sparse(m) => skip.affine_sparse(m, start, end, &mut s),
+            }
+            kernels::add_assign(&mut a, &s);
+        }
         a
+    }
+
+    /// The skip connection for this network: `input_dim x labels`, zero (a feasible start
+    /// for any sign constraint), with the elementwise (per-feature) constraints of the
+    /// first layer's kernel, so each feature keeps the same sign rule on both its paths.
+    pub fn new_skip(&self) -> Dense {
+        let mut skip = Dense::zeros(self.input_dim, self.n_labels(), Activation::Identity);
+        skip.kernel_constraints = self.layers[0]
+            .kernel_constraints
+            .iter()
+            .filter(|c| c.is_elementwise())
+            .cloned()
+            .collect();
+        skip
     }
 
     /// Sizes of every layer's input then the output: `[in, h1, ..., labels]`.
