@@ -16,8 +16,17 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+class Mixed(torch.nn.Module):
+    """nonneg's `mixed` units: relu, min(z, 0), clamp(z, -1, 1) by unit index mod 3."""
+
+    def forward(self, z):
+        kind = torch.arange(z.shape[-1]) % 3
+        return torch.where(kind == 0, z.clamp(min=0),
+                           torch.where(kind == 1, z.clamp(max=0), z.clamp(-1, 1)))
+
+
 ACTS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid,
-        "softplus": torch.nn.Softplus, "leaky_relu": torch.nn.LeakyReLU}
+        "softplus": torch.nn.Softplus, "leaky_relu": torch.nn.LeakyReLU, "mixed": Mixed}
 
 
 def sequential(path):

@@ -504,16 +504,18 @@ pub struct Workspace {
     scores: Vec<f32>,
 }
 
-/// Applies an activation in place (vectorised for the piecewise-linear ones), bitwise as
-/// `Activation::apply`.
-fn activate(act: Activation, v: &mut [f32]) {
+/// Applies an activation in place to rows of `width` units (vectorised for the
+/// piecewise-linear ones), bitwise as `Activation::apply`.
+fn activate(act: Activation, v: &mut [f32], width: usize) {
     match act {
         Activation::Identity => {}
         Activation::Relu => kernels::leaky_relu(v, 0.0),
         Activation::LeakyRelu => kernels::leaky_relu(v, crate::model::activation::LEAKY_SLOPE),
         _ => {
-            for x in v {
-                *x = act.apply(*x);
+            for row in v.chunks_exact_mut(width) {
+                for (u, x) in row.iter_mut().enumerate() {
+                    *x = act.apply(*x, u);
+                }
             }
         }
     }
@@ -951,7 +953,7 @@ impl<'m> Attacker<'m> {
                 layer.n_out,
                 true,
             );
-            activate(layer.act, ws_b);
+            activate(layer.act, ws_b, layer.n_out);
             std::mem::swap(ws_a, ws_b);
         }
         if layers.is_empty() {
@@ -963,7 +965,7 @@ impl<'m> Attacker<'m> {
 
     /// The logit of the current row.
     pub fn logit(&self, st: &TargetState, ws: &mut Workspace) -> f32 {
-        let a1: Vec<f32> = st.z1.iter().map(|&z| self.act1.apply(z)).collect();
+        let a1: Vec<f32> = st.z1.iter().enumerate().map(|(u, &z)| self.act1.apply(z, u)).collect();
         let mut out = [0.0f32];
         self.run_upper(0, &a1, 1, &mut ws.a, &mut ws.b, &mut out);
         out[0] + st.skip
@@ -980,7 +982,7 @@ impl<'m> Attacker<'m> {
             for (r, &a) in block.iter().enumerate() {
                 let row = &mut h[r * h1..(r + 1) * h1];
                 kernels::add_scaled(row, &st.z1, st.d[a as usize], self.w1_row(a as usize));
-                activate(act, row);
+                activate(act, row, h1);
             }
             self.run_upper(0, &h, block.len(), &mut ws.a, &mut ws.b, o);
         }
@@ -1000,7 +1002,7 @@ impl<'m> Attacker<'m> {
         let mut z2base = std::mem::take(&mut ws.z2base);
         z2base.clear();
         z2base.extend_from_slice(&l2.b);
-        let a1: Vec<f32> = st.z1.iter().map(|&z| self.act1.apply(z)).collect();
+        let a1: Vec<f32> = st.z1.iter().enumerate().map(|(u, &z)| self.act1.apply(z, u)).collect();
         matmul(&mut z2base, &a1, Trans::N, &l2.w, Trans::N, 1, h1, h2, true);
         let mut crit = std::mem::take(&mut ws.changes);
         crit.clear();
@@ -1075,7 +1077,7 @@ impl<'m> Attacker<'m> {
                 matmul(&mut z2, &c, Trans::T, &w2c, Trans::N, n, k, h2, true);
             }
             // The second layer's activation, then the rest.
-            activate(l2.act, &mut z2);
+            activate(l2.act, &mut z2, h2);
             self.run_upper(1, &z2, n, &mut ws_a, &mut ws_b, o);
         }
         ws.z2base = z2base;
@@ -1151,7 +1153,7 @@ impl<'m> Attacker<'m> {
         }
         // Forward, keeping pre-activations and activations.
         let mut zs: Vec<Vec<f32>> = vec![st.z1.clone()];
-        let mut acts: Vec<Vec<f32>> = vec![st.z1.iter().map(|&z| self.act1.apply(z)).collect()];
+        let mut acts: Vec<Vec<f32>> = vec![st.z1.iter().enumerate().map(|(u, &z)| self.act1.apply(z, u)).collect()];
         for layer in &self.upper {
             let mut z = layer.b.clone();
             matmul(
@@ -1165,14 +1167,14 @@ impl<'m> Attacker<'m> {
                 layer.n_out,
                 true,
             );
-            acts.push(z.iter().map(|&v| layer.act.apply(v)).collect());
+            acts.push(z.iter().enumerate().map(|(u, &v)| layer.act.apply(v, u)).collect());
             zs.push(z);
         }
         // Backward.
         let last = zs.len() - 1;
         let mut delta: Vec<f32> = vec![self.upper[last - 1]
             .act
-            .derivative(zs[last][0], acts[last][0])];
+            .derivative(zs[last][0], acts[last][0], 0)];
         for l in (0..self.upper.len()).rev() {
             let layer = &self.upper[l];
             // d/d a_in = W delta
@@ -1190,7 +1192,8 @@ impl<'m> Attacker<'m> {
             delta = da
                 .iter()
                 .zip(zs[l].iter().zip(&acts[l]))
-                .map(|(g, (&z, &a))| g * act.derivative(z, a))
+                .enumerate()
+                .map(|(u, (g, (&z, &a)))| g * act.derivative(z, a, u))
                 .collect();
         }
         delta

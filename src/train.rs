@@ -144,6 +144,10 @@ pub struct TrainConfig {
     pub init: InitScheme,
     /// Centre the biases of layers with non-negative kernels on a batch of data at init.
     pub center_bias: bool,
+    /// Zero the first moment (momentum) of every weight the NonNeg projection clips, so a
+    /// weight pushed below zero is not pushed there again by stale momentum.
+    #[serde(default)]
+    pub reset_clipped_moments: bool,
     pub optimizer: OptimizerConfig,
     pub schedule: Schedule,
     pub epochs: usize,
@@ -174,6 +178,7 @@ impl TrainConfig {
             nonneg_mode: NonNegMode::Project,
             init: InitScheme::Auto,
             center_bias: true,
+            reset_clipped_moments: false,
             optimizer,
             schedule: Schedule::Constant,
             epochs: 20,
@@ -559,13 +564,15 @@ impl<'a> Trainer<'a> {
                 layer.affine_dense(&prev[l - 1][..b * layer.n_in], b, z);
             }
             if layer.activation != Activation::Identity {
-                let act = layer.activation;
-                let a = &mut a_all[l][..b * layer.n_out];
+                let (act, width) = (layer.activation, layer.n_out);
+                let a = &mut a_all[l][..b * width];
                 a.par_chunks_mut(UPDATE_CHUNK)
                     .zip(z.par_chunks(UPDATE_CHUNK))
-                    .for_each(|(a, z)| {
-                        for (a, &z) in a.iter_mut().zip(z) {
-                            *a = act.apply(z);
+                    .enumerate()
+                    .for_each(|(c, (a, z))| {
+                        let first = c * UPDATE_CHUNK;
+                        for (k, (a, &z)) in a.iter_mut().zip(z).enumerate() {
+                            *a = act.apply(z, (first + k) % width);
                         }
                     });
             }
@@ -660,9 +667,11 @@ impl<'a> Trainer<'a> {
             let (z, a) = (&self.z[l - 1][..b * n_in], &self.a[l - 1][..b * n_in]);
             da.par_chunks_mut(UPDATE_CHUNK)
                 .zip(z.par_chunks(UPDATE_CHUNK).zip(a.par_chunks(UPDATE_CHUNK)))
-                .for_each(|(d, (z, a))| {
-                    for ((d, &z), &a) in d.iter_mut().zip(z).zip(a) {
-                        *d *= act.derivative(z, a);
+                .enumerate()
+                .for_each(|(c, (d, (z, a)))| {
+                    let first = c * UPDATE_CHUNK;
+                    for (k, ((d, &z), &a)) in d.iter_mut().zip(z).zip(a).enumerate() {
+                        *d *= act.derivative(z, a, (first + k) % n_in);
                     }
                 });
         }
@@ -745,6 +754,7 @@ impl<'a> Trainer<'a> {
         self.step += 1;
         let s = self.cfg.optimizer.step_scalars(lr, self.step);
         let mode = self.cfg.nonneg_mode;
+        let reset = self.cfg.reset_clipped_moments;
         for l in 0..self.mlp.layers.len() {
             if scale != 1.0 {
                 self.gb[l].iter_mut().for_each(|g| *g *= scale);
@@ -766,6 +776,7 @@ impl<'a> Trainer<'a> {
                     x,
                     rows,
                     scale,
+                    reset,
                 );
             } else {
                 let Dense {
@@ -781,6 +792,7 @@ impl<'a> Trainer<'a> {
                     &mut self.gw[l],
                     &mut self.weight_state[l],
                     kernel_constraints,
+                    reset,
                 );
             }
             let layer = &mut self.mlp.layers[l];
@@ -793,6 +805,7 @@ impl<'a> Trainer<'a> {
                 &mut self.gb[l],
                 &mut self.bias_state[l],
                 &[],
+                false,
             );
             self.project(l);
         }
@@ -810,6 +823,7 @@ impl<'a> Trainer<'a> {
                     x,
                     rows,
                     scale,
+                    reset,
                 ),
                 Features::Dense(_) => {
                     if scale != 1.0 {
@@ -823,6 +837,7 @@ impl<'a> Trainer<'a> {
                         &mut self.gw_skip,
                         st,
                         &skip.kernel_constraints,
+                        reset,
                     )
                 }
             }
@@ -916,6 +931,7 @@ fn update_sparse_rows(
     x: &CsrMatrix,
     rows: &[usize],
     scale: f32,
+    reset_clipped: bool,
 ) {
     let n_out = layer.n_out;
     let w = SyncPtr(layer.weight.as_mut_ptr());
@@ -975,6 +991,9 @@ fn update_sparse_rows(
                     wr.copy_from_slice(tr);
                 }
                 None => kernels::optimizer_update(opt, s, wr, g, mr, vr),
+            }
+            if reset_clipped && has_m && elementwise.iter().any(|c| c.non_neg_covers(j)) {
+                reset_clipped_moment(wr, mr);
             }
             for c in &elementwise {
                 c.apply_to_row(j, wr);
@@ -1052,6 +1071,7 @@ fn csr_value(x: &CsrMatrix, r: usize, j: u32) -> f32 {
 }
 
 /// Optimizer step on a whole tensor, in parallel chunks (elementwise: deterministic).
+#[allow(clippy::too_many_arguments)]
 fn update_tensor(
     opt: &OptimizerConfig,
     s: &StepScalars,
@@ -1060,6 +1080,7 @@ fn update_tensor(
     g: &mut [f32],
     st: &mut TensorState,
     elementwise: &[Constraint],
+    reset_clipped: bool,
 ) {
     let len = w.len();
     // Reparametrised rows decay the effective weight `w`, not `t` (decaying `t` would pull
@@ -1126,8 +1147,14 @@ fn update_tensor(
                         kernels::optimizer_update(row_opt, s, pr, &g[o..o + cols], mr, vr);
                     }
                 }
-                for constraint in &fused {
-                    for (i, row) in p.chunks_exact_mut(cols).enumerate() {
+                for (i, row) in p.chunks_exact_mut(cols).enumerate() {
+                    if reset_clipped
+                        && has_m
+                        && fused.iter().any(|c| c.non_neg_covers(first_row + i))
+                    {
+                        reset_clipped_moment(row, &mut mm[i * cols..(i + 1) * cols]);
+                    }
+                    for constraint in &fused {
                         constraint.apply_to_row(first_row + i, row);
                     }
                 }
@@ -1140,6 +1167,16 @@ fn update_tensor(
             } else {
                 t
             };
+        }
+    }
+}
+
+/// Zeroes the momentum of the weights about to be clipped to zero (negative, or NaN).
+#[inline]
+fn reset_clipped_moment(w: &[f32], m: &mut [f32]) {
+    for (w, m) in w.iter().zip(m) {
+        if !(*w >= 0.0) {
+            *m = 0.0;
         }
     }
 }
@@ -1203,8 +1240,12 @@ pub fn center_biases(mlp: &mut Mlp, x: &Features, rows: &[usize]) {
             }
             layer.project();
         }
-        let act = mlp.layers[l].activation;
-        z.iter_mut().for_each(|v| *v = act.apply(*v));
+        let (act, width) = (mlp.layers[l].activation, mlp.layers[l].n_out);
+        for row in z.chunks_exact_mut(width) {
+            for (u, v) in row.iter_mut().enumerate() {
+                *v = act.apply(*v, u);
+            }
+        }
         input = Some(z);
     }
 }
@@ -1368,4 +1409,48 @@ pub fn train(
             seconds: start.elapsed().as_secs_f64(),
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DenseMatrix;
+
+    /// A logistic regression whose every weight the first Adam step drives below zero
+    /// (all labels 0, all inputs positive, weights at 1e-4): each one is clipped.
+    fn clipped_step(reset: bool) -> (Vec<f32>, Vec<f32>) {
+        let mut cfg = TrainConfig::new(vec![], Preset::Monotone);
+        cfg.reset_clipped_moments = reset;
+        cfg.optimizer.lr = 0.1;
+        cfg.batch_size = 4;
+        let data = Dataset {
+            x: Features::Dense(DenseMatrix {
+                rows: 4,
+                cols: 3,
+                values: vec![1.0, 2.0, 0.5, 0.3, 1.0, 1.0, 2.0, 0.1, 0.7, 1.5, 1.5, 0.2],
+            }),
+            y: Some(vec![0.0, 0.0, 0.0, 1.0]),
+            n_labels: 1,
+            label_names: vec!["y".into()],
+            feature_names: None,
+            source: "test".into(),
+        };
+        let mut mlp = build_network(&cfg, 3, false, 1).unwrap();
+        mlp.layers[0].weight = vec![1e-4, 1e-4, 5.0];
+        let mut t = Trainer::new(mlp, &cfg);
+        t.step(&data, &[0, 1, 2, 3], &[1.0], 0.1);
+        (t.mlp.layers[0].weight.clone(), t.weight_state[0].m.clone())
+    }
+
+    #[test]
+    fn reset_clipped_moments_zeroes_the_momentum_of_clipped_weights_only() {
+        let (w, m) = clipped_step(false);
+        assert_eq!(&w[..2], &[0.0, 0.0]);
+        assert!(w[2] > 0.0);
+        assert!(m.iter().all(|&m| m != 0.0), "{m:?}");
+        let (w2, m2) = clipped_step(true);
+        assert_eq!(w2, w);
+        assert_eq!(&m2[..2], &[0.0, 0.0]);
+        assert_eq!(m2[2], m[2]);
+    }
 }

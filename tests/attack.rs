@@ -287,6 +287,15 @@ const CASES: &[Case] = &[
         skip: true,
     },
     Case {
+        name: "sparse none mixed 2 layers",
+        sparse: true,
+        scale: ScaleKind::None,
+        hidden: &[9, 4],
+        act: Activation::Mixed,
+        max_value: None,
+        skip: true,
+    },
+    Case {
         name: "dense none logistic regression",
         sparse: false,
         scale: ScaleKind::None,

@@ -82,7 +82,10 @@ fn check_skip(
         let mut rng = Rng::new(seed + 77);
         s.weight.iter_mut().for_each(|w| *w = rng.normal_f32());
     }
-    if matches!(act, Activation::Relu | Activation::LeakyRelu) {
+    if matches!(
+        act,
+        Activation::Relu | Activation::LeakyRelu | Activation::Mixed
+    ) {
         avoid_kinks(&mut mlp, data);
     }
     let rows: Vec<usize> = (0..data.rows()).collect();
@@ -133,8 +136,15 @@ fn avoid_kinks(mlp: &mut Mlp, data: &Dataset) {
                 (Some(a), _) => layer.affine_dense(a, n, &mut z),
             }
             let width = layer.n_out;
+            // Kinks at 0, and at -1 and 1 for the saturating units of a mixed layer.
+            let kinks: &[f32] = if layer.activation == Activation::Mixed {
+                &[-1.0, 0.0, 1.0]
+            } else {
+                &[0.0]
+            };
             for j in 0..width {
-                if z.iter().skip(j).step_by(width).any(|v| v.abs() < 0.05) {
+                let near = |v: &f32| kinks.iter().any(|k| (v - k).abs() < 0.05);
+                if z.iter().skip(j).step_by(width).any(near) {
                     mlp.layers[l].bias[j] += 0.07;
                     moved = true;
                 }
@@ -143,7 +153,12 @@ fn avoid_kinks(mlp: &mut Mlp, data: &Dataset) {
                 break;
             }
             let act = mlp.layers[l].activation;
-            input = Some(z.iter().map(|&v| act.apply(v)).collect());
+            input = Some(
+                z.iter()
+                    .enumerate()
+                    .map(|(k, &v)| act.apply(v, k % width))
+                    .collect(),
+            );
         }
         if !moved {
             return;

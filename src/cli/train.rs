@@ -38,8 +38,9 @@ pub struct TrainArgs {
     /// Hidden layer widths, e.g. 256,64; empty ("") for logistic regression.
     #[arg(long, default_value = "64,32")]
     pub hidden: String,
-    /// Hidden activation: relu, leaky_relu, sigmoid, tanh, softplus, or auto: tanh when
-    /// every kernel is NonNeg (monotone, fully or partially), relu otherwise.
+    /// Hidden activation: relu, leaky_relu, sigmoid, tanh, softplus, mixed (convex, concave
+    /// and saturating units in turn), or auto: tanh when every kernel is NonNeg (monotone,
+    /// fully or partially), relu otherwise.
     #[arg(long, default_value = "auto")]
     pub activation: String,
     /// A linear skip connection from the input straight to the logit, constrained per
@@ -74,6 +75,9 @@ pub struct TrainArgs {
     /// Do not centre the biases of constrained layers on a batch of data at init.
     #[arg(long)]
     pub no_center_bias: bool,
+    /// Zero the momentum (first moment) of every weight the NonNeg projection clips.
+    #[arg(long)]
+    pub reset_clipped_moments: bool,
     /// Input scaling: none, standard, minmax, log1p, log1p-standard (default for dense data:
     /// log1p-standard for monotone networks, standard otherwise; none for sparse data).
     #[arg(long)]
@@ -239,7 +243,7 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
             .filter(|x| *x != Activation::Identity)
             .ok_or_else(|| {
                 anyhow!(
-                    "--activation `{}`: use relu, leaky_relu, sigmoid, tanh or softplus",
+                    "--activation `{}`: use relu, leaky_relu, sigmoid, tanh, softplus or mixed",
                     a.activation
                 )
             })?;
@@ -256,6 +260,7 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
         InitScheme::Auto
     };
     cfg.center_bias = !a.no_center_bias;
+    cfg.reset_clipped_moments = a.reset_clipped_moments;
     let kind = match a.optimizer.as_str() {
         "sgd" => OptimizerKind::Sgd,
         "adam" => OptimizerKind::Adam,

@@ -16,15 +16,21 @@ pub enum Activation {
     Sigmoid,
     Tanh,
     Softplus,
+    /// Units of three kinds in turn (unit `u` by `u % 3`), the constrained-monotone-network
+    /// idea (Runje & Shankaranarayana, 2023): convex `relu(z)`, concave `min(z, 0)` and
+    /// saturating `clamp(z, -1, 1)`. With non-negative weights ReLU units alone can only
+    /// build convex functions; the mix can build any monotone shape.
+    Mixed,
 }
 
 impl Activation {
-    pub const HIDDEN: [Activation; 5] = [
+    pub const HIDDEN: [Activation; 6] = [
         Activation::Relu,
         Activation::LeakyRelu,
         Activation::Sigmoid,
         Activation::Tanh,
         Activation::Softplus,
+        Activation::Mixed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +41,7 @@ impl Activation {
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
             Activation::Softplus => "softplus",
+            Activation::Mixed => "mixed",
         }
     }
 
@@ -46,6 +53,7 @@ impl Activation {
             "sigmoid" => Some(Activation::Sigmoid),
             "tanh" => Some(Activation::Tanh),
             "softplus" => Some(Activation::Softplus),
+            "mixed" => Some(Activation::Mixed),
             _ => None,
         }
     }
@@ -55,8 +63,9 @@ impl Activation {
         true
     }
 
+    /// The activation of unit `unit` of its layer (only [`Activation::Mixed`] asks).
     #[inline]
-    pub fn apply(self, z: f32) -> f32 {
+    pub fn apply(self, z: f32, unit: usize) -> f32 {
         match self {
             Activation::Identity => z,
             Activation::Relu => z.max(0.0),
@@ -70,12 +79,25 @@ impl Activation {
             Activation::Sigmoid => sigmoid(z),
             Activation::Tanh => z.tanh(),
             Activation::Softplus => softplus(z),
+            Activation::Mixed => match unit % 3 {
+                0 => z.max(0.0),
+                1 => z.min(0.0),
+                _ => z.clamp(-1.0, 1.0),
+            },
         }
     }
 
-    /// Derivative, given the pre-activation `z` and the output `a = apply(z)`.
+    /// Applies the activation to a row of pre-activations (one per unit) into `a`.
     #[inline]
-    pub fn derivative(self, z: f32, a: f32) -> f32 {
+    pub fn apply_row(self, z: &[f32], a: &mut [f32]) {
+        for (u, (a, &z)) in a.iter_mut().zip(z).enumerate() {
+            *a = self.apply(z, u);
+        }
+    }
+
+    /// Derivative, given the pre-activation `z` and the output `a = apply(z, unit)`.
+    #[inline]
+    pub fn derivative(self, z: f32, a: f32, unit: usize) -> f32 {
         match self {
             Activation::Identity => 1.0,
             Activation::Relu => {
@@ -95,6 +117,18 @@ impl Activation {
             Activation::Sigmoid => a * (1.0 - a),
             Activation::Tanh => 1.0 - a * a,
             Activation::Softplus => sigmoid(z),
+            Activation::Mixed => {
+                let live = match unit % 3 {
+                    0 => z > 0.0,
+                    1 => z < 0.0,
+                    _ => z.abs() < 1.0,
+                };
+                if live {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
         }
     }
 }
@@ -126,13 +160,15 @@ mod tests {
     #[test]
     fn derivatives_match_finite_differences_and_are_non_negative() {
         for act in Activation::HIDDEN.into_iter().chain([Activation::Identity]) {
-            for &z in &[-3.0f64, -0.7, -0.05, 0.05, 0.4, 2.5] {
-                let h = 1e-3;
-                let f = |z: f64| act.apply(z as f32) as f64;
-                let fd = (f(z + h) - f(z - h)) / (2.0 * h);
-                let d = act.derivative(z as f32, act.apply(z as f32)) as f64;
-                assert!((fd - d).abs() < 2e-3, "{act:?} at {z}: fd {fd} vs {d}");
-                assert!(d >= 0.0, "{act:?} decreasing at {z}");
+            for unit in 0..3 {
+                for &z in &[-3.0f64, -0.7, -0.05, 0.05, 0.4, 2.5] {
+                    let h = 1e-3;
+                    let f = |z: f64| act.apply(z as f32, unit) as f64;
+                    let fd = (f(z + h) - f(z - h)) / (2.0 * h);
+                    let d = act.derivative(z as f32, act.apply(z as f32, unit), unit) as f64;
+                    assert!((fd - d).abs() < 2e-3, "{act:?} unit {unit} at {z}: fd {fd} vs {d}");
+                    assert!(d >= 0.0, "{act:?} decreasing at {z}");
+                }
             }
         }
     }
@@ -140,13 +176,24 @@ mod tests {
     #[test]
     fn activations_are_non_decreasing_on_a_grid() {
         for act in Activation::HIDDEN {
-            let mut prev = f32::NEG_INFINITY;
-            for i in -4000..=4000 {
-                let v = act.apply(i as f32 * 0.01);
-                assert!(v >= prev, "{act:?} decreases at {}", i as f32 * 0.01);
-                prev = v;
+            for unit in 0..3 {
+                let mut prev = f32::NEG_INFINITY;
+                for i in -4000..=4000 {
+                    let v = act.apply(i as f32 * 0.01, unit);
+                    assert!(v >= prev, "{act:?} decreases at {}", i as f32 * 0.01);
+                    prev = v;
+                }
             }
         }
+    }
+
+    #[test]
+    fn mixed_units_are_convex_concave_and_saturating_in_turn() {
+        let m = Activation::Mixed;
+        assert_eq!([m.apply(-2.0, 0), m.apply(2.0, 0)], [0.0, 2.0]);
+        assert_eq!([m.apply(-2.0, 1), m.apply(2.0, 1)], [-2.0, 0.0]);
+        assert_eq!([m.apply(-2.0, 2), m.apply(0.5, 2), m.apply(2.0, 2)], [-1.0, 0.5, 1.0]);
+        assert_eq!(m.apply(3.0, 3), 3.0);
     }
 
     #[test]

@@ -237,6 +237,15 @@ impl Constraint {
         }
     }
 
+    /// Whether this is a NonNeg constraint on row `row_index` of its tensor.
+    pub fn non_neg_covers(&self, row_index: usize) -> bool {
+        match self {
+            Constraint::NonNeg { rows: None } => true,
+            Constraint::NonNeg { rows: Some(r) } => r.binary_search(&(row_index as u32)).is_ok(),
+            _ => false,
+        }
+    }
+
     /// Applies an elementwise constraint to one row `row` (sparse-layer updates).
     pub fn apply_to_row(&self, row_index: usize, row: &mut [f32]) {
         match self {

@@ -129,10 +129,10 @@ impl Dense {
             });
     }
 
+    /// `a = act(z)` for rows of `n_out` units.
     pub fn activate(&self, z: &[f32], a: &mut [f32]) {
-        let act = self.activation;
-        for (a, &z) in a.iter_mut().zip(z) {
-            *a = act.apply(z);
+        for (a, z) in a.chunks_exact_mut(self.n_out).zip(z.chunks_exact(self.n_out)) {
+            self.activation.apply_row(z, a);
         }
     }
 }
