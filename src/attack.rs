@@ -965,7 +965,12 @@ impl<'m> Attacker<'m> {
 
     /// The logit of the current row.
     pub fn logit(&self, st: &TargetState, ws: &mut Workspace) -> f32 {
-        let a1: Vec<f32> = st.z1.iter().enumerate().map(|(u, &z)| self.act1.apply(z, u)).collect();
+        let a1: Vec<f32> = st
+            .z1
+            .iter()
+            .enumerate()
+            .map(|(u, &z)| self.act1.apply(z, u))
+            .collect();
         let mut out = [0.0f32];
         self.run_upper(0, &a1, 1, &mut ws.a, &mut ws.b, &mut out);
         out[0] + st.skip
@@ -1002,7 +1007,12 @@ impl<'m> Attacker<'m> {
         let mut z2base = std::mem::take(&mut ws.z2base);
         z2base.clear();
         z2base.extend_from_slice(&l2.b);
-        let a1: Vec<f32> = st.z1.iter().enumerate().map(|(u, &z)| self.act1.apply(z, u)).collect();
+        let a1: Vec<f32> = st
+            .z1
+            .iter()
+            .enumerate()
+            .map(|(u, &z)| self.act1.apply(z, u))
+            .collect();
         matmul(&mut z2base, &a1, Trans::N, &l2.w, Trans::N, 1, h1, h2, true);
         let mut crit = std::mem::take(&mut ws.changes);
         crit.clear();
@@ -1153,7 +1163,12 @@ impl<'m> Attacker<'m> {
         }
         // Forward, keeping pre-activations and activations.
         let mut zs: Vec<Vec<f32>> = vec![st.z1.clone()];
-        let mut acts: Vec<Vec<f32>> = vec![st.z1.iter().enumerate().map(|(u, &z)| self.act1.apply(z, u)).collect()];
+        let mut acts: Vec<Vec<f32>> = vec![st
+            .z1
+            .iter()
+            .enumerate()
+            .map(|(u, &z)| self.act1.apply(z, u))
+            .collect()];
         for layer in &self.upper {
             let mut z = layer.b.clone();
             matmul(
@@ -1167,14 +1182,20 @@ impl<'m> Attacker<'m> {
                 layer.n_out,
                 true,
             );
-            acts.push(z.iter().enumerate().map(|(u, &v)| layer.act.apply(v, u)).collect());
+            acts.push(
+                z.iter()
+                    .enumerate()
+                    .map(|(u, &v)| layer.act.apply(v, u))
+                    .collect(),
+            );
             zs.push(z);
         }
         // Backward.
         let last = zs.len() - 1;
-        let mut delta: Vec<f32> = vec![self.upper[last - 1]
-            .act
-            .derivative(zs[last][0], acts[last][0], 0)];
+        let mut delta: Vec<f32> =
+            vec![self.upper[last - 1]
+                .act
+                .derivative(zs[last][0], acts[last][0], 0)];
         for l in (0..self.upper.len()).rev() {
             let layer = &self.upper[l];
             // d/d a_in = W delta

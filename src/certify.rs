@@ -97,6 +97,9 @@ pub struct Certificate {
     pub certified: bool,
     /// How many features were declared.
     pub declared: usize,
+    /// How many of them have direction -1: additions lower them, and the certificate says
+    /// the score cannot increase in them (the weights leaving them must be `<= 0`).
+    pub decreasing: usize,
     /// Whether every feature was declared.
     pub all_declared: bool,
     pub n_features: usize,
@@ -162,30 +165,13 @@ pub fn resolve_feature_list(
         if line.starts_with('#') {
             continue;
         }
-        match line.parse::<usize>() {
-            Ok(i) if i < n_features => out.push(i),
-            Ok(i) => {
-                return Err(Error::parse(
-                    path,
-                    k + 1,
-                    "feature",
-                    format!("index {i} is out of range (the model has {n_features} features)"),
-                ))
-            }
-            Err(_) => {
-                let hint = if names.is_some() {
-                    "no feature has this name"
-                } else {
-                    "the features have no names: give 0-based indices"
-                };
-                return Err(Error::parse(
-                    path,
-                    k + 1,
-                    "feature",
-                    format!("unknown feature `{line}` ({hint})"),
-                ));
-            }
-        }
+        out.push(feature_index(
+            line,
+            names.is_some(),
+            n_features,
+            path,
+            k + 1,
+        )?);
     }
     if out.is_empty() {
         return Err(Error::format(path, "declares no features"));
@@ -193,6 +179,152 @@ pub fn resolve_feature_list(
     out.sort_unstable();
     out.dedup();
     Ok(out)
+}
+
+/// A 0-based feature index written on line `line` of `path` (names were tried first).
+fn feature_index(
+    text: &str,
+    named: bool,
+    n_features: usize,
+    path: &Path,
+    line: usize,
+) -> Result<usize> {
+    match text.parse::<usize>() {
+        Ok(i) if i < n_features => Ok(i),
+        Ok(i) => Err(Error::parse(
+            path,
+            line,
+            "feature",
+            format!("index {i} is out of range (the model has {n_features} features)"),
+        )),
+        Err(_) => {
+            let hint = if named {
+                "no feature has this name"
+            } else {
+                "the features have no names: give 0-based indices"
+            };
+            Err(Error::parse(
+                path,
+                line,
+                "feature",
+                format!("unknown feature `{text}` ({hint})"),
+            ))
+        }
+    }
+}
+
+/// Features by the direction in which additions move them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Directions {
+    /// Additions can only raise these (direction +1): the score must not decrease in them.
+    pub up: Vec<usize>,
+    /// Additions can only lower these (direction -1, e.g. "at most N words"): the score
+    /// must not increase in them.
+    pub down: Vec<usize>,
+}
+
+/// Parses a feature-direction file: one `FEATURE DIRECTION` a line, the feature a name or
+/// a 0-based index, the direction `+1`/`1`/`up`, `-1`/`down` or `0`/`free` (not
+/// attacker-controlled: unconstrained, as every feature not listed); blank lines and lines
+/// starting with `#` are ignored. Errors name `path`, the line and the field.
+pub fn resolve_direction_list(
+    names: Option<&[String]>,
+    n_features: usize,
+    lines: &str,
+    path: &Path,
+) -> Result<Directions> {
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in names.unwrap_or(&[]).iter().enumerate() {
+        by_name.entry(n.as_str()).or_insert(i);
+    }
+    let mut seen: HashMap<usize, (i8, usize)> = HashMap::new();
+    for (k, raw) in lines.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((feature, dir)) = line.rsplit_once(char::is_whitespace) else {
+            return Err(Error::parse(
+                path,
+                k + 1,
+                "direction",
+                format!("`{line}`: expected FEATURE DIRECTION (+1, -1 or 0)"),
+            ));
+        };
+        let feature = feature.trim();
+        let i = match by_name.get(feature) {
+            Some(&i) => i,
+            None => feature_index(feature, names.is_some(), n_features, path, k + 1)?,
+        };
+        let d: i8 = match dir.to_ascii_lowercase().as_str() {
+            "+1" | "1" | "up" => 1,
+            "-1" | "down" => -1,
+            "0" | "free" => 0,
+            other => {
+                return Err(Error::parse(
+                    path,
+                    k + 1,
+                    "direction",
+                    format!("`{other}` is not a direction (+1, -1 or 0)"),
+                ))
+            }
+        };
+        if let Some(&(prev, at)) = seen.get(&i) {
+            if prev != d {
+                return Err(Error::parse(
+                    path,
+                    k + 1,
+                    "direction",
+                    format!("feature `{feature}` was given direction {prev} on line {at}"),
+                ));
+            }
+        }
+        seen.insert(i, (d, k + 1));
+    }
+    let mut dirs = Directions::default();
+    for (&i, &(d, _)) in &seen {
+        match d {
+            1 => dirs.up.push(i),
+            -1 => dirs.down.push(i),
+            _ => {}
+        }
+    }
+    if dirs.up.is_empty() && dirs.down.is_empty() {
+        return Err(Error::format(
+            path,
+            "gives no feature a direction (+1 or -1)",
+        ));
+    }
+    dirs.up.sort_unstable();
+    dirs.down.sort_unstable();
+    Ok(dirs)
+}
+
+/// Certifies `model` for features with directions: non-decreasing in `up`, non-increasing
+/// in `down`. Sound by reduction: a function is non-increasing in `x_j` exactly when it is
+/// non-decreasing in `-x_j`, and `f(x)` with the weights leaving `x_j` negated (in the first
+/// layer and the skip connection, the only kernels the input feeds) is `f` of `x` with
+/// `x_j` negated. So the negated copy is certified for `up` and `down` by the usual rule.
+pub fn certify_directions(model: &Model, dirs: &Directions) -> Certificate {
+    let mut flipped = model.clone();
+    let n = flipped.mlp.input_dim;
+    let mlp = &mut flipped.mlp;
+    for layer in mlp.layers.iter_mut().take(1).chain(mlp.skip.as_mut()) {
+        for &j in dirs.down.iter().filter(|&&j| j < n) {
+            let w = layer.n_out;
+            if layer.weight.len() >= (j + 1) * w {
+                layer.weight[j * w..(j + 1) * w]
+                    .iter_mut()
+                    .for_each(|x| *x = -*x);
+            }
+        }
+    }
+    let mut declared: Vec<usize> = dirs.up.iter().chain(&dirs.down).copied().collect();
+    declared.sort_unstable();
+    declared.dedup();
+    let mut cert = certify(&flipped, Some(&declared));
+    cert.decreasing = dirs.down.iter().filter(|&&j| j < n).count();
+    cert
 }
 
 /// Certifies `model` for the `declared` features (0-based indices; `None`: all of them).
@@ -215,6 +347,7 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
     let mut cert = Certificate {
         certified: false,
         declared: n_declared,
+        decreasing: 0,
         all_declared: n_declared == n,
         n_features: n,
         n_labels: mlp.n_labels(),
@@ -648,6 +781,15 @@ impl Certificate {
             } else {
                 "the score cannot decrease"
             };
+            if self.decreasing > 0 {
+                return format!(
+                    "CERTIFIED: {s} when content is added: when any of the {} declared \
+                     features that additions raise is raised, or any of the {} that additions \
+                     lower is lowered{of}",
+                    self.declared - self.decreasing,
+                    self.decreasing
+                );
+            }
             return format!(
                 "CERTIFIED: {s} when any of the {} declared features is added{of}",
                 self.declared

@@ -11,7 +11,7 @@ use crate::kernels;
 use crate::linalg::{matmul, Trans};
 use crate::loss;
 use crate::metrics;
-use crate::model::init::{init_layer, non_negative_rows, InitScheme};
+use crate::model::init::{init_layer, non_negative_rows, row_signs, InitScheme};
 use crate::model::{Activation, Constraint, Dense, Mlp, NonNegMode};
 use crate::optim::{OptimizerConfig, Schedule, StepScalars};
 use crate::rng::Rng;
@@ -63,14 +63,15 @@ impl Preset {
     }
 }
 
-/// Whether every kernel carries a NonNeg constraint: a monotone network, fully or
-/// partially (the first kernel may constrain only some features).
+/// Whether every kernel carries a sign constraint (NonNeg, or NonPos on the first kernel's
+/// decreasing features): a monotone network, fully or partially (the first kernel may
+/// constrain only some features).
 pub fn is_monotone(constraints: &[LayerConstraints]) -> bool {
     !constraints.is_empty()
         && constraints.iter().all(|l| {
             l.kernel
                 .iter()
-                .any(|c| matches!(c, Constraint::NonNeg { .. }))
+                .any(|c| matches!(c, Constraint::NonNeg { .. } | Constraint::NonPos { .. }))
         })
 }
 
@@ -102,7 +103,11 @@ pub fn recipe(constraints: &[LayerConstraints], hidden: &[usize], mode: NonNegMo
         Recipe {
             activation: Activation::Tanh,
             skip: !hidden.is_empty(),
-            weight_decay: if mode == NonNegMode::Project { 1e-2 } else { 0.0 },
+            weight_decay: if mode == NonNegMode::Project {
+                1e-2
+            } else {
+                0.0
+            },
             dense_scale: ScaleKind::Log1pStandard,
         }
     } else {
@@ -264,6 +269,16 @@ pub fn build_network(
         for c in &cfg.constraints[l].bias {
             c.validate(layer.n_out, true)
                 .map_err(|e| Error::invalid(format!("layer {l} bias: {e}")))?;
+        }
+        if cfg.nonneg_mode != NonNegMode::Project
+            && cfg.constraints[l]
+                .kernel
+                .iter()
+                .any(|c| matches!(c, Constraint::NonPos { .. }))
+        {
+            return Err(Error::invalid(format!(
+                "layer {l}: non_pos is enforced by projection; use --nonneg-mode project"
+            )));
         }
         layer.kernel_constraints = cfg.constraints[l].kernel.clone();
         layer.bias_constraints = cfg.constraints[l].bias.clone();
@@ -992,8 +1007,10 @@ fn update_sparse_rows(
                 }
                 None => kernels::optimizer_update(opt, s, wr, g, mr, vr),
             }
-            if reset_clipped && has_m && elementwise.iter().any(|c| c.non_neg_covers(j)) {
-                reset_clipped_moment(wr, mr);
+            if reset_clipped && has_m {
+                if let Some(sign) = elementwise.iter().find_map(|c| c.sign_of_row(j)) {
+                    reset_clipped_moment(wr, mr, sign);
+                }
             }
             for c in &elementwise {
                 c.apply_to_row(j, wr);
@@ -1140,7 +1157,11 @@ fn update_tensor(
                         let o = (first_row + i) * cols;
                         let k = i * cols..(i + 1) * cols;
                         let (mr, vr) = (
-                            if has_m { &mut mm[k.clone()] } else { &mut [][..] },
+                            if has_m {
+                                &mut mm[k.clone()]
+                            } else {
+                                &mut [][..]
+                            },
                             if has_v { &mut vv[k] } else { &mut [][..] },
                         );
                         let row_opt = if rep_rows[first_row + i] { &free } else { opt };
@@ -1148,11 +1169,11 @@ fn update_tensor(
                     }
                 }
                 for (i, row) in p.chunks_exact_mut(cols).enumerate() {
-                    if reset_clipped
-                        && has_m
-                        && fused.iter().any(|c| c.non_neg_covers(first_row + i))
-                    {
-                        reset_clipped_moment(row, &mut mm[i * cols..(i + 1) * cols]);
+                    if reset_clipped && has_m {
+                        if let Some(sign) = fused.iter().find_map(|c| c.sign_of_row(first_row + i))
+                        {
+                            reset_clipped_moment(row, &mut mm[i * cols..(i + 1) * cols], sign);
+                        }
                     }
                     for constraint in &fused {
                         constraint.apply_to_row(first_row + i, row);
@@ -1171,11 +1192,14 @@ fn update_tensor(
     }
 }
 
-/// Zeroes the momentum of the weights about to be clipped to zero (negative, or NaN).
+/// Zeroes the momentum of the weights about to be clipped to zero (of the wrong `sign`,
+/// or NaN).
 #[inline]
-fn reset_clipped_moment(w: &[f32], m: &mut [f32]) {
+fn reset_clipped_moment(w: &[f32], m: &mut [f32], sign: f32) {
     for (w, m) in w.iter().zip(m) {
-        if !(*w >= 0.0) {
+        // Wrong sign or NaN: the projection sets it to zero.
+        let kept = *w * sign >= 0.0;
+        if !kept {
             *m = 0.0;
         }
     }
@@ -1223,7 +1247,7 @@ pub fn center_biases(mlp: &mut Mlp, x: &Features, rows: &[usize]) {
             (None, Features::Sparse(m)) => layer.affine_sparse(m, 0, n, &mut z),
             (Some(a), _) => layer.affine_dense(a, n, &mut z),
         }
-        if non_negative_rows(layer).iter().any(|&r| r) {
+        if row_signs(layer).iter().any(|&s| s != 0.0) {
             let mut mean = vec![0f64; layer.n_out];
             for row in z.chunks_exact(layer.n_out) {
                 for (m, &v) in mean.iter_mut().zip(row) {

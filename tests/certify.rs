@@ -4,7 +4,7 @@
 //! flagged), featurizer and scaler reasons, and the CLI end to end on Spambase (partial
 //! monotone training, presets, exit codes, JSON).
 
-use nonneg::certify::{certify, resolve_features, Certificate};
+use nonneg::certify::{certify, certify_directions, resolve_features, Certificate, Directions};
 use nonneg::data::{CsrMatrix, DenseMatrix, Features};
 use nonneg::features::{FeaturizerSpec, TextOptions, TextSpec, Vocabulary};
 use nonneg::model::scaler::ScaleKind;
@@ -380,9 +380,13 @@ fn skip_connections_are_certified_by_the_same_rule() {
         let shape = random_shape(&mut rng);
         let mut m = model(random_monotone(&shape, &mut rng));
         let mut skip = m.mlp.new_skip();
-        skip.weight
-            .iter_mut()
-            .for_each(|w| *w = if rng.below(3) == 0 { 0.0 } else { rng.uniform_f32() });
+        skip.weight.iter_mut().for_each(|w| {
+            *w = if rng.below(3) == 0 {
+                0.0
+            } else {
+                rng.uniform_f32()
+            }
+        });
         m.mlp.skip = Some(skip);
         let what = format!("case {case} {shape:?}");
         let c = certify(&m, None);
@@ -407,8 +411,14 @@ fn skip_connections_are_certified_by_the_same_rule() {
         assert_eq!((v.count, v.most_negative), (1, w), "{what}");
         assert_eq!(v.sources, vec![format!("f{i}")], "{what}");
         assert_eq!(c.uncovered, vec![format!("f{i}")], "{what}");
-        assert!(c.to_string().contains("skip connection: 1 violating"), "{what}");
-        assert!(find_decrease(&m, &mut rng).is_some(), "{what}: no decrease found");
+        assert!(
+            c.to_string().contains("skip connection: 1 violating"),
+            "{what}"
+        );
+        assert!(
+            find_decrease(&m, &mut rng).is_some(),
+            "{what}: no decrease found"
+        );
         // Not declared: a note, and certified for the others.
         let others: Vec<usize> = all.iter().copied().filter(|&k| k != i).collect();
         if !others.is_empty() {
@@ -420,6 +430,77 @@ fn skip_connections_are_certified_by_the_same_rule() {
             );
         }
     }
+}
+
+/// Feature directions: a monotone network with the first-layer and skip rows of the
+/// "down" features negated is certified for up/down, really never drops when up features
+/// rise or down features fall, and is NOT certified when every feature is declared up; a
+/// positive weight leaving a down feature is a violation naming it.
+#[test]
+fn directions_are_certified_by_negation_and_really_hold() {
+    let mut rng = Rng::new(11);
+    let mut checked = 0;
+    for case in 0..CASES {
+        let shape = random_shape(&mut rng);
+        let n = shape.widths[0];
+        if n < 2 {
+            continue;
+        }
+        let mut m = model(random_positive(&shape, &mut rng));
+        let mut skip = m.mlp.new_skip();
+        skip.weight
+            .iter_mut()
+            .for_each(|w| *w = 0.1 + rng.uniform_f32());
+        m.mlp.skip = Some(skip);
+        let down: Vec<usize> = (0..n).filter(|&j| j % 2 == 1).collect();
+        let up: Vec<usize> = (0..n).filter(|&j| j % 2 == 0).collect();
+        for layer in m.mlp.layers.iter_mut().take(1).chain(m.mlp.skip.as_mut()) {
+            let w = layer.n_out;
+            for &j in &down {
+                layer.weight[j * w..(j + 1) * w]
+                    .iter_mut()
+                    .for_each(|x| *x = -*x);
+            }
+        }
+        let what = format!("case {case} {shape:?}");
+        let dirs = Directions {
+            up: up.clone(),
+            down: down.clone(),
+        };
+        let c = certify_directions(&m, &dirs);
+        assert!(c.certified, "{what}: {c}");
+        assert_eq!((c.declared, c.decreasing), (n, down.len()), "{what}");
+        assert!(c.verdict().contains("that additions lower is lowered"));
+        // Really: raise the up features, lower the down ones, from random points.
+        for _ in 0..8 {
+            let x = random_input(&mut rng, n, false);
+            let mut y = x.clone();
+            for &j in &up {
+                y[j] += rng.uniform_f32() * 2.0;
+            }
+            for &j in &down {
+                y[j] -= rng.uniform_f32() * 2.0;
+            }
+            let out = logits(&m, &[x.clone(), y.clone()]);
+            for (&before, &after) in out[0].iter().zip(&out[1]) {
+                assert!(
+                    after >= before - 1e-5 * (1.0 + before.abs()),
+                    "{what}: {before} -> {after}"
+                );
+            }
+        }
+        // Declared all "up": the negated rows are violations.
+        assert!(!certify(&m, None).certified, "{what}");
+        // One positive weight leaving a down feature breaks the directions' certificate.
+        let j = down[0];
+        let layer = &mut m.mlp.layers[0];
+        layer.weight[j * layer.n_out] = 0.5;
+        let c = certify_directions(&m, &dirs);
+        assert!(!c.certified, "{what}");
+        assert!(c.uncovered.contains(&format!("f{j}")), "{what}: {c}");
+        checked += 1;
+    }
+    assert!(checked > 100, "{checked}");
 }
 
 #[test]
@@ -866,6 +947,68 @@ fn cli_partial_monotone_training_and_presets() {
                 .all(|l| l["layer"] == 0));
         }
     }
+}
+
+#[test]
+fn cli_feature_directions_train_and_certify() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dirs = d.join("dirs.txt");
+    std::fs::write(
+        &dirs,
+        "# additions raise these\nfree +1\nmoney 1\ncharDollar up\n# and lower these\nhp -1\ngeorge down\nedu 0\n",
+    )
+    .unwrap();
+    let model = d.join("m.safetensors");
+    train(&model, &["--feature-directions", dirs.to_str().unwrap()]);
+    let info = exec(&["inspect", "--model", model.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("non_neg(rows=3) + non_pos(rows=2)"), "{text}");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["certify", "--model", model.to_str().unwrap(), "--json"];
+        args.extend(extra);
+        let o = exec(&args);
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, out) = run(&["--directions", dirs.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let v = json(&out);
+    assert_eq!(
+        (v["declared"].as_u64(), v["decreasing"].as_u64()),
+        (Some(5), Some(2))
+    );
+    // The same five features all declared +1: the NonPos rows are violations.
+    let up = d.join("up.txt");
+    std::fs::write(&up, "free\nmoney\ncharDollar\nhp\ngeorge\n").unwrap();
+    let (code, out) = run(&["--features", up.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let v = json(&out);
+    let mut uncovered: Vec<&str> = v["uncovered"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    uncovered.sort_unstable();
+    assert_eq!(uncovered, ["george", "hp"], "{v}");
+    // A bad direction: file, line and field.
+    std::fs::write(&up, "free +1\nhp sideways\n").unwrap();
+    let o = exec(&[
+        "certify",
+        "--model",
+        model.to_str().unwrap(),
+        "--directions",
+        up.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("up.txt:2") && err.contains("direction"),
+        "{err}"
+    );
 }
 
 #[test]

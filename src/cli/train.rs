@@ -55,8 +55,15 @@ pub struct TrainArgs {
     /// comments). The model is made non-decreasing in those features only: NonNeg on their
     /// first-layer rows and on every later kernel; the other features stay free. Not with
     /// --constraint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "feature_directions")]
     pub monotone_features: Option<PathBuf>,
+    /// Feature directions: a file of `FEATURE DIRECTION` lines (feature name or 0-based
+    /// index; +1: additions raise it, -1: additions lower it, e.g. "at most N words", 0 or
+    /// unlisted: not attacker-controlled). First-layer rows get NonNeg (+1) or NonPos (-1),
+    /// every later kernel NonNeg: the score cannot drop when content is added. Not with
+    /// --constraint.
+    #[arg(long)]
+    pub feature_directions: Option<PathBuf>,
     /// Per-layer constraints, e.g. `0.kernel=non_neg+max_norm(3)` or `last.bias=max_norm(1)`
     /// (replaces that tensor's preset constraints; repeatable).
     #[arg(long)]
@@ -207,10 +214,10 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
             a.constraint
         )
     })?;
-    if a.monotone_features.is_some() && preset != Preset::None {
+    if (a.monotone_features.is_some() || a.feature_directions.is_some()) && preset != Preset::None {
         bail!(
-            "--monotone-features sets the constraints itself (monotone in the listed features \
-             only); it cannot be combined with --constraint {}",
+            "--monotone-features and --feature-directions set the constraints themselves; \
+             they cannot be combined with --constraint {}",
             a.constraint
         );
     }
@@ -345,6 +352,39 @@ pub fn apply_monotone_features(
     .context("--monotone-features")?;
     partially_monotone(&mut cfg.constraints, &features);
     Ok(features)
+}
+
+/// `--feature-directions`: NonNeg on the first-kernel rows of the +1 features, NonPos on
+/// those of the -1 features, NonNeg on every later kernel (merged like
+/// [`apply_monotone_features`]).
+pub fn apply_feature_directions(
+    cfg: &mut TrainConfig,
+    path: &Path,
+    data: &Dataset,
+) -> Result<nonneg::certify::Directions> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let dirs = nonneg::certify::resolve_direction_list(
+        data.feature_names.as_deref(),
+        data.x.cols(),
+        &text,
+        path,
+    )
+    .context("--feature-directions")?;
+    partially_monotone(&mut cfg.constraints, &dirs.up);
+    if !dirs.down.is_empty() {
+        let first = &mut cfg.constraints[0].kernel;
+        if first
+            .iter()
+            .any(|c| matches!(c, Constraint::NonNeg { rows: None }))
+        {
+            bail!("--feature-directions: the first kernel is all non_neg, but some features have direction -1");
+        }
+        first.push(Constraint::NonPos {
+            rows: Some(dirs.down.iter().map(|&i| i as u32).collect()),
+        });
+    }
+    Ok(dirs)
 }
 
 /// Adds NonNeg on rows `features` of the first kernel and on every later kernel.
@@ -572,6 +612,10 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let (data, valid) = load_train_valid(a, featurizer.as_ref())?;
     if let Some(path) = &a.monotone_features {
         apply_monotone_features(&mut cfg, path, &data)?;
+        apply_recipe(a, &mut cfg);
+    }
+    if let Some(path) = &a.feature_directions {
+        apply_feature_directions(&mut cfg, path, &data)?;
         apply_recipe(a, &mut cfg);
     }
     let mut t = train_model(&cfg, &data, valid.as_ref(), a.scale.as_deref(), ctx.quiet)?;

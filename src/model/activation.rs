@@ -166,7 +166,10 @@ mod tests {
                     let f = |z: f64| act.apply(z as f32, unit) as f64;
                     let fd = (f(z + h) - f(z - h)) / (2.0 * h);
                     let d = act.derivative(z as f32, act.apply(z as f32, unit), unit) as f64;
-                    assert!((fd - d).abs() < 2e-3, "{act:?} unit {unit} at {z}: fd {fd} vs {d}");
+                    assert!(
+                        (fd - d).abs() < 2e-3,
+                        "{act:?} unit {unit} at {z}: fd {fd} vs {d}"
+                    );
                     assert!(d >= 0.0, "{act:?} decreasing at {z}");
                 }
             }
@@ -192,7 +195,10 @@ mod tests {
         let m = Activation::Mixed;
         assert_eq!([m.apply(-2.0, 0), m.apply(2.0, 0)], [0.0, 2.0]);
         assert_eq!([m.apply(-2.0, 1), m.apply(2.0, 1)], [-2.0, 0.0]);
-        assert_eq!([m.apply(-2.0, 2), m.apply(0.5, 2), m.apply(2.0, 2)], [-1.0, 0.5, 1.0]);
+        assert_eq!(
+            [m.apply(-2.0, 2), m.apply(0.5, 2), m.apply(2.0, 2)],
+            [-1.0, 0.5, 1.0]
+        );
         assert_eq!(m.apply(3.0, 3), 3.0);
     }
 

@@ -19,6 +19,12 @@ pub enum Constraint {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rows: Option<Vec<u32>>,
     },
+    /// `w * (w <= 0)` (not in Keras): the rows of input features that additions can only
+    /// lower (direction -1), so that lowering them can only raise the score.
+    NonPos {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<Vec<u32>>,
+    },
     /// `w * clip(n, 0, max) / (eps + n)` with `n` the L2 norm along `axis`.
     MaxNorm {
         max_value: f32,
@@ -48,12 +54,26 @@ impl Constraint {
     /// Elementwise constraints can be applied to a few rows at a time (sparse updates);
     /// norm constraints need whole columns or rows.
     pub fn is_elementwise(&self) -> bool {
-        matches!(self, Constraint::NonNeg { .. })
+        matches!(self, Constraint::NonNeg { .. } | Constraint::NonPos { .. })
+    }
+
+    /// The sign this constraint forces on row `row_index` of its tensor: `1.0` (NonNeg),
+    /// `-1.0` (NonPos), or `None`.
+    pub fn sign_of_row(&self, row_index: usize) -> Option<f32> {
+        let (rows, sign) = match self {
+            Constraint::NonNeg { rows } => (rows, 1.0),
+            Constraint::NonPos { rows } => (rows, -1.0),
+            _ => return None,
+        };
+        match rows {
+            None => Some(sign),
+            Some(r) => r.binary_search(&(row_index as u32)).is_ok().then_some(sign),
+        }
     }
 
     fn axis(&self) -> Option<usize> {
         match self {
-            Constraint::NonNeg { .. } => None,
+            Constraint::NonNeg { .. } | Constraint::NonPos { .. } => None,
             Constraint::MaxNorm { axis, .. }
             | Constraint::MinMaxNorm { axis, .. }
             | Constraint::UnitNorm { axis } => Some(*axis),
@@ -73,13 +93,21 @@ impl Constraint {
             }
         }
         match self {
-            Constraint::NonNeg { rows: Some(r) } => {
+            Constraint::NonNeg { rows: Some(r) } | Constraint::NonPos { rows: Some(r) } => {
+                let name = self.describe();
                 if is_bias {
-                    return Err(Error::invalid("non_neg with rows applies to kernels only"));
+                    return Err(Error::invalid(format!(
+                        "{name} with rows applies to kernels only"
+                    )));
                 }
                 if let Some(&bad) = r.iter().find(|&&i| i as usize >= rows) {
                     return Err(Error::invalid(format!(
-                        "non_neg row {bad} is out of range for a kernel with {rows} inputs"
+                        "{name}: row {bad} is out of range for a kernel with {rows} inputs"
+                    )));
+                }
+                if r.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(Error::invalid(format!(
+                        "{name}: rows must be sorted and unique"
                     )));
                 }
             }
@@ -114,6 +142,8 @@ impl Constraint {
         match self {
             Constraint::NonNeg { rows: None } => "non_neg".into(),
             Constraint::NonNeg { rows: Some(r) } => format!("non_neg(rows={})", r.len()),
+            Constraint::NonPos { rows: None } => "non_pos".into(),
+            Constraint::NonPos { rows: Some(r) } => format!("non_pos(rows={})", r.len()),
             Constraint::MaxNorm { max_value, axis } => {
                 format!("max_norm({max_value}, axis={axis})")
             }
@@ -138,7 +168,7 @@ impl Constraint {
         };
         let name = name.trim().to_ascii_lowercase().replace('-', "_");
         let (params, defaults): (&[&str], &[f32]) = match name.as_str() {
-            "non_neg" | "nonneg" => (&[], &[]),
+            "non_neg" | "nonneg" | "non_pos" | "nonpos" => (&[], &[]),
             "max_norm" | "maxnorm" => (&["max_value", "axis"], &[2.0, 0.0]),
             "min_max_norm" | "minmaxnorm" => (
                 &["min_value", "max_value", "rate", "axis"],
@@ -147,7 +177,7 @@ impl Constraint {
             "unit_norm" | "unitnorm" => (&["axis"], &[0.0]),
             _ => {
                 return Err(Error::invalid(format!(
-                "unknown constraint `{name}` (known: non_neg, max_norm, min_max_norm, unit_norm)"
+                "unknown constraint `{name}` (known: non_neg, non_pos, max_norm, min_max_norm, unit_norm)"
             )))
             }
         };
@@ -190,6 +220,7 @@ impl Constraint {
         };
         let c = match name.as_str() {
             "non_neg" | "nonneg" => Constraint::non_neg(),
+            "non_pos" | "nonpos" => Constraint::NonPos { rows: None },
             "max_norm" | "maxnorm" => Constraint::MaxNorm {
                 max_value: values[0],
                 axis: axis(values[1])?,
@@ -218,6 +249,13 @@ impl Constraint {
                     non_neg(&mut w[i * cols..(i + 1) * cols]);
                 }
             }
+            Constraint::NonPos { rows: None } => non_pos(w),
+            Constraint::NonPos { rows: Some(r) } => {
+                for &i in r {
+                    let i = i as usize;
+                    non_pos(&mut w[i * cols..(i + 1) * cols]);
+                }
+            }
             _ => {
                 let axis = self.axis().unwrap_or(0);
                 let norms = l2_norms(w, rows, cols, axis);
@@ -237,15 +275,6 @@ impl Constraint {
         }
     }
 
-    /// Whether this is a NonNeg constraint on row `row_index` of its tensor.
-    pub fn non_neg_covers(&self, row_index: usize) -> bool {
-        match self {
-            Constraint::NonNeg { rows: None } => true,
-            Constraint::NonNeg { rows: Some(r) } => r.binary_search(&(row_index as u32)).is_ok(),
-            _ => false,
-        }
-    }
-
     /// Applies an elementwise constraint to one row `row` (sparse-layer updates).
     pub fn apply_to_row(&self, row_index: usize, row: &mut [f32]) {
         match self {
@@ -253,6 +282,12 @@ impl Constraint {
             Constraint::NonNeg { rows: Some(r) } => {
                 if r.binary_search(&(row_index as u32)).is_ok() {
                     non_neg(row)
+                }
+            }
+            Constraint::NonPos { rows: None } => non_pos(row),
+            Constraint::NonPos { rows: Some(r) } => {
+                if r.binary_search(&(row_index as u32)).is_ok() {
+                    non_pos(row)
                 }
             }
             _ => unreachable!("norm constraints are applied to whole tensors"),
@@ -270,7 +305,7 @@ impl Constraint {
                 ..
             } => (rate * n.clamp(min_value, max_value) + (1.0 - rate) * n) / (EPSILON + n),
             Constraint::UnitNorm { .. } => 1.0 / (EPSILON + n),
-            Constraint::NonNeg { .. } => 1.0,
+            Constraint::NonNeg { .. } | Constraint::NonPos { .. } => 1.0,
         }
     }
 }
@@ -279,6 +314,14 @@ impl Constraint {
 #[inline]
 fn non_neg(w: &mut [f32]) {
     crate::kernels::non_neg(w)
+}
+
+/// `w * (w <= 0)` (NaN becomes 0).
+#[inline]
+fn non_pos(w: &mut [f32]) {
+    for x in w {
+        *x = if *x <= 0.0 { *x } else { 0.0 };
+    }
 }
 
 /// L2 norms along `axis` of a row-major `rows x cols` tensor.
@@ -397,6 +440,31 @@ mod tests {
         }
         .apply(&mut w, 3, 2);
         assert_eq!(w, vec![-1.0, 2.0, 0.0, 0.0, 5.0, -6.0]);
+    }
+
+    #[test]
+    fn non_pos_clips_positive_entries_of_listed_rows_and_parses() {
+        let mut w = vec![-1.0, 2.0, -3.0, 4.0, 5.0, f32::NAN];
+        let c = Constraint::NonPos {
+            rows: Some(vec![1, 2]),
+        };
+        c.apply(&mut w, 3, 2);
+        assert_eq!(&w[..5], &[-1.0, 2.0, -3.0, 0.0, 0.0]);
+        assert_eq!(w[5], 0.0);
+        let mut row = vec![1.0, -1.0];
+        c.apply_to_row(2, &mut row);
+        assert_eq!(row, vec![0.0, -1.0]);
+        assert_eq!((c.sign_of_row(1), c.sign_of_row(0)), (Some(-1.0), None));
+        assert_eq!(Constraint::non_neg().sign_of_row(7), Some(1.0));
+        assert_eq!(
+            Constraint::parse("non_pos").unwrap(),
+            Constraint::NonPos { rows: None }
+        );
+        assert!(Constraint::NonPos {
+            rows: Some(vec![2, 1])
+        }
+        .validate(3, false)
+        .is_err());
     }
 
     #[test]

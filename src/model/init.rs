@@ -11,6 +11,8 @@
 //! 64-32: test AUC 0.908 vs 0.948). Because positive weights on positive inputs push every
 //! pre-activation up, the biases of constrained layers are then centred on a batch of
 //! training data (see `train::center_biases`), so each unit starts alive about half the time.
+//! Rows constrained non-positive (NonPos, features that additions lower) start at the
+//! mirror image, `U(-2 / fan_in, 0)`.
 
 use super::Dense;
 use crate::rng::Rng;
@@ -28,31 +30,35 @@ pub enum InitScheme {
 
 /// Rows of the kernel that must be non-negative (all of them, some, or none).
 pub fn non_negative_rows(layer: &Dense) -> Vec<bool> {
-    let mut rows = vec![false; layer.n_in];
+    row_signs(layer).iter().map(|&s| s > 0.0).collect()
+}
+
+/// The sign forced on each row of the kernel: `1` (NonNeg), `-1` (NonPos) or `0` (free).
+pub fn row_signs(layer: &Dense) -> Vec<f32> {
+    let mut signs = vec![0.0; layer.n_in];
     for c in &layer.kernel_constraints {
-        if let super::Constraint::NonNeg { rows: r } = c {
-            match r {
-                None => rows.iter_mut().for_each(|x| *x = true),
-                Some(r) => r.iter().for_each(|&i| rows[i as usize] = true),
+        for (i, s) in signs.iter_mut().enumerate() {
+            if let Some(sign) = c.sign_of_row(i) {
+                *s = sign;
             }
         }
     }
-    rows
+    signs
 }
 
 pub fn init_layer(layer: &mut Dense, scheme: InitScheme, rng: &mut Rng) {
     let fan_in = layer.n_in.max(1) as f32;
     let bound = 1.0 / fan_in.sqrt();
     let positive_bound = 2.0 / fan_in;
-    let positive = match scheme {
-        InitScheme::Auto => non_negative_rows(layer),
-        InitScheme::Default => vec![false; layer.n_in],
+    let signs = match scheme {
+        InitScheme::Auto => row_signs(layer),
+        InitScheme::Default => vec![0.0; layer.n_in],
     };
     for (i, row) in layer.weight.chunks_exact_mut(layer.n_out).enumerate() {
         for w in row {
             let u = rng.uniform_f32();
-            *w = if positive[i] {
-                u * positive_bound
+            *w = if signs[i] != 0.0 {
+                signs[i] * u * positive_bound
             } else {
                 (2.0 * u - 1.0) * bound
             };

@@ -131,7 +131,10 @@ impl Dense {
 
     /// `a = act(z)` for rows of `n_out` units.
     pub fn activate(&self, z: &[f32], a: &mut [f32]) {
-        for (a, z) in a.chunks_exact_mut(self.n_out).zip(z.chunks_exact(self.n_out)) {
+        for (a, z) in a
+            .chunks_exact_mut(self.n_out)
+            .zip(z.chunks_exact(self.n_out))
+        {
             self.activation.apply_row(z, a);
         }
     }
