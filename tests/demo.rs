@@ -61,6 +61,20 @@ fn demo_shows_why_the_last_layer_is_not_enough() {
         let targets = m["evasion"][0]["targets"].as_u64().unwrap();
         assert_eq!(targets, 150, "{m}");
     }
+    // At 1% false positives: the certified model keeps every detection under attack, the
+    // unconstrained one loses most of them by budget 50.
+    let under = |m: &serde_json::Value, k: usize| {
+        m["at_fpr_1pct"]["detected_under_attack"][k]["detected"]
+            .as_f64()
+            .unwrap()
+    };
+    let clean = |m: &serde_json::Value| m["at_fpr_1pct"]["detected"].as_f64().unwrap();
+    assert!(clean(&mono) > 0.7, "{mono}");
+    for k in 0..3 {
+        assert_eq!(under(&mono, k), clean(&mono), "{mono}");
+    }
+    assert!(under(&free, 2) < 0.5 * clean(&free), "{free}");
+    assert!(under(&free, 2) < under(&mono, 2), "{free}");
     let png = std::fs::read(dir.path().join("evasion.png")).unwrap();
     assert_eq!(&png[..4], b"\x89PNG");
 }
