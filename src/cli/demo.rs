@@ -54,6 +54,7 @@ fn configs(seed: u64) -> Result<Vec<(&'static str, TrainConfig)>> {
         ("monotone", Preset::Monotone),
     ] {
         let mut cfg = TrainConfig::new(parse_hidden("64,32")?, preset);
+        cfg.use_recipe(true);
         cfg.seed = seed;
         out.push((name, cfg));
     }
@@ -337,6 +338,7 @@ fn spambase(a: &DemoArgs, ctx: &Context) -> Result<()> {
             .mlp
             .layers
             .iter()
+            .chain(&t.model.mlp.skip)
             .map(|l| l.weight.iter().filter(|&&w| w < 0.0).count())
             .sum();
         println!(

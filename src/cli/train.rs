@@ -191,10 +191,10 @@ fn apply_layer_constraint(spec: &str, layers: &mut [LayerConstraints]) -> Result
     Ok(())
 }
 
-/// Fills what was left on auto (activation, skip, weight decay) from the recipe for these
-/// constraints: call again once the constraints change.
-pub fn apply_recipe(a: &TrainArgs, cfg: &mut TrainConfig) {
-    let r = train::recipe(&cfg.constraints, &cfg.hidden, cfg.nonneg_mode);
+/// Fills what was left on auto (activation, skip, weight decay) from the recipe for the
+/// final constraints and the input kind.
+pub fn apply_recipe(a: &TrainArgs, cfg: &mut TrainConfig, sparse: bool) {
+    let r = train::recipe(&cfg.constraints, &cfg.hidden, cfg.nonneg_mode, sparse);
     if a.activation == "auto" {
         cfg.activation = r.activation;
     }
@@ -284,7 +284,6 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
         eps: a.eps,
         weight_decay: 0.0,
     };
-    apply_recipe(a, &mut cfg);
     cfg.schedule = match a.lr_schedule.as_str() {
         "step" => Schedule::Step {
             every_epochs: a.lr_step_epochs,
@@ -507,7 +506,7 @@ pub fn train_model(
             anyhow!("--scale `{s}`: use none, standard, minmax, log1p or log1p-standard")
         })?,
         None if data.x.is_sparse() => ScaleKind::None,
-        None => train::recipe(&cfg.constraints, &cfg.hidden, cfg.nonneg_mode).dense_scale,
+        None => train::recipe(&cfg.constraints, &cfg.hidden, cfg.nonneg_mode, false).scale,
     };
     let scaler = Scaler::fit(kind, &data.x)?;
     let scaled = |d: &Dataset| {
@@ -612,12 +611,11 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let (data, valid) = load_train_valid(a, featurizer.as_ref())?;
     if let Some(path) = &a.monotone_features {
         apply_monotone_features(&mut cfg, path, &data)?;
-        apply_recipe(a, &mut cfg);
     }
     if let Some(path) = &a.feature_directions {
         apply_feature_directions(&mut cfg, path, &data)?;
-        apply_recipe(a, &mut cfg);
     }
+    apply_recipe(a, &mut cfg, data.x.is_sparse());
     let mut t = train_model(&cfg, &data, valid.as_ref(), a.scale.as_deref(), ctx.quiet)?;
     if let Some(f) = &featurizer {
         t.model.featurizer = Some(serde_json::to_value(f)?);
