@@ -602,13 +602,13 @@ impl<'a> Trainer<'a> {
             if layer.activation != Activation::Identity {
                 let (act, width) = (layer.activation, layer.n_out);
                 let a = &mut a_all[l][..b * width];
-                a.par_chunks_mut(UPDATE_CHUNK)
-                    .zip(z.par_chunks(UPDATE_CHUNK))
-                    .enumerate()
-                    .for_each(|(c, (a, z))| {
-                        let first = c * UPDATE_CHUNK;
-                        for (k, (a, &z)) in a.iter_mut().zip(z).enumerate() {
-                            *a = act.apply(z, (first + k) % width);
+                // Whole rows per task: each row starts at unit 0 (mixed layers ask).
+                let chunk = (UPDATE_CHUNK / width).max(1) * width;
+                a.par_chunks_mut(chunk)
+                    .zip(z.par_chunks(chunk))
+                    .for_each(|(a, z)| {
+                        for (a, z) in a.chunks_exact_mut(width).zip(z.chunks_exact(width)) {
+                            act.apply_row(z, a);
                         }
                     });
             }
@@ -701,13 +701,15 @@ impl<'a> Trainer<'a> {
             );
             let act = self.mlp.layers[l - 1].activation;
             let (z, a) = (&self.z[l - 1][..b * n_in], &self.a[l - 1][..b * n_in]);
-            da.par_chunks_mut(UPDATE_CHUNK)
-                .zip(z.par_chunks(UPDATE_CHUNK).zip(a.par_chunks(UPDATE_CHUNK)))
-                .enumerate()
-                .for_each(|(c, (d, (z, a)))| {
-                    let first = c * UPDATE_CHUNK;
-                    for (k, ((d, &z), &a)) in d.iter_mut().zip(z).zip(a).enumerate() {
-                        *d *= act.derivative(z, a, (first + k) % n_in);
+            let chunk = (UPDATE_CHUNK / n_in).max(1) * n_in;
+            da.par_chunks_mut(chunk)
+                .zip(z.par_chunks(chunk).zip(a.par_chunks(chunk)))
+                .for_each(|(d, (z, a))| {
+                    let rows = d
+                        .chunks_exact_mut(n_in)
+                        .zip(z.chunks_exact(n_in).zip(a.chunks_exact(n_in)));
+                    for (d, (z, a)) in rows {
+                        act.scale_by_derivative_row(z, a, d);
                     }
                 });
         }
@@ -1463,24 +1465,37 @@ mod tests {
 
     /// A logistic regression whose every weight the first Adam step drives below zero
     /// (all labels 0, all inputs positive, weights at 1e-4): each one is clipped.
-    fn clipped_step(reset: bool) -> (Vec<f32>, Vec<f32>) {
+    fn clipped_step(reset: bool, sparse: bool) -> (Vec<f32>, Vec<f32>) {
         let mut cfg = TrainConfig::new(vec![], Preset::Monotone);
         cfg.reset_clipped_moments = reset;
         cfg.optimizer.lr = 0.1;
         cfg.batch_size = 4;
-        let data = Dataset {
-            x: Features::Dense(DenseMatrix {
+        let values = vec![1.0, 2.0, 0.5, 0.3, 1.0, 1.0, 2.0, 0.1, 0.7, 1.5, 1.5, 0.2];
+        let x = if sparse {
+            // The same values as CSR (every entry stored): the lazy row-sparse update.
+            Features::Sparse(CsrMatrix {
                 rows: 4,
                 cols: 3,
-                values: vec![1.0, 2.0, 0.5, 0.3, 1.0, 1.0, 2.0, 0.1, 0.7, 1.5, 1.5, 0.2],
-            }),
+                indptr: vec![0, 3, 6, 9, 12],
+                indices: vec![0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2],
+                values,
+            })
+        } else {
+            Features::Dense(DenseMatrix {
+                rows: 4,
+                cols: 3,
+                values,
+            })
+        };
+        let data = Dataset {
+            x,
             y: Some(vec![0.0, 0.0, 0.0, 1.0]),
             n_labels: 1,
             label_names: vec!["y".into()],
             feature_names: None,
             source: "test".into(),
         };
-        let mut mlp = build_network(&cfg, 3, false, 1).unwrap();
+        let mut mlp = build_network(&cfg, 3, sparse, 1).unwrap();
         mlp.layers[0].weight = vec![1e-4, 1e-4, 5.0];
         let mut t = Trainer::new(mlp, &cfg);
         t.step(&data, &[0, 1, 2, 3], &[1.0], 0.1);
@@ -1489,13 +1504,15 @@ mod tests {
 
     #[test]
     fn reset_clipped_moments_zeroes_the_momentum_of_clipped_weights_only() {
-        let (w, m) = clipped_step(false);
-        assert_eq!(&w[..2], &[0.0, 0.0]);
-        assert!(w[2] > 0.0);
-        assert!(m.iter().all(|&m| m != 0.0), "{m:?}");
-        let (w2, m2) = clipped_step(true);
-        assert_eq!(w2, w);
-        assert_eq!(&m2[..2], &[0.0, 0.0]);
-        assert_eq!(m2[2], m[2]);
+        for sparse in [false, true] {
+            let (w, m) = clipped_step(false, sparse);
+            assert_eq!(&w[..2], &[0.0, 0.0]);
+            assert!(w[2] > 0.0);
+            assert!(m.iter().all(|&m| m != 0.0), "{m:?}");
+            let (w2, m2) = clipped_step(true, sparse);
+            assert_eq!(w2, w);
+            assert_eq!(&m2[..2], &[0.0, 0.0], "sparse {sparse}");
+            assert_eq!(m2[2], m[2]);
+        }
     }
 }

@@ -95,6 +95,14 @@ impl Activation {
         }
     }
 
+    /// `d *= derivative` over a row of units (pre-activations `z`, outputs `a`).
+    #[inline]
+    pub fn scale_by_derivative_row(self, z: &[f32], a: &[f32], d: &mut [f32]) {
+        for (u, ((d, &z), &a)) in d.iter_mut().zip(z).zip(a).enumerate() {
+            *d *= self.derivative(z, a, u);
+        }
+    }
+
     /// Derivative, given the pre-activation `z` and the output `a = apply(z, unit)`.
     #[inline]
     pub fn derivative(self, z: f32, a: f32, unit: usize) -> f32 {
