@@ -119,7 +119,8 @@ pub struct AttackConfig {
     pub method: Method,
     /// Budgets (features added) to report; the attack runs up to the largest.
     pub budgets: Vec<usize>,
-    /// Features the attacker may add (0-based); `None`: all.
+    /// Features the attacker may add (0-based); `None`: all but those the model declares
+    /// as lowered by additions (NonPos first-layer rows).
     pub addable: Option<Vec<usize>>,
     /// Cap for every feature; `None`: the model's `feature_max`.
     pub max_value: Option<f32>,
@@ -557,8 +558,13 @@ impl<'m> Attacker<'m> {
                 cfg.label
             )));
         }
+        // Features the model declares as lowered by additions (NonPos first-layer rows,
+        // `train --feature-directions`) are never raised: that is not an addition.
+        let signs = crate::model::init::row_signs(&mlp.layers[0]);
         let addable: Vec<u32> = match &cfg.addable {
-            None => (0..d as u32).collect(),
+            None => (0..d as u32)
+                .filter(|&j| signs[j as usize] >= 0.0)
+                .collect(),
             Some(list) => {
                 let mut v: Vec<u32> = Vec::with_capacity(list.len());
                 for &j in list {

@@ -8,7 +8,7 @@ use nonneg::attack::{
 };
 use nonneg::data::{CsrMatrix, Dataset, DenseMatrix, Features};
 use nonneg::model::scaler::{ScaleKind, Scaler};
-use nonneg::model::{Activation, Model, NonNegMode};
+use nonneg::model::{Activation, Constraint, Model, NonNegMode};
 use nonneg::rng::Rng;
 use nonneg::train::{build_network, Preset, TrainConfig};
 use std::path::{Path, PathBuf};
@@ -924,4 +924,41 @@ fn cli_spambase_unconstrained_is_evaded_monotone_never() {
     assert!(e.contains("--method"), "{e}");
     let e = fails(&with(&["--label", "nope"]));
     assert!(e.contains("--label"), "{e}");
+}
+
+/// Features the model declares as lowered by additions (NonPos first-layer rows) are not
+/// candidates: raising them is not an addition.
+#[test]
+fn features_declared_lowered_by_additions_are_not_addable() {
+    let mut rng = Rng::new(77);
+    let x = dense(10, 8, &mut rng);
+    let mut m = model(
+        &x,
+        &[6],
+        Activation::Tanh,
+        Preset::Monotone,
+        ScaleKind::None,
+        3,
+    );
+    assert_eq!(
+        Attacker::new(&m, &AttackConfig::new(Method::Greedy, vec![3]), false)
+            .unwrap()
+            .addable(),
+        8
+    );
+    m.mlp.layers[0].kernel_constraints = vec![
+        Constraint::NonNeg {
+            rows: Some(vec![0, 1, 2, 3, 4, 5]),
+        },
+        Constraint::NonPos {
+            rows: Some(vec![6, 7]),
+        },
+    ];
+    let att = Attacker::new(&m, &AttackConfig::new(Method::Greedy, vec![3]), false).unwrap();
+    assert_eq!(att.addable(), 6);
+    assert!((0..6).all(|a| att.feature(a) < 6));
+    // An explicit list is the caller's word.
+    let mut cfg = AttackConfig::new(Method::Greedy, vec![3]);
+    cfg.addable = Some(vec![6, 7]);
+    assert_eq!(Attacker::new(&m, &cfg, false).unwrap().addable(), 2);
 }
