@@ -971,12 +971,7 @@ impl<'m> Attacker<'m> {
 
     /// The logit of the current row.
     pub fn logit(&self, st: &TargetState, ws: &mut Workspace) -> f32 {
-        let a1: Vec<f32> = st
-            .z1
-            .iter()
-            .enumerate()
-            .map(|(u, &z)| self.act1.apply(z, u))
-            .collect();
+        let a1 = self.first_activations(&st.z1);
         let mut out = [0.0f32];
         self.run_upper(0, &a1, 1, &mut ws.a, &mut ws.b, &mut out);
         out[0] + st.skip
@@ -1013,12 +1008,7 @@ impl<'m> Attacker<'m> {
         let mut z2base = std::mem::take(&mut ws.z2base);
         z2base.clear();
         z2base.extend_from_slice(&l2.b);
-        let a1: Vec<f32> = st
-            .z1
-            .iter()
-            .enumerate()
-            .map(|(u, &z)| self.act1.apply(z, u))
-            .collect();
+        let a1 = self.first_activations(&st.z1);
         matmul(&mut z2base, &a1, Trans::N, &l2.w, Trans::N, 1, h1, h2, true);
         let mut crit = std::mem::take(&mut ws.changes);
         crit.clear();
@@ -1169,12 +1159,7 @@ impl<'m> Attacker<'m> {
         }
         // Forward, keeping pre-activations and activations.
         let mut zs: Vec<Vec<f32>> = vec![st.z1.clone()];
-        let mut acts: Vec<Vec<f32>> = vec![st
-            .z1
-            .iter()
-            .enumerate()
-            .map(|(u, &z)| self.act1.apply(z, u))
-            .collect()];
+        let mut acts: Vec<Vec<f32>> = vec![self.first_activations(&st.z1)];
         for layer in &self.upper {
             let mut z = layer.b.clone();
             matmul(
@@ -1477,6 +1462,13 @@ pub fn attack_rows(
 }
 
 impl Attacker<'_> {
+    /// The first layer's activations for its pre-activations `z1`.
+    fn first_activations(&self, z1: &[f32]) -> Vec<f32> {
+        let mut a = vec![0.0; z1.len()];
+        self.act1.apply_row(z1, &mut a);
+        a
+    }
+
     /// The skip connection's contribution to the attacked logit at a row (0 without one).
     fn start_skip(&self, row: RowRef) -> f32 {
         let Some(skip) = &self.model.mlp.skip else {

@@ -98,7 +98,8 @@ pub struct Certificate {
     /// How many features were declared.
     pub declared: usize,
     /// How many of them have direction -1: additions lower them, and the certificate says
-    /// the score cannot increase in them (the weights leaving them must be `<= 0`).
+    /// the score is non-increasing in them, so lowering them cannot lower it (the weights
+    /// leaving them must be `<= 0`).
     pub decreasing: usize,
     /// Whether every feature was declared.
     pub all_declared: bool,

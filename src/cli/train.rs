@@ -107,7 +107,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1e-8)]
     pub eps: f32,
     /// L2 penalty (sgd, adam) or decoupled decay (adamw); default 1e-2 for monotone
-    /// networks, 0 otherwise.
+    /// networks on sparse input (trained by projection), 0 otherwise.
     #[arg(long)]
     pub weight_decay: Option<f32>,
     /// Learning-rate schedule: constant, step, cosine.

@@ -1,7 +1,8 @@
-//! The model file: one `.safetensors` with tensors `layers.N.weight` (PyTorch layout
-//! `[out, in]`) and `layers.N.bias`, plus `skip.weight` (`[labels, in]`) when the model has
-//! a linear skip connection from the input to the logits, float32, and the rest as JSON under the single
-//! `__metadata__` key `nonneg` (one key, so the header bytes are deterministic).
+//! The model file: one `.safetensors` with float32 tensors `layers.N.weight` (PyTorch
+//! layout `[out, in]`) and `layers.N.bias`, plus `skip.weight` (`[labels, in]`) when the
+//! model has a linear skip connection from the input to the logits, and the rest as JSON
+//! under the single `__metadata__` key `nonneg` (one key, so the header bytes are
+//! deterministic).
 //! Written atomically: a temp file in the same folder, then rename.
 
 use super::{Activation, Constraint, Dense, Mlp, Model, NonNegMode, Scaler};
