@@ -55,6 +55,8 @@ SA_ROWS = [
     ("default, SGD momentum 0.9", f"{MONO} --optimizer sgd --lr 0.1 --momentum 0.9"),
     ("default, SGD Nesterov", f"{MONO} --optimizer sgd --lr 0.1 --momentum 0.9 --nesterov"),
     ("default, moments reset on clipped weights", f"{MONO} --reset-clipped-moments"),
+    ("default + MaxNorm(1) on the first kernel's units",
+     f"{MONO} --layer-constraint '0.kernel=non_neg+max_norm(1)'"),
     ("default, mixed convex/concave/saturating units", f"{MONO} --activation mixed"),
     ("mixed units, no skip, no L2", f"{MONO} --activation mixed --skip off --weight-decay 0"),
     ("default with relu units", f"{MONO} --activation relu"),
