@@ -149,10 +149,7 @@ pub fn resolve_feature_list(
     lines: &str,
     path: &Path,
 ) -> Result<Vec<usize>> {
-    let mut by_name: HashMap<&str, usize> = HashMap::new();
-    for (i, n) in names.unwrap_or(&[]).iter().enumerate() {
-        by_name.entry(n.as_str()).or_insert(i);
-    }
+    let by_name = index_by_name(names);
     let mut out = Vec::new();
     for (k, raw) in lines.lines().enumerate() {
         let line = raw.trim();
@@ -180,6 +177,15 @@ pub fn resolve_feature_list(
     out.sort_unstable();
     out.dedup();
     Ok(out)
+}
+
+/// Feature name -> its first index.
+fn index_by_name(names: Option<&[String]>) -> HashMap<&str, usize> {
+    let mut by_name = HashMap::new();
+    for (i, n) in names.unwrap_or(&[]).iter().enumerate() {
+        by_name.entry(n.as_str()).or_insert(i);
+    }
+    by_name
 }
 
 /// A 0-based feature index written on line `line` of `path` (names were tried first).
@@ -234,10 +240,7 @@ pub fn resolve_direction_list(
     lines: &str,
     path: &Path,
 ) -> Result<Directions> {
-    let mut by_name: HashMap<&str, usize> = HashMap::new();
-    for (i, n) in names.unwrap_or(&[]).iter().enumerate() {
-        by_name.entry(n.as_str()).or_insert(i);
-    }
+    let by_name = index_by_name(names);
     let mut seen: HashMap<usize, (i8, usize)> = HashMap::new();
     for (k, raw) in lines.lines().enumerate() {
         let line = raw.trim();
@@ -439,35 +442,8 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
             }
         }
         let pass = backward(layer, &reach[l], &live_out, &up_out);
-        summaries.push(LayerSummary {
-            layer: l,
-            skip: false,
-            n_in: layer.n_in,
-            n_out: layer.n_out,
-            activation: layer.activation.name().to_string(),
-            negative: pass.negative,
-            violating: pass.violating,
-        });
-        if pass.violating > 0 {
-            let sources: Vec<usize> = (0..layer.n_in)
-                .filter(|&i| pass.rows[i].violating > 0)
-                .collect();
-            let targets: Vec<usize> = (0..layer.n_out).filter(|&o| pass.targets[o]).collect();
-            layer_violations.push(LayerViolation {
-                layer: l,
-                skip: false,
-                count: pass.violating,
-                most_negative: pass.most_negative,
-                sources: sources
-                    .iter()
-                    .take(LIST_CAP)
-                    .map(|&i| source_name(l, i))
-                    .collect(),
-                n_sources: sources.len(),
-                targets: targets.iter().take(LIST_CAP).copied().collect(),
-                n_targets: targets.len(),
-            });
-        }
+        summaries.push(pass.summary(l, false, layer));
+        layer_violations.extend(pass.violation(l, false, |i| source_name(l, i)));
         let mut notes = Vec::new();
         if pass.negative_unreached > 0 {
             notes.push(if l == 0 {
@@ -501,36 +477,8 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
     if let Some(skip) = &mlp.skip {
         let labels = mlp.n_labels();
         let pass = backward(skip, &reach[0], &vec![true; labels], &vec![false; labels]);
-        let l = n_layers;
-        summaries.push(LayerSummary {
-            layer: l,
-            skip: true,
-            n_in: skip.n_in,
-            n_out: skip.n_out,
-            activation: "identity".to_string(),
-            negative: pass.negative,
-            violating: pass.violating,
-        });
-        if pass.violating > 0 {
-            let sources: Vec<usize> = (0..skip.n_in)
-                .filter(|&i| pass.rows[i].violating > 0)
-                .collect();
-            let targets: Vec<usize> = (0..skip.n_out).filter(|&o| pass.targets[o]).collect();
-            layer_violations.push(LayerViolation {
-                layer: l,
-                skip: true,
-                count: pass.violating,
-                most_negative: pass.most_negative,
-                sources: sources
-                    .iter()
-                    .take(LIST_CAP)
-                    .map(|&i| source_name(0, i))
-                    .collect(),
-                n_sources: sources.len(),
-                targets: targets.iter().take(LIST_CAP).copied().collect(),
-                n_targets: targets.len(),
-            });
-        }
+        summaries.push(pass.summary(n_layers, true, skip));
+        layer_violations.extend(pass.violation(n_layers, true, |i| source_name(0, i)));
         if pass.negative_unreached > 0 {
             layer_notes.push(vec![format!(
                 "skip connection: {} negative weights on {} input features that are not declared",
@@ -659,6 +607,49 @@ struct LayerPass {
     unreached_sources: usize,
     negative_dead: usize,
     dead_targets: usize,
+}
+
+impl LayerPass {
+    /// The report-table line of `kernel` (layer index `layer`; `skip`: the skip connection).
+    fn summary(&self, layer: usize, skip: bool, kernel: &Dense) -> LayerSummary {
+        LayerSummary {
+            layer,
+            skip,
+            n_in: kernel.n_in,
+            n_out: kernel.n_out,
+            activation: kernel.activation.name().to_string(),
+            negative: self.negative,
+            violating: self.violating,
+        }
+    }
+
+    /// The violation entry, if any weight violates; `name(i)` names source unit `i`.
+    fn violation(
+        &self,
+        layer: usize,
+        skip: bool,
+        name: impl Fn(usize) -> String,
+    ) -> Option<LayerViolation> {
+        if self.violating == 0 {
+            return None;
+        }
+        let sources: Vec<usize> = (0..self.rows.len())
+            .filter(|&i| self.rows[i].violating > 0)
+            .collect();
+        let targets: Vec<usize> = (0..self.targets.len())
+            .filter(|&o| self.targets[o])
+            .collect();
+        Some(LayerViolation {
+            layer,
+            skip,
+            count: self.violating,
+            most_negative: self.most_negative,
+            sources: sources.iter().take(LIST_CAP).map(|&i| name(i)).collect(),
+            n_sources: sources.len(),
+            targets: targets.iter().take(LIST_CAP).copied().collect(),
+            n_targets: targets.len(),
+        })
+    }
 }
 
 /// Not `>= 0`: below zero (`-0.0` is not) or NaN.

@@ -35,6 +35,15 @@ pub struct OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// The same optimizer with no weight decay (reparametrised rows decay the effective
+    /// weight through their gradient instead).
+    pub fn without_weight_decay(&self) -> Self {
+        OptimizerConfig {
+            weight_decay: 0.0,
+            ..self.clone()
+        }
+    }
+
     pub fn new(kind: OptimizerKind, lr: f32) -> Self {
         OptimizerConfig {
             kind,

@@ -978,10 +978,7 @@ fn update_sparse_rows(
     let (has_m, has_v) = (!st.m.is_empty(), !st.v.is_empty());
     let raw = st.raw.as_mut().map(|r| SyncPtr(r.as_mut_ptr()));
     let rep_rows = &st.rows;
-    let free = OptimizerConfig {
-        weight_decay: 0.0,
-        ..opt.clone()
-    };
+    let free = opt.without_weight_decay();
     let elementwise: Vec<&Constraint> = layer
         .kernel_constraints
         .iter()
@@ -1126,10 +1123,7 @@ fn update_tensor(
     // Reparametrised rows decay the effective weight `w`, not `t` (decaying `t` would pull
     // a softplus weight towards softplus(0)): an L2 term `wd * w` in w's gradient, through
     // the chain rule; the optimizer then updates `t` without decay.
-    let free = OptimizerConfig {
-        weight_decay: 0.0,
-        ..opt.clone()
-    };
+    let free = opt.without_weight_decay();
     if let Some(raw) = st.raw.as_mut() {
         // Chain rule through w = f(t) on the reparametrised rows.
         for (k, ((g, &t), &w)) in g.iter_mut().zip(raw.iter()).zip(w.iter()).enumerate() {

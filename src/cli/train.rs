@@ -194,16 +194,19 @@ fn apply_layer_constraint(spec: &str, layers: &mut [LayerConstraints]) -> Result
 /// Fills what was left on auto (activation, skip, weight decay) from the recipe for the
 /// final constraints and the input kind.
 pub fn apply_recipe(a: &TrainArgs, cfg: &mut TrainConfig, sparse: bool) {
-    let r = train::recipe(&cfg.constraints, &cfg.hidden, cfg.nonneg_mode, sparse);
-    if a.activation == "auto" {
-        cfg.activation = r.activation;
+    let chosen = cfg.activation;
+    cfg.use_recipe(sparse);
+    if a.activation != "auto" {
+        cfg.activation = chosen;
     }
-    cfg.skip = match a.skip.as_str() {
-        "on" => true,
-        "off" => false,
-        _ => r.skip,
-    };
-    cfg.optimizer.weight_decay = a.weight_decay.unwrap_or(r.weight_decay);
+    match a.skip.as_str() {
+        "on" => cfg.skip = true,
+        "off" => cfg.skip = false,
+        _ => {}
+    }
+    if let Some(wd) = a.weight_decay {
+        cfg.optimizer.weight_decay = wd;
+    }
 }
 
 pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
