@@ -8,10 +8,13 @@ pub const LEAKY_SLOPE: f32 = 0.01;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Activation {
     /// The output layer: logits.
+    #[cfg_attr(feature = "cli", value(skip))]
     Identity,
     Relu,
+    #[cfg_attr(feature = "cli", value(name = "leaky_relu"))]
     LeakyRelu,
     Sigmoid,
     Tanh,

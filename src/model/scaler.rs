@@ -9,12 +9,14 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ScaleKind {
     None,
     Standard,
     Minmax,
     Log1p,
     /// log1p, then standardised: heavy-tailed counts and frequencies.
+    #[cfg_attr(feature = "cli", value(alias = "log1p_standard"))]
     Log1pStandard,
 }
 
