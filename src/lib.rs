@@ -5,7 +5,6 @@
 //! eval / certify / attack -> CLI.
 
 pub mod attack;
-pub mod attack_raw;
 pub mod certify;
 pub mod data;
 pub mod error;

@@ -4,7 +4,7 @@
 //! subset is evaded, a monotone one never (no appended word lowers its logit); CLI end to
 //! end.
 
-use nonneg::attack_raw::{
+use nonneg::attack::raw::{
     feature_value, good_words_attack, insert_word, keeps_features, word_slots, GoodWordsConfig,
     GoodWordsReport, RawEmail, WordSource,
 };
