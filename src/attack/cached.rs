@@ -3,13 +3,13 @@
 //! up to date by rank-k products, and the second layer's pre-activation of each candidate
 //! as `z2 + d_a G[a]` plus corrections for the units whose slope the candidate changes.
 
-use super::scorer::{activate, Attacker, TargetState, Workspace};
+use super::scorer::{Attacker, TargetState, Workspace};
 use crate::kernels;
 use crate::linalg::{matmul, Trans};
 use crate::model::Activation;
 
 /// Candidates per block of the cached scorer.
-const CACHED_BLOCK: usize = 1024;
+pub(super) const CACHED_BLOCK: usize = 1024;
 
 /// Slope of a piecewise-linear activation at or below 0.
 fn low_slope(act: Activation) -> f32 {
@@ -86,9 +86,9 @@ impl Attacker<'_> {
 
     /// `W1a diag(s) W2` from scratch, into `g`.
     fn product_g_into(&self, s: &[f32], g: &mut Vec<f32>) {
-        let l2 = &self.upper[0];
+        let l2 = self.second_layer();
         let h2 = l2.n_out;
-        let mut sw2 = l2.w.clone();
+        let mut sw2 = l2.weight.clone();
         for (i, row) in sw2.chunks_exact_mut(h2).enumerate() {
             for v in row {
                 *v *= s[i];
@@ -115,7 +115,7 @@ impl Attacker<'_> {
         if units.is_empty() {
             return;
         }
-        let l2 = &self.upper[0];
+        let l2 = self.second_layer();
         let h2 = l2.n_out;
         let a_n = self.addable.len();
         let k = units.len();
@@ -124,7 +124,7 @@ impl Attacker<'_> {
         for (&u, &dl) in units.iter().zip(delta) {
             let u = u as usize;
             at.extend_from_slice(&self.w1a_t[u * a_n..(u + 1) * a_n]);
-            b.extend(l2.w[u * h2..(u + 1) * h2].iter().map(|&w| w * dl));
+            b.extend(l2.weight[u * h2..(u + 1) * h2].iter().map(|&w| w * dl));
         }
         matmul(g, &at, Trans::T, &b, Trans::N, a_n, k, h2, true);
     }
@@ -204,7 +204,7 @@ impl Attacker<'_> {
         ws: &mut Workspace,
         out: &mut [f32],
     ) {
-        let l2 = &self.upper[0];
+        let l2 = self.second_layer();
         let h2 = l2.n_out;
         let mut z2base = std::mem::take(&mut ws.z2base);
         self.current_z2(st, &mut z2base);
@@ -214,12 +214,10 @@ impl Attacker<'_> {
         let mut w2c = std::mem::take(&mut ws.b);
         w2c.clear();
         for &i in &crit {
-            w2c.extend_from_slice(&l2.w[i as usize * h2..(i as usize + 1) * h2]);
+            w2c.extend_from_slice(&l2.weight[i as usize * h2..(i as usize + 1) * h2]);
         }
         let mut z2 = std::mem::take(&mut ws.gather);
         let mut c = std::mem::take(&mut ws.corr);
-        let mut ws_a = std::mem::take(&mut ws.a);
-        let mut ws_b = std::mem::take(&mut ws.z2tmp);
         for (block, o) in ids.chunks(CACHED_BLOCK).zip(out.chunks_mut(CACHED_BLOCK)) {
             let n = block.len();
             // The linear part: z2 + d_a G[a].
@@ -238,35 +236,20 @@ impl Attacker<'_> {
                 matmul(&mut z2, &c, Trans::T, &w2c, Trans::N, n, k, h2, true);
             }
             // The second layer's activation, then the rest.
-            activate(l2.act, &mut z2, h2);
-            self.run_upper(1, &z2, n, &mut ws_a, &mut ws_b, o);
+            self.logits_from(1, &z2, n, ws, o);
         }
         ws.z2base = z2base;
         ws.changes = crit;
         ws.b = w2c;
         ws.gather = z2;
         ws.corr = c;
-        ws.a = ws_a;
-        ws.z2tmp = ws_b;
     }
 
     /// The second layer's pre-activation at the current row, `b2 + act(z1) W2`, into `z2`.
     fn current_z2(&self, st: &TargetState, z2: &mut Vec<f32>) {
-        let l2 = &self.upper[0];
-        z2.clear();
-        z2.extend_from_slice(&l2.b);
-        let a1 = self.first_activations(&st.z1);
-        matmul(
-            z2,
-            &a1,
-            Trans::N,
-            &l2.w,
-            Trans::N,
-            1,
-            self.h1,
-            l2.n_out,
-            true,
-        );
+        let l2 = self.second_layer();
+        z2.resize(l2.n_out, 0.0);
+        l2.affine_dense(&self.first_activations(&st.z1), 1, z2);
     }
 
     /// First-layer units whose sign some candidate may flip: `z + lo <= 0 < z` or

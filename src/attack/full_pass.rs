@@ -1,19 +1,63 @@
-//! One row's full forward pass and gradient, for the attacker: the first layer's
-//! pre-activation of a row, the skip connection's part of the logit, the layers above the
-//! first on a block of rows, and the logit's gradient with respect to `z1`.
+//! The attacker's full passes through the network, on the model's own forward and
+//! backward pass: the first layer's pre-activation of a row and the skip connection's part
+//! of the logit (the layer primitives), the logits of rows from any layer's
+//! pre-activations up ([`Mlp::forward_from`] on the upper network), and the logit's
+//! gradient with respect to `z1` ([`Mlp::backward`]).
 
-use super::scorer::{activate, Attacker, TargetState};
+use super::cached::CACHED_BLOCK;
+use super::scorer::{Attacker, Workspace, BLOCK};
 use super::RowRef;
-use crate::kernels;
-use crate::linalg::{matmul, Trans};
+use crate::data::CsrMatrix;
+use crate::model::{Dense, Input, Tape};
 
-// Full forward and gradient of one row: the lead replaces these with model::Mlp::forward/backward.
 impl Attacker<'_> {
+    /// The first layer.
+    fn first_layer(&self) -> &Dense {
+        &self.model.mlp.layers[0]
+    }
+
+    /// The layer above the first (the cached scorer's `W2`); only with a hidden layer.
+    pub(super) fn second_layer(&self) -> &Dense {
+        &self.upper.as_ref().expect("a hidden layer").layers[0]
+    }
+
     /// The first layer's activations for its pre-activations `z1`.
     pub(super) fn first_activations(&self, z1: &[f32]) -> Vec<f32> {
         let mut a = vec![0.0; z1.len()];
-        self.act1.apply_row(z1, &mut a);
+        self.first_layer().activate(z1, &mut a);
         a
+    }
+
+    /// `f(input)` on a row scaled as the model scales it.
+    fn with_scaled_row<T>(&self, row: RowRef, f: impl FnOnce(Input) -> T) -> T {
+        match row {
+            RowRef::Dense(vals) => {
+                let scaled: Vec<f32> = (0..vals.len()).map(|j| self.scaled(j, vals[j])).collect();
+                f(Input::Dense(&scaled))
+            }
+            RowRef::Sparse(idx, vals) => {
+                let one = CsrMatrix {
+                    rows: 1,
+                    cols: self.model.mlp.input_dim,
+                    indptr: vec![0, idx.len()],
+                    indices: idx.to_vec(),
+                    values: idx
+                        .iter()
+                        .zip(vals)
+                        .map(|(&j, &v)| self.scaled(j as usize, v))
+                        .collect(),
+                };
+                f(Input::Sparse(&one, &[0]))
+            }
+        }
+    }
+
+    /// The first layer's pre-activation of a row (no cache built).
+    pub(super) fn start_z1(&self, row: RowRef) -> Vec<f32> {
+        let first = self.first_layer();
+        let mut z1 = vec![0.0; first.n_out];
+        self.with_scaled_row(row, |input| input.affine(first, 1, &mut z1));
+        z1
     }
 
     /// The skip connection's contribution to the attacked logit at a row (0 without one).
@@ -21,163 +65,71 @@ impl Attacker<'_> {
         let Some(skip) = &self.model.mlp.skip else {
             return 0.0;
         };
-        let w = |j: usize| skip.weight[j * skip.n_out + self.label];
-        match row {
-            RowRef::Dense(vals) => vals
-                .iter()
-                .enumerate()
-                .map(|(j, &v)| self.scaled(j, v) * w(j))
-                .sum(),
-            RowRef::Sparse(idx, vals) => idx
-                .iter()
-                .zip(vals)
-                .map(|(&j, &v)| self.scaled(j as usize, v) * w(j as usize))
-                .sum(),
-        }
+        let mut s = vec![0.0; skip.n_out];
+        self.with_scaled_row(row, |input| input.affine(skip, 1, &mut s));
+        s[self.label]
     }
 
-    /// The first layer's pre-activation of a row (no cache built).
-    pub(super) fn start_z1(&self, row: RowRef) -> Vec<f32> {
-        let first = &self.model.mlp.layers[0];
-        let mut z1 = first.bias.clone();
-        match row {
-            RowRef::Dense(vals) => {
-                let scaled: Vec<f32> = vals
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &v)| self.scaled(j, v))
-                    .collect();
-                matmul(
-                    &mut z1,
-                    &scaled,
-                    Trans::N,
-                    &first.weight,
-                    Trans::N,
-                    1,
-                    first.n_in,
-                    self.h1,
-                    true,
-                );
-            }
-            RowRef::Sparse(idx, vals) => {
-                for (&j, &v) in idx.iter().zip(vals) {
-                    let s = self.scaled(j as usize, v);
-                    let w = &first.weight[j as usize * self.h1..(j as usize + 1) * self.h1];
-                    if s == 1.0 {
-                        kernels::add_assign(&mut z1, w);
-                    } else {
-                        kernels::axpy(&mut z1, s, w);
-                    }
-                }
-            }
-        }
-        z1
-    }
-
-    /// Runs the layers above the first from `upper[start]` on `rows` rows of `input`
-    /// (the activations entering that layer); writes one logit per row.
-    pub(super) fn run_upper(
+    /// The attacked logits (without the skip connection) of `rows` rows whose
+    /// pre-activations at layer `l` (0: the first layer, 1: the first of the upper network)
+    /// are `z`, into `out`.
+    pub(super) fn logits_from(
         &self,
-        start: usize,
-        input: &[f32],
+        l: usize,
+        z: &[f32],
         rows: usize,
-        ws_a: &mut Vec<f32>,
-        ws_b: &mut Vec<f32>,
+        ws: &mut Workspace,
         out: &mut [f32],
     ) {
-        if self.upper.is_empty() {
+        let Some(upper) = &self.upper else {
             // No hidden layer: the first layer is the output.
-            for r in 0..rows {
-                out[r] = input[r * self.h1 + self.label];
+            for (o, z) in out[..rows].iter_mut().zip(z.chunks_exact(self.h1)) {
+                *o = z[self.label];
             }
             return;
+        };
+        // Layer `l` of the model is layer `l - 1` of the upper network.
+        if l == upper.layers.len() {
+            out[..rows].copy_from_slice(&z[..rows]);
+            return;
         }
-        let layers = &self.upper[start..];
-        for (k, layer) in layers.iter().enumerate() {
-            ws_b.clear();
-            for _ in 0..rows {
-                ws_b.extend_from_slice(&layer.b);
-            }
-            let src: &[f32] = if k == 0 { input } else { ws_a };
-            matmul(
-                ws_b,
-                &src[..rows * layer.n_in],
-                Trans::N,
-                &layer.w,
-                Trans::N,
-                rows,
-                layer.n_in,
-                layer.n_out,
-                true,
-            );
-            activate(layer.act, ws_b, layer.n_out);
-            std::mem::swap(ws_a, ws_b);
-        }
-        if layers.is_empty() {
-            out[..rows].copy_from_slice(&input[..rows]);
+        let layer = if l == 0 {
+            self.first_layer()
         } else {
-            out[..rows].copy_from_slice(&ws_a[..rows]);
+            &upper.layers[l - 1]
+        };
+        let tape = ws
+            .tape
+            .get_or_insert_with(|| Tape::new(upper, CACHED_BLOCK.max(BLOCK)));
+        let width = layer.n_out;
+        if l == 0 {
+            // The upper network's input is the first layer's activation.
+            let a = &mut ws.a1;
+            a.resize(rows * width, 0.0);
+            layer.activate(&z[..rows * width], a);
+            out[..rows].copy_from_slice(upper.forward(Input::Dense(a), tape));
+        } else {
+            layer.activate(&z[..rows * width], &mut tape.a[l - 1][..rows * width]);
+            out[..rows].copy_from_slice(upper.forward_from(l, rows, tape));
         }
     }
 
-    /// Gradient of the logit with respect to the first layer's pre-activation.
-    pub(super) fn grad_z1(&self, st: &TargetState) -> Vec<f32> {
-        if self.upper.is_empty() {
+    /// Gradient of the attacked logit with respect to the first layer's pre-activation.
+    pub(super) fn grad_z1(&self, z1: &[f32]) -> Vec<f32> {
+        let Some(upper) = &self.upper else {
             let mut g = vec![0.0; self.h1];
             g[self.label] = 1.0;
             return g;
-        }
-        // Forward, keeping pre-activations and activations.
-        let mut zs: Vec<Vec<f32>> = vec![st.z1.clone()];
-        let mut acts: Vec<Vec<f32>> = vec![self.first_activations(&st.z1)];
-        for layer in &self.upper {
-            let mut z = layer.b.clone();
-            matmul(
-                &mut z,
-                acts.last().unwrap(),
-                Trans::N,
-                &layer.w,
-                Trans::N,
-                1,
-                layer.n_in,
-                layer.n_out,
-                true,
-            );
-            acts.push(
-                z.iter()
-                    .enumerate()
-                    .map(|(u, &v)| layer.act.apply(v, u))
-                    .collect(),
-            );
-            zs.push(z);
-        }
-        // Backward.
-        let last = zs.len() - 1;
-        let mut delta: Vec<f32> =
-            vec![self.upper[last - 1]
-                .act
-                .derivative(zs[last][0], acts[last][0], 0)];
-        for l in (0..self.upper.len()).rev() {
-            let layer = &self.upper[l];
-            // d/d a_in = W delta
-            let mut da = vec![0.0f32; layer.n_in];
-            for (i, v) in da.iter_mut().enumerate() {
-                let row = &layer.w[i * layer.n_out..(i + 1) * layer.n_out];
-                *v = row.iter().zip(&delta).map(|(w, d)| w * d).sum();
-            }
-            // through the activation of the layer below (upper[l-1], or the first layer)
-            let act = if l == 0 {
-                self.act1
-            } else {
-                self.upper[l - 1].act
-            };
-            delta = da
-                .iter()
-                .zip(zs[l].iter().zip(&acts[l]))
-                .enumerate()
-                .map(|(u, (g, (&z, &a)))| g * act.derivative(z, a, u))
-                .collect();
-        }
-        delta
+        };
+        let a1 = self.first_activations(z1);
+        let mut tape = Tape::new(upper, 1);
+        upper.forward(Input::Dense(&a1), &mut tape);
+        tape.logits_and_dlogits().1[0] = 1.0;
+        upper.backward(Input::Dense(&a1), &mut tape, None);
+        // Through the upper network's first kernel and the first layer's activation.
+        let mut g = vec![0.0; self.h1];
+        upper.layers[0].input_grad(&tape.dz[0][..upper.layers[0].n_out], 1, &mut g);
+        self.first_layer().scale_by_derivative(z1, &a1, &mut g);
+        g
     }
 }

@@ -5,20 +5,10 @@ use super::{AttackConfig, Method, RowRef, Scoring};
 use crate::error::{Error, Result};
 use crate::kernels;
 use crate::model::scaler::ScaleKind;
-use crate::model::{Activation, Mlp, Model};
-
-/// One layer above the first, restricted to the attacked label's column if it is the output.
-#[derive(Clone, Debug)]
-pub(super) struct Layer {
-    pub(super) n_in: usize,
-    pub(super) n_out: usize,
-    pub(super) w: Vec<f32>,
-    pub(super) b: Vec<f32>,
-    pub(super) act: Activation,
-}
+use crate::model::{Activation, Dense, Mlp, Model, Tape};
 
 /// Rows scored per block (bounds the scratch memory).
-const BLOCK: usize = 256;
+pub(super) const BLOCK: usize = 256;
 /// The cached scorer's per-target matrix `G` may use at most this many bytes (one per
 /// worker thread, plus a shared reference)...
 const CACHED_MAX_BYTES: usize = 64 << 20;
@@ -46,7 +36,10 @@ pub struct Attacker<'m> {
     pub(super) act1: Activation,
     /// `W1` rows of the addable features `[A x h1]` (None: all features, use the model's).
     w1a: Option<Vec<f32>>,
-    pub(super) upper: Vec<Layer>,
+    /// The layers above the first as a network of their own, whose input is the first
+    /// layer's activation; the output layer keeps only the attacked label's column. None
+    /// without a hidden layer (the first layer is the output).
+    pub(super) upper: Option<Mlp>,
     pub(super) scoring: Scoring,
     /// Cached scorer: `W1a` transposed `[h1 x A]`.
     pub(super) w1a_t: Vec<f32>,
@@ -89,12 +82,14 @@ impl TargetState {
 /// Scratch buffers of one worker.
 #[derive(Default)]
 pub struct Workspace {
-    pub(super) a: Vec<f32>,
+    /// The upper network's forward pass, for up to a block of candidates.
+    pub(super) tape: Option<Tape>,
+    /// First-layer activations of a block of candidates.
+    pub(super) a1: Vec<f32>,
     pub(super) b: Vec<f32>,
     pub(super) z2base: Vec<f32>,
     pub(super) changes: Vec<u32>,
     pub(super) gather: Vec<f32>,
-    pub(super) z2tmp: Vec<f32>,
     pub(super) corr: Vec<f32>,
     pub(super) dgather: Vec<f32>,
     pub(super) wgather: Vec<f32>,
@@ -103,23 +98,6 @@ pub struct Workspace {
     /// The search's candidate ids and their scores.
     pub(super) ids: Vec<u32>,
     pub(super) scores: Vec<f32>,
-}
-
-/// Applies an activation in place to rows of `width` units (vectorised for the
-/// piecewise-linear ones), bitwise as `Activation::apply`.
-pub(super) fn activate(act: Activation, v: &mut [f32], width: usize) {
-    match act {
-        Activation::Identity => {}
-        Activation::Relu => kernels::leaky_relu(v, 0.0),
-        Activation::LeakyRelu => kernels::leaky_relu(v, crate::model::activation::LEAKY_SLOPE),
-        _ => {
-            for row in v.chunks_exact_mut(width) {
-                for (u, x) in row.iter_mut().enumerate() {
-                    *x = act.apply(*x, u);
-                }
-            }
-        }
-    }
 }
 
 /// The features an attacker may add: the list given (checked, sorted, unique), else every
@@ -167,32 +145,24 @@ fn feature_caps(model: &Model, max_value: Option<f32>, addable: &[u32]) -> Resul
     }
 }
 
-/// The layers above the first; the output layer keeps only the attacked label's column.
-fn upper_layers(mlp: &Mlp, label: usize) -> Vec<Layer> {
-    let n_layers = mlp.layers.len();
-    mlp.layers[1..]
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            if i + 2 == n_layers {
-                Layer {
-                    n_in: l.n_in,
-                    n_out: 1,
-                    w: (0..l.n_in).map(|r| l.weight[r * l.n_out + label]).collect(),
-                    b: vec![l.bias[label]],
-                    act: l.activation,
-                }
-            } else {
-                Layer {
-                    n_in: l.n_in,
-                    n_out: l.n_out,
-                    w: l.weight.clone(),
-                    b: l.bias.clone(),
-                    act: l.activation,
-                }
-            }
-        })
-        .collect()
+/// The layers above the first as their own network (input: the first layer's activation),
+/// the output layer restricted to `label`'s column; None without a hidden layer.
+fn upper_network(mlp: &Mlp, label: usize) -> Option<Mlp> {
+    let (first, rest) = mlp.layers.split_first()?;
+    let (out, hidden) = rest.split_last()?;
+    let mut layers = hidden.to_vec();
+    let mut o = Dense::zeros(out.n_in, 1, out.activation);
+    o.weight = (0..out.n_in)
+        .map(|r| out.weight[r * out.n_out + label])
+        .collect();
+    o.bias = vec![out.bias[label]];
+    layers.push(o);
+    Some(Mlp {
+        input_dim: first.n_out,
+        sparse_input: false,
+        layers,
+        skip: None,
+    })
 }
 
 /// The scorer for `cfg`: `Auto` takes the cached one for greedy when the first activation
@@ -238,8 +208,8 @@ impl<'m> Attacker<'m> {
         let caps = feature_caps(model, cfg.max_value, &addable)?;
         let first = &mlp.layers[0];
         let h1 = first.n_out;
-        let upper = upper_layers(mlp, cfg.label);
-        let h2 = upper.first().map_or(0, |l| l.n_out);
+        let upper = upper_network(mlp, cfg.label);
+        let h2 = upper.as_ref().map_or(0, |u| u.layers[0].n_out);
         let scoring = choose_scoring(cfg, first.activation, addable.len(), h1, h2)?;
         let w1a = (addable.len() != mlp.input_dim).then(|| {
             let mut w = Vec::with_capacity(addable.len() * h1);
@@ -396,9 +366,8 @@ impl<'m> Attacker<'m> {
 
     /// The logit of the current row.
     pub fn logit(&self, st: &TargetState, ws: &mut Workspace) -> f32 {
-        let a1 = self.first_activations(&st.z1);
         let mut out = [0.0f32];
-        self.run_upper(0, &a1, 1, &mut ws.a, &mut ws.b, &mut out);
+        self.logits_from(0, &st.z1, 1, ws, &mut out);
         out[0] + st.skip
     }
 
@@ -406,18 +375,16 @@ impl<'m> Attacker<'m> {
     /// `ids[k]`, computed with the batched scorer.
     fn score_batched(&self, st: &TargetState, ids: &[u32], ws: &mut Workspace, out: &mut [f32]) {
         let h1 = self.h1;
-        let act = self.act1;
-        let mut h = std::mem::take(&mut ws.gather);
+        let mut z = std::mem::take(&mut ws.gather);
         for (block, o) in ids.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
-            h.resize(block.len() * h1, 0.0);
+            z.resize(block.len() * h1, 0.0);
             for (r, &a) in block.iter().enumerate() {
-                let row = &mut h[r * h1..(r + 1) * h1];
+                let row = &mut z[r * h1..(r + 1) * h1];
                 kernels::add_scaled(row, &st.z1, st.d[a as usize], self.w1_row(a as usize));
-                activate(act, row, h1);
             }
-            self.run_upper(0, &h, block.len(), &mut ws.a, &mut ws.b, o);
+            self.logits_from(0, &z, block.len(), ws, o);
         }
-        ws.gather = h;
+        ws.gather = z;
     }
 
     /// Logits after adding each candidate: `(feature, logit)` for every addable feature

@@ -146,7 +146,7 @@ impl Attacker<'_> {
     /// Gradient (JSMA-like): the candidate whose first-order change of the logit,
     /// gradient times increase, is lowest (one forward and backward pass).
     fn gradient_pick(&self, st: &TargetState, queries: &mut u64) -> usize {
-        let g = self.grad_z1(st);
+        let g = self.grad_z1(&st.z1);
         *queries += 1;
         let mut best = (f32::INFINITY, usize::MAX);
         for a in 0..self.addable.len() {

@@ -30,7 +30,7 @@ pub enum Input<'a> {
 
 impl Input<'_> {
     /// `layer`'s pre-activation `z = x W + b` for these rows.
-    fn affine(&self, layer: &Dense, rows: usize, z: &mut [f32]) {
+    pub fn affine(&self, layer: &Dense, rows: usize, z: &mut [f32]) {
         match *self {
             Input::Dense(x) => layer.affine_dense(&x[..rows * layer.n_in], rows, z),
             Input::Sparse(x, r) => layer.affine_sparse_rows(x, &r[..rows], z),
@@ -145,28 +145,53 @@ impl Mlp {
         &self,
         input: Input,
         tape: &mut Tape,
-        mut hook: impl FnMut(usize, &Dense, &mut [f32]),
+        hook: impl FnMut(usize, &Dense, &mut [f32]),
     ) {
         let b = input.rows(self.input_dim);
-        assert!(b <= tape.capacity, "batch larger than the tape");
         tape.rows = b;
+        self.run_layers(Some(input), 0, tape, hook);
+        if let Some(skip) = &self.skip {
+            let mut s = vec![0.0; b * skip.n_out];
+            input.affine(skip, b, &mut s);
+            let n = self.layers.len();
+            kernels::add_assign(&mut tape.z[n - 1][..b * skip.n_out], &s);
+        }
+    }
+
+    /// The layers from `from >= 1` up, on `rows` rows of the activations entering layer
+    /// `from`, which the caller wrote into `tape.a[from - 1]`; returns the logits without
+    /// the skip connection. The attacks score candidate additions this way: only the
+    /// layers above the ones a candidate changes are run.
+    pub fn forward_from<'t>(&self, from: usize, rows: usize, tape: &'t mut Tape) -> &'t [f32] {
+        assert!(from >= 1 && from < self.layers.len());
+        tape.rows = rows;
+        self.run_layers(None, from, tape, |_, _, _| {});
+        tape.logits()
+    }
+
+    /// Layers `from..`: the first reads `input` when given, every other one the
+    /// activations below it on the tape.
+    fn run_layers(
+        &self,
+        input: Option<Input>,
+        from: usize,
+        tape: &mut Tape,
+        mut hook: impl FnMut(usize, &Dense, &mut [f32]),
+    ) {
+        let b = tape.rows;
+        assert!(b <= tape.capacity, "batch larger than the tape");
         let n = self.layers.len();
-        for (l, layer) in self.layers.iter().enumerate() {
+        for (l, layer) in self.layers.iter().enumerate().skip(from) {
             let (below, here) = tape.a.split_at_mut(l);
             let z = &mut tape.z[l][..b * layer.n_out];
-            match l {
-                0 => input.affine(layer, b, z),
+            match (l, input) {
+                (0, Some(input)) => input.affine(layer, b, z),
                 _ => layer.affine_dense(&below[l - 1][..b * layer.n_in], b, z),
             }
             hook(l, layer, z);
             if l + 1 < n {
                 layer.activate(z, &mut here[0][..b * layer.n_out]);
             }
-        }
-        if let Some(skip) = &self.skip {
-            let mut s = vec![0.0; b * skip.n_out];
-            input.affine(skip, b, &mut s);
-            kernels::add_assign(&mut tape.z[n - 1][..b * skip.n_out], &s);
         }
     }
 
