@@ -151,7 +151,7 @@ fn raw_insertion_is_read_and_keeps_every_feature_on() {
 
 fn load(path: &Path) -> (Model, FeaturizerSpec) {
     let m = nonneg::model::io::load(path).unwrap();
-    let spec: FeaturizerSpec = serde_json::from_value(m.featurizer.clone().unwrap()).unwrap();
+    let spec = m.featurizer.clone().unwrap();
     (m, spec)
 }
 

@@ -1,7 +1,7 @@
 //! `nonneg attack`: feature-addition attacks on one or several models, on feature files
 //! (`--data`) or raw samples (`--class NAME=PATH`), and the raw-space good-words attack.
 
-use super::{featurize_raw, load_data, load_model, model_featurizer, Context, DataArgs};
+use super::{featurize_raw, load_data, load_model, Context, DataArgs};
 use anyhow::{bail, Context as _, Result};
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
@@ -237,7 +237,7 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
     let mut runs: Vec<(String, Vec<BudgetResult>)> = Vec::new();
     for (path, name) in a.model.iter().zip(&names) {
         let model = load_model(path)?;
-        let Some(spec) = model_featurizer(&model)? else {
+        let Some(spec) = model.featurizer.clone() else {
             bail!(
                 "{}: the model has no featurizer, so raw emails cannot be scored",
                 path.display()

@@ -58,7 +58,7 @@ pub struct Model {
     /// Largest value of each raw feature in the training data (bounds real-valued attacks).
     pub feature_max: Option<Vec<f32>>,
     /// The featurizer that turns raw samples into this model's features, if any.
-    pub featurizer: Option<serde_json::Value>,
+    pub featurizer: Option<crate::features::FeaturizerSpec>,
     /// The training configuration, for the record.
     pub training: serde_json::Value,
 }
