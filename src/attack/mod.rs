@@ -260,52 +260,6 @@ pub fn parse_budgets(s: &str) -> Result<Vec<usize>> {
     Ok(out)
 }
 
-/// Reads a feature list: one feature name or 0-based index per line; blank lines and lines
-/// starting with `#` are skipped; a name takes precedence over a number; ` # comment` after
-/// an entry is allowed. Returns sorted unique indices.
-pub fn parse_feature_list(
-    text: &str,
-    names: Option<&[String]>,
-    n_features: usize,
-    source: &str,
-) -> Result<Vec<usize>> {
-    let lookup = |s: &str| -> Option<usize> {
-        if let Some(i) = names.and_then(|n| n.iter().position(|x| x == s)) {
-            return Some(i);
-        }
-        s.parse::<usize>().ok().filter(|&i| i < n_features)
-    };
-    let mut out = Vec::new();
-    for (ln, line) in text.lines().enumerate() {
-        let entry = line.trim();
-        if entry.is_empty() || entry.starts_with('#') {
-            continue;
-        }
-        let found = lookup(entry).or_else(|| {
-            entry
-                .find(" #")
-                .or_else(|| entry.find("\t#"))
-                .and_then(|p| lookup(entry[..p].trim()))
-        });
-        match found {
-            Some(i) => out.push(i),
-            None => {
-                let why = if entry.parse::<usize>().is_ok() {
-                    format!("feature index {entry} is out of range (the model has {n_features} features)")
-                } else if names.is_none() {
-                    format!("unknown feature `{entry}` (the model has no feature names; use 0-based indices)")
-                } else {
-                    format!("unknown feature `{entry}`")
-                };
-                return Err(Error::parse(source, ln + 1, "feature", why));
-            }
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
-}
-
 /// A row's raw values.
 #[derive(Clone, Copy, Debug)]
 pub enum RowRef<'a> {

@@ -2,6 +2,7 @@
 //! (`--data`) or raw samples (`--class NAME=PATH`), and the raw-space good-words attack.
 
 use super::{featurize_raw, load_data, load_model, Context, DataArgs};
+use nonneg::data::feature_list::resolve_feature_list;
 use anyhow::{bail, Context as _, Result};
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
@@ -148,11 +149,11 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
                     .feature_names
                     .as_deref()
                     .or(data.feature_names.as_deref());
-                Some(attack::parse_feature_list(
-                    text,
+                Some(resolve_feature_list(
                     names,
                     model.mlp.input_dim,
-                    &p.display().to_string(),
+                    text,
+                    p,
                 )?)
             }
             _ => None,

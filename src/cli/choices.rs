@@ -1,14 +1,10 @@
-//! The command line's names for enum options (clap value enums), each turned into the
-//! library's type. The library enums live in modules that keep clap out, so the names
-//! are spelled here, once.
+//! Value enums for the options whose choices are the command line's own (`auto` choices,
+//! schedules whose parameters are flags of their own). The library's option enums derive
+//! `clap::ValueEnum` themselves (with the `cli` feature) and are used directly.
 
 use clap::ValueEnum;
 use nonneg::data::IndexBase;
-use nonneg::model::init::InitScheme;
-use nonneg::model::scaler::ScaleKind;
-use nonneg::model::{Activation, NonNegMode};
-use nonneg::optim::OptimizerKind;
-use nonneg::train::{Monitor, Preset};
+use nonneg::model::Activation;
 
 /// `--index-base`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -28,24 +24,6 @@ impl From<IndexBaseArg> for IndexBase {
             IndexBaseArg::Auto => IndexBase::Auto,
             IndexBaseArg::Zero => IndexBase::Zero,
             IndexBaseArg::One => IndexBase::One,
-        }
-    }
-}
-
-/// `--constraint`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PresetArg {
-    None,
-    LastNonneg,
-    Monotone,
-}
-
-impl From<PresetArg> for Preset {
-    fn from(a: PresetArg) -> Self {
-        match a {
-            PresetArg::None => Preset::None,
-            PresetArg::LastNonneg => Preset::LastNonneg,
-            PresetArg::Monotone => Preset::Monotone,
         }
     }
 }
@@ -97,103 +75,12 @@ impl SkipArg {
     }
 }
 
-/// `--nonneg-mode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum NonNegModeArg {
-    Project,
-    Abs,
-    Softplus,
-}
-
-impl From<NonNegModeArg> for NonNegMode {
-    fn from(a: NonNegModeArg) -> Self {
-        match a {
-            NonNegModeArg::Project => NonNegMode::Project,
-            NonNegModeArg::Abs => NonNegMode::Abs,
-            NonNegModeArg::Softplus => NonNegMode::Softplus,
-        }
-    }
-}
-
-/// `--init`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum InitArg {
-    Auto,
-    Default,
-}
-
-impl From<InitArg> for InitScheme {
-    fn from(a: InitArg) -> Self {
-        match a {
-            InitArg::Auto => InitScheme::Auto,
-            InitArg::Default => InitScheme::Default,
-        }
-    }
-}
-
-/// `--scale`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ScaleArg {
-    None,
-    Standard,
-    Minmax,
-    Log1p,
-    #[value(name = "log1p-standard", alias = "log1p_standard")]
-    Log1pStandard,
-}
-
-impl From<ScaleArg> for ScaleKind {
-    fn from(a: ScaleArg) -> Self {
-        match a {
-            ScaleArg::None => ScaleKind::None,
-            ScaleArg::Standard => ScaleKind::Standard,
-            ScaleArg::Minmax => ScaleKind::Minmax,
-            ScaleArg::Log1p => ScaleKind::Log1p,
-            ScaleArg::Log1pStandard => ScaleKind::Log1pStandard,
-        }
-    }
-}
-
-/// `--optimizer`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OptimizerArg {
-    Sgd,
-    Adam,
-    Adamw,
-}
-
-impl From<OptimizerArg> for OptimizerKind {
-    fn from(a: OptimizerArg) -> Self {
-        match a {
-            OptimizerArg::Sgd => OptimizerKind::Sgd,
-            OptimizerArg::Adam => OptimizerKind::Adam,
-            OptimizerArg::Adamw => OptimizerKind::Adamw,
-        }
-    }
-}
-
 /// `--lr-schedule` (its parameters are flags of their own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LrScheduleArg {
     Constant,
     Step,
     Cosine,
-}
-
-/// `--monitor`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum MonitorArg {
-    Loss,
-    Auc,
-}
-
-impl From<MonitorArg> for Monitor {
-    fn from(a: MonitorArg) -> Self {
-        match a {
-            MonitorArg::Loss => Monitor::Loss,
-            MonitorArg::Auc => Monitor::Auc,
-        }
-    }
 }
 
 /// The name the command line gives a value (for messages).

@@ -1,9 +1,6 @@
 //! `nonneg train`: flags to [`FitOptions`], data loading, then [`pipeline::fit`].
 
-use super::choices::{
-    self, ActivationArg, InitArg, LrScheduleArg, MonitorArg, NonNegModeArg, OptimizerArg,
-    PresetArg, ScaleArg, SkipArg,
-};
+use super::choices::{self, ActivationArg, LrScheduleArg, SkipArg};
 use super::{Context, DataArgs};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
@@ -12,9 +9,12 @@ use nonneg::data::feature_list::{resolve_direction_list, resolve_feature_list};
 use nonneg::data::{split, Dataset};
 use nonneg::features::corpus::spec_path_for;
 use nonneg::features::FeaturizerSpec;
-use nonneg::optim::{OptimizerConfig, Schedule};
+use nonneg::model::init::InitScheme;
+use nonneg::model::scaler::ScaleKind;
+use nonneg::model::NonNegMode;
+use nonneg::optim::{OptimizerConfig, OptimizerKind, Schedule};
 use nonneg::pipeline::{self, FeatureSigns, FitOptions, Fitted, RecipeOverrides};
-use nonneg::train::{PosWeight, Preset, Progress, TrainConfig};
+use nonneg::train::{Monitor, PosWeight, Preset, Progress, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -52,8 +52,8 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = SkipArg::Auto)]
     pub skip: SkipArg,
     /// Constraint preset: none, last-nonneg (NOT monotone), monotone (NonNeg on every kernel).
-    #[arg(long, value_enum, default_value_t = PresetArg::None)]
-    pub constraint: PresetArg,
+    #[arg(long, value_enum, default_value_t = Preset::None)]
+    pub constraint: Preset,
     /// Partial monotonicity: a file of feature names or 0-based indices, one a line (`#`
     /// comments). The model is made non-decreasing in those features only: NonNeg on their
     /// first-layer rows and on every later kernel; the other features stay free. Not with
@@ -76,12 +76,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub constraint_config: Option<PathBuf>,
     /// How NonNeg is enforced: project (as Keras), abs or softplus (reparametrised).
-    #[arg(long, value_enum, default_value_t = NonNegModeArg::Project)]
-    pub nonneg_mode: NonNegModeArg,
+    #[arg(long, value_enum, default_value_t = NonNegMode::Project)]
+    pub nonneg_mode: NonNegMode,
     /// Initialisation: auto (positive init for non-negative weights) or default (PyTorch's
     /// zero-mean init everywhere: the naive baseline).
-    #[arg(long, value_enum, default_value_t = InitArg::Auto)]
-    pub init: InitArg,
+    #[arg(long, value_enum, default_value_t = InitScheme::Auto)]
+    pub init: InitScheme,
     /// Do not centre the biases of constrained layers on a batch of data at init.
     #[arg(long)]
     pub no_center_bias: bool,
@@ -91,10 +91,10 @@ pub struct TrainArgs {
     /// Input scaling: none, standard, minmax, log1p, log1p-standard (default for dense data:
     /// log1p-standard for monotone networks, standard otherwise; none for sparse data).
     #[arg(long, value_enum)]
-    pub scale: Option<ScaleArg>,
+    pub scale: Option<ScaleKind>,
     /// sgd, adam or adamw.
-    #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
-    pub optimizer: OptimizerArg,
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
+    pub optimizer: OptimizerKind,
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
     /// SGD momentum.
@@ -141,8 +141,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub patience: Option<usize>,
     /// What early stopping watches: loss or auc.
-    #[arg(long, value_enum, default_value_t = MonitorArg::Loss)]
-    pub monitor: MonitorArg,
+    #[arg(long, value_enum, default_value_t = Monitor::Loss)]
+    pub monitor: Monitor,
     /// Pick the decision threshold on validation data for this false positive rate.
     #[arg(long)]
     pub threshold_fpr: Option<f64>,
@@ -203,7 +203,7 @@ fn set_constraints(cfg: &mut TrainConfig, a: &TrainArgs) -> Result<()> {
 /// Everything but the data-dependent parts (feature lists, featurizer), checked before
 /// any data is read.
 pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
-    let preset = Preset::from(a.constraint);
+    let preset = a.constraint;
     if (a.monotone_features.is_some() || a.feature_directions.is_some()) && preset != Preset::None {
         bail!(
             "--monotone-features and --feature-directions set the constraints themselves; \
@@ -213,12 +213,12 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
     }
     let mut cfg = TrainConfig::new(parse_hidden(&a.hidden)?, preset);
     set_constraints(&mut cfg, a)?;
-    cfg.nonneg_mode = a.nonneg_mode.into();
-    cfg.init = a.init.into();
+    cfg.nonneg_mode = a.nonneg_mode;
+    cfg.init = a.init;
     cfg.center_bias = !a.no_center_bias;
     cfg.reset_clipped_moments = a.reset_clipped_moments;
     cfg.optimizer = OptimizerConfig {
-        kind: a.optimizer.into(),
+        kind: a.optimizer,
         lr: a.lr,
         momentum: a.momentum,
         nesterov: a.nesterov,
@@ -241,7 +241,7 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
     cfg.seed = a.seed;
     set_pos_weight(&mut cfg, &a.pos_weight)?;
     cfg.patience = a.patience;
-    cfg.monitor = a.monitor.into();
+    cfg.monitor = a.monitor;
     if let Some(f) = a.threshold_fpr {
         if !(0.0..1.0).contains(&f) {
             bail!("--threshold-fpr must be in [0, 1)");
@@ -256,7 +256,7 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
             skip: a.skip.chosen(),
             weight_decay: a.weight_decay,
         },
-        scale: a.scale.map(Into::into),
+        scale: a.scale,
         featurizer: None,
     })
 }

@@ -32,17 +32,6 @@ pub enum NonNegMode {
     Softplus,
 }
 
-impl NonNegMode {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "project" => Some(NonNegMode::Project),
-            "abs" => Some(NonNegMode::Abs),
-            "softplus" => Some(NonNegMode::Softplus),
-            _ => None,
-        }
-    }
-}
-
 /// Everything a model file holds: the network and what turns raw data into its input and
 /// its output into decisions.
 #[derive(Clone, Debug, PartialEq)]

@@ -20,19 +20,6 @@ pub enum ScaleKind {
     Log1pStandard,
 }
 
-impl ScaleKind {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "none" => Some(ScaleKind::None),
-            "standard" => Some(ScaleKind::Standard),
-            "minmax" => Some(ScaleKind::Minmax),
-            "log1p" => Some(ScaleKind::Log1p),
-            "log1p-standard" | "log1p_standard" => Some(ScaleKind::Log1pStandard),
-            _ => None,
-        }
-    }
-}
-
 /// `x' = (t(x) - shift) * mult`, with `t` the identity or `sign(x) * log1p(|x|)`, `mult > 0`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scaler {

@@ -30,15 +30,6 @@ pub enum Preset {
 }
 
 impl Preset {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "none" => Some(Preset::None),
-            "last-nonneg" => Some(Preset::LastNonneg),
-            "monotone" => Some(Preset::Monotone),
-            _ => None,
-        }
-    }
-
     pub fn layers(self, n_layers: usize) -> Vec<LayerConstraints> {
         (0..n_layers)
             .map(|i| LayerConstraints {
