@@ -60,14 +60,26 @@ impl Attacker<'_> {
         z1
     }
 
-    /// The skip connection's contribution to the attacked logit at a row (0 without one).
+    /// The skip connection's contribution to the attacked logit at a row (0 without one):
+    /// a dot product summed in feature order. (A one-row GEMM sums in another order, and a
+    /// target whose logit sits on the threshold would then flip; see the notes of issue 12.)
     pub(super) fn start_skip(&self, row: RowRef) -> f32 {
         let Some(skip) = &self.model.mlp.skip else {
             return 0.0;
         };
-        let mut s = vec![0.0; skip.n_out];
-        self.with_scaled_row(row, |input| input.affine(skip, 1, &mut s));
-        s[self.label]
+        let w = |j: usize| skip.weight[j * skip.n_out + self.label];
+        match row {
+            RowRef::Dense(vals) => vals
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| self.scaled(j, v) * w(j))
+                .sum(),
+            RowRef::Sparse(idx, vals) => idx
+                .iter()
+                .zip(vals)
+                .map(|(&j, &v)| self.scaled(j as usize, v) * w(j as usize))
+                .sum(),
+        }
     }
 
     /// The attacked logits (without the skip connection) of `rows` rows whose

@@ -267,6 +267,14 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
             bias_constraints: lm.bias_constraints.clone(),
         });
     }
+    if let Some(out) = layers.last().filter(|l| l.activation != Activation::Identity) {
+        // The logits are the output layer's pre-activations: an activation there would be
+        // ignored by every pass, so a file that asks for one is refused.
+        return Err(bad(format!(
+            "architecture: the output layer has activation {}, expected identity",
+            out.activation.name()
+        )));
+    }
     let n_labels = layers.last().map_or(0, |l| l.n_out);
     if n_labels != meta.n_labels || meta.threshold.len() != n_labels {
         return Err(bad("architecture: label count mismatch".into()));

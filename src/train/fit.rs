@@ -82,14 +82,8 @@ pub fn train(
     check(cfg, data, valid)?;
     let n = data.rows();
     let pos_weight = pos_weights(cfg, data)?;
-    let mut mlp = build_network(cfg, data.x.cols(), data.x.is_sparse(), data.n_labels)?;
     let mut shuffle_rng = Rng::new(cfg.seed ^ 0x5348_5546_464C_4521);
-    if cfg.center_bias {
-        let mut order: Vec<usize> = (0..n).collect();
-        shuffle_rng.shuffle(&mut order);
-        order.truncate(1024);
-        center_biases(&mut mlp, &data.x, &order);
-    }
+    let mlp = initial_network(cfg, data, &mut shuffle_rng)?;
     let mut trainer = Trainer::new(mlp, cfg);
     let batches = n.div_ceil(cfg.batch_size);
     let total_steps = (batches * cfg.epochs) as u64;
@@ -154,6 +148,19 @@ pub fn train(
             seconds: start.elapsed().as_secs_f64(),
         },
     ))
+}
+
+/// The network before the first step: built, initialised, and with its biases centred on
+/// 1,024 shuffled training rows (the first draw of the shuffle stream).
+fn initial_network(cfg: &TrainConfig, data: &Dataset, shuffle_rng: &mut Rng) -> Result<Mlp> {
+    let mut mlp = build_network(cfg, data.x.cols(), data.x.is_sparse(), data.n_labels)?;
+    if cfg.center_bias {
+        let mut order: Vec<usize> = (0..data.rows()).collect();
+        shuffle_rng.shuffle(&mut order);
+        order.truncate(1024);
+        center_biases(&mut mlp, &data.x, &order);
+    }
+    Ok(mlp)
 }
 
 /// The checks on the config and data that need no network.

@@ -6,6 +6,7 @@ use super::config::TrainConfig;
 use super::update::TensorState;
 use crate::model::init::non_negative_rows;
 use crate::model::{Dense, NonNegMode};
+use crate::optim::OptimizerConfig;
 
 #[inline]
 pub(super) fn reparam_forward(mode: NonNegMode, t: f32) -> f32 {
@@ -89,4 +90,41 @@ pub(super) fn weight_state_for(cfg: &TrainConfig, layer: &mut Dense) -> TensorSt
         }
     }
     ws
+}
+
+/// Turns the gradient `g` of a tensor's weights into the gradient of its free parameter
+/// on the reparametrised rows (chain rule through `w = f(t)`). Those rows decay the
+/// effective weight `w`, not `t` (decaying `t` would pull a softplus weight towards
+/// softplus(0)): an L2 term `wd * w` in w's gradient; the optimizer then updates `t`
+/// without decay.
+pub(super) fn grad_to_raw(
+    opt: &OptimizerConfig,
+    mode: NonNegMode,
+    st: &TensorState,
+    w: &[f32],
+    g: &mut [f32],
+) {
+    let Some(raw) = st.raw.as_ref() else {
+        return;
+    };
+    for (k, ((g, &t), &w)) in g.iter_mut().zip(raw.iter()).zip(w.iter()).enumerate() {
+        if st.rows[k / st.cols] {
+            *g = (*g + opt.weight_decay * w) * reparam_grad(mode, t);
+        }
+    }
+}
+
+/// Sets the weights from the free parameter after its update: `w = f(t)` on the
+/// reparametrised rows, `w = t` on the others.
+pub(super) fn raw_to_weights(mode: NonNegMode, st: &TensorState, w: &mut [f32]) {
+    let Some(raw) = st.raw.as_ref() else {
+        return;
+    };
+    for (k, (w, &t)) in w.iter_mut().zip(raw).enumerate() {
+        *w = if st.rows[k / st.cols] {
+            reparam_forward(mode, t)
+        } else {
+            t
+        };
+    }
 }

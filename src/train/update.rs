@@ -6,7 +6,7 @@
 //! summed in batch order on one thread.
 
 use super::projection::{fused_constraints, project_row};
-use super::reparam::{reparam_forward, reparam_grad};
+use super::reparam::{grad_to_raw, raw_to_weights, reparam_forward, reparam_grad};
 use crate::data::CsrMatrix;
 use crate::kernels;
 use crate::model::{Constraint, Dense, NonNegMode};
@@ -218,18 +218,8 @@ pub(super) fn update_tensor(
     reset_clipped: bool,
 ) {
     let len = w.len();
-    // Reparametrised rows decay the effective weight `w`, not `t` (decaying `t` would pull
-    // a softplus weight towards softplus(0)): an L2 term `wd * w` in w's gradient, through
-    // the chain rule; the optimizer then updates `t` without decay.
     let free = opt.without_weight_decay();
-    if let Some(raw) = st.raw.as_mut() {
-        // Chain rule through w = f(t) on the reparametrised rows.
-        for (k, ((g, &t), &w)) in g.iter_mut().zip(raw.iter()).zip(w.iter()).enumerate() {
-            if st.rows[k / st.cols] {
-                *g = (*g + opt.weight_decay * w) * reparam_grad(mode, t);
-            }
-        }
-    }
+    grad_to_raw(opt, mode, st, w, g);
     let rep_rows = &st.rows;
     // Elementwise constraints are projected row by row while the rows are in cache.
     let fused = fused_constraints(elementwise, st.raw.is_some());
@@ -288,13 +278,5 @@ pub(super) fn update_tensor(
                 }
             }
         });
-    if let Some(raw) = st.raw.as_ref() {
-        for (k, (w, &t)) in w.iter_mut().zip(raw).enumerate() {
-            *w = if st.rows[k / st.cols] {
-                reparam_forward(mode, t)
-            } else {
-                t
-            };
-        }
-    }
+    raw_to_weights(mode, st, w);
 }
