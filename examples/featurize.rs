@@ -1,14 +1,12 @@
-//! Stand-alone driver for the featurizers, until the main binary mounts
-//! `nonneg::features::cli` (and for the benchmark, `bench/featurize_bench.py`).
+//! Featurizer measurements for `bench/featurize_bench.py` (featurizing files is
+//! `nonneg featurize`):
 //!
 //! ```text
-//! cargo run --release --example featurize -- featurize text --class spam=DIR ... --out x.svm
 //! cargo run --release --example featurize -- dump-text --class spam=DIR ... --out docs.jsonl
 //! cargo run --release --example featurize -- bench-text --class spam=DIR ... [--docs docs.jsonl]
 //! ```
 
 use clap::{Parser, Subcommand};
-use nonneg::features::cli::{self, FeaturizeArgs};
 use nonneg::features::corpus::{featurize_corpus, SpecSource};
 use nonneg::features::source;
 use nonneg::features::text::{self, Analysis, TextOptions};
@@ -25,8 +23,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// `nonneg featurize ...`
-    Featurize(FeaturizeArgs),
     /// Writes the decoded body text of every sample, one JSON string per line, in corpus
     /// order (the same text nonneg tokenizes, for comparison with other tokenizers).
     DumpText {
@@ -61,7 +57,6 @@ fn classes(v: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Featurize(a) => cli::run(&a),
         Cmd::DumpText { classes: c, out } => {
             let mut docs = Vec::new();
             for (_, p) in classes(&c)? {

@@ -5,6 +5,7 @@ pub mod attack;
 pub mod certify;
 pub mod demo;
 pub mod eval;
+pub mod featurize;
 pub mod inspect;
 pub mod predict;
 pub mod split;

@@ -30,10 +30,12 @@ use std::path::Path;
 struct Raw {
     /// Physical line of each row.
     lines: Vec<usize>,
-    indptr: Vec<usize>,
-    /// Indices as written in the file (before base adjustment).
-    indices: Vec<u32>,
-    values: Vec<f32>,
+    /// The rows, indices as written in the file (before base adjustment), explicit zeros
+    /// kept; `cols` is not known yet.
+    x: CsrMatrix,
+    /// The row being parsed.
+    row_indices: Vec<u32>,
+    row_values: Vec<f32>,
     /// Label fields of all rows, concatenated; `label_ends[r]` is where row r's ends.
     label_bytes: Vec<u8>,
     label_ends: Vec<usize>,
@@ -105,6 +107,8 @@ fn parse_line(path: &Path, lineno: usize, line: &[u8], raw: &mut Raw) -> Result<
     raw.label_ends.push(raw.label_bytes.len());
     raw.lines.push(lineno);
 
+    raw.row_indices.clear();
+    raw.row_values.clear();
     let mut prev: Option<u32> = None;
     for tok in tokens {
         let Some(colon) = tok.iter().position(|&b| b == b':') else {
@@ -174,10 +178,10 @@ fn parse_line(path: &Path, lineno: usize, line: &[u8], raw: &mut Raw) -> Result<
         let value = parse_value(path, lineno, idx_text, val_text)?;
         raw.min_index = Some(raw.min_index.map_or(idx, |m| m.min(idx)));
         raw.max_index = Some(raw.max_index.map_or(idx, |m| m.max(idx)));
-        raw.indices.push(idx);
-        raw.values.push(value);
+        raw.row_indices.push(idx);
+        raw.row_values.push(value);
     }
-    raw.indptr.push(raw.indices.len());
+    raw.x.push_row(&raw.row_indices, &raw.row_values);
     Ok(())
 }
 
@@ -376,7 +380,7 @@ fn multi_labels(path: &Path, raw: &Raw, opts: &LoadOptions) -> Result<(Vec<f32>,
 /// The row holding entry `k` of the raw CSR.
 fn row_of(raw: &Raw, k: usize) -> usize {
     // indptr has rows + 1 entries; the row is the last r with indptr[r] <= k < indptr[r + 1].
-    raw.indptr.partition_point(|&p| p <= k) - 1
+    raw.x.indptr.partition_point(|&p| p <= k) - 1
 }
 
 /// Reads an svmlight/libsvm file (optionally gzip-compressed); see the module documentation.
@@ -390,10 +394,7 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         Box::new(buf)
     };
 
-    let mut raw = Raw {
-        indptr: vec![0],
-        ..Default::default()
-    };
+    let mut raw = Raw::default();
     let mut line = Vec::with_capacity(4096);
     let mut lineno = 0usize;
     loop {
@@ -448,7 +449,7 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         IndexBase::Auto => raw.min_index == Some(0),
     };
     if !zero_based && raw.min_index == Some(0) {
-        let k = raw.indices.iter().position(|&i| i == 0).unwrap_or(0);
+        let k = raw.x.indices.iter().position(|&i| i == 0).unwrap_or(0);
         return Err(Error::parse(
             path,
             raw.lines[row_of(&raw, k)],
@@ -465,6 +466,7 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
             if width > n {
                 let limit = n as u64 + offset as u64;
                 let k = raw
+                    .x
                     .indices
                     .iter()
                     .position(|&i| i as u64 >= limit)
@@ -476,7 +478,7 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
                     format!(
                         "index {} ({base_name}) is past the model's {n} features: the data has \
                          more features than the model",
-                        raw.indices[k]
+                        raw.x.indices[k]
                     ),
                 ));
             }
@@ -486,12 +488,12 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     };
 
     // ---- Final CSR: 0-based indices, explicit zeros dropped (in place).
-    let Raw {
+    let CsrMatrix {
         mut indptr,
         mut indices,
         mut values,
         ..
-    } = raw;
+    } = raw.x;
     let mut w = 0usize;
     let mut start = 0usize;
     for r in 0..rows {

@@ -85,6 +85,29 @@ pub struct TextOptions {
     pub normalize: bool,
 }
 
+impl TextOptions {
+    /// The settings `self` asks for (differing from the default) that `saved` lacks, by
+    /// field name in declaration order (`header_tokens`, `url_hosts`, `raw_headers`,
+    /// `value`, `tfidf`, `normalize`). A saved spec is used with its own settings, so
+    /// asking for other ones is a mistake to report, not to ignore.
+    pub fn requested_but_not_in(&self, saved: &TextOptions) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        let mut check = |asked: bool, has: bool, name| {
+            if asked && !has {
+                missing.push(name);
+            }
+        };
+        check(self.header_tokens, saved.header_tokens, "header_tokens");
+        check(self.url_hosts, saved.url_hosts, "url_hosts");
+        check(self.raw_headers, saved.raw_headers, "raw_headers");
+        let counts = self.value != ValueMode::Binary;
+        check(counts, saved.value == self.value, "value");
+        check(self.tfidf, saved.tfidf, "tfidf");
+        check(self.normalize, saved.normalize, "normalize");
+        missing
+    }
+}
+
 /// A complete text featurizer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TextSpec {
