@@ -123,13 +123,16 @@ impl Dataset {
     }
 }
 
-/// How svmlight feature indices are numbered.
+/// How svmlight feature indices are numbered (command line: `auto`, `0`, `1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum IndexBase {
     /// 1-based unless some index is 0 (as scikit-learn's `zero_based="auto"`).
     #[default]
     Auto,
+    #[cfg_attr(feature = "cli", value(name = "0"))]
     Zero,
+    #[cfg_attr(feature = "cli", value(name = "1"))]
     One,
 }
 

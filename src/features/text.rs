@@ -26,7 +26,7 @@
 //! non-add-monotone ([`TextSpec::add_monotone`] says why), so certify can refuse it.
 //!
 //! **Vocabulary.** Either explicit terms (sorted, unique; feature `i` is `terms[i]`), built
-//! from training data only by [`build_vocabulary`] (`min_df`, `max_features`), or hashing:
+//! from training data only by [`fit_transform`] (`min_df`, `max_features`), or hashing:
 //! feature = FNV-1a-64 of the token, folded, mod `2^bits` (see [`super::hash_index`]).
 
 use super::{hash_index, FastMap, Featurized};
@@ -320,9 +320,10 @@ impl TextSpec {
     }
 }
 
-/// Builds the vocabulary from `docs` (as [`build_vocabulary`]) and maps the same docs to
-/// rows in one go (one hash lookup per distinct token of a document instead of two).
-/// Returns the spec and the rows, in `docs` order.
+/// Builds a sorted vocabulary from training analyses and maps the same docs to rows in one
+/// go (one hash lookup per distinct token of a document). The vocabulary: tokens with
+/// document frequency `>= min_df`; with `max_features`, only the most frequent are kept
+/// (ties by token string, ascending). Returns the spec and the rows, in `docs` order.
 pub fn fit_transform(
     options: TextOptions,
     docs: Vec<Analysis>,
@@ -404,54 +405,6 @@ pub fn fit_transform(
 /// Term -> index map of a vocabulary (see [`TextSpec::term_index`]).
 #[derive(Debug, Clone)]
 pub struct TermIndex<'a>(FastMap<&'a str, u32>);
-
-/// Builds a sorted vocabulary from training analyses: tokens with document frequency
-/// `>= min_df`; with `max_features`, only the most frequent are kept (ties by token
-/// string, ascending). Returns the terms (sorted) and their document frequencies.
-pub fn build_vocabulary(
-    docs: &[Analysis],
-    min_df: usize,
-    max_features: Option<usize>,
-) -> (Vec<String>, Vec<usize>) {
-    let df = docs
-        .par_chunks(256)
-        .map(|chunk| {
-            let mut df: FastMap<&str, usize> = FastMap::default();
-            for d in chunk {
-                for (tok, _) in d.counts() {
-                    *df.entry(tok).or_insert(0) += 1;
-                }
-            }
-            df
-        })
-        .reduce(FastMap::default, |mut a, b| {
-            if a.len() < b.len() {
-                return merge(b, a);
-            }
-            for (t, n) in b {
-                *a.entry(t).or_insert(0) += n;
-            }
-            a
-        });
-    fn merge<'a>(
-        mut big: FastMap<&'a str, usize>,
-        small: FastMap<&'a str, usize>,
-    ) -> FastMap<&'a str, usize> {
-        for (t, n) in small {
-            *big.entry(t).or_insert(0) += n;
-        }
-        big
-    }
-    let mut kept: Vec<(&str, usize)> = df.into_iter().filter(|&(_, n)| n >= min_df).collect();
-    if let Some(maxf) = max_features {
-        if kept.len() > maxf {
-            kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-            kept.truncate(maxf);
-        }
-    }
-    kept.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    kept.into_iter().map(|(t, n)| (t.to_owned(), n)).unzip()
-}
 
 /// scikit-learn's smooth idf: `ln((1 + n) / (1 + df)) + 1`.
 pub fn idf_weights(df: &[usize], n_docs: usize) -> Vec<f32> {
