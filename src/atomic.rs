@@ -14,10 +14,7 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Writes `path` atomically from `body`, which streams into a buffered writer.
-pub fn write_with(
-    path: &Path,
-    body: impl FnOnce(&mut dyn Write) -> Result<()>,
-) -> Result<()> {
+pub fn write_with(path: &Path, body: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let mut tmp = temp_beside(path, "")?;
     {
         let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file_mut());

@@ -957,7 +957,10 @@ mod tests {
             let m = model(vec![dense(2, 1, vec![1.0, w], Activation::Identity)]);
             let c = certify(&m, None);
             assert!(!c.certified && c.violations.is_empty(), "{w}: {c}");
-            assert!(c.reasons.iter().any(|r| r.contains("non-finite")), "{w}: {c}");
+            assert!(
+                c.reasons.iter().any(|r| r.contains("non-finite")),
+                "{w}: {c}"
+            );
         }
     }
 

@@ -150,8 +150,8 @@ struct NumericLabels {
 
 impl NumericLabels {
     fn parse(&mut self, path: &Path, line: usize, column: &str, text: &str) -> Result<f32> {
-        let hint = "labels must be 0/1, -1/+1 or true/false; for other values pass \
-                    --positive VALUE to name the positive class";
+        let hint = "labels must be 0/1, -1/+1 or true/false; for other values name \
+                    the positive class value (the `positive` load option)";
         if text.is_empty() {
             return Err(Error::parse(path, line, column, "empty label"));
         }
@@ -199,7 +199,8 @@ impl NumericLabels {
                 column,
                 format!(
                     "labels mix 0 (first on line {z}) and -1 (first on line {m}); binary labels \
-                     are either 0/1 or -1/+1; for more classes pass --positive VALUE"
+                     are either 0/1 or -1/+1; for more classes name the positive class value \
+                     (the `positive` load option)"
                 ),
             ));
         }
@@ -376,7 +377,7 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
                 if expected.contains(&header[lc]) {
                     msg.push_str(&format!(
                         " (the last column '{}' was taken as the label; name the label column \
-                         with --label-column)",
+                         with the `label_column` load option)",
                         header[lc]
                     ));
                 }
@@ -471,7 +472,7 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
                 path,
                 format!(
                     "field {lname}: the positive label '{pos}' never occurs in column '{lname}' \
-                     (values seen: {shown}); check --positive for a typo"
+                     (values seen: {shown}); check the `positive` load option for a typo"
                 ),
             ));
         }
@@ -627,9 +628,12 @@ mod tests {
         assert!(e.contains("bad.csv:3"), "{e}");
         assert!(e.contains("field y"), "{e}");
         assert!(e.contains("'spam'"), "{e}");
-        assert!(e.contains("--positive"), "{e}");
+        assert!(e.contains("`positive` load option"), "{e}");
         let e = err("a,y\n1,0\n2,2\n", &LoadOptions::labelled());
-        assert!(e.contains("bad.csv:3") && e.contains("--positive"), "{e}");
+        assert!(
+            e.contains("bad.csv:3") && e.contains("`positive` load option"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -268,7 +268,8 @@ fn binary_labels(path: &Path, raw: &Raw) -> Result<Vec<f32>> {
                 "label",
                 format!(
                     "label '{}' is not binary (0/1 or -1/+1); for multi-label data write \
-                     the class ids comma-separated (e.g. '1,3') or pass --multilabel",
+                     the class ids comma-separated (e.g. '1,3') or read the labels as multi-label \
+                     (the `multilabel` load option)",
                     show(text)
                 ),
             ));
@@ -281,7 +282,8 @@ fn binary_labels(path: &Path, raw: &Raw) -> Result<Vec<f32>> {
                 format!(
                     "labels mix 0 (first on line {z}) and -1 (first on line {m}); binary labels \
                      are either 0/1 or -1/+1; for multi-label data write class ids \
-                     comma-separated (e.g. '1,3') or pass --multilabel"
+                     comma-separated (e.g. '1,3') or read the labels as multi-label (the \
+                     `multilabel` load option)"
                 ),
             ));
         }

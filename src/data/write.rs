@@ -268,7 +268,8 @@ fn write_rows(path: &Path, x: Rows, labels: Option<Labels>, keep_width: bool) ->
                 line.push_str(" 1:0");
             }
             line.push('\n');
-            w.write_all(line.as_bytes()).map_err(|e| Error::io(path, e))?;
+            w.write_all(line.as_bytes())
+                .map_err(|e| Error::io(path, e))?;
         }
         Ok(())
     })
