@@ -9,7 +9,8 @@
 //! Modules, in pipeline order:
 //! - [`source`]: enumerate samples from a directory, a file or a tar archive, in a
 //!   deterministic order;
-//! - [`text`]: email / plain-text tokenization (mail-parser) and the text spec;
+//! - [`email`]: decoding emails (mail-parser) and plain text to text;
+//! - [`text`]: tokenization and the text spec;
 //! - [`bytes`]: hashed byte n-grams and PE/ELF imports (goblin);
 //! - [`corpus`]: featurize labelled class folders into a CSR matrix and write svmlight.
 //!
@@ -20,6 +21,7 @@
 
 pub mod bytes;
 pub mod corpus;
+pub mod email;
 pub mod source;
 pub mod text;
 
