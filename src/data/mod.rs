@@ -3,7 +3,7 @@
 //! rows silently; every error names the file, line (or row) and field.
 
 pub mod csv;
-pub mod npy;
+mod npy;
 pub mod npz;
 pub mod split;
 pub mod svmlight;
