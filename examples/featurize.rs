@@ -1,14 +1,12 @@
-//! Stand-alone driver for the featurizers, until the main binary mounts
-//! `nonneg::features::cli` (and for the benchmark, `bench/featurize_bench.py`).
+//! Featurizer measurements for `bench/featurize_bench.py` (featurizing files is
+//! `nonneg featurize`):
 //!
 //! ```text
-//! cargo run --release --example featurize -- featurize text --class spam=DIR ... --out x.svm
 //! cargo run --release --example featurize -- dump-text --class spam=DIR ... --out docs.jsonl
 //! cargo run --release --example featurize -- bench-text --class spam=DIR ... [--docs docs.jsonl]
 //! ```
 
-use clap::{Parser, Subcommand};
-use nonneg::features::cli::{self, FeaturizeArgs};
+use anyhow::{anyhow, bail};
 use nonneg::features::corpus::{featurize_corpus, SpecSource};
 use nonneg::features::source;
 use nonneg::features::text::{self, Analysis, TextOptions};
@@ -17,55 +15,63 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
+/// `dump-text` writes the decoded body text of every sample, one JSON string per line, in
+/// corpus order (the text nonneg tokenizes, for comparison with other tokenizers).
+/// `bench-text` times nonneg on the corpus: (a) end to end from raw emails (read,
+/// MIME-decode, tokenize, build vocabulary with min_df 1, binary rows); (b) tokenize +
+/// vocabulary + rows from already decoded text (`--docs`, from dump-text). Prints JSON.
+/// Parsed by hand so that the example builds without the `cli` feature (clap).
+struct Args {
+    command: String,
+    classes: Vec<(String, PathBuf)>,
+    out: Option<PathBuf>,
+    docs: Option<PathBuf>,
+    repeat: usize,
 }
 
-#[derive(Subcommand)]
-enum Cmd {
-    /// `nonneg featurize ...`
-    Featurize(FeaturizeArgs),
-    /// Writes the decoded body text of every sample, one JSON string per line, in corpus
-    /// order (the same text nonneg tokenizes, for comparison with other tokenizers).
-    DumpText {
-        #[arg(long = "class", value_name = "NAME=PATH", required = true)]
-        classes: Vec<String>,
-        #[arg(long)]
-        out: PathBuf,
-    },
-    /// Times nonneg on the corpus: (a) end to end from raw emails (read, MIME-decode,
-    /// tokenize, build vocabulary with min_df 1, binary rows); (b) tokenize + vocabulary
-    /// + rows from already decoded text (`--docs`, from dump-text). Prints JSON.
-    BenchText {
-        #[arg(long = "class", value_name = "NAME=PATH", required = true)]
-        classes: Vec<String>,
-        #[arg(long)]
-        docs: Option<PathBuf>,
-        #[arg(long, default_value_t = 3)]
-        repeat: usize,
-    },
-}
-
-fn classes(v: &[String]) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    v.iter()
-        .map(|s| {
-            let (n, p) = s
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("expected NAME=PATH, got {s}"))?;
-            Ok((n.to_owned(), PathBuf::from(p)))
-        })
-        .collect()
+fn parse_args() -> anyhow::Result<Args> {
+    let mut it = std::env::args().skip(1);
+    let command = it
+        .next()
+        .ok_or_else(|| anyhow!("usage: featurize dump-text|bench-text --class NAME=PATH ..."))?;
+    let mut a = Args {
+        command,
+        classes: Vec::new(),
+        out: None,
+        docs: None,
+        repeat: 3,
+    };
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| anyhow!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--class" => {
+                let (n, p) = value
+                    .split_once('=')
+                    .ok_or_else(|| anyhow!("expected NAME=PATH, got {value}"))?;
+                a.classes.push((n.to_owned(), PathBuf::from(p)));
+            }
+            "--out" => a.out = Some(value.into()),
+            "--docs" => a.docs = Some(value.into()),
+            "--repeat" => a.repeat = value.parse()?,
+            _ => bail!("unknown option {flag}"),
+        }
+    }
+    if a.classes.is_empty() {
+        bail!("at least one --class NAME=PATH is needed");
+    }
+    Ok(a)
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
-        Cmd::Featurize(a) => cli::run(&a),
-        Cmd::DumpText { classes: c, out } => {
+    let args = parse_args()?;
+    match args.command.as_str() {
+        "dump-text" => {
+            let out = args
+                .out
+                .ok_or_else(|| anyhow!("dump-text needs --out FILE"))?;
             let mut docs = Vec::new();
-            for (_, p) in classes(&c)? {
-                let l = source::list(&p)?;
+            for (_, p) in &args.classes {
+                let l = source::list(p)?;
                 let texts = l
                     .samples
                     .par_iter()
@@ -82,12 +88,8 @@ fn main() -> anyhow::Result<()> {
             eprintln!("wrote {} documents to {}", docs.len(), out.display());
             Ok(())
         }
-        Cmd::BenchText {
-            classes: c,
-            docs,
-            repeat,
-        } => {
-            let c = classes(&c)?;
+        "bench-text" => {
+            let (c, docs, repeat) = (args.classes, args.docs, args.repeat);
             let pos = c[0].0.clone();
             let mut best_e2e = f64::INFINITY;
             let mut shape = (0, 0, 0);
@@ -152,5 +154,6 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        other => bail!("unknown command {other} (dump-text or bench-text)"),
     }
 }

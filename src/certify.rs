@@ -9,10 +9,13 @@
 //! a unit no declared input reaches through non-zero weights is constant, a unit whose
 //! outgoing non-zero weights lead to no output cannot matter, and every other unit is, by
 //! induction over the layers, a non-decreasing function (non-negative weights on
-//! non-decreasing inputs, then a non-decreasing activation). In float arithmetic too:
+//! non-decreasing inputs, then a non-decreasing activation). Every activation nonneg has
+//! is non-decreasing, so only the weights are examined. In float arithmetic too:
 //! rounding to nearest is monotone, so sums and products of non-negative weights with
 //! larger inputs never come out smaller. There is no tolerance: a weight of `-1e-12` on such
-//! a path is a violation; `-0.0` equals zero and is no weight at all; NaN is a violation.
+//! a path is a violation; `-0.0` equals zero and is no weight at all. A non-finite weight
+//! or bias (NaN, infinity) is not judged: it is a reason the model cannot be certified,
+//! found before the paths are examined, so the passes below only see finite weights.
 //!
 //! **Algorithm**, O(parameters), two passes over each kernel (Keras layout `[in, out]`,
 //! row `i` = the weights leaving unit `i`):
@@ -57,9 +60,9 @@ pub struct LayerViolation {
     /// The skip connection from the input features to the logits.
     #[serde(skip_serializing_if = "is_false")]
     pub skip: bool,
-    /// Negative (or NaN) kernel entries on a path from a declared feature to an output.
+    /// Negative kernel entries on a path from a declared feature to an output.
     pub count: usize,
-    /// The most negative of them (NaN only when every one is NaN).
+    /// The most negative of them.
     pub most_negative: f32,
     /// Source units of the violating entries (layer 0: feature names), the first
     /// [`LIST_CAP`].
@@ -82,7 +85,7 @@ pub struct LayerSummary {
     #[serde(rename = "out")]
     pub n_out: usize,
     pub activation: String,
-    /// Every negative (or NaN) kernel entry, whether it matters or not.
+    /// Every negative kernel entry, whether it matters or not.
     pub negative: usize,
     /// The negative entries that break the certificate.
     pub violating: usize,
@@ -116,8 +119,8 @@ pub struct Certificate {
     pub n_uncovered: usize,
     /// Negative weights that do not break the certificate, and why.
     pub notes: Vec<String>,
-    /// Why the model cannot be certified other than its weights (featurizer, scaling,
-    /// activations, malformed model).
+    /// Why the model cannot be certified other than its weights' signs (featurizer,
+    /// scaling, malformed model or non-finite weights).
     pub reasons: Vec<String>,
 }
 
@@ -234,11 +237,11 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
         }
     };
 
-    // Forward reach: reach[l] over the inputs of layer l (reach[L]: the outputs).
+    // Forward reach: reach[l] over the inputs of layer l (`malformed` ensured a layer).
     let n_layers = mlp.layers.len();
-    let mut reach = Vec::with_capacity(n_layers + 1);
+    let mut reach = Vec::with_capacity(n_layers);
     reach.push(declared_mask.clone());
-    for layer in &mlp.layers {
+    for layer in &mlp.layers[..n_layers - 1] {
         let next = reach_forward(layer, reach.last().expect("pushed"));
         reach.push(next);
     }
@@ -250,23 +253,6 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
     let mut layer_notes = Vec::new();
     let mut summaries = Vec::with_capacity(n_layers);
     for (l, layer) in mlp.layers.iter().enumerate().rev() {
-        let reach_out = &reach[l + 1];
-        if !layer.activation.is_non_decreasing() {
-            let mut bad = 0;
-            for o in 0..layer.n_out {
-                if reach_out[o] && live_out[o] {
-                    up_out[o] = true;
-                    bad += 1;
-                }
-            }
-            if bad > 0 {
-                reasons.push(format!(
-                    "layer {l}: activation {} is not non-decreasing, and {bad} of its units \
-                     are on paths from declared features to the output",
-                    layer.activation.name()
-                ));
-            }
-        }
         let pass = backward(layer, &reach[l], &live_out, &up_out);
         summaries.push(pass.summary(l, false, layer));
         layer_violations.extend(pass.violation(l, false, |i| source_name(l, i)));
@@ -478,13 +464,7 @@ impl LayerPass {
     }
 }
 
-/// Not `>= 0`: below zero (`-0.0` is not) or NaN.
-#[inline]
-fn negative_or_nan(w: f32) -> bool {
-    w < 0.0 || w.is_nan()
-}
-
-/// The smaller of two values, ignoring NaN (NaN only when both are NaN).
+/// The smaller of two values, NaN standing for "none yet" (NaN only when both are NaN).
 fn min_negative(a: f32, b: f32) -> f32 {
     if a.is_nan() || b < a {
         b
@@ -511,7 +491,7 @@ fn backward(layer: &Dense, reach_in: &[bool], live_out: &[bool], up_out: &[bool]
                 let nz = w != 0.0;
                 live |= nz & l;
                 up |= nz & u;
-                negative += (nz & negative_or_nan(w)) as u32;
+                negative += (nz & (w < 0.0)) as u32;
             }
             if negative == 0 || !reached {
                 p.live = live;
@@ -520,13 +500,13 @@ fn backward(layer: &Dense, reach_in: &[bool], live_out: &[bool], up_out: &[bool]
                 return p;
             }
             for ((&w, &live), &up) in row.iter().zip(live_out).zip(up_out) {
-                // -0.0 == 0.0: no weight at all. NaN is non-zero and not >= 0.
+                // -0.0 == 0.0: no weight at all.
                 if w == 0.0 {
                     continue;
                 }
                 p.live |= live;
                 p.up |= up;
-                if negative_or_nan(w) {
+                if w < 0.0 {
                     if !reached {
                         p.negative_unreached += 1;
                     } else if !live {
@@ -565,7 +545,7 @@ fn backward(layer: &Dense, reach_in: &[bool], live_out: &[bool], up_out: &[bool]
             pass.most_negative = min_negative(pass.most_negative, p.most_negative);
             // Rare rows: find their targets.
             for (o, &w) in layer.weight[i * n_out..(i + 1) * n_out].iter().enumerate() {
-                if negative_or_nan(w) {
+                if w < 0.0 {
                     if live_out[o] {
                         pass.targets[o] = true;
                     } else {
@@ -792,11 +772,21 @@ mod tests {
     }
 
     #[test]
-    fn nan_and_tiny_negatives_are_violations_negative_zero_is_not() {
-        for (w, ok) in [(-0.0, true), (-1e-12, false), (f32::NAN, false)] {
+    fn tiny_negatives_are_violations_negative_zero_is_not_non_finite_is_a_reason() {
+        for (w, ok) in [(-0.0, true), (-1e-12, false)] {
             let m = model(vec![dense(2, 1, vec![1.0, w], Activation::Identity)]);
             let c = certify(&m, None);
             assert_eq!(c.certified, ok, "{w}: {c}");
+        }
+        // Non-finite weights are not judged as signs: the model is refused with a reason.
+        for w in [f32::NAN, f32::INFINITY] {
+            let m = model(vec![dense(2, 1, vec![1.0, w], Activation::Identity)]);
+            let c = certify(&m, None);
+            assert!(!c.certified && c.violations.is_empty(), "{w}: {c}");
+            assert!(
+                c.reasons.iter().any(|r| r.contains("non-finite")),
+                "{w}: {c}"
+            );
         }
     }
 }

@@ -4,6 +4,7 @@
 //! data -> features -> model (layers, constraints, optimizers) -> train ->
 //! eval / certify / attack -> CLI.
 
+pub mod atomic;
 pub mod attack;
 pub mod certify;
 pub mod data;

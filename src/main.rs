@@ -40,7 +40,7 @@ enum Command {
     /// Stratified train/test split of a data file.
     Split(cli::split::SplitArgs),
     /// Turn raw samples (emails, text, binaries) into add-monotone features.
-    Featurize(nonneg::features::cli::FeaturizeArgs),
+    Featurize(cli::featurize::FeaturizeArgs),
     /// Train, evaluate and inspect unconstrained vs monotone models on bundled data.
     Demo(cli::demo::DemoArgs),
 }
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cli::inspect::run(a, &ctx),
         Command::Split(a) => cli::split::run(a, &ctx),
         Command::Attack(a) => cli::attack::run(a, &ctx),
-        Command::Featurize(a) => nonneg::features::cli::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Featurize(a) => cli::featurize::run(a, &ctx),
         Command::Demo(a) => cli::demo::run(a, &ctx),
     };
     match result {

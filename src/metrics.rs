@@ -131,6 +131,13 @@ fn next_up(x: f32) -> f32 {
     f32::from_bits(if x > 0.0 { b + 1 } else { b - 1 })
 }
 
+/// Column `k` of a row-major `[rows x n_labels]` array: one label's logits or 0/1 labels,
+/// the per-label input of every metric here.
+pub fn label_column(values: &[f32], n_labels: usize, k: usize) -> Vec<f32> {
+    assert!(k < n_labels, "label {k} of {n_labels}");
+    values.iter().skip(k).step_by(n_labels).copied().collect()
+}
+
 /// Everything `eval` reports for one label.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct LabelMetrics {
@@ -198,6 +205,13 @@ pub fn evaluate(logits: &[f32], labels: &[f32], threshold: f32, pos_weight: f32)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_column_takes_every_nth_value() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        assert_eq!(label_column(&v, 3, 1), vec![2.0, 5.0]);
+        assert_eq!(label_column(&v, 1, 0), v.to_vec());
+    }
 
     #[test]
     fn auc_counts_pairs_and_halves_ties() {

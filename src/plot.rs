@@ -36,18 +36,15 @@ pub struct Chart<'a> {
 
 pub fn draw(chart: &Chart, path: &Path) -> Result<()> {
     register_font();
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".plot")
-        .suffix(".png")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    // The backend picks the image format from the temporary file's extension.
+    crate::atomic::write_via_path(path, ".png", |tmp| render(chart, path, tmp))
+}
+
+/// Draws `chart` into the PNG file `tmp`; errors name `path`, the file asked for.
+fn render(chart: &Chart, path: &Path, tmp: &Path) -> Result<()> {
     let err = |e: String| Error::format(path, format!("drawing the plot failed: {e}"));
     {
-        let root = BitMapBackend::new(tmp.path(), (900, 640)).into_drawing_area();
+        let root = BitMapBackend::new(tmp, (900, 640)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let mut c = ChartBuilder::on(&root)
             .caption(chart.title, ("sans-serif", 26))
@@ -100,6 +97,5 @@ pub fn draw(chart: &Chart, path: &Path) -> Result<()> {
             .map_err(|e| err(e.to_string()))?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }

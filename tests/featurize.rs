@@ -3,9 +3,7 @@
 //! `$NONNEG_SPAMASSASSIN`), the executables in `tests/fixtures/bin`, and synthetic
 //! malformed inputs. A missing corpus FAILS the tests (it does not skip them).
 
-use clap::Parser;
 use nonneg::features::bytes::BytesSpec;
-use nonneg::features::cli::{self, FeaturizeArgs};
 use nonneg::features::corpus::{featurize_corpus, spec_path_for, write_corpus, SpecSource};
 use nonneg::features::text::{TextOptions, TextSpec, ValueMode, Vocabulary};
 use nonneg::features::{source, Featurized, FeaturizerSpec};
@@ -611,20 +609,17 @@ fn spec_json_roundtrip_and_validation() {
     assert_eq!(f.values, vec![4.0, 1.0]);
 }
 
-#[derive(Parser)]
-struct TestCli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-#[derive(clap::Subcommand)]
-enum Cmd {
-    Featurize(FeaturizeArgs),
-}
-
-fn run_cli(args: &[&str]) -> anyhow::Result<()> {
-    let cli = TestCli::try_parse_from(std::iter::once("nonneg").chain(args.iter().copied()))?;
-    let Cmd::Featurize(a) = cli.cmd;
-    cli::run(&a)
+/// Runs the `nonneg` binary; an error carries its stderr.
+fn run_cli(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nonneg"))
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 #[test]

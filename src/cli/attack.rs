@@ -50,7 +50,7 @@ pub struct AttackArgs {
     /// Raw samples instead of --data, for a model with a featurizer: NAME=PATH (directory,
     /// file or .tar/.tar.gz/.tar.bz2), repeatable; the attacked class is --positive or the
     /// first NAME. Needed by --method good-words.
-    #[arg(long = "class", value_name = "NAME=PATH", value_parser = nonneg::features::cli::parse_class, conflicts_with = "data")]
+    #[arg(long = "class", value_name = "NAME=PATH", value_parser = super::featurize::parse_class, conflicts_with = "data")]
     pub classes: Vec<(String, PathBuf)>,
     #[command(flatten)]
     pub data_args: DataArgs,

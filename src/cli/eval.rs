@@ -21,7 +21,7 @@ pub struct EvalArgs {
     /// Raw samples instead of --data, for a model with a featurizer: NAME=PATH (directory,
     /// file or .tar/.tar.gz/.tar.bz2), repeatable; the positive class is --positive or the
     /// first NAME.
-    #[arg(long = "class", value_name = "NAME=PATH", value_parser = nonneg::features::cli::parse_class, conflicts_with = "data")]
+    #[arg(long = "class", value_name = "NAME=PATH", value_parser = super::featurize::parse_class, conflicts_with = "data")]
     pub classes: Vec<(String, PathBuf)>,
     #[command(flatten)]
     pub data_args: DataArgs,

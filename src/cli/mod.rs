@@ -6,6 +6,7 @@ pub mod certify;
 pub mod choices;
 pub mod demo;
 pub mod eval;
+pub mod featurize;
 pub mod inspect;
 pub mod predict;
 pub mod split;

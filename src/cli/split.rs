@@ -39,7 +39,7 @@ fn write_csv_rows(src: &Path, rows: &[usize], out: &Path) -> Result<()> {
         }
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-    nonneg::model::io::write_atomic(out, &bytes)?;
+    nonneg::atomic::write_bytes(out, &bytes)?;
     Ok(())
 }
 

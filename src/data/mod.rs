@@ -4,6 +4,7 @@
 
 pub mod csv;
 pub mod feature_list;
+mod npy;
 pub mod npz;
 pub mod split;
 pub mod svmlight;
@@ -36,7 +37,38 @@ pub struct CsrMatrix {
     pub values: Vec<f32>,
 }
 
+/// The empty 0 x 0 matrix (a valid CSR: `indptr` is `[0]`).
+impl Default for CsrMatrix {
+    fn default() -> Self {
+        CsrMatrix::with_capacity(0, 0, 0)
+    }
+}
+
 impl CsrMatrix {
+    /// An empty matrix of `cols` columns, filled with [`CsrMatrix::push_row`]; `rows` and
+    /// `nnz` only reserve memory.
+    pub fn with_capacity(cols: usize, rows: usize, nnz: usize) -> Self {
+        let mut indptr = Vec::with_capacity(rows + 1);
+        indptr.push(0);
+        CsrMatrix {
+            rows: 0,
+            cols,
+            indptr,
+            indices: Vec::with_capacity(nnz),
+            values: Vec::with_capacity(nnz),
+        }
+    }
+
+    /// Appends a row. `indices` must be sorted, unique and below `cols` (not checked here:
+    /// callers build rows that way), and as long as `values`.
+    pub fn push_row(&mut self, indices: &[u32], values: &[f32]) {
+        debug_assert_eq!(indices.len(), values.len());
+        self.indices.extend_from_slice(indices);
+        self.values.extend_from_slice(values);
+        self.indptr.push(self.indices.len());
+        self.rows += 1;
+    }
+
     pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
         let (a, b) = (self.indptr[r], self.indptr[r + 1]);
         (&self.indices[a..b], &self.values[a..b])
@@ -93,13 +125,16 @@ impl Dataset {
     }
 }
 
-/// How svmlight feature indices are numbered.
+/// How svmlight feature indices are numbered (command line: `auto`, `0`, `1`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum IndexBase {
     /// 1-based unless some index is 0 (as scikit-learn's `zero_based="auto"`).
     #[default]
     Auto,
+    #[cfg_attr(feature = "cli", value(name = "0"))]
     Zero,
+    #[cfg_attr(feature = "cli", value(name = "1"))]
     One,
 }
 

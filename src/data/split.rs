@@ -66,23 +66,12 @@ pub fn subset(ds: &Dataset, rows: &[usize]) -> Dataset {
             })
         }
         Features::Sparse(m) => {
-            let mut indptr = Vec::with_capacity(rows.len() + 1);
-            indptr.push(0);
-            let mut indices = Vec::new();
-            let mut values = Vec::new();
+            let mut out = CsrMatrix::with_capacity(m.cols, rows.len(), 0);
             for &r in rows {
                 let (i, v) = m.row(r);
-                indices.extend_from_slice(i);
-                values.extend_from_slice(v);
-                indptr.push(indices.len());
+                out.push_row(i, v);
             }
-            Features::Sparse(CsrMatrix {
-                rows: rows.len(),
-                cols: m.cols,
-                indptr,
-                indices,
-                values,
-            })
+            Features::Sparse(out)
         }
     };
     let y = ds.y.as_ref().map(|y| {

@@ -1,41 +1,27 @@
-//! Writers for CSV and svmlight, the inverses of the readers. Both write to a temporary file
-//! in the destination directory and rename it into place, so a reader never sees a partial
-//! file and a failed write leaves any previous file untouched.
+//! Writers for CSV and svmlight, the inverses of the readers; both write atomically
+//! ([`crate::atomic`]). The svmlight writer is the only one in nonneg: data sets and the
+//! featurizers' output both go through it.
 
-use super::{Dataset, Features};
+use super::{CsrMatrix, Dataset, DenseMatrix, Features};
 use crate::error::{Error, Result};
-use std::io::{BufWriter, Write};
 use std::path::Path;
-use tempfile::NamedTempFile;
 
 /// Shortest text that parses back to exactly `v`: integers without a fraction, otherwise
 /// Rust's round-trip formatting (exponent notation for very large or small magnitudes).
 fn fmt_value(v: f32) -> String {
-    if v == v.trunc() && v.abs() < 1e15 {
-        format!("{v}")
-    } else {
-        format!("{v:?}")
-    }
+    let mut s = String::new();
+    push_value(&mut s, v);
+    s
 }
 
-/// Writes via a temporary file in the same directory, then renames it to `path`.
-fn write_atomically(
-    path: &Path,
-    body: impl FnOnce(&mut BufWriter<&mut NamedTempFile>) -> Result<()>,
-) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+/// Appends `v` as [`fmt_value`] writes it.
+fn push_value(out: &mut String, v: f32) {
+    use std::fmt::Write as _;
+    let _ = if v == v.trunc() && v.abs() < 1e15 {
+        write!(out, "{v}")
+    } else {
+        write!(out, "{v:?}")
     };
-    let mut tmp = NamedTempFile::new_in(dir).map_err(|e| Error::io(path, e))?;
-    {
-        let mut w = BufWriter::new(&mut tmp);
-        body(&mut w)?;
-        w.flush().map_err(|e| Error::io(path, e))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }
 
 /// The row's values densely (for CSV).
@@ -94,7 +80,7 @@ pub fn write_csv(ds: &Dataset, path: &Path) -> Result<()> {
             Some(name)
         }
     };
-    write_atomically(path, |w| {
+    crate::atomic::write_with(path, |w| {
         let csv_err = |e: csv::Error| match e.into_kind() {
             csv::ErrorKind::Io(e) => Error::io(path, e),
             other => Error::format(path, format!("{other:?}")),
@@ -127,11 +113,95 @@ pub fn write_csv(ds: &Dataset, path: &Path) -> Result<()> {
 /// zero), and a row with neither labels nor values gets `1:0` so it is not a blank line.
 /// Read multi-label files back with `multilabel` set unless some row has two labels.
 pub fn write_svmlight(ds: &Dataset, path: &Path) -> Result<()> {
-    let cols = ds.x.cols();
-    let multilabel = ds.y.is_some() && ds.n_labels != 1;
-    if multilabel {
-        if let Some(bad) = ds
-            .label_names
+    let x = match &ds.x {
+        Features::Dense(m) => Rows::Dense(m),
+        Features::Sparse(m) => Rows::Sparse(m),
+    };
+    let labels = ds.y.as_deref().map(|y| Labels {
+        y,
+        n_labels: ds.n_labels,
+        names: &ds.label_names,
+    });
+    write_rows(path, x, labels, true)
+}
+
+/// Writes a sparse matrix with binary labels (`y` of 0/1, one per row) as svmlight, like
+/// [`write_svmlight`] but without the width marker: the featurizers' files, whose width is
+/// recorded in their spec (`<out>.featurizer.json`).
+pub fn write_svmlight_csr(x: &CsrMatrix, y: &[f32], path: &Path) -> Result<()> {
+    if y.len() != x.rows {
+        return Err(Error::invalid(format!(
+            "{} labels for {} rows",
+            y.len(),
+            x.rows
+        )));
+    }
+    let labels = Labels {
+        y,
+        n_labels: 1,
+        names: &[],
+    };
+    write_rows(path, Rows::Sparse(x), Some(labels), false)
+}
+
+/// The feature rows to write, borrowed.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    Dense(&'a DenseMatrix),
+    Sparse(&'a CsrMatrix),
+}
+
+impl Rows<'_> {
+    fn count(self) -> usize {
+        match self {
+            Rows::Dense(m) => m.rows,
+            Rows::Sparse(m) => m.rows,
+        }
+    }
+    fn cols(self) -> usize {
+        match self {
+            Rows::Dense(m) => m.cols,
+            Rows::Sparse(m) => m.cols,
+        }
+    }
+    /// Calls `f` with every non-zero `(column, value)` of row `r`, in column order.
+    fn for_each_nonzero(self, r: usize, mut f: impl FnMut(u32, f32)) {
+        match self {
+            Rows::Dense(m) => {
+                for (i, &v) in m.row(r).iter().enumerate() {
+                    if v != 0.0 {
+                        f(i as u32, v);
+                    }
+                }
+            }
+            Rows::Sparse(m) => {
+                let (idx, val) = m.row(r);
+                for (&i, &v) in idx.iter().zip(val) {
+                    if v != 0.0 {
+                        f(i, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The labels to write, borrowed: row-major `[rows x n_labels]` of 0/1.
+struct Labels<'a> {
+    y: &'a [f32],
+    n_labels: usize,
+    /// Multi-label class ids (unused for binary labels).
+    names: &'a [String],
+}
+
+/// The one svmlight writer; `keep_width` adds the `{cols}:0` marker to the first row when
+/// its last column is empty (see [`write_svmlight`]).
+fn write_rows(path: &Path, x: Rows, labels: Option<Labels>, keep_width: bool) -> Result<()> {
+    let cols = x.cols();
+    let multilabel = labels.as_ref().is_some_and(|l| l.n_labels != 1);
+    if let (true, Some(l)) = (multilabel, &labels) {
+        if let Some(bad) = l
+            .names
             .iter()
             .find(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
         {
@@ -141,67 +211,55 @@ pub fn write_svmlight(ds: &Dataset, path: &Path) -> Result<()> {
                 path.display()
             )));
         }
-        if ds.label_names.len() != ds.n_labels {
+        if l.names.len() != l.n_labels {
             return Err(Error::invalid(format!(
                 "cannot write {}: {} label names for {} labels",
                 path.display(),
-                ds.label_names.len(),
-                ds.n_labels
+                l.names.len(),
+                l.n_labels
             )));
         }
     }
-    if ds.y.is_none() && cols == 0 && ds.rows() > 0 {
+    if labels.is_none() && cols == 0 && x.count() > 0 {
         return Err(Error::invalid(format!(
             "cannot write {}: unlabelled data without features has no svmlight form",
             path.display()
         )));
     }
-    write_atomically(path, |w| {
-        let io = |e: std::io::Error| Error::io(path, e);
-        for r in 0..ds.rows() {
-            let mut line = String::new();
-            if ds.y.is_some() {
+    crate::atomic::write_with(path, |w| {
+        let mut line = String::new();
+        for r in 0..x.count() {
+            line.clear();
+            if let Some(l) = &labels {
+                let row = &l.y[r * l.n_labels..(r + 1) * l.n_labels];
                 if multilabel {
-                    let ids: Vec<&str> = (0..ds.n_labels)
-                        .filter(|&l| ds.label(r, l) > 0.5)
-                        .map(|l| ds.label_names[l].as_str())
-                        .collect();
-                    line.push_str(&ids.join(","));
+                    let mut first = true;
+                    for (k, _) in row.iter().enumerate().filter(|(_, &v)| v > 0.5) {
+                        if !first {
+                            line.push(',');
+                        }
+                        line.push_str(&l.names[k]);
+                        first = false;
+                    }
                 } else {
-                    line.push(if ds.label(r, 0) > 0.5 { '1' } else { '0' });
+                    line.push(if row[0] > 0.5 { '1' } else { '0' });
                 }
             }
-            let labelled = ds.y.is_some();
+            let labelled = labels.is_some();
             let mut last: Option<u32> = None;
             let push = |line: &mut String, last: &mut Option<u32>, i: u32, v: f32| {
                 if !line.is_empty() || labelled {
                     line.push(' ');
                 }
-                line.push_str(&format!("{}:{}", i + 1, fmt_value(v)));
+                push_value_token(line, i + 1, v);
                 *last = Some(i);
             };
-            match &ds.x {
-                Features::Dense(m) => {
-                    for (i, &v) in m.row(r).iter().enumerate() {
-                        if v != 0.0 {
-                            push(&mut line, &mut last, i as u32, v);
-                        }
-                    }
-                }
-                Features::Sparse(m) => {
-                    let (idx, val) = m.row(r);
-                    for (&i, &v) in idx.iter().zip(val) {
-                        if v != 0.0 {
-                            push(&mut line, &mut last, i, v);
-                        }
-                    }
-                }
-            }
-            let keep_width = r == 0 && cols > 0 && last != Some(cols as u32 - 1);
-            let keep_row = ds.y.is_none() && last.is_none();
+            x.for_each_nonzero(r, |i, v| push(&mut line, &mut last, i, v));
+            let keep_width = keep_width && r == 0 && cols > 0 && last != Some(cols as u32 - 1);
             if keep_width {
                 push(&mut line, &mut last, cols as u32 - 1, 0.0);
-            } else if keep_row {
+            } else if !labelled && last.is_none() {
+                // Unlabelled and empty: `1:0` so the row is not a blank line.
                 push(&mut line, &mut last, 0, 0.0);
             }
             // A multi-label row without positives: the label field is empty, so the line
@@ -210,10 +268,18 @@ pub fn write_svmlight(ds: &Dataset, path: &Path) -> Result<()> {
                 line.push_str(" 1:0");
             }
             line.push('\n');
-            w.write_all(line.as_bytes()).map_err(io)?;
+            w.write_all(line.as_bytes())
+                .map_err(|e| Error::io(path, e))?;
         }
         Ok(())
     })
+}
+
+/// Appends `index:value`.
+fn push_value_token(line: &mut String, index: u32, v: f32) {
+    use std::fmt::Write as _;
+    let _ = write!(line, "{index}:");
+    push_value(line, v);
 }
 
 /// One CSV field, quoted (RFC 4180) when it holds a comma, quote or line break.

@@ -1,4 +1,5 @@
-//! Featurizing labelled class folders into a sparse matrix, and writing it as svmlight.
+//! Featurizing labelled class folders into a sparse matrix, and writing it as svmlight
+//! (with [`crate::data::write`]) beside its spec.
 //!
 //! Samples are taken class by class in the order given, each path's samples in
 //! [`super::source`] order; featurizing runs in parallel (rayon) and rows keep that order,
@@ -8,12 +9,11 @@
 
 use super::source::{self, Sample, SampleData};
 use super::text::{self, Analysis, TextOptions};
-use super::{problem_kind, write_atomic, Featurized, FeaturizerKind, FeaturizerSpec};
+use super::{problem_kind, Featurized, FeaturizerKind, FeaturizerSpec};
 use crate::data::CsrMatrix;
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where the featurizer comes from.
@@ -158,14 +158,7 @@ pub fn featurize_corpus(
     // Assemble.
     let n_features = spec.n_features();
     let nnz: usize = rows.iter().map(|r| r.indices.len()).sum();
-    let mut x = CsrMatrix {
-        rows: rows.len(),
-        cols: n_features,
-        indptr: Vec::with_capacity(rows.len() + 1),
-        indices: Vec::with_capacity(nnz),
-        values: Vec::with_capacity(nnz),
-    };
-    x.indptr.push(0);
+    let mut x = CsrMatrix::with_capacity(n_features, rows.len(), nnz);
     let mut y = Vec::with_capacity(rows.len());
     let mut class = Vec::with_capacity(rows.len());
     let mut names = Vec::with_capacity(rows.len());
@@ -180,9 +173,7 @@ pub fn featurize_corpus(
     let mut with_problems = 0;
     for ((ci, s), r) in samples.into_iter().zip(rows) {
         let cname = &classes[ci].0;
-        x.indices.extend_from_slice(&r.indices);
-        x.values.extend_from_slice(&r.values);
-        x.indptr.push(x.indices.len());
+        x.push_row(&r.indices, &r.values);
         y.push(if cname == positive { 1.0 } else { 0.0 });
         if let Some(e) = per_class.iter_mut().find(|(n, _)| n == cname) {
             e.1 += 1;
@@ -244,42 +235,10 @@ pub fn spec_path_for(out: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Writes `x`/`y` as svmlight (`label idx:val ...`, 1-based indices, labels printed as
-/// integers when integral, values as integers when integral), atomically.
-pub fn write_svmlight(path: &Path, x: &CsrMatrix, y: &[f32]) -> Result<()> {
-    if y.len() != x.rows {
-        return Err(Error::invalid(format!(
-            "{} labels for {} rows",
-            y.len(),
-            x.rows
-        )));
-    }
-    write_atomic(path, |w| {
-        for (r, &label) in y.iter().enumerate() {
-            write_num(w, label)?;
-            let (idx, val) = x.row(r);
-            for (&i, &v) in idx.iter().zip(val) {
-                write!(w, " {}:", i as u64 + 1)?;
-                write_num(w, v)?;
-            }
-            w.write_all(b"\n")?;
-        }
-        Ok(())
-    })
-}
-
-fn write_num(w: &mut impl Write, v: f32) -> std::io::Result<()> {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        write!(w, "{}", v as i64)
-    } else {
-        write!(w, "{v}")
-    }
-}
-
 /// Writes the corpus to `out` (svmlight) and its spec to `<out>.featurizer.json`, both
 /// atomically. Returns the spec path.
 pub fn write_corpus(out: &Path, corpus: &Corpus) -> Result<PathBuf> {
-    write_svmlight(out, &corpus.x, &corpus.y)?;
+    crate::data::write::write_svmlight_csr(&corpus.x, &corpus.y, out)?;
     let sp = spec_path_for(out);
     corpus.spec.save(&sp)?;
     Ok(sp)

@@ -9,17 +9,19 @@
 //! Modules, in pipeline order:
 //! - [`source`]: enumerate samples from a directory, a file or a tar archive, in a
 //!   deterministic order;
-//! - [`text`]: email / plain-text tokenization (mail-parser) and the text spec;
+//! - [`email`]: decoding emails (mail-parser) and plain text to text;
+//! - [`text`]: tokenization and the text spec;
 //! - [`bytes`]: hashed byte n-grams and PE/ELF imports (goblin);
-//! - [`corpus`]: featurize labelled class folders into a CSR matrix and write svmlight;
-//! - [`cli`]: the `nonneg featurize` subcommand (clap).
+//! - [`corpus`]: featurize labelled class folders into a CSR matrix and write svmlight.
+//!
+//! The `nonneg featurize` command line lives in the binary (`src/cli/featurize.rs`).
 //!
 //! Hashing uses 64-bit FNV-1a ([`fnv1a64`]) folded to 32 bits, `index = (h ^ (h >> 32))
 //! mod 2^B`: fixed and documented, so a spec gives the same indices on every machine.
 
 pub mod bytes;
-pub mod cli;
 pub mod corpus;
+pub mod email;
 pub mod source;
 pub mod text;
 
@@ -192,11 +194,7 @@ impl FeaturizerSpec {
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self)
             .map_err(|e| Error::invalid(format!("cannot serialise featurizer spec: {e}")))?;
-        write_atomic(path, |w| {
-            use std::io::Write;
-            w.write_all(json.as_bytes())?;
-            w.write_all(b"\n")
-        })
+        crate::atomic::write_bytes(path, format!("{json}\n").as_bytes())
     }
 }
 
@@ -274,25 +272,4 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherD
 /// The kind of a problem string: the part before the first `": "`.
 pub fn problem_kind(problem: &str) -> &str {
     problem.split(": ").next().unwrap_or(problem)
-}
-
-/// Writes `path` atomically: a temp file in the same folder, flushed, then renamed over.
-pub(crate) fn write_atomic(
-    path: &Path,
-    f: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    use std::io::Write;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&parent).map_err(|e| Error::io(&parent, e))?;
-    {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
-        f(&mut w).map_err(|e| Error::io(path, e))?;
-        w.flush().map_err(|e| Error::io(path, e))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
 }

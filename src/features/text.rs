@@ -1,15 +1,6 @@
 //! Email / plain-text featurizer.
 //!
-//! **Decoding.** A sample whose first line looks like a header field (`Name: value`) or an
-//! mbox `From ` line is parsed as an email with mail-parser (headers, multipart,
-//! base64 / quoted-printable, charsets); the text bodies are used, HTML bodies reduced to
-//! text by [`html_to_text`] (tags become spaces; not mail-parser's, which can merge text
-//! appended after the last tag into the last word), and attached `message/rfc822` parts
-//! are read recursively. A text part declared base64 that mail-parser cannot decode
-//! (e.g. words appended after the base64) is decoded leniently: whole valid base64 lines
-//! first, the rest as raw text, so appending never hides the decoded part. Anything else is plain text (problem `no headers`), decoded as lossy
-//! UTF-8. If mail-parser gives up, the raw bytes are used as lossy UTF-8 (problem
-//! `parse failed`). Undecodable bytes never abort: they become U+FFFD and are reported.
+//! **Decoding** is [`super::email`]: headers, MIME parts and charsets to text.
 //!
 //! **Tokens.** Lowercased runs of Unicode alphanumeric characters (`char::is_alphanumeric`)
 //! of 2..=40 characters; longer runs are dropped, not truncated. Digits-only tokens are
@@ -26,13 +17,13 @@
 //! non-add-monotone ([`TextSpec::add_monotone`] says why), so certify can refuse it.
 //!
 //! **Vocabulary.** Either explicit terms (sorted, unique; feature `i` is `terms[i]`), built
-//! from training data only by [`build_vocabulary`] (`min_df`, `max_features`), or hashing:
+//! from training data only by [`fit_transform`] (`min_df`, `max_features`), or hashing:
 //! feature = FNV-1a-64 of the token, folded, mod `2^bits` (see [`super::hash_index`]).
 
+pub use super::email::{decoded_text, html_to_text, looks_like_email};
+use super::email::{walk_text, Piece};
 use super::{hash_index, FastMap, Featurized};
 use crate::error::{Error, Result};
-use mail_parser::decoders::charsets::map::charset_decoder;
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -40,8 +31,6 @@ use serde::{Deserialize, Serialize};
 pub const MIN_TOKEN_CHARS: usize = 2;
 /// Longest token kept, in characters; longer runs are dropped.
 pub const MAX_TOKEN_CHARS: usize = 40;
-/// Deepest nesting of attached messages that is read.
-const MAX_NESTING: usize = 8;
 
 /// How a token count becomes a feature value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -83,6 +72,29 @@ pub struct TextOptions {
     /// Divide each row by its L2 norm. NOT add-monotone.
     #[serde(default)]
     pub normalize: bool,
+}
+
+impl TextOptions {
+    /// The settings `self` asks for (differing from the default) that `saved` lacks, by
+    /// field name in declaration order (`header_tokens`, `url_hosts`, `raw_headers`,
+    /// `value`, `tfidf`, `normalize`). A saved spec is used with its own settings, so
+    /// asking for other ones is a mistake to report, not to ignore.
+    pub fn requested_but_not_in(&self, saved: &TextOptions) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        let mut check = |asked: bool, has: bool, name| {
+            if asked && !has {
+                missing.push(name);
+            }
+        };
+        check(self.header_tokens, saved.header_tokens, "header_tokens");
+        check(self.url_hosts, saved.url_hosts, "url_hosts");
+        check(self.raw_headers, saved.raw_headers, "raw_headers");
+        let counts = self.value != ValueMode::Binary;
+        check(counts, saved.value == self.value, "value");
+        check(self.tfidf, saved.tfidf, "tfidf");
+        check(self.normalize, saved.normalize, "normalize");
+        missing
+    }
 }
 
 /// A complete text featurizer.
@@ -297,9 +309,10 @@ impl TextSpec {
     }
 }
 
-/// Builds the vocabulary from `docs` (as [`build_vocabulary`]) and maps the same docs to
-/// rows in one go (one hash lookup per distinct token of a document instead of two).
-/// Returns the spec and the rows, in `docs` order.
+/// Builds a sorted vocabulary from training analyses and maps the same docs to rows in one
+/// go (one hash lookup per distinct token of a document). The vocabulary: tokens with
+/// document frequency `>= min_df`; with `max_features`, only the most frequent are kept
+/// (ties by token string, ascending). Returns the spec and the rows, in `docs` order.
 pub fn fit_transform(
     options: TextOptions,
     docs: Vec<Analysis>,
@@ -382,54 +395,6 @@ pub fn fit_transform(
 #[derive(Debug, Clone)]
 pub struct TermIndex<'a>(FastMap<&'a str, u32>);
 
-/// Builds a sorted vocabulary from training analyses: tokens with document frequency
-/// `>= min_df`; with `max_features`, only the most frequent are kept (ties by token
-/// string, ascending). Returns the terms (sorted) and their document frequencies.
-pub fn build_vocabulary(
-    docs: &[Analysis],
-    min_df: usize,
-    max_features: Option<usize>,
-) -> (Vec<String>, Vec<usize>) {
-    let df = docs
-        .par_chunks(256)
-        .map(|chunk| {
-            let mut df: FastMap<&str, usize> = FastMap::default();
-            for d in chunk {
-                for (tok, _) in d.counts() {
-                    *df.entry(tok).or_insert(0) += 1;
-                }
-            }
-            df
-        })
-        .reduce(FastMap::default, |mut a, b| {
-            if a.len() < b.len() {
-                return merge(b, a);
-            }
-            for (t, n) in b {
-                *a.entry(t).or_insert(0) += n;
-            }
-            a
-        });
-    fn merge<'a>(
-        mut big: FastMap<&'a str, usize>,
-        small: FastMap<&'a str, usize>,
-    ) -> FastMap<&'a str, usize> {
-        for (t, n) in small {
-            *big.entry(t).or_insert(0) += n;
-        }
-        big
-    }
-    let mut kept: Vec<(&str, usize)> = df.into_iter().filter(|&(_, n)| n >= min_df).collect();
-    if let Some(maxf) = max_features {
-        if kept.len() > maxf {
-            kept.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-            kept.truncate(maxf);
-        }
-    }
-    kept.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    kept.into_iter().map(|(t, n)| (t.to_owned(), n)).unzip()
-}
-
 /// scikit-learn's smooth idf: `ln((1 + n) / (1 + df)) + 1`.
 pub fn idf_weights(df: &[usize], n_docs: usize) -> Vec<f32> {
     df.iter()
@@ -501,24 +466,6 @@ impl Collector {
     }
 }
 
-/// The text a sample decodes to (bodies only, no header or host tokens), for tools such
-/// as the benchmark that compare with other tokenizers on the same text.
-pub fn decoded_text(raw: &[u8]) -> String {
-    let mut out = String::new();
-    let mut problems = Vec::new();
-    let opts = TextOptions::default();
-    walk_text(
-        &opts,
-        raw,
-        &mut |t, _| {
-            out.push_str(t);
-            out.push('\n');
-        },
-        &mut problems,
-    );
-    out
-}
-
 /// Calls `emit` for every token of `raw`, in order.
 pub fn extract(
     opts: &TextOptions,
@@ -537,362 +484,6 @@ pub fn extract(
         },
         problems,
     );
-}
-
-/// What a piece of decoded text is.
-#[derive(Clone, Copy)]
-enum Piece {
-    Body,
-    /// Header text, tokens prefixed with e.g. `subject:`.
-    Header(&'static str),
-    /// Text to scan for URL hosts only.
-    Hosts,
-}
-
-fn walk_text(
-    opts: &TextOptions,
-    raw: &[u8],
-    f: &mut dyn FnMut(&str, Piece),
-    problems: &mut Vec<String>,
-) {
-    if !looks_like_email(raw) {
-        problems.push("no headers: read as plain text".into());
-        plain(opts, raw, f, problems);
-        return;
-    }
-    let parser = MessageParser::new();
-    match parser.parse(raw) {
-        None => {
-            problems.push("parse failed: raw text used".into());
-            plain(opts, raw, f, problems);
-        }
-        Some(msg) => {
-            if opts.raw_headers {
-                f(
-                    &String::from_utf8_lossy(header_block(raw)),
-                    Piece::Header("hdr:"),
-                );
-            }
-            if opts.header_tokens {
-                if let Some(s) = msg.subject() {
-                    f(s, Piece::Header("subject:"));
-                }
-                for (addr, prefix) in [(msg.from(), "from:"), (msg.to(), "to:")] {
-                    if let Some(a) = addr {
-                        for a in a.iter() {
-                            if let Some(n) = a.name() {
-                                f(n, Piece::Header(prefix));
-                            }
-                            if let Some(x) = a.address() {
-                                f(x, Piece::Header(prefix));
-                            }
-                        }
-                    }
-                }
-            }
-            message_text(opts, &msg, 0, f, problems);
-        }
-    }
-}
-
-/// The raw header block: everything before the first empty line.
-fn header_block(raw: &[u8]) -> &[u8] {
-    let mut start = 0;
-    for (i, &b) in raw.iter().enumerate() {
-        if b == b'\n' {
-            let line = &raw[start..i];
-            if line.is_empty() || line == b"\r" {
-                return &raw[..start];
-            }
-            start = i + 1;
-        }
-    }
-    raw
-}
-
-fn plain(
-    opts: &TextOptions,
-    raw: &[u8],
-    f: &mut dyn FnMut(&str, Piece),
-    problems: &mut Vec<String>,
-) {
-    let text = String::from_utf8_lossy(raw);
-    if matches!(text, std::borrow::Cow::Owned(_)) {
-        problems.push("invalid utf-8: bytes replaced".into());
-    }
-    f(&text, Piece::Body);
-    if opts.url_hosts {
-        f(&text, Piece::Hosts);
-    }
-}
-
-fn message_text(
-    opts: &TextOptions,
-    msg: &Message<'_>,
-    depth: usize,
-    f: &mut dyn FnMut(&str, Piece),
-    problems: &mut Vec<String>,
-) {
-    let mut bodies = 0;
-    let broken_b64 = |id: usize| msg.parts.get(id).is_some_and(is_broken_base64_text);
-    for &id in &msg.text_body {
-        if broken_b64(id as usize) {
-            continue; // read leniently below
-        }
-        match msg.parts.get(id as usize).map(|p| &p.body) {
-            Some(PartType::Text(t)) => {
-                bodies += 1;
-                f(t, Piece::Body);
-            }
-            Some(PartType::Html(h)) => {
-                bodies += 1;
-                f(&html_to_text(h), Piece::Body);
-            }
-            _ => {}
-        }
-    }
-    for part in msg.parts.iter().filter(|p| is_broken_base64_text(p)) {
-        bodies += 1;
-        lenient_base64_text(opts, part, f);
-    }
-    for part in &msg.parts {
-        if part.is_encoding_problem {
-            problems.push("mime encoding problem: part decoded as far as possible".into());
-        }
-        if let Some(cs) = part.content_type().and_then(|ct| ct.attribute("charset")) {
-            if !charset_known(cs) {
-                problems.push(format!(
-                    "unknown charset: {} (read as utf-8)",
-                    cs.chars().take(40).collect::<String>()
-                ));
-            }
-        }
-        match &part.body {
-            PartType::Text(t) | PartType::Html(t) => {
-                if t.contains('\u{FFFD}') {
-                    problems.push("undecodable bytes: replaced".into());
-                }
-                if opts.url_hosts {
-                    f(t, Piece::Hosts);
-                }
-            }
-            PartType::Message(nested) if depth < MAX_NESTING => {
-                bodies += 1;
-                message_text(opts, nested, depth + 1, f, problems);
-            }
-            _ => {}
-        }
-    }
-    if depth == 0 && bodies == 0 {
-        problems.push("no text body".into());
-    }
-}
-
-/// A text/* part declared base64 whose body mail-parser could not decode (e.g. text was
-/// appended after the base64). Such parts are decoded leniently, so that appending to a
-/// base64 body never hides what was there before.
-fn is_broken_base64_text(part: &mail_parser::MessagePart<'_>) -> bool {
-    part.is_encoding_problem
-        && part
-            .content_transfer_encoding()
-            .is_some_and(|c| c.trim().eq_ignore_ascii_case("base64"))
-        && part
-            .content_type()
-            .is_none_or(|ct| ct.ctype().eq_ignore_ascii_case("text"))
-}
-
-/// Decodes the longest prefix of whole base64 lines, then reads the rest as raw text.
-fn lenient_base64_text(
-    opts: &TextOptions,
-    part: &mail_parser::MessagePart<'_>,
-    f: &mut dyn FnMut(&str, Piece),
-) {
-    let raw = part.contents();
-    let mut decoded = Vec::with_capacity(raw.len() / 4 * 3);
-    let (mut acc, mut nbits) = (0u32, 0u32);
-    let mut pos = 0;
-    for line in raw.split_inclusive(|&b| b == b'\n') {
-        let body = line.trim_ascii();
-        // The characters mail-parser's MIME base64 decoder accepts (it skips blanks and
-        // single dashes), so a valid body decodes exactly as mail-parser decodes it.
-        let ok = |b: u8| b.is_ascii_alphanumeric() || b"+/= \t\r-".contains(&b);
-        if !body.iter().all(|&b| ok(b)) || body.windows(2).any(|w| w == b"--") {
-            break;
-        }
-        for &b in body {
-            let v = match b {
-                b'A'..=b'Z' => b - b'A',
-                b'a'..=b'z' => b - b'a' + 26,
-                b'0'..=b'9' => b - b'0' + 52,
-                b'+' => 62,
-                b'/' => 63,
-                b' ' | b'\t' | b'\r' | b'-' => continue,
-                _ => {
-                    // '=' padding: drop the partial byte.
-                    nbits = 0;
-                    acc = 0;
-                    continue;
-                }
-            };
-            acc = (acc << 6) | v as u32;
-            nbits += 6;
-            if nbits >= 8 {
-                nbits -= 8;
-                decoded.push((acc >> nbits) as u8);
-                acc &= (1 << nbits) - 1;
-            }
-        }
-        pos += line.len();
-    }
-    let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
-    let text = match charset.and_then(|c| charset_decoder(c.as_bytes())) {
-        Some(dec) => dec(&decoded),
-        None => String::from_utf8_lossy(&decoded).into_owned(),
-    };
-    let is_html = part
-        .content_type()
-        .and_then(|ct| ct.subtype())
-        .is_some_and(|s| s.eq_ignore_ascii_case("html"));
-    if opts.url_hosts {
-        f(&text, Piece::Hosts);
-    }
-    if is_html {
-        f(&html_to_text(&text), Piece::Body);
-    } else {
-        f(&text, Piece::Body);
-    }
-    let rest = String::from_utf8_lossy(&raw[pos..]);
-    f(&rest, Piece::Body);
-    if opts.url_hosts {
-        f(&rest, Piece::Hosts);
-    }
-}
-
-/// HTML to text for tokenizing: tags and comments become a space (so words on either
-/// side of a tag never merge), `<script>` / `<style>` contents are dropped, common
-/// entities are decoded. A left-to-right state machine: the text of a prefix is
-/// unchanged when more HTML is appended (up to one entity / tag look-ahead at the end),
-/// which keeps the featurizer add-monotone. (mail-parser's `html_to_text` joins words
-/// across tags, so appended text could merge with, and hide, the last word.)
-pub fn html_to_text(html: &str) -> String {
-    let b = html.as_bytes();
-    let mut out = String::with_capacity(html.len());
-    let mut i = 0;
-    let mut text_start = 0; // start of the pending run of plain text
-    while i < b.len() {
-        match b[i] {
-            b'<' if b.get(i + 1).is_some_and(|&c| {
-                c.is_ascii_alphabetic() || c == b'/' || c == b'!' || c == b'?'
-            }) =>
-            {
-                out.push_str(&html[text_start..i]);
-                out.push(' ');
-                if b[i..].starts_with(b"<!--") {
-                    i = find(b, i + 4, b"-->").map_or(b.len(), |e| e + 3);
-                } else {
-                    let name_start = i + 1;
-                    let mut name_end = name_start;
-                    while name_end < b.len() && b[name_end].is_ascii_alphanumeric() {
-                        name_end += 1;
-                    }
-                    let name = &b[name_start..name_end];
-                    i = b[i..]
-                        .iter()
-                        .position(|&c| c == b'>')
-                        .map_or(b.len(), |e| i + e + 1);
-                    for raw_tag in [&b"script"[..], b"style"] {
-                        if name.eq_ignore_ascii_case(raw_tag) {
-                            let close = [b"</", raw_tag].concat();
-                            i = find_ci(b, i, &close).map_or(b.len(), |e| {
-                                b[e..]
-                                    .iter()
-                                    .position(|&c| c == b'>')
-                                    .map_or(b.len(), |k| e + k + 1)
-                            });
-                        }
-                    }
-                }
-                text_start = i;
-            }
-            b'&' => {
-                let end = b[i + 1..b.len().min(i + 12)]
-                    .iter()
-                    .position(|&c| c == b';');
-                let Some(len) = end else {
-                    i += 1;
-                    continue;
-                };
-                let name = &html[i + 1..i + 1 + len];
-                if !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'#') || name.is_empty()
-                {
-                    i += 1;
-                    continue;
-                }
-                out.push_str(&html[text_start..i]);
-                let num =
-                    |s: &str, radix| u32::from_str_radix(s, radix).ok().and_then(char::from_u32);
-                let ch = match name {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    _ if name.starts_with("#x") || name.starts_with("#X") => num(&name[2..], 16),
-                    _ if name.starts_with('#') => num(&name[1..], 10),
-                    _ => None,
-                };
-                out.push(ch.unwrap_or(' '));
-                i += len + 2;
-                text_start = i;
-            }
-            _ => i += 1,
-        }
-    }
-    if text_start < b.len() {
-        out.push_str(&html[text_start..]);
-    }
-    out
-}
-
-fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
-}
-
-fn find_ci(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
-        .map(|p| from + p)
-}
-
-fn charset_known(cs: &str) -> bool {
-    let norm: String = cs
-        .chars()
-        .filter(|c| *c != '-' && *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect();
-    norm.contains("utf8") || norm == "unicode11utf8" || charset_decoder(cs.as_bytes()).is_some()
-}
-
-/// True when the first line is a header field (`Name: value`) or an mbox `From ` line.
-pub fn looks_like_email(raw: &[u8]) -> bool {
-    let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
-    let line = &raw[..line_end];
-    if line.starts_with(b"From ") {
-        return true;
-    }
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return false;
-    };
-    let name = &line[..colon];
-    let name = match name.iter().rposition(|&b| b != b' ' && b != b'\t') {
-        Some(end) => &name[..=end],
-        None => return false,
-    };
-    name.iter().all(|&b| (0x21..=0x7e).contains(&b))
 }
 
 /// Tokenizes `text`, emitting `prefix + token` for each token. ASCII runs are copied and

@@ -11,7 +11,6 @@ use crate::features::FeaturizerSpec;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 pub const FORMAT: &str = "nonneg-model";
@@ -149,21 +148,12 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
     safetensors::serialize(views, Some(metadata)).map_err(|e| Error::invalid(e.to_string()))
 }
 
-/// Writes `bytes` to `path` atomically: a temp file beside it, then rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
-}
+/// Kept only for callers not yet switched (attack's `write_json`, `cli::write_output`):
+/// use [`crate::atomic::write_bytes`].
+pub use crate::atomic::write_bytes as write_atomic;
 
 pub fn save(model: &Model, path: &Path) -> Result<()> {
-    write_atomic(path, &to_bytes(model)?)
+    crate::atomic::write_bytes(path, &to_bytes(model)?)
 }
 
 pub fn load(path: &Path) -> Result<Model> {

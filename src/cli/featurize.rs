@@ -1,4 +1,4 @@
-//! The `nonneg featurize` subcommand, as a clap piece to plug into the main binary:
+//! `nonneg featurize`: raw samples to an svmlight file plus its featurizer spec.
 //!
 //! ```text
 //! nonneg featurize text  --class spam=PATH --class ham=PATH ... --out data.svm
@@ -12,14 +12,17 @@
 //! archive. `--class` may repeat with the same NAME. The positive class (label 1) defaults
 //! to the first `--class` name. Besides `--out`, the spec is written to
 //! `<out>.featurizer.json`; either that file or `--build-vocab`'s can be passed to
-//! `--vocab` to featurize test data with the same features.
+//! `--vocab` to featurize test data with the same features. The featurizing itself is
+//! [`nonneg::features::corpus`].
 
-use super::bytes::BytesSpec;
-use super::corpus::{featurize_corpus, write_corpus, SpecSource};
-use super::text::{TextOptions, TextSpec, ValueMode, Vocabulary};
-use super::{FeaturizerKind, FeaturizerSpec};
-use anyhow::{bail, Context};
+use super::Context;
+use anyhow::{bail, Context as _};
+use nonneg::features::bytes::BytesSpec;
+use nonneg::features::corpus::{featurize_corpus, write_corpus, SpecSource};
+use nonneg::features::text::{TextOptions, TextSpec, ValueMode, Vocabulary};
+use nonneg::features::{FeaturizerKind, FeaturizerSpec};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct FeaturizeArgs {
@@ -109,6 +112,7 @@ pub struct BytesArgs {
     pub imports: bool,
 }
 
+/// `--class NAME=PATH` (also for `eval` and `attack` on raw samples).
 pub fn parse_class(s: &str) -> std::result::Result<(String, PathBuf), String> {
     let (name, path) = s
         .split_once('=')
@@ -122,8 +126,8 @@ pub fn parse_class(s: &str) -> std::result::Result<(String, PathBuf), String> {
     Ok((name.to_owned(), PathBuf::from(path)))
 }
 
-/// Runs `nonneg featurize ...`.
-pub fn run(args: &FeaturizeArgs) -> anyhow::Result<()> {
+/// Runs `nonneg featurize ...`; `--quiet` keeps the summary off stderr (not warnings).
+pub fn run(args: &FeaturizeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let (corpus_args, source, vocab_out) = match &args.kind {
         FeaturizeKind::Text(t) => (&t.corpus, text_source(t)?, t.build_vocab.clone()),
         FeaturizeKind::Bytes(b) => {
@@ -153,6 +157,9 @@ pub fn run(args: &FeaturizeArgs) -> anyhow::Result<()> {
             .save(v)
             .with_context(|| format!("writing the vocabulary {}", v.display()))?;
     }
+    if ctx.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!("{}", corpus.summary);
     eprintln!(
         "wrote {} ({} rows, {} non-zeros) and {} in {:.2}s",
@@ -165,9 +172,11 @@ pub fn run(args: &FeaturizeArgs) -> anyhow::Result<()> {
     if let Some(v) = vocab_out {
         eprintln!("vocabulary/spec: {} (use with --vocab)", v.display());
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
+/// The text featurizer the flags ask for: a saved spec (`--vocab`), hashing, or a
+/// vocabulary built from the samples.
 fn text_source(t: &TextArgs) -> anyhow::Result<SpecSource> {
     let value = if t.counts {
         ValueMode::Counts {
@@ -189,30 +198,12 @@ fn text_source(t: &TextArgs) -> anyhow::Result<SpecSource> {
         let FeaturizerKind::Text(ts) = &spec.kind else {
             bail!("{} is not a text featurizer spec", vpath.display());
         };
-        let o = &ts.options;
-        let mut clash = Vec::new();
-        if t.header_tokens && !o.header_tokens {
-            clash.push("--header-tokens");
-        }
-        if t.url_hosts && !o.url_hosts {
-            clash.push("--url-hosts");
-        }
-        if t.raw_headers && !o.raw_headers {
-            clash.push("--raw-headers");
-        }
-        if t.counts && o.value != value {
-            clash.push("--counts/--cap");
-        }
-        if t.tfidf && !o.tfidf {
-            clash.push("--tfidf");
-        }
-        if t.normalize && !o.normalize {
-            clash.push("--normalize");
-        }
+        let clash = options.requested_but_not_in(&ts.options);
         if !clash.is_empty() {
+            let flags: Vec<&str> = clash.iter().map(|&field| setting_flag(field)).collect();
             bail!(
                 "{} differ from the settings in {} (the spec's settings are used with --vocab; drop the flags)",
-                clash.join(", "),
+                flags.join(", "),
                 vpath.display()
             );
         }
@@ -232,4 +223,17 @@ fn text_source(t: &TextArgs) -> anyhow::Result<SpecSource> {
         min_df: t.min_df.unwrap_or(2),
         max_features: t.max_features,
     })
+}
+
+/// The flag that sets a [`TextOptions`] field.
+fn setting_flag(field: &'static str) -> &'static str {
+    match field {
+        "header_tokens" => "--header-tokens",
+        "url_hosts" => "--url-hosts",
+        "raw_headers" => "--raw-headers",
+        "value" => "--counts/--cap",
+        "tfidf" => "--tfidf",
+        "normalize" => "--normalize",
+        other => other,
+    }
 }
