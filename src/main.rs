@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::with_flag_names(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

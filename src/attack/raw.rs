@@ -467,17 +467,10 @@ fn detected_samples(
         .par_iter()
         .map(|(_, raw)| spec.featurize(raw))
         .collect();
-    let mut x = CsrMatrix {
-        rows: feats.len(),
-        cols: model.mlp.input_dim,
-        indptr: vec![0],
-        indices: Vec::new(),
-        values: Vec::new(),
-    };
+    let nnz = feats.iter().map(|f| f.indices.len()).sum();
+    let mut x = CsrMatrix::with_capacity(model.mlp.input_dim, feats.len(), nnz);
     for f in &feats {
-        x.indices.extend_from_slice(&f.indices);
-        x.values.extend_from_slice(&f.values);
-        x.indptr.push(x.indices.len());
+        x.push_row(&f.indices, &f.values);
     }
     let logits = model.logits(&Features::Sparse(x));
     let n_labels = model.mlp.n_labels();

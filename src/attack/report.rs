@@ -100,7 +100,7 @@ pub fn json_text(value: &Value) -> Result<String> {
 
 /// Writes a JSON value to a file atomically (as [`json_text`]).
 pub fn write_json(path: &Path, value: &Value) -> Result<()> {
-    crate::model::io::write_atomic(path, json_text(value)?.as_bytes())
+    crate::atomic::write_bytes(path, json_text(value)?.as_bytes())
 }
 
 /// The per-budget results as CSV, one row per model and budget.

@@ -3,30 +3,7 @@
 //! `clap::ValueEnum` themselves (with the `cli` feature) and are used directly.
 
 use clap::ValueEnum;
-use nonneg::data::IndexBase;
 use nonneg::model::Activation;
-
-/// `--index-base`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum IndexBaseArg {
-    /// 1-based unless a 0 appears.
-    #[default]
-    Auto,
-    #[value(name = "0")]
-    Zero,
-    #[value(name = "1")]
-    One,
-}
-
-impl From<IndexBaseArg> for IndexBase {
-    fn from(a: IndexBaseArg) -> Self {
-        match a {
-            IndexBaseArg::Auto => IndexBase::Auto,
-            IndexBaseArg::Zero => IndexBase::Zero,
-            IndexBaseArg::One => IndexBase::One,
-        }
-    }
-}
 
 /// `--activation`: a hidden activation, or auto (the recipe's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -140,8 +140,8 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         let l = model.mlp.n_labels();
         let series = (0..l)
             .map(|k| {
-                let s: Vec<f32> = logits.iter().skip(k).step_by(l).copied().collect();
-                let t: Vec<f32> = y.iter().skip(k).step_by(l).copied().collect();
+                let s = metrics::label_column(&logits, l, k);
+                let t = metrics::label_column(y, l, k);
                 Series {
                     name: format!("{} (AUC {})", model.label_names[k], fmt(per[k].auc)),
                     points: metrics::roc_curve(&s, &t),

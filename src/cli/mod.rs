@@ -13,9 +13,8 @@ pub mod split;
 pub mod train;
 
 use anyhow::{bail, Context as _, Result};
-use choices::IndexBaseArg;
 use clap::Args;
-use nonneg::data::{self, Dataset, Features, LoadOptions};
+use nonneg::data::{self, Dataset, Features, IndexBase, LoadOptions};
 use nonneg::features::corpus::{featurize_corpus, SpecSource};
 use nonneg::model::Model;
 use std::path::{Path, PathBuf};
@@ -37,8 +36,8 @@ pub struct DataArgs {
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// svmlight: feature index base: auto (1-based unless a 0 appears), 0 or 1.
-    #[arg(long, value_enum, default_value_t = IndexBaseArg::Auto)]
-    pub index_base: IndexBaseArg,
+    #[arg(long, value_enum, default_value_t = IndexBase::Auto)]
+    pub index_base: IndexBase,
     /// svmlight: labels are comma-separated class ids (multi-label).
     #[arg(long)]
     pub multilabel: bool,
@@ -50,7 +49,7 @@ impl DataArgs {
             label_column: self.label_column.clone(),
             positive: self.positive.clone(),
             labels_path: self.labels.clone(),
-            index_base: self.index_base.into(),
+            index_base: self.index_base,
             multilabel: self.multilabel,
             n_features: model.map(|m| m.mlp.input_dim),
             expected_features: model.and_then(|m| m.feature_names.clone()),
@@ -103,7 +102,7 @@ pub fn load_model(path: &Path) -> Result<Model> {
 /// Writes text to a file atomically, or to stdout for `-`/None.
 pub fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
     match path {
-        Some(p) if p != Path::new("-") => Ok(nonneg::model::io::write_atomic(p, text.as_bytes())?),
+        Some(p) if p != Path::new("-") => Ok(nonneg::atomic::write_bytes(p, text.as_bytes())?),
         _ => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
@@ -141,4 +140,47 @@ pub fn featurize_raw(
     };
     check_matches(&ds, model, Path::new("raw samples"))?;
     Ok((ds, names))
+}
+
+/// The library names a data-loading option by its field ("the `label_column` load
+/// option"); the command line names the flag (`--label-column`).
+pub fn with_flag_names(message: &str) -> String {
+    const START: &str = "the `";
+    const END: &str = "` load option";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(START) {
+        let field_start = i + START.len();
+        match rest[field_start..].find(END) {
+            Some(len) if !rest[field_start..field_start + len].contains(' ') => {
+                out.push_str(&rest[..i]);
+                out.push_str("--");
+                out.push_str(&rest[field_start..field_start + len].replace('_', "-"));
+                rest = &rest[field_start + len + END.len()..];
+            }
+            _ => {
+                out.push_str(&rest[..field_start]);
+                rest = &rest[field_start..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn load_option_fields_become_flags() {
+        assert_eq!(
+            super::with_flag_names(
+                "a.csv:3: label `x` (check the `positive` load option); the `label_column` load option"
+            ),
+            "a.csv:3: label `x` (check --positive); --label-column"
+        );
+        assert_eq!(
+            super::with_flag_names("the `a b` load option"),
+            "the `a b` load option"
+        );
+    }
 }

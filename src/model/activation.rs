@@ -48,11 +48,6 @@ impl Activation {
         }
     }
 
-    /// Whether `apply` is non-decreasing everywhere (all of ours are; certify asks).
-    pub fn is_non_decreasing(self) -> bool {
-        true
-    }
-
     /// The activation of unit `unit` of its layer (only [`Activation::Mixed`] asks).
     #[inline]
     pub fn apply(self, z: f32, unit: usize) -> f32 {

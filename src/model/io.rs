@@ -148,10 +148,6 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
     safetensors::serialize(views, Some(metadata)).map_err(|e| Error::invalid(e.to_string()))
 }
 
-/// Kept only for callers not yet switched (attack's `write_json`, `cli::write_output`):
-/// use [`crate::atomic::write_bytes`].
-pub use crate::atomic::write_bytes as write_atomic;
-
 pub fn save(model: &Model, path: &Path) -> Result<()> {
     crate::atomic::write_bytes(path, &to_bytes(model)?)
 }
@@ -257,7 +253,10 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
             bias_constraints: lm.bias_constraints.clone(),
         });
     }
-    if let Some(out) = layers.last().filter(|l| l.activation != Activation::Identity) {
+    if let Some(out) = layers
+        .last()
+        .filter(|l| l.activation != Activation::Identity)
+    {
         // The logits are the output layer's pre-activations: an activation there would be
         // ignored by every pass, so a file that asks for one is refused.
         return Err(bad(format!(

@@ -175,8 +175,8 @@ pub fn label_metrics(model: &Model, logits: &[f32], y: &[f32]) -> Vec<LabelMetri
     let l = model.mlp.n_labels();
     (0..l)
         .map(|k| {
-            let s: Vec<f32> = logits.iter().skip(k).step_by(l).copied().collect();
-            let t: Vec<f32> = y.iter().skip(k).step_by(l).copied().collect();
+            let s = metrics::label_column(logits, l, k);
+            let t = metrics::label_column(y, l, k);
             metrics::evaluate(&s, &t, model.threshold[k], 1.0)
         })
         .collect()

@@ -59,8 +59,8 @@ pub fn validate(mlp: &Mlp, data: &Dataset, pos_weight: &[f32]) -> (f64, Option<f
 pub fn macro_auc(logits: &[f32], y: &[f32], labels: usize) -> Option<f64> {
     let aucs: Vec<f64> = (0..labels)
         .filter_map(|k| {
-            let s: Vec<f32> = logits.iter().skip(k).step_by(labels).copied().collect();
-            let t: Vec<f32> = y.iter().skip(k).step_by(labels).copied().collect();
+            let s = metrics::label_column(logits, labels, k);
+            let t = metrics::label_column(y, labels, k);
             metrics::roc_auc(&s, &t)
         })
         .collect();
@@ -268,8 +268,8 @@ fn fpr_thresholds(mlp: &Mlp, v: &Dataset, fpr: f64) -> Result<Vec<f32>> {
     let l = v.n_labels;
     (0..l)
         .map(|k| {
-            let s: Vec<f32> = logits.iter().skip(k).step_by(l).copied().collect();
-            let t: Vec<f32> = y.iter().skip(k).step_by(l).copied().collect();
+            let s = metrics::label_column(&logits, l, k);
+            let t = metrics::label_column(y, l, k);
             metrics::threshold_for_fpr(&s, &t, fpr).ok_or_else(|| {
                 Error::invalid(
                     "no threshold for a target FPR: the validation data has no negatives",
