@@ -37,13 +37,16 @@
 //!
 //! [`FeaturizerSpec::add_monotone`]: crate::features::FeaturizerSpec::add_monotone
 
+mod paths;
+mod report;
+
 use crate::data::feature_list::resolve_feature_list;
 pub use crate::data::feature_list::Directions;
 use crate::error::Result;
-use crate::model::{Dense, Model};
+use crate::model::Model;
+use paths::{backward, reach_forward};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::fmt;
 use std::path::Path;
 
 /// Longest list of sources or targets kept per layer (the counts are always exact).
@@ -174,18 +177,7 @@ pub fn certify_directions(model: &Model, dirs: &Directions) -> Certificate {
 pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
     let mlp = &model.mlp;
     let n = mlp.input_dim;
-    let mut reasons = Vec::new();
-    let mut declared_mask = vec![declared.is_none(); n];
-    if let Some(d) = declared {
-        for &i in d {
-            match declared_mask.get_mut(i) {
-                Some(m) => *m = true,
-                None => reasons.push(format!(
-                    "declared feature index {i} is out of range (the model has {n} features)"
-                )),
-            }
-        }
-    }
+    let (declared_mask, mut reasons) = declared_mask(n, declared);
     let n_declared = declared_mask.iter().filter(|&&d| d).count();
     let mut cert = Certificate {
         certified: false,
@@ -201,8 +193,62 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
         notes: Vec::new(),
         reasons: Vec::new(),
     };
+    reasons.extend(reasons_around_network(model));
+    if let Some(r) = malformed(model) {
+        reasons.push(r);
+        cert.reasons = reasons;
+        return cert;
+    }
+    let names = feature_names(model);
+    let source_name = |l: usize, i: usize| -> String {
+        match (l, &names) {
+            (0, Some(v)) => v[i].clone(),
+            (0, None) => format!("f{i}"),
+            _ => format!("unit {i}"),
+        }
+    };
+    let found = weight_passes(model, &declared_mask, &source_name);
+    let uncovered: Vec<usize> = (0..n)
+        .filter(|&i| declared_mask[i] && found.up_inputs[i])
+        .collect();
+    cert.n_uncovered = uncovered.len();
+    cert.uncovered = uncovered
+        .iter()
+        .take(UNCOVERED_CAP)
+        .map(|&i| source_name(0, i))
+        .collect();
+    cert.notes = found.notes;
+    if n_declared == 0 {
+        cert.notes
+            .push("no feature is declared: the certificate says nothing".to_string());
+    }
+    cert.certified = found.violations.is_empty() && reasons.is_empty();
+    cert.violations = found.violations;
+    cert.layers = found.summaries;
+    cert.reasons = reasons;
+    cert
+}
 
-    // Around the network: the featurizer and the scaling.
+/// Which features are declared, and a reason for each declared index out of range.
+fn declared_mask(n: usize, declared: Option<&[usize]>) -> (Vec<bool>, Vec<String>) {
+    let mut mask = vec![declared.is_none(); n];
+    let mut reasons = Vec::new();
+    for &i in declared.unwrap_or_default() {
+        match mask.get_mut(i) {
+            Some(m) => *m = true,
+            None => reasons.push(format!(
+                "declared feature index {i} is out of range (the model has {n} features)"
+            )),
+        }
+    }
+    (mask, reasons)
+}
+
+/// Reasons around the network: the featurizer must be add-monotone and fit the model, and
+/// the input scaling strictly increasing.
+fn reasons_around_network(model: &Model) -> Vec<String> {
+    let n = model.mlp.input_dim;
+    let mut reasons = Vec::new();
     if let Some(s) = &model.featurizer {
         if let Err(r) = s.add_monotone() {
             reasons.push(format!(
@@ -220,105 +266,65 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
     if let Err(e) = model.scaler.validate(n) {
         reasons.push(format!("input scaling: {e}"));
     }
-    if let Some(r) = malformed(model) {
-        reasons.push(r);
-        cert.reasons = reasons;
-        return cert;
-    }
+    reasons
+}
 
-    let names = feature_names(model);
-    let source_name = |l: usize, i: usize| -> String {
-        if l > 0 {
-            format!("unit {i}")
-        } else {
-            names
-                .as_ref()
-                .map_or_else(|| format!("f{i}"), |v| v[i].clone())
-        }
-    };
+/// What the passes over the weights find.
+struct Found {
+    summaries: Vec<LayerSummary>,
+    violations: Vec<LayerViolation>,
+    notes: Vec<String>,
+    /// Input features with a path to an output through a violation.
+    up_inputs: Vec<bool>,
+}
 
-    // Forward reach: reach[l] over the inputs of layer l (`malformed` ensured a layer).
+/// Forward reach from the declared features, then the backward pass from the outputs over
+/// every layer and the skip connection (`malformed` ensured the shapes chain).
+fn weight_passes(
+    model: &Model,
+    declared_mask: &[bool],
+    source_name: &dyn Fn(usize, usize) -> String,
+) -> Found {
+    let mlp = &model.mlp;
     let n_layers = mlp.layers.len();
-    let mut reach = Vec::with_capacity(n_layers);
-    reach.push(declared_mask.clone());
+    let mut reach = vec![declared_mask.to_vec()];
     for layer in &mlp.layers[..n_layers - 1] {
         let next = reach_forward(layer, reach.last().expect("pushed"));
         reach.push(next);
     }
-
-    // Backward: live, up and the violations, from the outputs down.
     let mut live_out = vec![true; mlp.n_labels()];
     let mut up_out = vec![false; mlp.n_labels()];
-    let mut layer_violations = Vec::new();
-    let mut layer_notes = Vec::new();
-    let mut summaries = Vec::with_capacity(n_layers);
+    let (mut summaries, mut violations, mut notes) = (Vec::new(), Vec::new(), Vec::new());
     for (l, layer) in mlp.layers.iter().enumerate().rev() {
         let pass = backward(layer, &reach[l], &live_out, &up_out);
         summaries.push(pass.summary(l, false, layer));
-        layer_violations.extend(pass.violation(l, false, |i| source_name(l, i)));
-        let mut notes = Vec::new();
-        if pass.negative_unreached > 0 {
-            notes.push(if l == 0 {
-                format!(
-                    "layer 0: {} negative weights on {} input features that are not declared",
-                    pass.negative_unreached, pass.unreached_sources
-                )
-            } else {
-                format!(
-                    "layer {l}: {} negative weights from {} units no declared feature reaches",
-                    pass.negative_unreached, pass.unreached_sources
-                )
-            });
-        }
-        if pass.negative_dead > 0 {
-            notes.push(format!(
-                "layer {l}: {} negative weights into {} units that do not reach the output",
-                pass.negative_dead, pass.dead_targets
-            ));
-        }
-        layer_notes.push(notes);
+        violations.extend(pass.violation(l, false, |i| source_name(l, i)));
+        notes.push(pass.notes(&format!("layer {l}"), l == 0));
         live_out = pass.rows.iter().map(|r| r.live).collect();
         up_out = pass.rows.iter().map(|r| r.up).collect();
     }
-    layer_violations.reverse();
+    violations.reverse();
     summaries.reverse();
-    layer_notes.reverse();
-
+    notes.reverse();
     // The skip connection: edges from the inputs straight to the logits, which are live
     // and have nothing above them; a violating edge leaves its feature uncovered.
     if let Some(skip) = &mlp.skip {
         let labels = mlp.n_labels();
         let pass = backward(skip, &reach[0], &vec![true; labels], &vec![false; labels]);
         summaries.push(pass.summary(n_layers, true, skip));
-        layer_violations.extend(pass.violation(n_layers, true, |i| source_name(0, i)));
-        if pass.negative_unreached > 0 {
-            layer_notes.push(vec![format!(
-                "skip connection: {} negative weights on {} input features that are not declared",
-                pass.negative_unreached, pass.unreached_sources
-            )]);
-        }
+        violations.extend(pass.violation(n_layers, true, |i| source_name(0, i)));
+        // Every logit is live: no skip weight is dead, only undeclared.
+        notes.push(pass.notes("skip connection", true));
         for (u, r) in up_out.iter_mut().zip(&pass.rows) {
             *u |= r.up;
         }
     }
-
-    let uncovered: Vec<usize> = (0..n).filter(|&i| declared_mask[i] && up_out[i]).collect();
-    cert.n_uncovered = uncovered.len();
-    cert.uncovered = uncovered
-        .iter()
-        .take(UNCOVERED_CAP)
-        .map(|&i| source_name(0, i))
-        .collect();
-    cert.notes = layer_notes.into_iter().flatten().collect();
-    if n_declared == 0 {
-        cert.notes
-            .push("no feature is declared: the certificate says nothing".to_string());
+    Found {
+        summaries,
+        violations,
+        notes: notes.into_iter().flatten().collect(),
+        up_inputs: up_out,
     }
-    cert.certified = layer_violations.is_empty() && reasons.is_empty();
-    cert.violations = layer_violations;
-    cert.layers = summaries;
-    cert.reasons = reasons;
-    cert
 }
 
 /// Shapes that do not chain, or a non-finite value: the weights cannot be judged.
@@ -365,350 +371,10 @@ fn malformed(model: &Model) -> Option<String> {
     None
 }
 
-/// Rows of a kernel handled per parallel task.
-const MIN_ROWS_PER_TASK: usize = 64;
-
-/// Units of the layer's output fed, through a non-zero weight, by a reached input.
-fn reach_forward(layer: &Dense, reach_in: &[bool]) -> Vec<bool> {
-    let n_out = layer.n_out;
-    layer
-        .weight
-        .par_chunks(n_out)
-        .with_min_len(MIN_ROWS_PER_TASK)
-        .zip(reach_in.par_iter())
-        .fold(
-            || vec![false; n_out],
-            |mut acc, (row, &r)| {
-                if r {
-                    for (a, &w) in acc.iter_mut().zip(row) {
-                        *a |= w != 0.0;
-                    }
-                }
-                acc
-            },
-        )
-        .reduce(
-            || vec![false; n_out],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x |= y);
-                a
-            },
-        )
-}
-
-/// What the backward pass finds about one input unit of a layer.
-#[derive(Clone, Copy, Default)]
-struct RowPass {
-    /// A non-zero weight to a live unit.
-    live: bool,
-    /// A non-zero weight to a unit upstream of a violation, or a violating weight.
-    up: bool,
-    violating: usize,
-    most_negative: f32,
-    negative_unreached: usize,
-    negative_dead: usize,
-}
-
-struct LayerPass {
-    rows: Vec<RowPass>,
-    targets: Vec<bool>,
-    negative: usize,
-    violating: usize,
-    most_negative: f32,
-    negative_unreached: usize,
-    unreached_sources: usize,
-    negative_dead: usize,
-    dead_targets: usize,
-}
-
-impl LayerPass {
-    /// The report-table line of `kernel` (layer index `layer`; `skip`: the skip connection).
-    fn summary(&self, layer: usize, skip: bool, kernel: &Dense) -> LayerSummary {
-        LayerSummary {
-            layer,
-            skip,
-            n_in: kernel.n_in,
-            n_out: kernel.n_out,
-            activation: kernel.activation.name().to_string(),
-            negative: self.negative,
-            violating: self.violating,
-        }
-    }
-
-    /// The violation entry, if any weight violates; `name(i)` names source unit `i`.
-    fn violation(
-        &self,
-        layer: usize,
-        skip: bool,
-        name: impl Fn(usize) -> String,
-    ) -> Option<LayerViolation> {
-        if self.violating == 0 {
-            return None;
-        }
-        let sources: Vec<usize> = (0..self.rows.len())
-            .filter(|&i| self.rows[i].violating > 0)
-            .collect();
-        let targets: Vec<usize> = (0..self.targets.len())
-            .filter(|&o| self.targets[o])
-            .collect();
-        Some(LayerViolation {
-            layer,
-            skip,
-            count: self.violating,
-            most_negative: self.most_negative,
-            sources: sources.iter().take(LIST_CAP).map(|&i| name(i)).collect(),
-            n_sources: sources.len(),
-            targets: targets.iter().take(LIST_CAP).copied().collect(),
-            n_targets: targets.len(),
-        })
-    }
-}
-
-/// The smaller of two values, NaN standing for "none yet" (NaN only when both are NaN).
-fn min_negative(a: f32, b: f32) -> f32 {
-    if a.is_nan() || b < a {
-        b
-    } else {
-        a
-    }
-}
-
-fn backward(layer: &Dense, reach_in: &[bool], live_out: &[bool], up_out: &[bool]) -> LayerPass {
-    let n_out = layer.n_out;
-    let rows: Vec<RowPass> = layer
-        .weight
-        .par_chunks(n_out)
-        .with_min_len(MIN_ROWS_PER_TASK)
-        .zip(reach_in.par_iter())
-        .map(|(row, &reached)| {
-            let mut p = RowPass {
-                most_negative: f32::NAN,
-                ..RowPass::default()
-            };
-            // Fast, branch-free pass; the detailed one only for rows with a negative.
-            let (mut live, mut up, mut negative) = (false, false, 0u32);
-            for ((&w, &l), &u) in row.iter().zip(live_out).zip(up_out) {
-                let nz = w != 0.0;
-                live |= nz & l;
-                up |= nz & u;
-                negative += (nz & (w < 0.0)) as u32;
-            }
-            if negative == 0 || !reached {
-                p.live = live;
-                p.up = up;
-                p.negative_unreached = negative as usize;
-                return p;
-            }
-            for ((&w, &live), &up) in row.iter().zip(live_out).zip(up_out) {
-                // -0.0 == 0.0: no weight at all.
-                if w == 0.0 {
-                    continue;
-                }
-                p.live |= live;
-                p.up |= up;
-                if w < 0.0 {
-                    if !reached {
-                        p.negative_unreached += 1;
-                    } else if !live {
-                        p.negative_dead += 1;
-                    } else {
-                        p.violating += 1;
-                        p.up = true;
-                        p.most_negative = min_negative(p.most_negative, w);
-                    }
-                }
-            }
-            p
-        })
-        .collect();
-    let mut pass = LayerPass {
-        targets: vec![false; n_out],
-        negative: 0,
-        violating: 0,
-        most_negative: f32::NAN,
-        negative_unreached: 0,
-        unreached_sources: 0,
-        negative_dead: 0,
-        dead_targets: 0,
-        rows: Vec::new(),
-    };
-    let mut dead = vec![false; n_out];
-    for (i, p) in rows.iter().enumerate() {
-        pass.violating += p.violating;
-        pass.negative_unreached += p.negative_unreached;
-        pass.negative_dead += p.negative_dead;
-        pass.negative += p.violating + p.negative_unreached + p.negative_dead;
-        if p.negative_unreached > 0 {
-            pass.unreached_sources += 1;
-        }
-        if p.violating > 0 || p.negative_dead > 0 {
-            pass.most_negative = min_negative(pass.most_negative, p.most_negative);
-            // Rare rows: find their targets.
-            for (o, &w) in layer.weight[i * n_out..(i + 1) * n_out].iter().enumerate() {
-                if w < 0.0 {
-                    if live_out[o] {
-                        pass.targets[o] = true;
-                    } else {
-                        dead[o] = true;
-                    }
-                }
-            }
-        }
-    }
-    pass.dead_targets = dead.iter().filter(|&&d| d).count();
-    pass.rows = rows;
-    pass
-}
-
-impl Certificate {
-    /// The one-line verdict.
-    pub fn verdict(&self) -> String {
-        let scores = if self.n_labels > 1 {
-            "a score"
-        } else {
-            "the score"
-        };
-        let of = if self.all_declared {
-            " (all features)".to_string()
-        } else {
-            format!(" (of {} features)", self.n_features)
-        };
-        if self.certified {
-            let s = if self.n_labels > 1 {
-                "no score can decrease"
-            } else {
-                "the score cannot decrease"
-            };
-            if self.decreasing > 0 {
-                return format!(
-                    "CERTIFIED: {s} when content is added: when any of the {} declared \
-                     features that additions raise is raised, or any of the {} that additions \
-                     lower is lowered{of}",
-                    self.declared - self.decreasing,
-                    self.decreasing
-                );
-            }
-            return format!(
-                "CERTIFIED: {s} when any of the {} declared features is added{of}",
-                self.declared
-            );
-        }
-        let mut why = Vec::new();
-        if !self.violations.is_empty() {
-            let count: usize = self.violations.iter().map(|v| v.count).sum();
-            why.push(format!(
-                "{} of the {} declared features may lower {scores} when added ({count} \
-                 negative weights lie on their paths to the output)",
-                self.n_uncovered, self.declared
-            ));
-        }
-        why.extend(self.reasons.iter().cloned());
-        format!("NOT CERTIFIED: {}", why.join("; "))
-    }
-}
-
-fn list<T: fmt::Display>(items: &[T], total: usize) -> String {
-    let mut s = items
-        .iter()
-        .map(|x| x.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    if total > items.len() {
-        s += &format!(" ... and {} more", total - items.len());
-    }
-    s
-}
-
-/// The human report: verdict, per-layer table, violations, uncovered features, notes.
-impl fmt::Display for Certificate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", self.verdict())?;
-        if !self.layers.is_empty() {
-            writeln!(f)?;
-            writeln!(
-                f,
-                "{:>5}  {:>9}  {:>7}  {:<10}  {:>9}  {:>9}  {:>13}",
-                "layer", "in", "out", "activation", "negative", "violating", "most negative"
-            )?;
-            for s in &self.layers {
-                let v = self.violations.iter().find(|v| v.layer == s.layer);
-                let most = v.map_or("-".to_string(), |v| format!("{:e}", v.most_negative));
-                let name = if s.skip {
-                    "skip".to_string()
-                } else {
-                    s.layer.to_string()
-                };
-                writeln!(
-                    f,
-                    "{:>5}  {:>9}  {:>7}  {:<10}  {:>9}  {:>9}  {:>13}",
-                    name, s.n_in, s.n_out, s.activation, s.negative, s.violating, most
-                )?;
-            }
-        }
-        for v in &self.violations {
-            writeln!(f)?;
-            let from = if v.layer == 0 || v.skip {
-                "features"
-            } else {
-                "units"
-            };
-            let which = if v.skip {
-                "skip connection".to_string()
-            } else {
-                format!("layer {}", v.layer)
-            };
-            writeln!(
-                f,
-                "{which}: {} violating weights, most negative {:e}",
-                v.count, v.most_negative
-            )?;
-            writeln!(
-                f,
-                "  from {} {from}: {}",
-                v.n_sources,
-                list(&v.sources, v.n_sources)
-            )?;
-            writeln!(
-                f,
-                "  into {} units: {}",
-                v.n_targets,
-                list(&v.targets, v.n_targets)
-            )?;
-        }
-        if self.n_uncovered > 0 {
-            writeln!(f)?;
-            writeln!(
-                f,
-                "declared features not covered ({}): {}",
-                self.n_uncovered,
-                list(&self.uncovered, self.n_uncovered)
-            )?;
-        }
-        if !self.reasons.is_empty() {
-            writeln!(f)?;
-            writeln!(f, "reasons:")?;
-            for r in &self.reasons {
-                writeln!(f, "  - {r}")?;
-            }
-        }
-        if !self.notes.is_empty() {
-            writeln!(f)?;
-            writeln!(
-                f,
-                "notes (negative weights that do not break the certificate):"
-            )?;
-            for n in &self.notes {
-                writeln!(f, "  - {n}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Activation, Mlp, NonNegMode, Scaler};
+    use crate::model::{Activation, Dense, Mlp, NonNegMode, Scaler};
 
     fn dense(n_in: usize, n_out: usize, w: Vec<f32>, act: Activation) -> Dense {
         assert_eq!(w.len(), n_in * n_out);
