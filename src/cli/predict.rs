@@ -3,7 +3,7 @@
 use super::{featurize_raw, load_data, load_model, write_output, Context, DataArgs};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use nonneg::model::activation::sigmoid;
+use nonneg::model::Prediction;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,13 +37,13 @@ pub struct PredictArgs {
 
 /// Formats scores, logits and labels for every row, in input order.
 pub fn format_predictions(
-    logits: &[f32],
-    threshold: &[f32],
+    predictions: &[Prediction],
+    labels: usize,
     label_names: &[String],
     jsonl: bool,
     names: Option<&[String]>,
 ) -> String {
-    let l = threshold.len();
+    let l = labels;
     let mut out = String::new();
     if !jsonl {
         let cols: Vec<String> = if l == 1 {
@@ -66,18 +66,15 @@ pub fn format_predictions(
         }
         out.push('\n');
     }
-    for (r, row) in logits.chunks_exact(l.max(1)).enumerate() {
+    for (r, row) in predictions.chunks_exact(l.max(1)).enumerate() {
         let name = names.map(|n| n[r].as_str());
         if jsonl {
             let vals: Vec<String> = row
                 .iter()
-                .zip(threshold)
-                .map(|(&z, &t)| {
+                .map(|p| {
                     format!(
                         "{{\"score\":{},\"logit\":{},\"label\":{}}}",
-                        sigmoid(z),
-                        z,
-                        (z >= t) as u8
+                        p.score, p.logit, p.label
                     )
                 })
                 .collect();
@@ -96,11 +93,11 @@ pub fn format_predictions(
                 out.push(']');
             }
         } else {
-            for (k, (&z, &t)) in row.iter().zip(threshold).enumerate() {
+            for (k, p) in row.iter().enumerate() {
                 if k > 0 {
                     out.push(',');
                 }
-                let _ = write!(out, "{},{},{}", sigmoid(z), z, (z >= t) as u8);
+                let _ = write!(out, "{},{},{}", p.score, p.logit, p.label);
             }
             if let Some(n) = name {
                 out.push(',');
@@ -127,10 +124,10 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
             (ds, Some(names))
         }
     };
-    let logits = model.logits(&data.x);
+    let predictions = model.decide(&model.logits(&data.x));
     let text = format_predictions(
-        &logits,
-        &model.threshold,
+        &predictions,
+        model.threshold.len(),
         &model.label_names,
         a.format == Format::Jsonl,
         names.as_deref(),

@@ -63,3 +63,31 @@ impl Model {
         self.mlp.logits(&x)
     }
 }
+
+/// One label's verdict on one row.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Prediction {
+    /// `sigmoid(logit)`.
+    pub score: f32,
+    pub logit: f32,
+    /// 1 when the logit reaches the label's threshold.
+    pub label: u8,
+}
+
+impl Model {
+    /// Per row, per label: score, logit and decision at the model's thresholds, for
+    /// logits `[rows x labels]` of this model.
+    pub fn decide(&self, logits: &[f32]) -> Vec<Prediction> {
+        let l = self.threshold.len().max(1);
+        logits
+            .chunks_exact(l)
+            .flat_map(|row| {
+                row.iter().zip(&self.threshold).map(|(&z, &t)| Prediction {
+                    score: activation::sigmoid(z),
+                    logit: z,
+                    label: (z >= t) as u8,
+                })
+            })
+            .collect()
+    }
+}
