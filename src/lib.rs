@@ -1,8 +1,9 @@
 //! nonneg: neural classifiers that cannot be evaded by adding features.
 //!
-//! Architecture, one module a concept:
-//! data -> features -> model (layers, constraints, optimizers) -> train ->
-//! eval / certify / attack -> CLI.
+//! Architecture, one module a concept, in data-flow order:
+//! [`data`] -> [`features`] -> [`model`] (layers, one forward/backward pass, constraints)
+//! -> [`train`] (with [`optim`], [`loss`]) -> [`pipeline`] (data + options -> model) ->
+//! [`metrics`] / [`certify`] / [`attack`]. The `nonneg` binary only parses and prints.
 
 pub mod atomic;
 pub mod attack;
