@@ -8,7 +8,7 @@ the logit most, scored exactly over every candidate. Both score candidates incre
 adding feature j moves the first layer's pre-activation by d_j * W1[j], so the PyTorch
 version computes relu(z1 + d_j W1[j]) for all candidates at once (with d_j W1[j]
 precomputed per target) and runs the upper layers as batched GEMMs. nonneg uses its
-cached scorer (see src/attack.rs). Both run in this one process invocation, on the same
+cached scorer (see src/attack/cached.rs). Both run in this one process invocation, on the same
 thread count, alternating, best of --repeat; the chosen features are cross-checked. Wall
 time is the headline; CPU time (all threads) is printed too, as it is less sensitive to
 other load on a shared machine.

@@ -40,7 +40,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let budget: usize = arg(&args, "--budget").map_or(Ok(50), |v| v.parse())?;
     let threads: usize = arg(&args, "--threads").map_or(Ok(2), |v| v.parse())?;
     let repeat: usize = arg(&args, "--repeat").map_or(Ok(1), |v| v.parse())?;
-    let scoring = Scoring::parse(&arg(&args, "--scoring").unwrap_or_else(|| "auto".into()))
+    let scoring_name = arg(&args, "--scoring").unwrap_or_else(|| "auto".into());
+    let scoring = [Scoring::Auto, Scoring::Batched, Scoring::Cached]
+        .into_iter()
+        .find(|s| s.name() == scoring_name)
         .ok_or("--scoring: auto, batched or cached")?;
     let index_base = match arg(&args, "--index-base").as_deref() {
         Some("0") => IndexBase::Zero,

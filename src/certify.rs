@@ -31,13 +31,15 @@
 //! ([`Scaler::validate`](crate::model::Scaler::validate)), and a stored featurizer must be
 //! add-monotone ([`FeaturizerSpec::add_monotone`]): adding content to a raw sample may then
 //! only switch features on or increase them.
+//!
+//! [`FeaturizerSpec::add_monotone`]: crate::features::FeaturizerSpec::add_monotone
 
-use crate::error::{Error, Result};
-use crate::features::FeaturizerSpec;
+use crate::data::feature_list::resolve_feature_list;
+pub use crate::data::feature_list::Directions;
+use crate::error::Result;
 use crate::model::{Dense, Model};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
@@ -128,180 +130,14 @@ pub fn feature_names(model: &Model) -> Option<Vec<String>> {
     model
         .featurizer
         .as_ref()
-        .and_then(|v| serde_json::from_value::<FeaturizerSpec>(v.clone()).ok())
         .and_then(|s| s.feature_names())
         .filter(|v| v.len() == n)
 }
 
-/// Reads a feature list for `model` (see [`resolve_feature_list`]).
+/// Reads a feature list for `model` (the grammar of [`crate::data::feature_list`]).
 pub fn resolve_features(model: &Model, lines: &str, path: &Path) -> Result<Vec<usize>> {
     let names = feature_names(model);
     resolve_feature_list(names.as_deref(), model.mlp.input_dim, lines, path)
-}
-
-/// Parses a feature list: one feature name or 0-based index a line; blank lines and lines
-/// starting with `#` are ignored. A line that is a feature name is that feature (even if it
-/// also reads as an index, or starts with `#`). Returns sorted, unique indices; an unknown
-/// name, an index out of range or an empty list is an error naming `path` (and the line).
-pub fn resolve_feature_list(
-    names: Option<&[String]>,
-    n_features: usize,
-    lines: &str,
-    path: &Path,
-) -> Result<Vec<usize>> {
-    let by_name = index_by_name(names);
-    let mut out = Vec::new();
-    for (k, raw) in lines.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(&i) = by_name.get(line) {
-            out.push(i);
-            continue;
-        }
-        if line.starts_with('#') {
-            continue;
-        }
-        out.push(feature_index(
-            line,
-            names.is_some(),
-            n_features,
-            path,
-            k + 1,
-        )?);
-    }
-    if out.is_empty() {
-        return Err(Error::format(path, "declares no features"));
-    }
-    out.sort_unstable();
-    out.dedup();
-    Ok(out)
-}
-
-/// Feature name -> its first index.
-fn index_by_name(names: Option<&[String]>) -> HashMap<&str, usize> {
-    let mut by_name = HashMap::new();
-    for (i, n) in names.unwrap_or(&[]).iter().enumerate() {
-        by_name.entry(n.as_str()).or_insert(i);
-    }
-    by_name
-}
-
-/// A 0-based feature index written on line `line` of `path` (names were tried first).
-fn feature_index(
-    text: &str,
-    named: bool,
-    n_features: usize,
-    path: &Path,
-    line: usize,
-) -> Result<usize> {
-    match text.parse::<usize>() {
-        Ok(i) if i < n_features => Ok(i),
-        Ok(i) => Err(Error::parse(
-            path,
-            line,
-            "feature",
-            format!("index {i} is out of range (the model has {n_features} features)"),
-        )),
-        Err(_) => {
-            let hint = if named {
-                "no feature has this name"
-            } else {
-                "the features have no names: give 0-based indices"
-            };
-            Err(Error::parse(
-                path,
-                line,
-                "feature",
-                format!("unknown feature `{text}` ({hint})"),
-            ))
-        }
-    }
-}
-
-/// Features by the direction in which additions move them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Directions {
-    /// Additions can only raise these (direction +1): the score must not decrease in them.
-    pub up: Vec<usize>,
-    /// Additions can only lower these (direction -1, e.g. "at most N words"): the score
-    /// must not increase in them.
-    pub down: Vec<usize>,
-}
-
-/// Parses a feature-direction file: one `FEATURE DIRECTION` a line, the feature a name or
-/// a 0-based index, the direction `+1`/`1`/`up`, `-1`/`down` or `0`/`free` (not
-/// attacker-controlled: unconstrained, as every feature not listed); blank lines and lines
-/// starting with `#` are ignored. Errors name `path`, the line and the field.
-pub fn resolve_direction_list(
-    names: Option<&[String]>,
-    n_features: usize,
-    lines: &str,
-    path: &Path,
-) -> Result<Directions> {
-    let by_name = index_by_name(names);
-    let mut seen: HashMap<usize, (i8, usize)> = HashMap::new();
-    for (k, raw) in lines.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let Some((feature, dir)) = line.rsplit_once(char::is_whitespace) else {
-            return Err(Error::parse(
-                path,
-                k + 1,
-                "direction",
-                format!("`{line}`: expected FEATURE DIRECTION (+1, -1 or 0)"),
-            ));
-        };
-        let feature = feature.trim();
-        let i = match by_name.get(feature) {
-            Some(&i) => i,
-            None => feature_index(feature, names.is_some(), n_features, path, k + 1)?,
-        };
-        let d: i8 = match dir.to_ascii_lowercase().as_str() {
-            "+1" | "1" | "up" => 1,
-            "-1" | "down" => -1,
-            "0" | "free" => 0,
-            other => {
-                return Err(Error::parse(
-                    path,
-                    k + 1,
-                    "direction",
-                    format!("`{other}` is not a direction (+1, -1 or 0)"),
-                ))
-            }
-        };
-        if let Some(&(prev, at)) = seen.get(&i) {
-            if prev != d {
-                return Err(Error::parse(
-                    path,
-                    k + 1,
-                    "direction",
-                    format!("feature `{feature}` was given direction {prev} on line {at}"),
-                ));
-            }
-        }
-        seen.insert(i, (d, k + 1));
-    }
-    let mut dirs = Directions::default();
-    for (&i, &(d, _)) in &seen {
-        match d {
-            1 => dirs.up.push(i),
-            -1 => dirs.down.push(i),
-            _ => {}
-        }
-    }
-    if dirs.up.is_empty() && dirs.down.is_empty() {
-        return Err(Error::format(
-            path,
-            "gives no feature a direction (+1 or -1)",
-        ));
-    }
-    dirs.up.sort_unstable();
-    dirs.down.sort_unstable();
-    Ok(dirs)
 }
 
 /// Certifies `model` for features with directions: non-decreasing in `up`, non-increasing
@@ -364,29 +200,19 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
     };
 
     // Around the network: the featurizer and the scaling.
-    let spec = model
-        .featurizer
-        .as_ref()
-        .map(|v| serde_json::from_value::<FeaturizerSpec>(v.clone()).map_err(|e| e.to_string()));
-    match &spec {
-        Some(Err(e)) => reasons.push(format!(
-            "the model's featurizer cannot be read ({e}), so it cannot be shown add-monotone"
-        )),
-        Some(Ok(s)) => {
-            if let Err(r) = s.add_monotone() {
-                reasons.push(format!(
-                    "the featurizer is not add-monotone: {r} (adding content to a sample can \
-                     lower a feature)"
-                ));
-            }
-            if s.n_features() != n {
-                reasons.push(format!(
-                    "the featurizer makes {} features, the model takes {n}",
-                    s.n_features()
-                ));
-            }
+    if let Some(s) = &model.featurizer {
+        if let Err(r) = s.add_monotone() {
+            reasons.push(format!(
+                "the featurizer is not add-monotone: {r} (adding content to a sample can \
+                 lower a feature)"
+            ));
         }
-        None => {}
+        if s.n_features() != n {
+            reasons.push(format!(
+                "the featurizer makes {} features, the model takes {n}",
+                s.n_features()
+            ));
+        }
     }
     if let Err(e) = model.scaler.validate(n) {
         reasons.push(format!("input scaling: {e}"));
@@ -972,17 +798,5 @@ mod tests {
             let c = certify(&m, None);
             assert_eq!(c.certified, ok, "{w}: {c}");
         }
-    }
-
-    #[test]
-    fn feature_lists() {
-        let names: Vec<String> = ["3", "b", "#c"].iter().map(|s| s.to_string()).collect();
-        let p = Path::new("list.txt");
-        let r = resolve_feature_list(Some(&names), 3, "# comment\n\n3\n#c\n 1 \n", p).unwrap();
-        assert_eq!(r, vec![0, 1, 2]);
-        let e = resolve_feature_list(Some(&names), 3, "b\nzz\n", p).unwrap_err();
-        assert!(e.to_string().starts_with("list.txt:2:"), "{e}");
-        assert!(resolve_feature_list(None, 3, "5\n", p).is_err());
-        assert!(resolve_feature_list(None, 3, "# only\n", p).is_err());
     }
 }

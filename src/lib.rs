@@ -5,7 +5,6 @@
 //! eval / certify / attack -> CLI.
 
 pub mod attack;
-pub mod attack_raw;
 pub mod certify;
 pub mod data;
 pub mod error;
@@ -16,6 +15,7 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod pipeline;
 pub mod plot;
 pub mod rng;
 pub mod train;

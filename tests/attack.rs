@@ -9,11 +9,13 @@ use common::{dense_non_negative, sparse};
 use nonneg::attack::{
     self, attack, AttackConfig, Attacker, Method, RowRef, Scoring, TargetOutcome, Workspace,
 };
+use nonneg::data::feature_list::resolve_feature_list;
 use nonneg::data::{CsrMatrix, Dataset, DenseMatrix, Features};
 use nonneg::model::scaler::{ScaleKind, Scaler};
 use nonneg::model::{Activation, Constraint, Model, NonNegMode};
 use nonneg::rng::Rng;
 use nonneg::train::{build_network, Preset, TrainConfig};
+use std::path::Path;
 
 const METHODS: [Method; 4] = [
     Method::Greedy,
@@ -21,21 +23,6 @@ const METHODS: [Method; 4] = [
     Method::Query,
     Method::Random,
 ];
-
-fn feature_max(x: &Features) -> Vec<f32> {
-    match x {
-        Features::Dense(m) => (0..m.cols)
-            .map(|c| (0..m.rows).map(|r| m.row(r)[c]).fold(0.0, f32::max))
-            .collect(),
-        Features::Sparse(m) => {
-            let mut hi = vec![0f32; m.cols];
-            for (&j, &v) in m.indices.iter().zip(&m.values) {
-                hi[j as usize] = hi[j as usize].max(v);
-            }
-            hi
-        }
-    }
-}
 
 /// A random model (`hidden` widths, `act`), scaler fitted on `x`, threshold 0.
 fn model(
@@ -84,7 +71,7 @@ fn model(
         feature_names: None,
         label_names: vec!["label".into()],
         nonneg_mode: NonNegMode::Project,
-        feature_max: Some(feature_max(x)),
+        feature_max: Some(nonneg::pipeline::feature_max(x)),
         featurizer: None,
         training: serde_json::Value::Null,
     }
@@ -686,13 +673,13 @@ fn summaries_parsers_and_outputs() {
         .collect();
     let text = "# comment\nword_freq_make\n\n  char_freq_#  \n3\n1 # by index\n";
     assert_eq!(
-        attack::parse_feature_list(text, Some(&names), 3, "f").unwrap(),
+        resolve_feature_list(Some(&names), 3, text, Path::new("f")).unwrap(),
         vec![0, 1, 2]
     );
-    let e = attack::parse_feature_list("nope\n", Some(&names), 3, "f.txt").unwrap_err();
+    let e = resolve_feature_list(Some(&names), 3, "nope\n", Path::new("f.txt")).unwrap_err();
     assert!(e.to_string().contains("unknown feature `nope`"), "{e}");
     assert!(e.to_string().contains("f.txt:1"), "{e}");
-    assert!(attack::parse_feature_list("7\n", None, 3, "f").is_err());
+    assert!(resolve_feature_list(None, 3, "7\n", Path::new("f")).is_err());
 
     let runs = vec![("a".to_string(), s.clone()), ("b,c".to_string(), s)];
     let one = attack::report_json("greedy", &runs[..1]);

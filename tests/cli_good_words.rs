@@ -6,7 +6,7 @@
 mod common;
 
 use common::{exec, first_emails, path_in, run_stdout, tempdir};
-use nonneg::attack_raw::{
+use nonneg::attack::raw::{
     feature_value, good_words_attack, keeps_features, GoodWordsConfig, GoodWordsReport, WordSource,
 };
 use nonneg::features::FeaturizerSpec;
@@ -24,7 +24,7 @@ fn copy_to(dir: &Path, samples: &[(String, Vec<u8>)]) -> String {
 
 fn load(path: &Path) -> (Model, FeaturizerSpec) {
     let m = nonneg::model::io::load(path).unwrap();
-    let spec: FeaturizerSpec = serde_json::from_value(m.featurizer.clone().unwrap()).unwrap();
+    let spec = m.featurizer.clone().unwrap();
     (m, spec)
 }
 

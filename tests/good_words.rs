@@ -6,7 +6,7 @@
 mod common;
 
 use common::first_emails;
-use nonneg::attack_raw::{feature_value, insert_word, keeps_features, word_slots, RawEmail};
+use nonneg::attack::raw::{feature_value, insert_word, keeps_features, word_slots, RawEmail};
 use nonneg::features::{FeaturizerSpec, TextOptions, TextSpec, Vocabulary};
 
 fn hashed_spec() -> FeaturizerSpec {

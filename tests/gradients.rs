@@ -6,7 +6,7 @@ mod common;
 
 use common::{dense_normal, random_labels, sparse};
 use nonneg::data::{Dataset, Features};
-use nonneg::model::{Activation, Mlp};
+use nonneg::model::{Activation, Input, Mlp, Tape};
 use nonneg::rng::Rng;
 use nonneg::train::{build_network, validate, Preset, TrainConfig, Trainer};
 
@@ -87,18 +87,18 @@ fn check_skip(
 /// central difference that straddles a kink measures neither one-sided derivative.
 fn avoid_kinks(mlp: &mut Mlp, data: &Dataset) {
     let n = data.rows();
+    let rows: Vec<usize> = (0..n).collect();
     for _ in 0..100 {
+        let mut tape = Tape::new(mlp, n);
+        let input = match &data.x {
+            Features::Dense(m) => Input::Dense(&m.values),
+            Features::Sparse(m) => Input::Sparse(m, &rows),
+        };
+        mlp.forward(input, &mut tape);
         let mut moved = false;
-        let mut input: Option<Vec<f32>> = None;
         for l in 0..mlp.layers.len() - 1 {
-            let layer = &mlp.layers[l];
-            let mut z = vec![0.0; n * layer.n_out];
-            match (&input, &data.x) {
-                (None, Features::Dense(m)) => layer.affine_dense(&m.values, n, &mut z),
-                (None, Features::Sparse(m)) => layer.affine_sparse(m, 0, n, &mut z),
-                (Some(a), _) => layer.affine_dense(a, n, &mut z),
-            }
-            let width = layer.n_out;
+            let layer = &mut mlp.layers[l];
+            let (width, z) = (layer.n_out, &tape.z[l][..n * layer.n_out]);
             // Kinks at 0, and at -1 and 1 for the saturating units of a mixed layer.
             let kinks: &[f32] = if layer.activation == Activation::Mixed {
                 &[-1.0, 0.0, 1.0]
@@ -108,20 +108,13 @@ fn avoid_kinks(mlp: &mut Mlp, data: &Dataset) {
             for j in 0..width {
                 let near = |v: &f32| kinks.iter().any(|k| (v - k).abs() < 0.05);
                 if z.iter().skip(j).step_by(width).any(near) {
-                    mlp.layers[l].bias[j] += 0.07;
+                    layer.bias[j] += 0.07;
                     moved = true;
                 }
             }
             if moved {
                 break;
             }
-            let act = mlp.layers[l].activation;
-            input = Some(
-                z.iter()
-                    .enumerate()
-                    .map(|(k, &v)| act.apply(v, k % width))
-                    .collect(),
-            );
         }
         if !moved {
             return;

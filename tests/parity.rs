@@ -72,7 +72,7 @@ fn run_case(name: &str) {
     let layers_spec = f["layers"].as_array().unwrap();
     let mut layers = Vec::new();
     for (l, spec) in layers_spec.iter().enumerate() {
-        let act = Activation::parse(spec["activation"].as_str().unwrap()).unwrap();
+        let act: Activation = serde_json::from_value(spec["activation"].clone()).unwrap();
         let (n_in, n_out) = (
             spec["in"].as_u64().unwrap() as usize,
             spec["out"].as_u64().unwrap() as usize,

@@ -1,14 +1,43 @@
 //! `nonneg attack`: feature-addition attacks on one or several models, on feature files
 //! (`--data`) or raw samples (`--class NAME=PATH`), and the raw-space good-words attack.
 
-use super::{featurize_raw, load_data, load_model, model_featurizer, Context, DataArgs};
+use super::{featurize_raw, load_data, load_model, Context, DataArgs};
+use nonneg::data::feature_list::resolve_feature_list;
 use anyhow::{bail, Context as _, Result};
-use clap::Args;
-use nonneg::attack::{self, AttackConfig, AttackReport, BudgetResult, Method, Scoring};
-use nonneg::attack_raw::{self, GoodWordsConfig, GoodWordsReport, WordSource};
+use clap::builder::PossibleValue;
+use clap::{Args, ValueEnum};
+use nonneg::attack::raw::{self, GoodWordsConfig, WordSource};
+use nonneg::attack::report::{self, display_names};
+use nonneg::attack::{self, AttackConfig, BudgetResult, Method, Scoring};
 use nonneg::model::Model;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// `--method`: a feature-space method, or the good-words attack on raw emails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodArg {
+    Features(Method),
+    GoodWords,
+}
+
+impl ValueEnum for MethodArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            MethodArg::Features(Method::Greedy),
+            MethodArg::Features(Method::Gradient),
+            MethodArg::Features(Method::Query),
+            MethodArg::Features(Method::Random),
+            MethodArg::GoodWords,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self {
+            MethodArg::Features(m) => m.to_possible_value(),
+            MethodArg::GoodWords => Some(PossibleValue::new("good-words")),
+        }
+    }
+}
 
 #[derive(Args, Debug)]
 pub struct AttackArgs {
@@ -27,13 +56,13 @@ pub struct AttackArgs {
     pub data_args: DataArgs,
     /// greedy (white box, exact), gradient (white box, JSMA-like), query (black box,
     /// scores only), random, or good-words (append real words to raw emails; --class).
-    #[arg(long, default_value = "greedy")]
-    pub method: String,
+    #[arg(long, value_enum, default_value = "greedy")]
+    pub method: MethodArg,
     /// good-words: pick words greedily on the model (model, white box) or take words much
     /// more frequent in ham than in spam, in that order (ham, black box; needs a
     /// non-attacked --class).
-    #[arg(long, default_value = "model", value_parser = ["model", "ham"])]
-    pub good_words_source: String,
+    #[arg(long, value_enum, default_value = "model")]
+    pub good_words_source: WordSource,
     /// Budgets (features added), e.g. 1,5,10,20,50; the attack runs once to the largest.
     #[arg(long, default_value = "1,5,10,20,50")]
     pub budget: String,
@@ -57,8 +86,8 @@ pub struct AttackArgs {
     #[arg(long)]
     pub label: Option<String>,
     /// Candidate scorer: auto, batched or cached (both exact; for benchmarks).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "batched", "cached"])]
-    pub scoring: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub scoring: Scoring,
     /// Write the per-budget results as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -84,84 +113,11 @@ fn resolve_label(model: &Model, label: Option<&str>) -> Result<usize> {
     }
 }
 
-/// Names of the models on the chart and in the outputs: the file stems, or the paths
-/// when stems repeat.
-fn display_names(paths: &[PathBuf]) -> Vec<String> {
-    let stems: Vec<String> = paths
-        .iter()
-        .map(|p| {
-            p.file_stem()
-                .map_or_else(|| p.display().to_string(), |s| s.to_string_lossy().into())
-        })
-        .collect();
-    let unique = stems
-        .iter()
-        .enumerate()
-        .all(|(i, s)| !stems[..i].contains(s));
-    if unique {
-        stems
-    } else {
-        paths.iter().map(|p| p.display().to_string()).collect()
-    }
-}
-
-fn table(name: &str, r: &AttackReport) -> String {
-    let head = format!(
-        "{name}: {} attack on label {}: {} targets ({} of {} positives detected), {} addable features\n",
-        r.method.name(),
-        r.label,
-        r.outcomes.len(),
-        r.detected,
-        r.positives,
-        r.addable
-    );
-    results_table(head, &r.results)
-}
-
-fn good_words_table(name: &str, r: &GoodWordsReport) -> String {
-    let head = format!(
-        "{name}: good-words ({}) attack on label {}: {} targets ({} of {} samples detected), {} candidate words, {} failed placements\n",
-        r.source.name(),
-        r.label,
-        r.outcomes.len(),
-        r.detected,
-        r.positives,
-        r.words,
-        r.failed_steps
-    );
-    results_table(head, &r.results)
-}
-
-fn results_table(mut s: String, results: &[BudgetResult]) -> String {
-    s.push_str(&format!(
-        "{:>7} {:>8} {:>7} {:>9} {:>11} {:>12} {:>13}\n",
-        "budget", "targets", "evaded", "evasion", "mean_added", "queries", "mean_queries"
-    ));
-    for b in results {
-        s.push_str(&format!(
-            "{:>7} {:>8} {:>7} {:>9.4} {:>11} {:>12} {:>13.1}\n",
-            b.budget,
-            b.targets,
-            b.evaded,
-            b.evasion_rate,
-            b.mean_added.map_or("-".into(), |v| format!("{v:.2}")),
-            b.queries,
-            b.mean_queries
-        ));
-    }
-    s
-}
-
 pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
-    if a.method == "good-words" {
-        return run_good_words(a, ctx);
-    }
-    let method = Method::parse(&a.method).with_context(|| {
-        format!(
-            "--method `{}`: use greedy, gradient, query, random or good-words",
-            a.method
-        )
-    })?;
+    let method = match a.method {
+        MethodArg::GoodWords => return run_good_words(a, ctx),
+        MethodArg::Features(m) => m,
+    };
     let budgets = attack::parse_budgets(&a.budget)?;
     if method == Method::Query && a.queries_per_step == 0 {
         bail!("--queries-per-step must be at least 1");
@@ -193,11 +149,11 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
                     .feature_names
                     .as_deref()
                     .or(data.feature_names.as_deref());
-                Some(attack::parse_feature_list(
-                    text,
+                Some(resolve_feature_list(
                     names,
                     model.mlp.input_dim,
-                    &p.display().to_string(),
+                    text,
+                    p,
                 )?)
             }
             _ => None,
@@ -211,12 +167,12 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
             seed: a.seed,
             queries_per_step: a.queries_per_step,
             label: resolve_label(&model, a.label.as_deref())?,
-            scoring: Scoring::parse(&a.scoring).expect("clap checked"),
+            scoring: a.scoring,
         };
         let report = attack::attack(&model, &data, &cfg)
             .with_context(|| format!("attacking {}", path.display()))?;
         let sep = if runs.is_empty() { "" } else { "\n" };
-        super::write_output(None, &format!("{sep}{}", table(name, &report)))?;
+        super::write_output(None, &format!("{sep}{}", report::table(name, &report)))?;
         if !ctx.quiet {
             eprintln!(
                 "{name}: {} targets attacked in {:.2}s ({} scoring)",
@@ -267,7 +223,7 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
     if a.features.is_some() || a.max_value.is_some() {
         bail!("--features and --max-value do not apply to --method good-words");
     }
-    let source = WordSource::parse(&a.good_words_source).expect("clap checked");
+    let source = a.good_words_source;
     let budgets = attack::parse_budgets(&a.budget)?;
     let positive = attacked_class(a);
     if !a.classes.iter().any(|(n, _)| *n == positive) {
@@ -282,7 +238,7 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
     let mut runs: Vec<(String, Vec<BudgetResult>)> = Vec::new();
     for (path, name) in a.model.iter().zip(&names) {
         let model = load_model(path)?;
-        let Some(spec) = model_featurizer(&model)? else {
+        let Some(spec) = model.featurizer.clone() else {
             bail!(
                 "{}: the model has no featurizer, so raw emails cannot be scored",
                 path.display()
@@ -293,7 +249,7 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
             limit: a.limit,
             ..GoodWordsConfig::new(source, budgets.clone())
         };
-        let report = attack_raw::good_words_attack(
+        let report = raw::good_words_attack(
             &model,
             &spec,
             &spam,
@@ -302,7 +258,10 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         )
         .with_context(|| format!("attacking {}", path.display()))?;
         let sep = if runs.is_empty() { "" } else { "\n" };
-        super::write_output(None, &format!("{sep}{}", good_words_table(name, &report)))?;
+        super::write_output(
+            None,
+            &format!("{sep}{}", report::good_words_table(name, &report)),
+        )?;
         if !ctx.quiet {
             eprintln!(
                 "{name}: {} targets attacked in {:.2}s",
@@ -323,15 +282,15 @@ fn write_outputs(
     runs: &[(String, Vec<BudgetResult>)],
 ) -> Result<()> {
     if let Some(p) = &a.json {
-        let v = attack::report_json(method, runs);
+        let v = report::report_json(method, runs);
         if p == Path::new("-") {
-            super::write_output(None, &format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+            super::write_output(None, &report::json_text(&v)?)?;
         } else {
-            attack::write_json(p, &v)?;
+            report::write_json(p, &v)?;
         }
     }
     if let Some(p) = &a.csv {
-        super::write_output(Some(p), &attack::csv_text(runs))?;
+        super::write_output(Some(p), &report::csv_text(runs))?;
     }
     if let Some(p) = &a.plot {
         let title = format!("Evasion rate vs budget ({method} attack)");
@@ -340,7 +299,7 @@ fn write_outputs(
             .zip(runs)
             .map(|(n, (_, r))| (n.clone(), r.clone()))
             .collect();
-        attack::plot_curves(&curves, &title, p)?;
+        report::plot_curves(&curves, &title, p)?;
     }
     Ok(())
 }

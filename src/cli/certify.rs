@@ -4,7 +4,8 @@ use super::{load_model, Context};
 use anyhow::{Context as _, Result};
 use clap::Args;
 use nonneg::certify::resolve_features;
-use nonneg::certify::{certify, certify_directions, feature_names, resolve_direction_list};
+use nonneg::certify::{certify, certify_directions, feature_names};
+use nonneg::data::feature_list::resolve_direction_list;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use nonneg::metrics::{self, LabelMetrics};
 use nonneg::model::Model;
+use nonneg::pipeline::label_metrics;
 use nonneg::plot::{self, Chart, Series};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -30,18 +31,6 @@ pub struct EvalArgs {
     /// Draw the ROC curve(s) to this PNG.
     #[arg(long)]
     pub roc: Option<PathBuf>,
-}
-
-/// Metrics per label of `logits` against `y` (`[rows x labels]`), at the model threshold.
-pub fn label_metrics(model: &Model, logits: &[f32], y: &[f32]) -> Vec<LabelMetrics> {
-    let l = model.mlp.n_labels();
-    (0..l)
-        .map(|k| {
-            let s: Vec<f32> = logits.iter().skip(k).step_by(l).copied().collect();
-            let t: Vec<f32> = y.iter().skip(k).step_by(l).copied().collect();
-            metrics::evaluate(&s, &t, model.threshold[k], 1.0)
-        })
-        .collect()
 }
 
 fn to_json(m: &LabelMetrics) -> Value {

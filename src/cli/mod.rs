@@ -3,6 +3,7 @@
 
 pub mod attack;
 pub mod certify;
+pub mod choices;
 pub mod demo;
 pub mod eval;
 pub mod inspect;
@@ -11,10 +12,10 @@ pub mod split;
 pub mod train;
 
 use anyhow::{bail, Context as _, Result};
+use choices::IndexBaseArg;
 use clap::Args;
-use nonneg::data::{self, Dataset, Features, IndexBase, LoadOptions};
+use nonneg::data::{self, Dataset, Features, LoadOptions};
 use nonneg::features::corpus::{featurize_corpus, SpecSource};
-use nonneg::features::FeaturizerSpec;
 use nonneg::model::Model;
 use std::path::{Path, PathBuf};
 
@@ -35,8 +36,8 @@ pub struct DataArgs {
     #[arg(long)]
     pub labels: Option<PathBuf>,
     /// svmlight: feature index base: auto (1-based unless a 0 appears), 0 or 1.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "0", "1"])]
-    pub index_base: String,
+    #[arg(long, value_enum, default_value_t = IndexBaseArg::Auto)]
+    pub index_base: IndexBaseArg,
     /// svmlight: labels are comma-separated class ids (multi-label).
     #[arg(long)]
     pub multilabel: bool,
@@ -48,11 +49,7 @@ impl DataArgs {
             label_column: self.label_column.clone(),
             positive: self.positive.clone(),
             labels_path: self.labels.clone(),
-            index_base: match self.index_base.as_str() {
-                "0" => IndexBase::Zero,
-                "1" => IndexBase::One,
-                _ => IndexBase::Auto,
-            },
+            index_base: self.index_base.into(),
             multilabel: self.multilabel,
             n_features: model.map(|m| m.mlp.input_dim),
             expected_features: model.and_then(|m| m.feature_names.clone()),
@@ -116,16 +113,6 @@ pub fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
     }
 }
 
-/// The featurizer stored in a model, if any.
-pub fn model_featurizer(model: &Model) -> Result<Option<FeaturizerSpec>> {
-    match &model.featurizer {
-        None => Ok(None),
-        Some(v) => Ok(Some(
-            serde_json::from_value(v.clone()).context("the model's featurizer is unreadable")?,
-        )),
-    }
-}
-
 /// Raw samples (`--class NAME=PATH`, or plain paths) featurized with the model's own
 /// featurizer, exactly as `nonneg featurize` did for its training data. Labels are 1 for
 /// samples of `positive`.
@@ -135,7 +122,7 @@ pub fn featurize_raw(
     positive: &str,
     quiet: bool,
 ) -> Result<(Dataset, Vec<String>)> {
-    let Some(spec) = model_featurizer(model)? else {
+    let Some(spec) = model.featurizer.clone() else {
         bail!("this model has no featurizer: it takes feature files (--data), not raw samples");
     };
     let corpus = featurize_corpus(classes, positive, SpecSource::Fixed(spec))?;

@@ -2,11 +2,17 @@
 
 use super::{featurize_raw, load_data, load_model, write_output, Context, DataArgs};
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use nonneg::model::activation::sigmoid;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Csv,
+    Jsonl,
+}
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -22,8 +28,8 @@ pub struct PredictArgs {
     #[command(flatten)]
     pub data_args: DataArgs,
     /// csv (header: score,logit,label) or jsonl.
-    #[arg(long, default_value = "csv", value_parser = ["csv", "jsonl"])]
-    pub format: String,
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
     /// Write here (atomically) instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -126,7 +132,7 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
         &logits,
         &model.threshold,
         &model.label_names,
-        a.format == "jsonl",
+        a.format == Format::Jsonl,
         names.as_deref(),
     );
     write_output(a.out.as_deref(), &text)?;

@@ -1,17 +1,20 @@
-//! `nonneg train`.
+//! `nonneg train`: flags to [`FitOptions`], data loading, then [`pipeline::fit`].
 
+use super::choices::{self, ActivationArg, LrScheduleArg, SkipArg};
 use super::{Context, DataArgs};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nonneg::data::{split, Dataset, Features};
+use nonneg::data::feature_list::{resolve_direction_list, resolve_feature_list};
+use nonneg::data::{split, Dataset};
 use nonneg::features::corpus::spec_path_for;
 use nonneg::features::FeaturizerSpec;
 use nonneg::model::init::InitScheme;
-use nonneg::model::scaler::{ScaleKind, Scaler};
-use nonneg::model::{Activation, Constraint, Model, NonNegMode};
-use nonneg::optim::{OptimizerKind, Schedule};
-use nonneg::train::{self, LayerConstraints, Monitor, PosWeight, Preset, Progress, TrainConfig};
+use nonneg::model::scaler::ScaleKind;
+use nonneg::model::NonNegMode;
+use nonneg::optim::{OptimizerConfig, OptimizerKind, Schedule};
+use nonneg::pipeline::{self, FeatureSigns, FitOptions, Fitted, RecipeOverrides};
+use nonneg::train::{Monitor, PosWeight, Preset, Progress, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -41,16 +44,16 @@ pub struct TrainArgs {
     /// Hidden activation: relu, leaky_relu, sigmoid, tanh, softplus, mixed (convex, concave
     /// and saturating units in turn), or auto: tanh when every kernel is NonNeg (monotone,
     /// fully or partially), relu otherwise.
-    #[arg(long, default_value = "auto")]
-    pub activation: String,
+    #[arg(long, value_enum, default_value_t = ActivationArg::Auto, ignore_case = true)]
+    pub activation: ActivationArg,
     /// A linear skip connection from the input straight to the logit, constrained per
     /// feature like the first layer: on, off, or auto (on for monotone networks with a
     /// hidden layer).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "on", "off"])]
-    pub skip: String,
+    #[arg(long, value_enum, default_value_t = SkipArg::Auto)]
+    pub skip: SkipArg,
     /// Constraint preset: none, last-nonneg (NOT monotone), monotone (NonNeg on every kernel).
-    #[arg(long, default_value = "none")]
-    pub constraint: String,
+    #[arg(long, value_enum, default_value_t = Preset::None)]
+    pub constraint: Preset,
     /// Partial monotonicity: a file of feature names or 0-based indices, one a line (`#`
     /// comments). The model is made non-decreasing in those features only: NonNeg on their
     /// first-layer rows and on every later kernel; the other features stay free. Not with
@@ -73,12 +76,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub constraint_config: Option<PathBuf>,
     /// How NonNeg is enforced: project (as Keras), abs or softplus (reparametrised).
-    #[arg(long, default_value = "project")]
-    pub nonneg_mode: String,
+    #[arg(long, value_enum, default_value_t = NonNegMode::Project)]
+    pub nonneg_mode: NonNegMode,
     /// Initialisation: auto (positive init for non-negative weights) or default (PyTorch's
     /// zero-mean init everywhere: the naive baseline).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "default"])]
-    pub init: String,
+    #[arg(long, value_enum, default_value_t = InitScheme::Auto)]
+    pub init: InitScheme,
     /// Do not centre the biases of constrained layers on a batch of data at init.
     #[arg(long)]
     pub no_center_bias: bool,
@@ -87,11 +90,11 @@ pub struct TrainArgs {
     pub reset_clipped_moments: bool,
     /// Input scaling: none, standard, minmax, log1p, log1p-standard (default for dense data:
     /// log1p-standard for monotone networks, standard otherwise; none for sparse data).
-    #[arg(long)]
-    pub scale: Option<String>,
+    #[arg(long, value_enum)]
+    pub scale: Option<ScaleKind>,
     /// sgd, adam or adamw.
-    #[arg(long, default_value = "adam")]
-    pub optimizer: String,
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Adam)]
+    pub optimizer: OptimizerKind,
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f32,
     /// SGD momentum.
@@ -111,8 +114,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub weight_decay: Option<f32>,
     /// Learning-rate schedule: constant, step, cosine.
-    #[arg(long, default_value = "constant", value_parser = ["constant", "step", "cosine"])]
-    pub lr_schedule: String,
+    #[arg(long, value_enum, default_value_t = LrScheduleArg::Constant)]
+    pub lr_schedule: LrScheduleArg,
     /// Step schedule: multiply the rate by --lr-gamma every this many epochs.
     #[arg(long, default_value_t = 10)]
     pub lr_step_epochs: usize,
@@ -138,14 +141,14 @@ pub struct TrainArgs {
     #[arg(long)]
     pub patience: Option<usize>,
     /// What early stopping watches: loss or auc.
-    #[arg(long, default_value = "loss", value_parser = ["loss", "auc"])]
-    pub monitor: String,
+    #[arg(long, value_enum, default_value_t = Monitor::Loss)]
+    pub monitor: Monitor,
     /// Pick the decision threshold on validation data for this false positive rate.
     #[arg(long)]
     pub threshold_fpr: Option<f64>,
 }
 
-pub fn parse_hidden(s: &str) -> Result<Vec<usize>> {
+fn parse_hidden(s: &str) -> Result<Vec<usize>> {
     s.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty() && *p != "none")
@@ -158,148 +161,9 @@ pub fn parse_hidden(s: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// Applies `--layer-constraint LAYER.TENSOR=C1+C2` overrides.
-fn apply_layer_constraint(spec: &str, layers: &mut [LayerConstraints]) -> Result<()> {
-    let (target, list) = spec.split_once('=').ok_or_else(|| {
-        anyhow!("--layer-constraint `{spec}`: expected LAYER.kernel=C or LAYER.bias=C")
-    })?;
-    let (layer, tensor) = target.split_once('.').ok_or_else(|| {
-        anyhow!("--layer-constraint `{spec}`: expected LAYER.kernel or LAYER.bias")
-    })?;
-    let n = layers.len();
-    let index = match layer.trim() {
-        "last" => n - 1,
-        l => l.parse::<usize>().ok().filter(|&i| i < n).ok_or_else(|| {
-            anyhow!(
-                "--layer-constraint `{spec}`: layer must be 0..{} or last",
-                n - 1
-            )
-        })?,
-    };
-    let constraints = list
-        .split('+')
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && *c != "none")
-        .map(Constraint::parse)
-        .collect::<nonneg::Result<Vec<_>>>()
-        .with_context(|| format!("--layer-constraint `{spec}`"))?;
-    match tensor.trim() {
-        "kernel" | "weight" => layers[index].kernel = constraints,
-        "bias" => layers[index].bias = constraints,
-        t => bail!("--layer-constraint `{spec}`: unknown tensor `{t}` (kernel or bias)"),
-    }
-    Ok(())
-}
-
-/// Fills what was left on auto (activation, skip, weight decay) from the recipe for the
-/// final constraints and the input kind.
-pub fn apply_recipe(a: &TrainArgs, cfg: &mut TrainConfig, sparse: bool) {
-    let chosen = cfg.activation;
-    cfg.use_recipe(sparse);
-    if a.activation != "auto" {
-        cfg.activation = chosen;
-    }
-    match a.skip.as_str() {
-        "on" => cfg.skip = true,
-        "off" => cfg.skip = false,
-        _ => {}
-    }
-    if let Some(wd) = a.weight_decay {
-        cfg.optimizer.weight_decay = wd;
-    }
-}
-
-pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
-    let hidden = parse_hidden(&a.hidden)?;
-    let preset = Preset::parse(&a.constraint).ok_or_else(|| {
-        anyhow!(
-            "--constraint `{}`: use none, last-nonneg or monotone",
-            a.constraint
-        )
-    })?;
-    if (a.monotone_features.is_some() || a.feature_directions.is_some()) && preset != Preset::None {
-        bail!(
-            "--monotone-features and --feature-directions set the constraints themselves; \
-             they cannot be combined with --constraint {}",
-            a.constraint
-        );
-    }
-    let mut cfg = TrainConfig::new(hidden, preset);
-    let n_layers = cfg.constraints.len();
-    if let Some(path) = &a.constraint_config {
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct File {
-            layers: Vec<LayerConstraints>,
-        }
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let f: File = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a constraint config", path.display()))?;
-        if f.layers.len() != n_layers {
-            bail!(
-                "{}: {} layer entries, the network has {n_layers} layers",
-                path.display(),
-                f.layers.len()
-            );
-        }
-        cfg.constraints = f.layers;
-    }
-    for spec in &a.layer_constraint {
-        apply_layer_constraint(spec, &mut cfg.constraints)?;
-    }
-    if a.activation != "auto" {
-        cfg.activation = Activation::parse(&a.activation)
-            .filter(|x| *x != Activation::Identity)
-            .ok_or_else(|| {
-                anyhow!(
-                    "--activation `{}`: use relu, leaky_relu, sigmoid, tanh, softplus or mixed",
-                    a.activation
-                )
-            })?;
-    }
-    cfg.nonneg_mode = NonNegMode::parse(&a.nonneg_mode).ok_or_else(|| {
-        anyhow!(
-            "--nonneg-mode `{}`: use project, abs or softplus",
-            a.nonneg_mode
-        )
-    })?;
-    cfg.init = if a.init == "default" {
-        InitScheme::Default
-    } else {
-        InitScheme::Auto
-    };
-    cfg.center_bias = !a.no_center_bias;
-    cfg.reset_clipped_moments = a.reset_clipped_moments;
-    let kind = match a.optimizer.as_str() {
-        "sgd" => OptimizerKind::Sgd,
-        "adam" => OptimizerKind::Adam,
-        "adamw" => OptimizerKind::Adamw,
-        o => bail!("--optimizer `{o}`: use sgd, adam or adamw"),
-    };
-    cfg.optimizer = nonneg::optim::OptimizerConfig {
-        kind,
-        lr: a.lr,
-        momentum: a.momentum,
-        nesterov: a.nesterov,
-        beta1: a.beta1,
-        beta2: a.beta2,
-        eps: a.eps,
-        weight_decay: 0.0,
-    };
-    cfg.schedule = match a.lr_schedule.as_str() {
-        "step" => Schedule::Step {
-            every_epochs: a.lr_step_epochs,
-            gamma: a.lr_gamma,
-        },
-        "cosine" => Schedule::Cosine { min_lr: a.min_lr },
-        _ => Schedule::Constant,
-    };
-    cfg.clip_grad_norm = a.clip_grad_norm;
-    cfg.epochs = a.epochs;
-    cfg.batch_size = a.batch_size;
-    cfg.seed = a.seed;
-    match a.pos_weight.as_str() {
+/// `--pos-weight`: auto, none, or one positive weight per label.
+fn set_pos_weight(cfg: &mut TrainConfig, text: &str) -> Result<()> {
+    match text {
         "auto" => cfg.pos_weight_mode = PosWeight::Auto,
         "none" => cfg.pos_weight_mode = PosWeight::None,
         list => {
@@ -318,126 +182,105 @@ pub fn config_from_args(a: &TrainArgs) -> Result<TrainConfig> {
             cfg.pos_weight = Some(w);
         }
     }
-    cfg.patience = a.patience;
-    cfg.monitor = if a.monitor == "auc" {
-        Monitor::Auc
-    } else {
-        Monitor::Loss
+    Ok(())
+}
+
+/// The preset's constraints with `--constraint-config`, then `--layer-constraint`, applied.
+fn set_constraints(cfg: &mut TrainConfig, a: &TrainArgs) -> Result<()> {
+    if let Some(path) = &a.constraint_config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        cfg.constraints = pipeline::parse_constraint_file(&text, cfg.constraints.len())
+            .with_context(|| format!("--constraint-config {}", path.display()))?;
+    }
+    for spec in &a.layer_constraint {
+        pipeline::apply_layer_constraint(spec, &mut cfg.constraints)
+            .context("--layer-constraint")?;
+    }
+    Ok(())
+}
+
+/// Everything but the data-dependent parts (feature lists, featurizer), checked before
+/// any data is read.
+pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
+    let preset = a.constraint;
+    if (a.monotone_features.is_some() || a.feature_directions.is_some()) && preset != Preset::None {
+        bail!(
+            "--monotone-features and --feature-directions set the constraints themselves; \
+             they cannot be combined with --constraint {}",
+            choices::name(&a.constraint)
+        );
+    }
+    let mut cfg = TrainConfig::new(parse_hidden(&a.hidden)?, preset);
+    set_constraints(&mut cfg, a)?;
+    cfg.nonneg_mode = a.nonneg_mode;
+    cfg.init = a.init;
+    cfg.center_bias = !a.no_center_bias;
+    cfg.reset_clipped_moments = a.reset_clipped_moments;
+    cfg.optimizer = OptimizerConfig {
+        kind: a.optimizer,
+        lr: a.lr,
+        momentum: a.momentum,
+        nesterov: a.nesterov,
+        beta1: a.beta1,
+        beta2: a.beta2,
+        eps: a.eps,
+        weight_decay: 0.0,
     };
+    cfg.schedule = match a.lr_schedule {
+        LrScheduleArg::Step => Schedule::Step {
+            every_epochs: a.lr_step_epochs,
+            gamma: a.lr_gamma,
+        },
+        LrScheduleArg::Cosine => Schedule::Cosine { min_lr: a.min_lr },
+        LrScheduleArg::Constant => Schedule::Constant,
+    };
+    cfg.clip_grad_norm = a.clip_grad_norm;
+    cfg.epochs = a.epochs;
+    cfg.batch_size = a.batch_size;
+    cfg.seed = a.seed;
+    set_pos_weight(&mut cfg, &a.pos_weight)?;
+    cfg.patience = a.patience;
+    cfg.monitor = a.monitor;
     if let Some(f) = a.threshold_fpr {
         if !(0.0..1.0).contains(&f) {
             bail!("--threshold-fpr must be in [0, 1)");
         }
     }
     cfg.threshold_fpr = a.threshold_fpr;
-    Ok(cfg)
+    Ok(FitOptions {
+        config: cfg,
+        signs: None,
+        overrides: RecipeOverrides {
+            activation: a.activation.chosen(),
+            skip: a.skip.chosen(),
+            weight_decay: a.weight_decay,
+        },
+        scale: a.scale,
+        featurizer: None,
+    })
 }
 
-/// `--monotone-features`: reads the list against the training data's features and adds
-/// the constraints making the network non-decreasing in those features: NonNeg on their
-/// rows of the first kernel (Keras layout: rows are input features) and on every later
-/// kernel. Merges with constraints given by --layer-constraint / --constraint-config (a
-/// full NonNeg stays full; other constraints stay). Returns the sorted feature indices.
-pub fn apply_monotone_features(
-    cfg: &mut TrainConfig,
-    path: &Path,
-    data: &Dataset,
-) -> Result<Vec<usize>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let features = nonneg::certify::resolve_feature_list(
-        data.feature_names.as_deref(),
-        data.x.cols(),
-        &text,
-        path,
-    )
-    .context("--monotone-features")?;
-    partially_monotone(&mut cfg.constraints, &features);
-    Ok(features)
-}
-
-/// `--feature-directions`: NonNeg on the first-kernel rows of the +1 features, NonPos on
-/// those of the -1 features, NonNeg on every later kernel (merged like
-/// [`apply_monotone_features`]).
-pub fn apply_feature_directions(
-    cfg: &mut TrainConfig,
-    path: &Path,
-    data: &Dataset,
-) -> Result<nonneg::certify::Directions> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let dirs = nonneg::certify::resolve_direction_list(
-        data.feature_names.as_deref(),
-        data.x.cols(),
-        &text,
-        path,
-    )
-    .context("--feature-directions")?;
-    partially_monotone(&mut cfg.constraints, &dirs.up);
-    if !dirs.down.is_empty() {
-        let first = &mut cfg.constraints[0].kernel;
-        if first
-            .iter()
-            .any(|c| matches!(c, Constraint::NonNeg { rows: None }))
-        {
-            bail!("--feature-directions: the first kernel is all non_neg, but some features have direction -1");
-        }
-        first.push(Constraint::NonPos {
-            rows: Some(dirs.down.iter().map(|&i| i as u32).collect()),
-        });
+/// `--monotone-features` or `--feature-directions`, read against the training data and
+/// checked against the other constraints of `cfg`.
+fn feature_signs(a: &TrainArgs, data: &Dataset, cfg: &TrainConfig) -> Result<Option<FeatureSigns>> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let (names, n) = (data.feature_names.as_deref(), data.x.cols());
+    if let Some(path) = &a.monotone_features {
+        let features =
+            resolve_feature_list(names, n, &read(path)?, path).context("--monotone-features")?;
+        return Ok(Some(FeatureSigns::Monotone(features)));
     }
-    Ok(dirs)
-}
-
-/// Adds NonNeg on rows `features` of the first kernel and on every later kernel.
-fn partially_monotone(layers: &mut [LayerConstraints], features: &[usize]) {
-    for (l, layer) in layers.iter_mut().enumerate() {
-        let mut rows: Vec<u32> = if l == 0 {
-            features.iter().map(|&i| i as u32).collect()
-        } else {
-            Vec::new()
-        };
-        let mut full = l > 0;
-        layer.kernel.retain(|c| match c {
-            Constraint::NonNeg { rows: None } => {
-                full = true;
-                false
-            }
-            Constraint::NonNeg { rows: Some(r) } => {
-                rows.extend(r);
-                false
-            }
-            _ => true,
-        });
-        rows.sort_unstable();
-        rows.dedup();
-        let c = Constraint::NonNeg {
-            rows: if full { None } else { Some(rows) },
-        };
-        layer.kernel.insert(0, c);
+    if let Some(path) = &a.feature_directions {
+        let signs = resolve_direction_list(names, n, &read(path)?, path)
+            .map(FeatureSigns::Directions)
+            .and_then(|s| s.apply(&mut cfg.constraints.clone()).map(|()| s))
+            .context("--feature-directions")?;
+        return Ok(Some(signs));
     }
-}
-
-/// Largest value of each raw feature (implicit zeros count for sparse data).
-pub fn feature_max(x: &Features) -> Vec<f32> {
-    match x {
-        Features::Dense(m) => {
-            let mut hi = vec![f32::NEG_INFINITY; m.cols];
-            for r in 0..m.rows {
-                for (h, &v) in hi.iter_mut().zip(m.row(r)) {
-                    *h = h.max(v);
-                }
-            }
-            hi
-        }
-        Features::Sparse(m) => {
-            let mut hi = vec![0f32; m.cols];
-            for (&j, &v) in m.indices.iter().zip(&m.values) {
-                hi[j as usize] = hi[j as usize].max(v);
-            }
-            hi
-        }
-    }
+    Ok(None)
 }
 
 /// A progress bar on a terminal; nothing otherwise or with --quiet.
@@ -488,65 +331,6 @@ impl Bar {
             b.finish_and_clear();
         }
     }
-}
-
-/// Everything a train run produces, for the CLI and the demo.
-pub struct Trained {
-    pub model: Model,
-    pub report: train::TrainReport,
-}
-
-/// Trains from already-loaded data (used by `train` and `demo`).
-pub fn train_model(
-    cfg: &TrainConfig,
-    data: &Dataset,
-    valid: Option<&Dataset>,
-    scale: Option<&str>,
-    quiet: bool,
-) -> Result<Trained> {
-    let kind = match scale {
-        Some(s) => ScaleKind::parse(s).ok_or_else(|| {
-            anyhow!("--scale `{s}`: use none, standard, minmax, log1p or log1p-standard")
-        })?,
-        None if data.x.is_sparse() => ScaleKind::None,
-        None => train::recipe(&cfg.constraints, &cfg.hidden, cfg.nonneg_mode, false).scale,
-    };
-    let scaler = Scaler::fit(kind, &data.x)?;
-    let scaled = |d: &Dataset| {
-        let mut d = d.clone();
-        scaler.apply(&mut d.x);
-        d
-    };
-    let (train_scaled, valid_scaled);
-    let (t, v) = if kind == ScaleKind::None {
-        (data, valid)
-    } else {
-        train_scaled = scaled(data);
-        valid_scaled = valid.map(scaled);
-        (&train_scaled, valid_scaled.as_ref())
-    };
-    let bar = Bar::new(quiet);
-    let (mlp, report) = train::train(cfg, t, v, &mut |p| bar.observe(p))?;
-    bar.finish();
-    let mut training = serde_json::to_value(cfg)?;
-    training["scale"] = serde_json::to_value(kind)?;
-    training["train_rows"] = data.rows().into();
-    training["valid_rows"] = valid.map_or(0, |v| v.rows()).into();
-    training["epochs_run"] = report.epochs.len().into();
-    training["best_epoch"] = report.best_epoch.into();
-    training["pos_weight_used"] = serde_json::to_value(&report.pos_weight)?;
-    let model = Model {
-        mlp,
-        scaler,
-        threshold: report.threshold.clone(),
-        feature_names: data.feature_names.clone(),
-        label_names: data.label_names.clone(),
-        nonneg_mode: cfg.nonneg_mode,
-        feature_max: Some(feature_max(&data.x)),
-        featurizer: None,
-        training,
-    };
-    Ok(Trained { model, report })
 }
 
 /// The featurizer for `--data`: `--featurizer F`, or the one written beside the data.
@@ -609,28 +393,21 @@ pub fn load_train_valid(
 }
 
 pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
-    let mut cfg = config_from_args(a)?;
-    let featurizer = find_featurizer(a)?;
-    let (data, valid) = load_train_valid(a, featurizer.as_ref())?;
-    if let Some(path) = &a.monotone_features {
-        apply_monotone_features(&mut cfg, path, &data)?;
-    }
-    if let Some(path) = &a.feature_directions {
-        apply_feature_directions(&mut cfg, path, &data)?;
-    }
-    apply_recipe(a, &mut cfg, data.x.is_sparse());
-    let mut t = train_model(&cfg, &data, valid.as_ref(), a.scale.as_deref(), ctx.quiet)?;
-    if let Some(f) = &featurizer {
-        t.model.featurizer = Some(serde_json::to_value(f)?);
-    }
-    nonneg::model::io::save(&t.model, &a.out)?;
+    let mut opts = fit_options(a)?;
+    opts.featurizer = find_featurizer(a)?;
+    let (data, valid) = load_train_valid(a, opts.featurizer.as_ref())?;
+    opts.signs = feature_signs(a, &data, &opts.config)?;
+    let bar = Bar::new(ctx.quiet);
+    let fitted = pipeline::fit(&opts, &data, valid.as_ref(), &mut |p| bar.observe(p))?;
+    bar.finish();
+    nonneg::model::io::save(&fitted.model, &a.out)?;
     if !ctx.quiet {
-        print_summary(&t, &a.out);
+        print_summary(&fitted, &a.out);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn print_summary(t: &Trained, out: &Path) {
+fn print_summary(t: &Fitted, out: &Path) {
     let r = &t.report;
     let last = r.epochs.last();
     let mut line = format!(

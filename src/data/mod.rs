@@ -3,6 +3,7 @@
 //! rows silently; every error names the file, line (or row) and field.
 
 pub mod csv;
+pub mod feature_list;
 pub mod npz;
 pub mod split;
 pub mod svmlight;

@@ -8,10 +8,13 @@ pub const LEAKY_SLOPE: f32 = 0.01;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Activation {
     /// The output layer: logits.
+    #[cfg_attr(feature = "cli", value(skip))]
     Identity,
     Relu,
+    #[cfg_attr(feature = "cli", value(name = "leaky_relu"))]
     LeakyRelu,
     Sigmoid,
     Tanh,
@@ -42,19 +45,6 @@ impl Activation {
             Activation::Tanh => "tanh",
             Activation::Softplus => "softplus",
             Activation::Mixed => "mixed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
-            "identity" | "linear" => Some(Activation::Identity),
-            "relu" => Some(Activation::Relu),
-            "leaky_relu" | "leakyrelu" => Some(Activation::LeakyRelu),
-            "sigmoid" => Some(Activation::Sigmoid),
-            "tanh" => Some(Activation::Tanh),
-            "softplus" => Some(Activation::Softplus),
-            "mixed" => Some(Activation::Mixed),
-            _ => None,
         }
     }
 
@@ -211,10 +201,12 @@ mod tests {
     }
 
     #[test]
-    fn names_round_trip() {
+    fn names_are_the_model_file_names() {
         for act in Activation::HIDDEN.into_iter().chain([Activation::Identity]) {
-            assert_eq!(Activation::parse(act.name()), Some(act));
+            let json = serde_json::to_value(act).unwrap();
+            assert_eq!(json, act.name());
+            assert_eq!(serde_json::from_value::<Activation>(json).unwrap(), act);
         }
-        assert_eq!(Activation::parse("gelu"), None);
+        assert!(serde_json::from_value::<Activation>("gelu".into()).is_err());
     }
 }

@@ -133,11 +133,6 @@ impl Constraint {
         Ok(())
     }
 
-    /// Whether every entry of a tensor with this constraint is >= 0 afterwards.
-    pub fn forces_non_negative_all(&self) -> bool {
-        matches!(self, Constraint::NonNeg { rows: None })
-    }
-
     pub fn describe(&self) -> String {
         match self {
             Constraint::NonNeg { rows: None } => "non_neg".into(),

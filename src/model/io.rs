@@ -7,6 +7,7 @@
 
 use super::{Activation, Constraint, Dense, Mlp, Model, NonNegMode, Scaler};
 use crate::error::{Error, Result};
+use crate::features::FeaturizerSpec;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -44,6 +45,8 @@ struct Metadata {
     threshold: Vec<f32>,
     feature_names: Option<Vec<String>>,
     label_names: Vec<String>,
+    /// The featurizer as JSON with sorted keys (as `serde_json::Value` writes it), so
+    /// the bytes of a model file stay what they have always been.
     #[serde(default)]
     featurizer: Option<serde_json::Value>,
     #[serde(default)]
@@ -102,7 +105,12 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
         threshold: model.threshold.clone(),
         feature_names: model.feature_names.clone(),
         label_names: model.label_names.clone(),
-        featurizer: model.featurizer.clone(),
+        featurizer: model
+            .featurizer
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::invalid(format!("cannot serialise the featurizer: {e}")))?,
         training: model.training.clone(),
     };
     let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
@@ -259,6 +267,14 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
             bias_constraints: lm.bias_constraints.clone(),
         });
     }
+    if let Some(out) = layers.last().filter(|l| l.activation != Activation::Identity) {
+        // The logits are the output layer's pre-activations: an activation there would be
+        // ignored by every pass, so a file that asks for one is refused.
+        return Err(bad(format!(
+            "architecture: the output layer has activation {}, expected identity",
+            out.activation.name()
+        )));
+    }
     let n_labels = layers.last().map_or(0, |l| l.n_out);
     if n_labels != meta.n_labels || meta.threshold.len() != n_labels {
         return Err(bad("architecture: label count mismatch".into()));
@@ -281,6 +297,13 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
     meta.scaler
         .validate(meta.input_dim)
         .map_err(|e| bad(e.to_string()))?;
+    let featurizer = match meta.featurizer {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value::<FeaturizerSpec>(v)
+                .map_err(|e| bad(format!("the model's featurizer is unreadable: {e}")))?,
+        ),
+    };
     let feature_max = match st.tensor("input.max") {
         Ok(_) => Some(read_f32(&st, "input.max", &[meta.input_dim], path)?),
         Err(_) => None,
@@ -298,7 +321,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
         label_names: meta.label_names,
         nonneg_mode: meta.nonneg_mode,
         feature_max,
-        featurizer: meta.featurizer,
+        featurizer,
         training: meta.training,
     })
 }
@@ -401,5 +424,35 @@ mod tests {
         let e = from_bytes(&foreign, p).unwrap_err().to_string();
         assert!(e.contains("not a nonneg model"), "{e}");
         assert!(from_bytes(b"hello world, not a model", p).is_err());
+    }
+
+    #[test]
+    fn featurizer_round_trips_and_an_unreadable_one_is_a_load_error() {
+        use crate::features::{TextOptions, TextSpec, Vocabulary};
+        let mut m = small_model();
+        m.featurizer = Some(FeaturizerSpec::text(TextSpec {
+            options: TextOptions::default(),
+            vocabulary: Vocabulary::Terms(vec!["a".into(), "b".into(), "c".into()]),
+            idf: None,
+        }));
+        let bytes = to_bytes(&m).unwrap();
+        let p = Path::new("m.safetensors");
+        assert_eq!(from_bytes(&bytes, p).unwrap(), m);
+        // The stored JSON is the spec's own JSON with sorted keys.
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(&header.metadata().as_ref().unwrap()[METADATA_KEY]).unwrap();
+        let spec = serde_json::to_value(m.featurizer.as_ref().unwrap()).unwrap();
+        assert_eq!(meta["featurizer"], spec);
+        // A spec version this build does not read: the load says so.
+        let needle = br#"\"version\":1"#;
+        let at = bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap();
+        let mut bad = bytes.clone();
+        bad[at + needle.len() - 1] = b'9';
+        let e = from_bytes(&bad, p).unwrap_err().to_string();
+        assert!(e.contains("featurizer is unreadable"), "{e}");
     }
 }

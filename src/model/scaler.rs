@@ -9,26 +9,15 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ScaleKind {
     None,
     Standard,
     Minmax,
     Log1p,
     /// log1p, then standardised: heavy-tailed counts and frequencies.
+    #[cfg_attr(feature = "cli", value(alias = "log1p_standard"))]
     Log1pStandard,
-}
-
-impl ScaleKind {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "none" => Some(ScaleKind::None),
-            "standard" => Some(ScaleKind::Standard),
-            "minmax" => Some(ScaleKind::Minmax),
-            "log1p" => Some(ScaleKind::Log1p),
-            "log1p-standard" | "log1p_standard" => Some(ScaleKind::Log1pStandard),
-            _ => None,
-        }
-    }
 }
 
 /// `x' = (t(x) - shift) * mult`, with `t` the identity or `sign(x) * log1p(|x|)`, `mult > 0`.

@@ -30,8 +30,10 @@
 //!   in that order, skipping words already in the email, without looking at the model.
 //!   One query per placed word.
 
-use crate::attack::{
-    self, AttackConfig, Attacker, BudgetResult, Method, RowRef, Scoring, TargetOutcome, Workspace,
+use super::search::lowers;
+use super::{
+    summarize, AttackConfig, Attacker, BudgetResult, Method, RowRef, Scoring, TargetOutcome,
+    Workspace,
 };
 use crate::data::{CsrMatrix, Features};
 use crate::error::{Error, Result};
@@ -40,10 +42,11 @@ use crate::features::{hash_index, Featurized, FeaturizerKind, FeaturizerSpec};
 use crate::model::Model;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Where the attacker's words come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum WordSource {
     /// White box: greedy on the model's logit.
@@ -53,13 +56,7 @@ pub enum WordSource {
 }
 
 impl WordSource {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "model" => Some(WordSource::Model),
-            "ham" => Some(WordSource::Ham),
-            _ => None,
-        }
-    }
+    /// The name in outputs (the same as on the command line).
     pub fn name(self) -> &'static str {
         match self {
             WordSource::Model => "model",
@@ -331,8 +328,8 @@ pub fn ham_ranked_words(
     ham: &[(String, Vec<u8>)],
     spam: &[(String, Vec<u8>)],
 ) -> Vec<(String, u32)> {
-    let df = |samples: &[(String, Vec<u8>)]| -> std::collections::HashMap<String, usize> {
-        let mut m = std::collections::HashMap::new();
+    let df = |samples: &[(String, Vec<u8>)]| -> HashMap<String, usize> {
+        let mut m = HashMap::new();
         for set in word_sets(spec, samples) {
             for w in set {
                 *m.entry(w).or_insert(0) += 1;
@@ -366,11 +363,6 @@ fn one_row(f: &Featurized, cols: usize) -> Features {
     })
 }
 
-/// Whether a logit is really below another (beyond float round-off).
-fn lowers(candidate: f32, current: f32) -> bool {
-    candidate < current - 1e-5 * (1.0 + current.abs())
-}
-
 /// Attacks the samples of `samples` (raw emails of the attacked class) that the model
 /// detects, appending words chosen by `cfg.source`. `ham`: raw ham emails (needed for the
 /// black-box source and for hashed vocabularies).
@@ -382,55 +374,18 @@ pub fn good_words_attack(
     cfg: &GoodWordsConfig,
 ) -> Result<GoodWordsReport> {
     let t0 = std::time::Instant::now();
-    if cfg.budgets.is_empty() || cfg.budgets.contains(&0) {
-        return Err(Error::invalid("budgets must be positive"));
-    }
-    let d = model.mlp.input_dim;
-    if spec.n_features() != d {
-        return Err(Error::Mismatch(format!(
-            "the featurizer gives {} features, the model expects {d}",
-            spec.n_features()
-        )));
-    }
-    let n_labels = model.mlp.n_labels();
-    if cfg.label >= n_labels {
-        return Err(Error::invalid(format!(
-            "--label {}: the model has {n_labels} label(s)",
-            cfg.label
-        )));
-    }
+    check_inputs(model, spec, cfg)?;
     let words = candidate_words(spec, ham)?;
     let order = match cfg.source {
         WordSource::Ham => {
-            let ham = ham.filter(|h| !h.is_empty()).ok_or_else(|| {
-                Error::invalid("--good-words-source ham needs ham samples (--class ham=PATH)")
-            })?;
+            let ham = ham
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| Error::invalid("the ham word source needs ham samples, got none"))?;
             ham_ranked_words(spec, &words, ham, samples)
         }
         WordSource::Model => Vec::new(),
     };
-    // Targets: the detected samples.
-    let feats: Vec<Featurized> = samples
-        .par_iter()
-        .map(|(_, raw)| spec.featurize(raw))
-        .collect();
-    let mut x = CsrMatrix {
-        rows: feats.len(),
-        cols: d,
-        indptr: vec![0],
-        indices: Vec::new(),
-        values: Vec::new(),
-    };
-    for f in &feats {
-        x.indices.extend_from_slice(&f.indices);
-        x.values.extend_from_slice(&f.values);
-        x.indptr.push(x.indices.len());
-    }
-    let logits = model.logits(&Features::Sparse(x));
-    let thr = model.threshold[cfg.label];
-    let mut targets: Vec<usize> = (0..samples.len())
-        .filter(|&r| logits[r * n_labels + cfg.label] >= thr)
-        .collect();
+    let mut targets = detected_samples(model, spec, samples, cfg.label);
     let detected = targets.len();
     if let Some(n) = cfg.limit {
         targets.truncate(n);
@@ -439,8 +394,6 @@ pub fn good_words_attack(
     budgets.sort_unstable();
     budgets.dedup();
     let max_budget = *budgets.last().expect("non-empty");
-    let word_of: std::collections::HashMap<u32, &str> =
-        words.iter().map(|(w, j)| (*j, w.as_str())).collect();
     let acfg = AttackConfig {
         addable: Some(words.iter().map(|(_, j)| *j as usize).collect()),
         max_value: Some(1.0),
@@ -448,93 +401,20 @@ pub fn good_words_attack(
         scoring: Scoring::Auto,
         ..AttackConfig::new(Method::Greedy, vec![max_budget])
     };
-    let attacker = Attacker::new(model, &acfg, true)?;
-    let score = |f: &Featurized| model.logits(&one_row(f, d))[cfg.label];
+    let run = EmailAttack {
+        model,
+        spec,
+        cfg,
+        attacker: Attacker::new(model, &acfg, true)?,
+        order,
+        word_of: words.iter().map(|(w, j)| (*j, w.as_str())).collect(),
+        max_budget,
+    };
     let outcomes: Vec<GoodWordsOutcome> = targets
         .par_iter()
         .with_max_len(1)
         .map_init(Workspace::default, |ws, &r| {
-            let (name, raw) = &samples[r];
-            let mut email = RawEmail::new(spec, raw.clone());
-            let initial = score(&email.features);
-            let mut out = GoodWordsOutcome {
-                name: name.clone(),
-                outcome: TargetOutcome {
-                    row: r,
-                    initial_logit: initial,
-                    final_logit: initial,
-                    evaded_at: None,
-                    added: Vec::new(),
-                    logits: Vec::new(),
-                    queries: Vec::new(),
-                },
-                words: Vec::new(),
-                placed: Vec::new(),
-                raw: None,
-            };
-            let mut queries = 0u64;
-            let mut tried: HashSet<u32> = HashSet::new();
-            let mut next = 0usize;
-            for step in 1..=max_budget {
-                let pick = match cfg.source {
-                    WordSource::Model => {
-                        let st = attacker.start(RowRef::Sparse(
-                            &email.features.indices,
-                            &email.features.values,
-                        ));
-                        let cands = attacker.candidate_logits(&st, ws);
-                        queries += cands.len() as u64;
-                        let best = cands
-                            .iter()
-                            .filter(|(j, _)| !tried.contains(&(*j as u32)))
-                            .fold(None::<(usize, f32)>, |b, &(j, s)| match b {
-                                Some((_, bs)) if bs <= s => b,
-                                _ => Some((j, s)),
-                            });
-                        match best {
-                            Some((j, s)) if lowers(s, out.outcome.final_logit) => j as u32,
-                            // A local minimum: no single word lowers the logit.
-                            _ => break,
-                        }
-                    }
-                    WordSource::Ham => {
-                        while next < order.len()
-                            && feature_value(&email.features, order[next].1) > 0.0
-                        {
-                            next += 1;
-                        }
-                        if next == order.len() {
-                            break;
-                        }
-                        next += 1;
-                        order[next - 1].1
-                    }
-                };
-                tried.insert(pick);
-                let word = word_of[&pick];
-                let placed = email.append_word(spec, word, pick);
-                let logit = if placed {
-                    queries += 1;
-                    score(&email.features)
-                } else {
-                    out.outcome.final_logit
-                };
-                out.words.push(word.to_string());
-                out.placed.push(placed);
-                let o = &mut out.outcome;
-                o.added.push(pick as usize);
-                o.logits.push(logit);
-                o.queries.push(queries);
-                o.final_logit = logit;
-                if logit < thr {
-                    o.evaded_at = Some(step);
-                    break;
-                }
-            }
-            if cfg.keep_raw {
-                out.raw = Some(email.raw);
-            }
-            out
+            run.attack(r, &samples[r].0, &samples[r].1, ws)
         })
         .collect();
     let plain: Vec<TargetOutcome> = outcomes.iter().map(|o| o.outcome.clone()).collect();
@@ -548,8 +428,183 @@ pub fn good_words_attack(
             .iter()
             .map(|o| o.placed.iter().filter(|p| !**p).count())
             .sum(),
-        results: attack::summarize(&plain, &budgets),
+        results: summarize(&plain, &budgets),
         outcomes,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// Budgets, the featurizer's width and the label against the model.
+fn check_inputs(model: &Model, spec: &FeaturizerSpec, cfg: &GoodWordsConfig) -> Result<()> {
+    if cfg.budgets.is_empty() || cfg.budgets.contains(&0) {
+        return Err(Error::invalid("budgets must be positive"));
+    }
+    let d = model.mlp.input_dim;
+    if spec.n_features() != d {
+        return Err(Error::Mismatch(format!(
+            "the featurizer gives {} features, the model expects {d}",
+            spec.n_features()
+        )));
+    }
+    let n_labels = model.mlp.n_labels();
+    if cfg.label >= n_labels {
+        return Err(Error::invalid(format!(
+            "label {} is out of range: the model has {n_labels} label(s)",
+            cfg.label
+        )));
+    }
+    Ok(())
+}
+
+/// The samples the model detects for `label` (logit >= threshold), in sample order.
+fn detected_samples(
+    model: &Model,
+    spec: &FeaturizerSpec,
+    samples: &[(String, Vec<u8>)],
+    label: usize,
+) -> Vec<usize> {
+    let feats: Vec<Featurized> = samples
+        .par_iter()
+        .map(|(_, raw)| spec.featurize(raw))
+        .collect();
+    let mut x = CsrMatrix {
+        rows: feats.len(),
+        cols: model.mlp.input_dim,
+        indptr: vec![0],
+        indices: Vec::new(),
+        values: Vec::new(),
+    };
+    for f in &feats {
+        x.indices.extend_from_slice(&f.indices);
+        x.values.extend_from_slice(&f.values);
+        x.indptr.push(x.indices.len());
+    }
+    let logits = model.logits(&Features::Sparse(x));
+    let n_labels = model.mlp.n_labels();
+    let thr = model.threshold[label];
+    (0..samples.len())
+        .filter(|&r| logits[r * n_labels + label] >= thr)
+        .collect()
+}
+
+/// One good-words run, shared by the targets.
+struct EmailAttack<'a> {
+    model: &'a Model,
+    spec: &'a FeaturizerSpec,
+    cfg: &'a GoodWordsConfig,
+    /// Scores the candidate words' features (white box).
+    attacker: Attacker<'a>,
+    /// The black box's words, best first.
+    order: Vec<(String, u32)>,
+    word_of: HashMap<u32, &'a str>,
+    max_budget: usize,
+}
+
+impl EmailAttack<'_> {
+    /// The model's logit for the attacked label on a featurized email (a full pass).
+    fn score(&self, f: &Featurized) -> f32 {
+        self.model.logits(&one_row(f, self.model.mlp.input_dim))[self.cfg.label]
+    }
+
+    /// Attacks sample `r` (`name`, `raw`), up to the largest budget.
+    fn attack(&self, r: usize, name: &str, raw: &[u8], ws: &mut Workspace) -> GoodWordsOutcome {
+        let thr = self.model.threshold[self.cfg.label];
+        let mut email = RawEmail::new(self.spec, raw.to_vec());
+        let initial = self.score(&email.features);
+        let mut out = GoodWordsOutcome {
+            name: name.to_string(),
+            outcome: TargetOutcome {
+                row: r,
+                initial_logit: initial,
+                final_logit: initial,
+                evaded_at: None,
+                added: Vec::new(),
+                logits: Vec::new(),
+                queries: Vec::new(),
+            },
+            words: Vec::new(),
+            placed: Vec::new(),
+            raw: None,
+        };
+        let mut queries = 0u64;
+        let mut tried: HashSet<u32> = HashSet::new();
+        let mut next = 0usize;
+        for step in 1..=self.max_budget {
+            let pick = match self.cfg.source {
+                WordSource::Model => {
+                    self.model_pick(&email, &tried, ws, &mut queries, out.outcome.final_logit)
+                }
+                WordSource::Ham => self.ham_pick(&email, &mut next),
+            };
+            // None: a local minimum (white box) or no word left (black box).
+            let Some(pick) = pick else { break };
+            tried.insert(pick);
+            let word = self.word_of[&pick];
+            let placed = email.append_word(self.spec, word, pick);
+            let logit = if placed {
+                queries += 1;
+                self.score(&email.features)
+            } else {
+                out.outcome.final_logit
+            };
+            out.words.push(word.to_string());
+            out.placed.push(placed);
+            let o = &mut out.outcome;
+            o.added.push(pick as usize);
+            o.logits.push(logit);
+            o.queries.push(queries);
+            o.final_logit = logit;
+            if logit < thr {
+                o.evaded_at = Some(step);
+                break;
+            }
+        }
+        if self.cfg.keep_raw {
+            out.raw = Some(email.raw);
+        }
+        out
+    }
+
+    /// White box: the feature of the untried candidate word whose addition gives the
+    /// lowest logit, scored exactly on the current email, or None when it does not lower
+    /// `current`.
+    fn model_pick(
+        &self,
+        email: &RawEmail,
+        tried: &HashSet<u32>,
+        ws: &mut Workspace,
+        queries: &mut u64,
+        current: f32,
+    ) -> Option<u32> {
+        let st = self.attacker.start(RowRef::Sparse(
+            &email.features.indices,
+            &email.features.values,
+        ));
+        let cands = self.attacker.candidate_logits(&st, ws);
+        *queries += cands.len() as u64;
+        let best = cands
+            .iter()
+            .filter(|(j, _)| !tried.contains(&(*j as u32)))
+            .fold(None::<(usize, f32)>, |b, &(j, s)| match b {
+                Some((_, bs)) if bs <= s => b,
+                _ => Some((j, s)),
+            });
+        match best {
+            Some((j, s)) if lowers(s, current) => Some(j as u32),
+            _ => None,
+        }
+    }
+
+    /// Black box: the next ranked word whose feature is off in the email.
+    fn ham_pick(&self, email: &RawEmail, next: &mut usize) -> Option<u32> {
+        let order = &self.order;
+        while *next < order.len() && feature_value(&email.features, order[*next].1) > 0.0 {
+            *next += 1;
+        }
+        if *next == order.len() {
+            return None;
+        }
+        *next += 1;
+        Some(order[*next - 1].1)
+    }
 }

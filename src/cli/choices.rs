@@ -1,0 +1,90 @@
+//! Value enums for the options whose choices are the command line's own (`auto` choices,
+//! schedules whose parameters are flags of their own). The library's option enums derive
+//! `clap::ValueEnum` themselves (with the `cli` feature) and are used directly.
+
+use clap::ValueEnum;
+use nonneg::data::IndexBase;
+use nonneg::model::Activation;
+
+/// `--index-base`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum IndexBaseArg {
+    /// 1-based unless a 0 appears.
+    #[default]
+    Auto,
+    #[value(name = "0")]
+    Zero,
+    #[value(name = "1")]
+    One,
+}
+
+impl From<IndexBaseArg> for IndexBase {
+    fn from(a: IndexBaseArg) -> Self {
+        match a {
+            IndexBaseArg::Auto => IndexBase::Auto,
+            IndexBaseArg::Zero => IndexBase::Zero,
+            IndexBaseArg::One => IndexBase::One,
+        }
+    }
+}
+
+/// `--activation`: a hidden activation, or auto (the recipe's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ActivationArg {
+    Auto,
+    Relu,
+    #[value(name = "leaky_relu", alias = "leaky-relu", alias = "leakyrelu")]
+    LeakyRelu,
+    Sigmoid,
+    Tanh,
+    Softplus,
+    Mixed,
+}
+
+impl ActivationArg {
+    /// `None` for auto.
+    pub fn chosen(self) -> Option<Activation> {
+        Some(match self {
+            ActivationArg::Auto => return None,
+            ActivationArg::Relu => Activation::Relu,
+            ActivationArg::LeakyRelu => Activation::LeakyRelu,
+            ActivationArg::Sigmoid => Activation::Sigmoid,
+            ActivationArg::Tanh => Activation::Tanh,
+            ActivationArg::Softplus => Activation::Softplus,
+            ActivationArg::Mixed => Activation::Mixed,
+        })
+    }
+}
+
+/// `--skip`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SkipArg {
+    Auto,
+    On,
+    Off,
+}
+
+impl SkipArg {
+    /// `None` for auto.
+    pub fn chosen(self) -> Option<bool> {
+        match self {
+            SkipArg::Auto => None,
+            SkipArg::On => Some(true),
+            SkipArg::Off => Some(false),
+        }
+    }
+}
+
+/// `--lr-schedule` (its parameters are flags of their own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LrScheduleArg {
+    Constant,
+    Step,
+    Cosine,
+}
+
+/// The name the command line gives a value (for messages).
+pub fn name(v: &impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}

@@ -1,0 +1,310 @@
+//! One optimizer step on a batch: the network's forward and backward pass
+//! ([`Mlp::forward`] / [`Mlp::backward`]), the loss, optional gradient clipping, then the
+//! update of every tensor ([`super::update`]) and the projection ([`super::projection`]).
+
+use super::config::TrainConfig;
+use super::projection::project_after_step;
+use super::reparam::weight_state_for;
+use super::update::{sparse_rows, update_sparse_rows, update_tensor, TensorState};
+use crate::data::{CsrMatrix, Dataset, Features};
+use crate::loss;
+use crate::model::{Dense, Grads, Input, Mlp, Tape};
+
+/// The trainer's view of one network: parameters, optimizer state and workspace.
+pub struct Trainer<'a> {
+    pub mlp: Mlp,
+    cfg: &'a TrainConfig,
+    pub(super) weight_state: Vec<TensorState>,
+    bias_state: Vec<TensorState>,
+    /// The skip connection's optimizer state.
+    skip_state: Option<TensorState>,
+    tape: Tape,
+    grads: Grads,
+    /// The batch's dense rows, gathered.
+    x: Vec<f32>,
+    batch_y: Vec<f32>,
+    /// Sorted `(feature, position in batch)` keys of the current sparse batch.
+    sparse_keys: Vec<u64>,
+    /// Optimizer steps taken.
+    pub step: u64,
+}
+
+/// The batch as the network's input: dense rows gathered into `buf`, or the sparse rows.
+fn batch_input<'a>(x: &'a Features, rows: &'a [usize], buf: &'a mut Vec<f32>) -> Input<'a> {
+    match x {
+        Features::Dense(m) => {
+            buf.clear();
+            for &r in rows {
+                buf.extend_from_slice(m.row(r));
+            }
+            Input::Dense(buf)
+        }
+        Features::Sparse(m) => Input::Sparse(m, rows),
+    }
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(mut mlp: Mlp, cfg: &'a TrainConfig) -> Self {
+        let mut weight_state = Vec::with_capacity(mlp.layers.len());
+        let mut bias_state = Vec::with_capacity(mlp.layers.len());
+        for layer in &mut mlp.layers {
+            weight_state.push(weight_state_for(cfg, layer));
+            bias_state.push(TensorState::new(&cfg.optimizer, layer.n_out, 1));
+        }
+        let skip_state = mlp.skip.as_mut().map(|s| weight_state_for(cfg, s));
+        let x = match mlp.sparse_input {
+            true => vec![],
+            false => Vec::with_capacity(cfg.batch_size * mlp.input_dim),
+        };
+        Trainer {
+            tape: Tape::new(&mlp, cfg.batch_size),
+            grads: Grads::new(&mlp),
+            skip_state,
+            x,
+            batch_y: vec![],
+            sparse_keys: vec![],
+            mlp,
+            cfg,
+            weight_state,
+            bias_state,
+            step: 0,
+        }
+    }
+
+    pub fn config(&self) -> &'a TrainConfig {
+        self.cfg
+    }
+
+    /// Forward and backward on a batch: returns the mean loss and leaves d loss / d z on
+    /// the tape, dense kernel gradients and bias gradients in `grads` (the sparse first
+    /// layer's and skip connection's kernel gradients are formed row by row from `dz`).
+    fn forward_backward(&mut self, data: &Dataset, rows: &[usize], pos_weight: &[f32]) -> f64 {
+        let labels = data.n_labels;
+        let y = data.y.as_ref().expect("training data has labels");
+        self.batch_y.clear();
+        for &r in rows {
+            self.batch_y
+                .extend_from_slice(&y[r * labels..(r + 1) * labels]);
+        }
+        if let Features::Sparse(x) = &data.x {
+            self.index_sparse_batch(x, rows);
+        }
+        let input = batch_input(&data.x, rows, &mut self.x);
+        self.mlp.forward(input, &mut self.tape);
+        let (logits, dlogits) = self.tape.logits_and_dlogits();
+        let loss = loss::mean_loss_and_grad(logits, &self.batch_y, pos_weight, Some(dlogits));
+        self.mlp
+            .backward(input, &mut self.tape, Some(&mut self.grads));
+        loss
+    }
+
+    /// Sorts the batch's active (feature, row) pairs by feature: the sparse backward pass
+    /// then sums each feature's gradient in batch order on one thread.
+    fn index_sparse_batch(&mut self, x: &CsrMatrix, rows: &[usize]) {
+        self.sparse_keys.clear();
+        for (k, &r) in rows.iter().enumerate() {
+            let (idx, _) = x.row(r);
+            self.sparse_keys
+                .extend(idx.iter().map(|&j| ((j as u64) << 32) | k as u64));
+        }
+        self.sparse_keys.sort_unstable();
+    }
+
+    /// Calls `f(feature, grad_row)` for every feature active in the batch: the gradient of
+    /// the first layer's kernel row, or with `skip` of the skip connection's.
+    fn sparse_grad_rows<F>(&self, x: &CsrMatrix, rows: &[usize], skip: bool, f: F)
+    where
+        F: Fn(usize, &[f32]) + Sync,
+    {
+        let l = if skip { self.mlp.layers.len() - 1 } else { 0 };
+        let n_out = self.mlp.layers[l].n_out;
+        sparse_rows(
+            &self.sparse_keys,
+            &self.tape.dz[l],
+            n_out,
+            x,
+            rows,
+            f,
+            |_| {},
+        )
+    }
+
+    /// Gradient norm over all parameters of the current batch (for clipping).
+    fn grad_norm(&self, data: &Dataset, rows: &[usize]) -> f32 {
+        let sum_sq = |g: &[f32]| g.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>();
+        let g = &self.grads;
+        let mut sq = 0f64;
+        for (l, k) in g.kernel.iter().enumerate() {
+            if !(l == 0 && self.mlp.sparse_input) {
+                sq += sum_sq(k);
+            }
+        }
+        for b in g.bias.iter().chain(std::iter::once(&g.skip)) {
+            sq += sum_sq(b);
+        }
+        if let Features::Sparse(x) = &data.x {
+            for skip in [false, true] {
+                if skip && self.mlp.skip.is_none() {
+                    continue;
+                }
+                // Per-feature sums of squares, added in feature order.
+                let parts = std::sync::Mutex::new(Vec::new());
+                self.sparse_grad_rows(x, rows, skip, |j, g| {
+                    parts.lock().unwrap().push((j, sum_sq(g)));
+                });
+                let mut parts = parts.into_inner().unwrap();
+                parts.sort_by_key(|p| p.0);
+                sq += parts.iter().map(|p| p.1).sum::<f64>();
+            }
+        }
+        sq.sqrt() as f32
+    }
+
+    /// The factor scaling this batch's gradients under `clip_grad_norm` (1 without).
+    fn clip_scale(&self, data: &Dataset, rows: &[usize]) -> f32 {
+        match self.cfg.clip_grad_norm {
+            Some(max) => {
+                let norm = self.grad_norm(data, rows);
+                if norm > max {
+                    max / (norm + 1e-6)
+                } else {
+                    1.0
+                }
+            }
+            None => 1.0,
+        }
+    }
+
+    /// One optimizer step on a batch. Returns the batch's mean loss.
+    pub fn step(&mut self, data: &Dataset, rows: &[usize], pos_weight: &[f32], lr: f32) -> f64 {
+        let loss = self.forward_backward(data, rows, pos_weight);
+        let scale = self.clip_scale(data, rows);
+        self.step += 1;
+        for l in 0..self.mlp.layers.len() {
+            self.update_layer(l, data, rows, scale, lr);
+        }
+        self.update_skip(data, rows, scale, lr);
+        loss
+    }
+
+    /// Updates layer `l`'s kernel and bias, then projects it.
+    fn update_layer(&mut self, l: usize, data: &Dataset, rows: &[usize], scale: f32, lr: f32) {
+        let cfg = self.cfg;
+        let s = cfg.optimizer.step_scalars(lr, self.step);
+        let (mode, reset) = (cfg.nonneg_mode, cfg.reset_clipped_moments);
+        let (gw, gb) = (&mut self.grads.kernel[l], &mut self.grads.bias[l]);
+        if scale != 1.0 {
+            gb.iter_mut().for_each(|g| *g *= scale);
+            gw.iter_mut().for_each(|g| *g *= scale);
+        }
+        let layer = &mut self.mlp.layers[l];
+        match &data.x {
+            Features::Sparse(x) if l == 0 => update_sparse_rows(
+                &cfg.optimizer,
+                &s,
+                mode,
+                layer,
+                &mut self.weight_state[0],
+                &self.sparse_keys,
+                &self.tape.dz[0],
+                x,
+                rows,
+                scale,
+                reset,
+            ),
+            _ => {
+                let Dense {
+                    weight,
+                    kernel_constraints,
+                    ..
+                } = layer;
+                let st = &mut self.weight_state[l];
+                update_tensor(
+                    &cfg.optimizer,
+                    &s,
+                    mode,
+                    weight,
+                    gw,
+                    st,
+                    kernel_constraints,
+                    reset,
+                );
+            }
+        }
+        // Bias constraints are applied whole, after the step.
+        let (bias, st) = (&mut layer.bias, &mut self.bias_state[l]);
+        update_tensor(&cfg.optimizer, &s, mode, bias, gb, st, &[], false);
+        project_after_step(layer, &mut self.weight_state[l], mode);
+    }
+
+    /// Updates the skip connection (its constraints are elementwise: projected per row).
+    fn update_skip(&mut self, data: &Dataset, rows: &[usize], scale: f32, lr: f32) {
+        let (Some(skip), Some(st)) = (self.mlp.skip.as_mut(), self.skip_state.as_mut()) else {
+            return;
+        };
+        let cfg = self.cfg;
+        let s = cfg.optimizer.step_scalars(lr, self.step);
+        let (mode, reset) = (cfg.nonneg_mode, cfg.reset_clipped_moments);
+        match &data.x {
+            Features::Sparse(x) => {
+                let dz = &self.tape.dz[self.mlp.layers.len() - 1];
+                let keys = &self.sparse_keys;
+                update_sparse_rows(
+                    &cfg.optimizer,
+                    &s,
+                    mode,
+                    skip,
+                    st,
+                    keys,
+                    dz,
+                    x,
+                    rows,
+                    scale,
+                    reset,
+                )
+            }
+            Features::Dense(_) => {
+                let g = &mut self.grads.skip;
+                if scale != 1.0 {
+                    g.iter_mut().for_each(|g| *g *= scale);
+                }
+                let (w, c) = (&mut skip.weight, &skip.kernel_constraints);
+                update_tensor(&cfg.optimizer, &s, mode, w, g, st, c, reset)
+            }
+        }
+    }
+
+    /// Loss and gradients of every parameter at the current weights (dense kernels
+    /// `[in, out]`, the skip connection's last when there is one, then biases) on `rows`:
+    /// for tests and gradient checks.
+    pub fn gradients(
+        &mut self,
+        data: &Dataset,
+        rows: &[usize],
+        pos_weight: &[f32],
+    ) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let loss = self.forward_backward(data, rows, pos_weight);
+        let mut gw = self.grads.kernel.clone();
+        if let Features::Sparse(x) = &data.x {
+            gw[0] = self.dense_sparse_grad(x, rows, false);
+        }
+        if self.mlp.skip.is_some() {
+            gw.push(match &data.x {
+                Features::Dense(_) => self.grads.skip.clone(),
+                Features::Sparse(x) => self.dense_sparse_grad(x, rows, true),
+            });
+        }
+        (loss, gw, self.grads.bias.clone())
+    }
+
+    /// A sparse-fed kernel's gradient as a dense `[input_dim x out]` matrix.
+    fn dense_sparse_grad(&self, x: &CsrMatrix, rows: &[usize], skip: bool) -> Vec<f32> {
+        let l = if skip { self.mlp.layers.len() - 1 } else { 0 };
+        let n_out = self.mlp.layers[l].n_out;
+        let dense = std::sync::Mutex::new(vec![0f32; self.mlp.input_dim * n_out]);
+        self.sparse_grad_rows(x, rows, skip, |j, g| {
+            dense.lock().unwrap()[j * n_out..(j + 1) * n_out].copy_from_slice(g);
+        });
+        dense.into_inner().unwrap()
+    }
+}
