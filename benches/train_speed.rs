@@ -4,7 +4,11 @@
 //! `cargo bench --bench train_speed -- --case dense|sparse [--threads N] [--seconds S]`
 //! prints one JSON line with samples per second.
 
-use nonneg::data::{CsrMatrix, Dataset, DenseMatrix, Features};
+// The random-data generators shared with the tests.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use nonneg::data::Dataset;
 use nonneg::model::Activation;
 use nonneg::rng::Rng;
 use nonneg::train::{build_network, Preset, TrainConfig, Trainer};
@@ -18,56 +22,18 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn labels(rows: usize, rng: &mut Rng) -> Vec<f32> {
-    (0..rows).map(|_| rng.below(2) as f32).collect()
-}
-
 /// (a) dense: 16,384 rows of N(0,1) with 2381 features (the EMBER width).
 fn dense_data(rng: &mut Rng) -> Dataset {
     let (rows, cols) = (16_384, 2381);
-    let values = (0..rows * cols).map(|_| rng.normal_f32()).collect();
-    Dataset {
-        x: Features::Dense(DenseMatrix { rows, cols, values }),
-        y: Some(labels(rows, rng)),
-        n_labels: 1,
-        label_names: vec!["label".into()],
-        feature_names: None,
-        source: "bench".into(),
-    }
+    let x = common::dense_normal(rows, cols, rng);
+    common::dataset(x, common::random_labels(rows, 1, rng), 1)
 }
 
-/// (b) sparse binary: 2^20 features, ~300 active per row drawn Zipf-like
-/// (`floor(2^20 * u^3)`, de-duplicated), as hashed n-gram features are.
+/// (b) sparse binary: 2^20 features, ~300 active per row drawn Zipf-like, as hashed
+/// n-gram features are.
 fn sparse_data(rows: usize, rng: &mut Rng) -> Dataset {
-    let cols = 1usize << 20;
-    let mut m = CsrMatrix {
-        rows,
-        cols,
-        indptr: vec![0],
-        indices: vec![],
-        values: vec![],
-    };
-    for _ in 0..rows {
-        let mut idx: Vec<u32> = (0..300)
-            .map(|_| {
-                let u = rng.uniform_f64();
-                ((cols as f64) * u * u * u) as u32
-            })
-            .collect();
-        idx.sort_unstable();
-        idx.dedup();
-        m.values.extend(std::iter::repeat_n(1.0, idx.len()));
-        m.indices.extend(idx);
-        m.indptr.push(m.indices.len());
-    }
-    Dataset {
-        x: Features::Sparse(m),
-        y: Some(labels(rows, rng)),
-        n_labels: 1,
-        label_names: vec!["label".into()],
-        feature_names: None,
-        source: "bench".into(),
-    }
+    let x = common::sparse_zipf_binary(rows, 1 << 20, 300, rng);
+    common::dataset(x, common::random_labels(rows, 1, rng), 1)
 }
 
 fn main() {

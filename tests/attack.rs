@@ -1,8 +1,11 @@
 //! Feature-addition attacks: the incremental scores are exact (against full forward passes
 //! on the modified rows, dense and sparse, with scalings), greedy picks the true best
 //! feature, unconstrained models are evaded and monotone ones never are, and the budget,
-//! feature, cap, query and seed options do what they say. CLI end to end on Spambase.
+//! feature, cap, query and seed options do what they say. The CLI is in tests/cli_attack.rs.
 
+mod common;
+
+use common::{dense_non_negative, sparse};
 use nonneg::attack::{
     self, attack, AttackConfig, Attacker, Method, RowRef, Scoring, TargetOutcome, Workspace,
 };
@@ -12,8 +15,7 @@ use nonneg::model::scaler::{ScaleKind, Scaler};
 use nonneg::model::{Activation, Constraint, Model, NonNegMode};
 use nonneg::rng::Rng;
 use nonneg::train::{build_network, Preset, TrainConfig};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 const METHODS: [Method; 4] = [
     Method::Greedy,
@@ -21,47 +23,6 @@ const METHODS: [Method; 4] = [
     Method::Query,
     Method::Random,
 ];
-
-fn dense(rows: usize, cols: usize, rng: &mut Rng) -> Features {
-    Features::Dense(DenseMatrix {
-        rows,
-        cols,
-        values: (0..rows * cols)
-            .map(|_| {
-                if rng.below(3) == 0 {
-                    0.0
-                } else {
-                    2.0 * rng.uniform_f32()
-                }
-            })
-            .collect(),
-    })
-}
-
-/// Sparse rows mixing binary and real values, about a quarter of the features active.
-fn sparse(rows: usize, cols: usize, rng: &mut Rng) -> Features {
-    let mut m = CsrMatrix {
-        rows,
-        cols,
-        indptr: vec![0],
-        indices: vec![],
-        values: vec![],
-    };
-    for _ in 0..rows {
-        for j in 0..cols as u32 {
-            if rng.below(4) == 0 {
-                m.indices.push(j);
-                m.values.push(if rng.below(2) == 0 {
-                    1.0
-                } else {
-                    0.2 + rng.uniform_f32()
-                });
-            }
-        }
-        m.indptr.push(m.indices.len());
-    }
-    Features::Sparse(m)
-}
 
 /// A random model (`hidden` widths, `act`), scaler fitted on `x`, threshold 0.
 fn model(
@@ -116,16 +77,10 @@ fn model(
     }
 }
 
+/// `x` with every row labelled positive.
 fn dataset(x: Features) -> Dataset {
     let rows = x.rows();
-    Dataset {
-        x,
-        y: Some(vec![1.0; rows]),
-        n_labels: 1,
-        label_names: vec!["label".into()],
-        feature_names: None,
-        source: "test".into(),
-    }
+    common::dataset(x, vec![1.0; rows], 1)
 }
 
 /// Row `r` of `x` with feature `j` raised to `max(current, cap)`, as a one-row matrix in
@@ -321,9 +276,9 @@ fn incremental_scores_equal_full_forward_passes_and_greedy_picks_the_true_best()
         let mut rng = Rng::new(ci as u64);
         let cols = 30;
         let x = if case.sparse {
-            sparse(12, cols, &mut rng)
+            sparse(12, cols, 4, &mut rng)
         } else {
-            dense(12, cols, &mut rng)
+            dense_non_negative(12, cols, &mut rng)
         };
         let m = case_model(&x, case, ci as u64);
         let fmax = m.feature_max.clone().unwrap();
@@ -398,9 +353,9 @@ fn greedy_first_step_is_the_brute_force_argmin() {
     for (ci, case) in CASES.iter().enumerate() {
         let mut rng = Rng::new(50 + ci as u64);
         let x = if case.sparse {
-            sparse(20, 25, &mut rng)
+            sparse(20, 25, 4, &mut rng)
         } else {
-            dense(20, 25, &mut rng)
+            dense_non_negative(20, 25, &mut rng)
         };
         let mut m = case_model(&x, case, 7);
         // Every row detected.
@@ -459,9 +414,9 @@ fn cached_and_batched_scorers_agree_over_many_steps() {
         }
         let mut rng = Rng::new(90 + ci as u64);
         let x = if case.sparse {
-            sparse(30, 60, &mut rng)
+            sparse(30, 60, 4, &mut rng)
         } else {
-            dense(30, 60, &mut rng)
+            dense_non_negative(30, 60, &mut rng)
         };
         let mut m = case_model(&x, case, 9);
         m.threshold = vec![f32::NEG_INFINITY];
@@ -489,9 +444,9 @@ fn cached_and_batched_scorers_agree_over_many_steps() {
 fn setup(preset: Preset, sparse_input: bool, seed: u64) -> (Model, Dataset) {
     let mut rng = Rng::new(seed);
     let x = if sparse_input {
-        sparse(60, 40, &mut rng)
+        sparse(60, 40, 4, &mut rng)
     } else {
-        dense(60, 40, &mut rng)
+        dense_non_negative(60, 40, &mut rng)
     };
     let scale = if sparse_input {
         ScaleKind::None
@@ -743,181 +698,12 @@ fn summaries_parsers_and_outputs() {
         .starts_with("\"b,c\",1,3,0,0,,30,"));
 }
 
-// ---- CLI ----
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_nonneg"))
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = bin().args(args).output().expect("runs");
-    assert!(
-        out.status.success(),
-        "nonneg {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = bin().args(args).output().expect("runs");
-    assert_eq!(out.status.code(), Some(2), "nonneg {args:?} should exit 2");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!err.contains("panicked"), "{err}");
-    err
-}
-
-const LABEL: [&str; 4] = ["--label-column", "type", "--positive", "spam"];
-
-fn train(data: &str, out: &Path, extra: &[&str]) -> String {
-    let out = out.display().to_string();
-    let mut args = vec![
-        "train", "--data", data, "--out", &out, "-q", "--epochs", "5",
-    ];
-    args.extend(LABEL);
-    args.extend(extra);
-    ok(&args);
-    out
-}
-
-#[test]
-fn cli_spambase_unconstrained_is_evaded_monotone_never() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = root().join("data/spambase.csv").display().to_string();
-    let free = train(&data, &dir.path().join("free.safetensors"), &[]);
-    let mono = train(
-        &data,
-        &dir.path().join("mono.safetensors"),
-        &["--constraint", "monotone"],
-    );
-    let json = dir.path().join("out.json");
-    let csv = dir.path().join("out.csv");
-    let png = dir.path().join("curve.png");
-    let (js, cs, ps) = (
-        json.display().to_string(),
-        csv.display().to_string(),
-        png.display().to_string(),
-    );
-    let mut args = vec![
-        "attack", "--model", &free, "--model", &mono, "--data", &data, "--method", "greedy",
-        "--budget", "1,5,10", "--limit", "150", "--json", &js, "--csv", &cs, "--plot", &ps, "-q",
-    ];
-    args.extend(LABEL);
-    let out = ok(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("budget") && stdout.contains("evaded"),
-        "{stdout}"
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(v["method"], "greedy");
-    let models = v["models"].as_array().unwrap();
-    assert_eq!(models.len(), 2);
-    for m in models {
-        let results = m["results"].as_array().unwrap();
-        assert_eq!(results.len(), 3);
-        for (r, b) in results.iter().zip([1, 5, 10]) {
-            assert_eq!(r["budget"], b);
-            for key in ["targets", "evaded", "evasion_rate", "mean_added", "queries"] {
-                assert!(r.get(key).is_some(), "missing {key}: {r}");
-            }
-            assert_eq!(r["targets"], 150);
-        }
-    }
-    let evaded = |i: usize| -> Vec<u64> {
-        models[i]["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["evaded"].as_u64().unwrap())
-            .collect()
-    };
-    eprintln!(
-        "unconstrained evaded {:?}, monotone {:?}",
-        evaded(0),
-        evaded(1)
-    );
-    assert!(
-        evaded(0).iter().any(|&e| e > 0),
-        "unconstrained never evaded"
-    );
-    assert!(evaded(1).iter().all(|&e| e == 0), "monotone evaded");
-    let csv_text = std::fs::read_to_string(&csv).unwrap();
-    assert!(csv_text.starts_with("model,budget,targets,evaded,evasion_rate,mean_added,queries"));
-    assert_eq!(csv_text.lines().count(), 1 + 2 * 3);
-    let png_bytes = std::fs::read(&png).unwrap();
-    assert!(png_bytes.starts_with(b"\x89PNG"));
-    assert!(png_bytes.len() > 5000);
-
-    // One model: the single-model JSON shape; every method runs; --features by name.
-    let feats = dir.path().join("features.txt");
-    std::fs::write(&feats, "# words only\nmake\ngeorge\n4\n").unwrap();
-    let fs = feats.display().to_string();
-    for method in ["greedy", "gradient", "query", "random"] {
-        let mut args = vec![
-            "attack",
-            "--model",
-            &free,
-            "--data",
-            &data,
-            "--method",
-            method,
-            "--budget",
-            "1,2,3",
-            "--limit",
-            "20",
-            "--json",
-            &js,
-            "--features",
-            &fs,
-            "-q",
-        ];
-        args.extend(LABEL);
-        ok(&args);
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        assert_eq!(v["method"], method);
-        assert_eq!(v["model"], free.as_str());
-        assert_eq!(v["results"].as_array().unwrap().len(), 3);
-    }
-
-    // Errors: exit 2 with a clear message.
-    let mut base = vec!["attack", "--model", &free, "--data", &data];
-    base.extend(LABEL);
-    let with = |extra: &[&'static str]| {
-        let mut a = base.clone();
-        a.extend(extra);
-        a
-    };
-    let e = fails(&with(&["--budget", "1,x,5"]));
-    assert!(e.contains("--budget") && e.contains("`x`"), "{e}");
-    let e = fails(&with(&["--budget", "0"]));
-    assert!(e.contains("--budget"), "{e}");
-    std::fs::write(&feats, "make\nno_such_word\n").unwrap();
-    let mut a = base.clone();
-    a.extend(["--features", fs.as_str()]);
-    let e = fails(&a);
-    assert!(
-        e.contains("unknown feature `no_such_word`") && e.contains(":2"),
-        "{e}"
-    );
-    let e = fails(&with(&["--method", "magic"]));
-    assert!(e.contains("--method"), "{e}");
-    let e = fails(&with(&["--label", "nope"]));
-    assert!(e.contains("--label"), "{e}");
-}
-
 /// Features the model declares as lowered by additions (NonPos first-layer rows) are not
 /// candidates: raising them is not an addition.
 #[test]
 fn features_declared_lowered_by_additions_are_not_addable() {
     let mut rng = Rng::new(77);
-    let x = dense(10, 8, &mut rng);
+    let x = dense_non_negative(10, 8, &mut rng);
     let mut m = model(
         &x,
         &[6],

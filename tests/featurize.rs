@@ -1,79 +1,20 @@
 //! Integration tests of the featurizers on real data: a subset of the SpamAssassin corpus
-//! (expected at `../shared/data/spamassassin` relative to the repository root, or at
-//! `$NONNEG_SPAMASSASSIN`), the executables in `tests/fixtures/bin`, and synthetic
-//! malformed inputs. A missing corpus FAILS the tests (it does not skip them).
+//! (see `common::spamassassin`), the executables in `tests/fixtures/bin`, and synthetic
+//! malformed inputs. A missing corpus FAILS the tests (it does not skip them). The
+//! `featurize` command is in tests/cli_featurize.rs.
 
+mod common;
+
+use common::{
+    first_emails, fixture_bin, per_folder, spamassassin, spamassassin_subset, tempdir,
+    SPAMASSASSIN_FOLDERS,
+};
 use nonneg::features::bytes::BytesSpec;
 use nonneg::features::corpus::{featurize_corpus, spec_path_for, write_corpus, SpecSource};
 use nonneg::features::text::{TextOptions, TextSpec, ValueMode, Vocabulary};
 use nonneg::features::{source, Featurized, FeaturizerSpec};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-
-const FOLDERS: [(&str, &str, usize); 5] = [
-    ("easy-ham-1", "ham", 2500),
-    ("easy-ham-2", "ham", 1400),
-    ("hard-ham-1", "ham", 250),
-    ("spam-1", "spam", 500),
-    ("spam-2", "spam", 1396),
-];
-/// Emails taken from each folder for the subset (`NONNEG_TEST_PER_FOLDER` overrides, e.g.
-/// 100000 to run every test on the whole corpus).
-fn per_folder() -> usize {
-    std::env::var("NONNEG_TEST_PER_FOLDER")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60)
-}
-
-fn corpus_root() -> PathBuf {
-    let root = std::env::var_os("NONNEG_SPAMASSASSIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/spamassassin")
-        });
-    assert!(
-        root.is_dir(),
-        "SpamAssassin corpus not found at {} (expected folders easy-ham-1, easy-ham-2, \
-         hard-ham-1, spam-1, spam-2; set NONNEG_SPAMASSASSIN to override). \
-         These tests need it and fail rather than pass silently.",
-        root.display()
-    );
-    for (f, _, _) in FOLDERS {
-        assert!(
-            root.join(f).is_dir(),
-            "corpus folder {} missing",
-            root.join(f).display()
-        );
-    }
-    root
-}
-
-/// Copies the first `PER_FOLDER` emails (sorted) of every folder into `dir/<folder>/`.
-fn subset(dir: &Path) -> Vec<(String, PathBuf)> {
-    let root = corpus_root();
-    let mut classes = Vec::new();
-    for (f, class, _) in FOLDERS {
-        let mut names: Vec<_> = std::fs::read_dir(root.join(f))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        let dst = dir.join(f);
-        std::fs::create_dir_all(&dst).unwrap();
-        for n in names.iter().take(per_folder()) {
-            std::fs::copy(root.join(f).join(n), dst.join(n)).unwrap();
-        }
-        classes.push((class.to_owned(), dst));
-    }
-    classes
-}
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/bin")
-        .join(name)
-}
 
 fn build(options: TextOptions, min_df: usize) -> SpecSource {
     SpecSource::BuildVocabulary {
@@ -120,8 +61,8 @@ fn assert_well_formed(f: &Featurized, n_features: usize) {
 #[test]
 fn full_corpus_folder_counts_match() {
     // Listing only (cheap): every email of every folder is found.
-    let root = corpus_root();
-    for (f, _, n) in FOLDERS {
+    let root = spamassassin();
+    for (f, _, n) in SPAMASSASSIN_FOLDERS {
         let l = source::list(&root.join(f)).unwrap();
         assert_eq!(l.samples.len(), n, "{f}");
         assert_eq!(l.skipped_non_regular, 0);
@@ -130,10 +71,10 @@ fn full_corpus_folder_counts_match() {
 
 #[test]
 fn counts_labels_and_summary() {
-    let tmp = tempfile::tempdir().unwrap();
-    let classes = subset(tmp.path());
+    let tmp = tempdir();
+    let classes = spamassassin_subset(tmp.path());
     let c = featurize_corpus(&classes, "spam", build(all_options(), 2)).unwrap();
-    let n = |f: usize| per_folder().min(FOLDERS[f].2);
+    let n = |f: usize| per_folder().min(SPAMASSASSIN_FOLDERS[f].2);
     assert_eq!(c.x.rows, (0..5).map(n).sum::<usize>());
     assert_eq!(
         c.summary.classes,
@@ -195,8 +136,8 @@ fn tar_folder(dir: &Path, out: &Path) {
 
 #[test]
 fn tar_equals_directory() {
-    let tmp = tempfile::tempdir().unwrap();
-    let classes = subset(tmp.path());
+    let tmp = tempdir();
+    let classes = spamassassin_subset(tmp.path());
     let out_dir = tmp.path().join("dir.svm");
     let c = featurize_corpus(&classes, "spam", build(all_options(), 2)).unwrap();
     write_corpus(&out_dir, &c).unwrap();
@@ -230,8 +171,8 @@ fn tar_equals_directory() {
 
 #[test]
 fn vocabulary_from_training_only_and_reused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let classes = subset(tmp.path());
+    let tmp = tempdir();
+    let classes = spamassassin_subset(tmp.path());
     let (train, test): (Vec<_>, Vec<_>) = classes
         .iter()
         .cloned()
@@ -298,8 +239,8 @@ fn vocabulary_from_training_only_and_reused() {
 
 #[test]
 fn deterministic_across_runs_and_threads() {
-    let tmp = tempfile::tempdir().unwrap();
-    let classes = subset(tmp.path());
+    let tmp = tempdir();
+    let classes = spamassassin_subset(tmp.path());
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -337,8 +278,8 @@ fn deterministic_across_runs_and_threads() {
 
 #[test]
 fn appending_text_never_switches_features_off() {
-    let tmp = tempfile::tempdir().unwrap();
-    let classes = subset(tmp.path());
+    let tmp = tempdir();
+    let classes = spamassassin_subset(tmp.path());
     let c = featurize_corpus(&classes, "spam", build(all_options(), 1)).unwrap();
     let FeaturizerSpec {
         kind: nonneg::features::FeaturizerKind::Text(ts),
@@ -383,7 +324,10 @@ fn appending_text_never_switches_features_off() {
     }
     assert_eq!(
         checked,
-        FOLDERS.iter().map(|f| per_folder().min(f.2)).sum::<usize>()
+        SPAMASSASSIN_FOLDERS
+            .iter()
+            .map(|f| per_folder().min(f.2))
+            .sum::<usize>()
     );
     // The spec reports itself monotone; tf-idf / normalisation do not.
     assert!(c.spec.add_monotone().is_ok());
@@ -421,7 +365,7 @@ fn appending_bytes_never_switches_features_off() {
             )
         })
         .collect();
-    for f in std::fs::read_dir(fixture("")).unwrap() {
+    for f in std::fs::read_dir(fixture_bin("")).unwrap() {
         let p = f.unwrap().path();
         if p.extension().is_some_and(|e| e == "md") {
             continue;
@@ -454,13 +398,13 @@ fn executables_imports_and_truncation() {
         hash_bits: 20,
         imports: true,
     };
-    let elf = std::fs::read(fixture("elf-true")).unwrap();
+    let elf = std::fs::read(fixture_bin("elf-true")).unwrap();
     let (toks, problems) = spec.import_tokens(&elf);
     assert!(problems.is_empty(), "{problems:?}");
     assert!(toks.contains(&"import:libc.so.6".to_owned()), "{toks:?}");
     assert!(toks.iter().any(|t| t.starts_with("import:!")), "{toks:?}");
 
-    let pe = std::fs::read(fixture("pe-clam-aspack.exe")).unwrap();
+    let pe = std::fs::read(fixture_bin("pe-clam-aspack.exe")).unwrap();
     let (toks, problems) = spec.import_tokens(&pe);
     assert!(problems.is_empty(), "{problems:?}");
     assert!(
@@ -480,7 +424,7 @@ fn executables_imports_and_truncation() {
 
     // Truncated executables: bytes featurized, parse failure reported, no crash.
     for name in ["elf-true.truncated", "pe-clam-aspack.exe.truncated"] {
-        let raw = std::fs::read(fixture(name)).unwrap();
+        let raw = std::fs::read(fixture_bin(name)).unwrap();
         let f = spec.featurize(&raw);
         assert!(!f.indices.is_empty(), "{name}");
         assert_eq!(f.indices, plain.featurize(&raw).indices, "{name}");
@@ -493,10 +437,10 @@ fn executables_imports_and_truncation() {
         );
     }
     // Streaming a file equals featurizing it in memory.
-    let streamed = plain.featurize_path(&fixture("elf-echo")).unwrap();
+    let streamed = plain.featurize_path(&fixture_bin("elf-echo")).unwrap();
     assert_eq!(
         streamed,
-        plain.featurize(&std::fs::read(fixture("elf-echo")).unwrap())
+        plain.featurize(&std::fs::read(fixture_bin("elf-echo")).unwrap())
     );
 }
 
@@ -507,13 +451,7 @@ fn malformed_inputs_never_abort() {
         vocabulary: Vocabulary::Hashing { bits: 18 },
         idf: None,
     });
-    let root = corpus_root();
-    let mut first: Vec<_> = std::fs::read_dir(root.join("spam-2"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    first.sort();
-    let good = std::fs::read(&first[0]).unwrap();
+    let good = first_emails("spam-2", 1).remove(0).1;
 
     let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
         ("truncated email", good[..good.len() / 3].to_vec(), None),
@@ -607,116 +545,4 @@ fn spec_json_roundtrip_and_validation() {
     let f = spec.featurize(b"a1 a1 a1 a1 a1 a1 b2 qq");
     assert_eq!(f.indices, vec![0, 1]);
     assert_eq!(f.values, vec![4.0, 1.0]);
-}
-
-/// Runs the `nonneg` binary; an error carries its stderr.
-fn run_cli(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nonneg"))
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-#[test]
-fn cli_build_vocab_then_reuse() {
-    let tmp = tempfile::tempdir().unwrap();
-    let classes = subset(tmp.path());
-    let s = |p: &Path| p.display().to_string();
-    let vocab = tmp.path().join("v.json");
-    let train = tmp.path().join("train.svm");
-    let test = tmp.path().join("test.svm");
-    let c = |i: usize| format!("{}={}", classes[i].0, s(&classes[i].1));
-    run_cli(&[
-        "featurize",
-        "text",
-        "--class",
-        &c(3),
-        "--class",
-        &c(0),
-        "--class",
-        &c(2),
-        "--out",
-        &s(&train),
-        "--build-vocab",
-        &s(&vocab),
-        "--min-df",
-        "2",
-        "--header-tokens",
-    ])
-    .unwrap();
-    let train_text = std::fs::read_to_string(&train).unwrap();
-    let n = |f: usize| per_folder().min(FOLDERS[f].2);
-    assert_eq!(train_text.lines().count(), n(3) + n(0) + n(2));
-    assert_eq!(
-        train_text.lines().filter(|l| l.starts_with("1 ")).count(),
-        n(3)
-    );
-    assert!(!train_text.contains(" 0:"), "indices must be 1-based");
-    let spec = FeaturizerSpec::load(&vocab).unwrap();
-    assert_eq!(spec, FeaturizerSpec::load(&spec_path_for(&train)).unwrap());
-    run_cli(&[
-        "featurize",
-        "text",
-        "--class",
-        &c(4),
-        "--class",
-        &c(1),
-        "--out",
-        &s(&test),
-        "--vocab",
-        &s(&vocab),
-        "--header-tokens",
-    ])
-    .unwrap();
-    assert_eq!(FeaturizerSpec::load(&spec_path_for(&test)).unwrap(), spec);
-    // Max index within the vocabulary.
-    let max_idx = std::fs::read_to_string(&test)
-        .unwrap()
-        .split_whitespace()
-        .filter_map(|t| t.split_once(':').map(|(i, _)| i.parse::<usize>().unwrap()))
-        .max()
-        .unwrap();
-    assert!(max_idx <= spec.n_features());
-    // Settings that contradict the vocabulary are refused.
-    assert!(run_cli(&[
-        "featurize",
-        "text",
-        "--class",
-        &c(4),
-        "--out",
-        &s(&test),
-        "--vocab",
-        &s(&vocab),
-        "--url-hosts",
-    ])
-    .is_err());
-    // Bytes.
-    let bin = s(&fixture(""));
-    let out = tmp.path().join("bytes.svm");
-    run_cli(&[
-        "featurize",
-        "bytes",
-        "--class",
-        &format!("malicious={bin}"),
-        "--class",
-        &c(0),
-        "--out",
-        &s(&out),
-        "--ngram",
-        "3",
-        "--hash-bits",
-        "12",
-        "--imports",
-        "--positive",
-        "malicious",
-    ])
-    .unwrap();
-    let lines = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(lines.lines().count(), 8 + n(0)); // 7 executables + README + emails
-    assert_eq!(lines.lines().filter(|l| l.starts_with("1 ")).count(), 8);
 }

@@ -2,55 +2,18 @@
 //! pos_weight, dense and sparse first layers, single and multi-label, with and without
 //! hidden layers, with and without a skip connection.
 
-use nonneg::data::{CsrMatrix, Dataset, DenseMatrix, Features};
+mod common;
+
+use common::{dense_normal, random_labels, sparse};
+use nonneg::data::{Dataset, Features};
 use nonneg::model::{Activation, Input, Mlp, Tape};
 use nonneg::rng::Rng;
 use nonneg::train::{build_network, validate, Preset, TrainConfig, Trainer};
 
+/// `x` with random labels.
 fn dataset(x: Features, labels: usize, rng: &mut Rng) -> Dataset {
-    let rows = x.rows();
-    let y: Vec<f32> = (0..rows * labels).map(|_| (rng.below(2)) as f32).collect();
-    Dataset {
-        x,
-        y: Some(y),
-        n_labels: labels,
-        label_names: (0..labels).map(|k| k.to_string()).collect(),
-        feature_names: None,
-        source: "test".into(),
-    }
-}
-
-fn dense(rows: usize, cols: usize, rng: &mut Rng) -> Features {
-    Features::Dense(DenseMatrix {
-        rows,
-        cols,
-        values: (0..rows * cols).map(|_| rng.normal_f32()).collect(),
-    })
-}
-
-fn sparse(rows: usize, cols: usize, rng: &mut Rng) -> Features {
-    let mut m = CsrMatrix {
-        rows,
-        cols,
-        indptr: vec![0],
-        indices: vec![],
-        values: vec![],
-    };
-    for _ in 0..rows {
-        let mut idx: Vec<u32> = (0..cols as u32).filter(|_| rng.below(3) == 0).collect();
-        idx.dedup();
-        for &j in &idx {
-            m.indices.push(j);
-            // Mix binary and real values.
-            m.values.push(if rng.below(2) == 0 {
-                1.0
-            } else {
-                0.5 + rng.uniform_f32()
-            });
-        }
-        m.indptr.push(m.indices.len());
-    }
-    Features::Sparse(m)
+    let y = random_labels(x.rows(), labels, rng);
+    common::dataset(x, y, labels)
 }
 
 fn loss_of(mlp: &Mlp, data: &Dataset, pw: &[f32]) -> f64 {
@@ -197,7 +160,7 @@ fn relative_error(
 fn dense_first_layer_every_activation_single_label() {
     for (k, act) in Activation::HIDDEN.into_iter().enumerate() {
         let mut rng = Rng::new(10 + k as u64);
-        let data = dataset(dense(12, 5, &mut rng), 1, &mut rng);
+        let data = dataset(dense_normal(12, 5, &mut rng), 1, &mut rng);
         check(&data, vec![6, 4], act, vec![2.5], k as u64);
     }
 }
@@ -206,7 +169,7 @@ fn dense_first_layer_every_activation_single_label() {
 fn dense_multi_label_with_per_label_pos_weight() {
     for (k, act) in Activation::HIDDEN.into_iter().enumerate() {
         let mut rng = Rng::new(20 + k as u64);
-        let data = dataset(dense(10, 4, &mut rng), 3, &mut rng);
+        let data = dataset(dense_normal(10, 4, &mut rng), 3, &mut rng);
         check(&data, vec![5], act, vec![1.0, 0.3, 4.0], k as u64);
     }
 }
@@ -215,9 +178,9 @@ fn dense_multi_label_with_per_label_pos_weight() {
 fn sparse_first_layer_every_activation_single_and_multi_label() {
     for (k, act) in Activation::HIDDEN.into_iter().enumerate() {
         let mut rng = Rng::new(30 + k as u64);
-        let data = dataset(sparse(14, 9, &mut rng), 1, &mut rng);
+        let data = dataset(sparse(14, 9, 3, &mut rng), 1, &mut rng);
         check(&data, vec![5, 3], act, vec![1.7], k as u64);
-        let data = dataset(sparse(14, 9, &mut rng), 2, &mut rng);
+        let data = dataset(sparse(14, 9, 3, &mut rng), 2, &mut rng);
         check(&data, vec![4], act, vec![1.0, 2.0], k as u64);
     }
 }
@@ -225,9 +188,9 @@ fn sparse_first_layer_every_activation_single_and_multi_label() {
 #[test]
 fn logistic_regression_dense_and_sparse() {
     let mut rng = Rng::new(40);
-    let data = dataset(dense(15, 6, &mut rng), 1, &mut rng);
+    let data = dataset(dense_normal(15, 6, &mut rng), 1, &mut rng);
     check(&data, vec![], Activation::Relu, vec![1.0], 1);
-    let data = dataset(sparse(15, 8, &mut rng), 2, &mut rng);
+    let data = dataset(sparse(15, 8, 3, &mut rng), 2, &mut rng);
     check(&data, vec![], Activation::Relu, vec![1.0, 3.0], 2);
 }
 
@@ -235,13 +198,13 @@ fn logistic_regression_dense_and_sparse() {
 fn skip_connection_dense_and_sparse_single_and_multi_label() {
     for (k, act) in [Activation::Tanh, Activation::Relu].into_iter().enumerate() {
         let mut rng = Rng::new(60 + k as u64);
-        let data = dataset(dense(12, 5, &mut rng), 1, &mut rng);
+        let data = dataset(dense_normal(12, 5, &mut rng), 1, &mut rng);
         check_skip(&data, vec![6, 4], act, vec![2.0], k as u64, true);
-        let data = dataset(dense(10, 4, &mut rng), 2, &mut rng);
+        let data = dataset(dense_normal(10, 4, &mut rng), 2, &mut rng);
         check_skip(&data, vec![5], act, vec![1.0, 3.0], k as u64, true);
-        let data = dataset(sparse(14, 9, &mut rng), 1, &mut rng);
+        let data = dataset(sparse(14, 9, 3, &mut rng), 1, &mut rng);
         check_skip(&data, vec![5, 3], act, vec![1.5], k as u64, true);
-        let data = dataset(sparse(14, 9, &mut rng), 2, &mut rng);
+        let data = dataset(sparse(14, 9, 3, &mut rng), 2, &mut rng);
         check_skip(&data, vec![4], act, vec![1.0, 0.5], k as u64, true);
     }
 }

@@ -4,17 +4,16 @@
 //! kernel and on one bias. We reproduce every step to 1e-5 relative. Also Keras' constraint
 //! formulas on hand-made tensors.
 
-use nonneg::data::{Dataset, DenseMatrix, Features};
+mod common;
+
+use nonneg::data::{DenseMatrix, Features};
 use nonneg::model::{Activation, Constraint, Dense, Mlp};
 use nonneg::optim::{OptimizerConfig, OptimizerKind};
 use nonneg::train::{Preset, TrainConfig, Trainer};
 use serde_json::Value;
-use std::path::PathBuf;
 
 fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/parity")
-        .join(name);
+    let path = common::root().join("tests/fixtures/parity").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
@@ -88,18 +87,15 @@ fn run_case(name: &str) {
     let x = matrix(&f["x"]);
     let y = matrix(&f["y"]);
     let (rows, cols, labels) = (x.len(), x[0].len(), y[0].len());
-    let data = Dataset {
-        x: Features::Dense(DenseMatrix {
+    let data = common::dataset(
+        Features::Dense(DenseMatrix {
             rows,
             cols,
             values: x.concat(),
         }),
-        y: Some(y.concat()),
-        n_labels: labels,
-        label_names: (0..labels).map(|k| k.to_string()).collect(),
-        feature_names: None,
-        source: name.into(),
-    };
+        y.concat(),
+        labels,
+    );
     let mlp = Mlp {
         input_dim: cols,
         sparse_input: false,

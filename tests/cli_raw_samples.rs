@@ -1,45 +1,18 @@
-//! Raw samples end to end on the SpamAssassin corpus (`../shared/data/spamassassin`, or
-//! `$NONNEG_SPAMASSASSIN`): featurize with a vocabulary from training data only, train,
-//! then score raw emails with the featurizer stored in the model, bit for bit as the
-//! featurized file.
+//! Raw samples end to end on the SpamAssassin corpus (see `common::spamassassin`):
+//! featurize with a vocabulary from training data only, train, then score raw emails with
+//! the featurizer stored in the model, bit for bit as the featurized file.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn corpus() -> PathBuf {
-    let p = std::env::var_os("NONNEG_SPAMASSASSIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/spamassassin")
-        });
-    assert!(
-        p.join("spam-2").is_dir(),
-        "SpamAssassin corpus not found at {} (set NONNEG_SPAMASSASSIN)",
-        p.display()
-    );
-    p
-}
-
-fn nonneg(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_nonneg"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "nonneg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{path_in, run_stdout, spamassassin, tempdir};
 
 #[test]
 fn temporal_split_accuracy_and_raw_scoring_match_the_featurized_file() {
-    let sa = corpus();
-    let dir = tempfile::tempdir().unwrap();
-    let d = |n: &str| dir.path().join(n).display().to_string();
+    let sa = spamassassin();
+    let dir = tempdir();
+    let d = |n: &str| path_in(dir.path(), n);
     let c = |name: &str, folder: &str| format!("{name}={}", sa.join(folder).display());
-    nonneg(&[
+    run_stdout(&[
         "featurize",
         "text",
         "--class",
@@ -53,7 +26,7 @@ fn temporal_split_accuracy_and_raw_scoring_match_the_featurized_file() {
         "--out",
         &d("train.svm"),
     ]);
-    nonneg(&[
+    run_stdout(&[
         "featurize",
         "text",
         "--class",
@@ -66,7 +39,7 @@ fn temporal_split_accuracy_and_raw_scoring_match_the_featurized_file() {
         &d("test.svm"),
     ]);
     // train picks up train.svm.featurizer.json and stores it in the model.
-    nonneg(&[
+    run_stdout(&[
         "train",
         "--data",
         &d("train.svm"),
@@ -78,7 +51,7 @@ fn temporal_split_accuracy_and_raw_scoring_match_the_featurized_file() {
         "5",
         "-q",
     ]);
-    let info: serde_json::Value = serde_json::from_str(&nonneg(&[
+    let info: serde_json::Value = serde_json::from_str(&run_stdout(&[
         "inspect",
         "--model",
         &d("m.safetensors"),
@@ -86,7 +59,7 @@ fn temporal_split_accuracy_and_raw_scoring_match_the_featurized_file() {
     ]))
     .unwrap();
     assert_eq!(info["featurizer"], true);
-    let on_file: serde_json::Value = serde_json::from_str(&nonneg(&[
+    let on_file: serde_json::Value = serde_json::from_str(&run_stdout(&[
         "eval",
         "--model",
         &d("m.safetensors"),
@@ -99,7 +72,7 @@ fn temporal_split_accuracy_and_raw_scoring_match_the_featurized_file() {
     eprintln!("unconstrained, train *-1, test *-2: {on_file}");
     assert!(auc >= 0.99, "test ROC AUC {auc}");
     assert_eq!(on_file["n"], 1396 + 1400);
-    let on_raw: serde_json::Value = serde_json::from_str(&nonneg(&[
+    let on_raw: serde_json::Value = serde_json::from_str(&run_stdout(&[
         "eval",
         "--model",
         &d("m.safetensors"),
@@ -114,14 +87,14 @@ fn temporal_split_accuracy_and_raw_scoring_match_the_featurized_file() {
         on_raw, on_file,
         "eval on raw emails differs from eval on the featurized file"
     );
-    let file_scores = nonneg(&[
+    let file_scores = run_stdout(&[
         "predict",
         "--model",
         &d("m.safetensors"),
         "--data",
         &d("test.svm"),
     ]);
-    let raw_scores = nonneg(&[
+    let raw_scores = run_stdout(&[
         "predict",
         "--model",
         &d("m.safetensors"),

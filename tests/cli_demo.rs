@@ -2,13 +2,14 @@
 //! acceptance numbers. Unconstrained and last-layer-NonNeg models are evaded by adding
 //! words; the monotone model is certified and never evaded.
 
-use std::process::Command;
+mod common;
+
+use common::{command, tempdir};
 
 #[test]
 fn demo_shows_why_the_last_layer_is_not_enough() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_nonneg"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let dir = tempdir();
+    let out = command()
         .args(["demo", "--limit", "150", "--out-dir"])
         .arg(dir.path())
         .output()

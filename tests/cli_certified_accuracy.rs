@@ -1,38 +1,20 @@
 //! The certified-accuracy acceptance on the SpamAssassin temporal split (bundled archives,
 //! the demo's features): `nonneg train --constraint monotone` with nothing else is
 //! certified and reaches test ROC AUC 0.975 (docs/certified-accuracy.md has the ablation).
-//! Spambase's counterpart is in tests/cli.rs.
+//! Spambase's counterpart is in tests/cli_train.rs.
 
+mod common;
+
+use common::{exec, run_stdout, spamassassin_archive, tempdir};
 use std::path::Path;
-use std::process::Command;
-
-fn nonneg(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_nonneg"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
-    out
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = nonneg(args);
-    assert!(
-        out.status.success(),
-        "nonneg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn featurize(dir: &Path) -> (String, String) {
-    let a = |name: &str| format!("data/spamassassin/{name}.tar.gz");
+    let a = spamassassin_archive;
     let (tr, te) = (
         dir.join("train.svm").display().to_string(),
         dir.join("test.svm").display().to_string(),
     );
-    ok(&[
+    run_stdout(&[
         "featurize",
         "text",
         "-q",
@@ -48,7 +30,7 @@ fn featurize(dir: &Path) -> (String, String) {
         "--out",
         &tr,
     ]);
-    ok(&[
+    run_stdout(&[
         "featurize",
         "text",
         "-q",
@@ -66,10 +48,10 @@ fn featurize(dir: &Path) -> (String, String) {
 
 #[test]
 fn default_monotone_recipe_is_certified_at_auc_0_975_on_the_temporal_split() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let (tr, te) = featurize(dir.path());
     let model = dir.path().join("m.safetensors").display().to_string();
-    ok(&[
+    run_stdout(&[
         "train",
         "--data",
         &tr,
@@ -79,22 +61,24 @@ fn default_monotone_recipe_is_certified_at_auc_0_975_on_the_temporal_split() {
         "--constraint",
         "monotone",
     ]);
-    let e: serde_json::Value =
-        serde_json::from_str(&ok(&["eval", "--model", &model, "--data", &te, "--json"])).unwrap();
+    let e: serde_json::Value = serde_json::from_str(&run_stdout(&[
+        "eval", "--model", &model, "--data", &te, "--json",
+    ]))
+    .unwrap();
     eprintln!("{e}");
     let auc = e["auc"].as_f64().unwrap();
     assert!(auc >= 0.975, "default monotone AUC {auc}");
     assert!(e["tpr_at_fpr_1pct"].as_f64().unwrap() > 0.7, "{e}");
     // The recipe: tanh units, a skip connection, L2 1e-2 on sparse input.
     let info: serde_json::Value =
-        serde_json::from_str(&ok(&["inspect", "--model", &model, "--json"])).unwrap();
+        serde_json::from_str(&run_stdout(&["inspect", "--model", &model, "--json"])).unwrap();
     assert!(info["skip"].is_object(), "{info}");
     assert_eq!(info["training"]["activation"], "tanh");
     assert_eq!(
         info["training"]["optimizer"]["weight_decay"].as_f64(),
         Some(0.01f32 as f64)
     );
-    let cert = nonneg(&["certify", "--model", &model]);
+    let cert = exec(&["certify", "--model", &model]);
     assert_eq!(
         cert.status.code(),
         Some(0),
@@ -103,7 +87,7 @@ fn default_monotone_recipe_is_certified_at_auc_0_975_on_the_temporal_split() {
     );
     // Without the recipe's levers (the previous default) the same model is below 0.975.
     let old = dir.path().join("old.safetensors").display().to_string();
-    ok(&[
+    run_stdout(&[
         "train",
         "--data",
         &tr,
@@ -117,7 +101,9 @@ fn default_monotone_recipe_is_certified_at_auc_0_975_on_the_temporal_split() {
         "--weight-decay",
         "0",
     ]);
-    let e: serde_json::Value =
-        serde_json::from_str(&ok(&["eval", "--model", &old, "--data", &te, "--json"])).unwrap();
+    let e: serde_json::Value = serde_json::from_str(&run_stdout(&[
+        "eval", "--model", &old, "--data", &te, "--json",
+    ]))
+    .unwrap();
     assert!(e["auc"].as_f64().unwrap() < auc, "{e}");
 }
