@@ -163,6 +163,21 @@ pub struct TargetOutcome {
     pub queries: Vec<u64>,
 }
 
+impl TargetOutcome {
+    /// A target before its first addition, at logit `initial`.
+    pub fn start(row: usize, initial: f32) -> Self {
+        TargetOutcome {
+            row,
+            initial_logit: initial,
+            final_logit: initial,
+            evaded_at: None,
+            added: Vec::new(),
+            logits: Vec::new(),
+            queries: Vec::new(),
+        }
+    }
+}
+
 /// The attack's result at one budget.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BudgetResult {

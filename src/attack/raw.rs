@@ -506,15 +506,7 @@ impl EmailAttack<'_> {
         let initial = self.score(&email.features);
         let mut out = GoodWordsOutcome {
             name: name.to_string(),
-            outcome: TargetOutcome {
-                row: r,
-                initial_logit: initial,
-                final_logit: initial,
-                evaded_at: None,
-                added: Vec::new(),
-                logits: Vec::new(),
-                queries: Vec::new(),
-            },
+            outcome: TargetOutcome::start(r, initial),
             words: Vec::new(),
             placed: Vec::new(),
             raw: None,

@@ -34,15 +34,7 @@ impl Attacker<'_> {
     pub fn run_target(&self, row: usize, values: RowRef, ws: &mut Workspace) -> TargetOutcome {
         let mut st = self.start_with(values, std::mem::take(&mut ws.g));
         let initial = self.logit(&st, ws);
-        let mut out = TargetOutcome {
-            row,
-            initial_logit: initial,
-            final_logit: initial,
-            evaded_at: None,
-            added: Vec::new(),
-            logits: Vec::new(),
-            queries: Vec::new(),
-        };
+        let mut out = TargetOutcome::start(row, initial);
         if initial < self.threshold {
             out.evaded_at = Some(0);
             ws.g = st.g;
