@@ -270,37 +270,48 @@ fn list(names: &[&str]) -> String {
     s
 }
 
-/// Reads a CSV (or gzip-compressed CSV) file; see the module documentation for the rules.
-pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
-    let tracker = Rc::new(RefCell::new(LineTracker::default()));
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(Tracked {
-            inner: open(path)?,
-            tracker: tracker.clone(),
-        });
-    let line_of = |record: &csv::ByteRecord| {
-        let byte = record.position().map_or(0, |p| p.byte());
-        tracker.borrow_mut().line_of(byte)
-    };
+/// A CSV reader that also reports each record's physical line.
+struct Records {
+    rdr: csv::Reader<Tracked<Box<dyn Read>>>,
+    tracker: Rc<RefCell<LineTracker>>,
+}
 
-    // ---- Header.
-    let mut record = csv::ByteRecord::new();
-    if !rdr
-        .read_byte_record(&mut record)
-        .map_err(|e| csv_error(path, e))?
-    {
-        return Err(Error::format(path, "empty file: a header row is required"));
+impl Records {
+    fn open(path: &Path) -> Result<Self> {
+        let tracker = Rc::new(RefCell::new(LineTracker::default()));
+        let rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(Tracked {
+                inner: open(path)?,
+                tracker: tracker.clone(),
+            });
+        Ok(Records { rdr, tracker })
     }
-    let header_line = line_of(&record);
+
+    /// Reads the next record into `record`; returns its line, or `None` at the end.
+    fn next(&mut self, path: &Path, record: &mut csv::ByteRecord) -> Result<Option<usize>> {
+        if !self
+            .rdr
+            .read_byte_record(record)
+            .map_err(|e| csv_error(path, e))?
+        {
+            return Ok(None);
+        }
+        let byte = record.position().map_or(0, |p| p.byte());
+        Ok(Some(self.tracker.borrow_mut().line_of(byte)))
+    }
+}
+
+/// Trimmed, non-empty, unique column names from the header record.
+fn parse_header(path: &Path, line: usize, record: &csv::ByteRecord) -> Result<Vec<String>> {
     let mut header = Vec::with_capacity(record.len());
     for (i, raw) in record.iter().enumerate() {
         let mut name = std::str::from_utf8(raw)
             .map_err(|_| {
                 Error::parse(
                     path,
-                    header_line,
+                    line,
                     format!("#{}", i + 1),
                     "column name is not valid UTF-8",
                 )
@@ -312,57 +323,65 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         if name.is_empty() {
             return Err(Error::parse(
                 path,
-                header_line,
+                line,
                 format!("#{}", i + 1),
                 "empty column name (a header row is required)",
             ));
         }
         header.push(name.to_string());
     }
-    {
-        let mut seen = HashSet::new();
-        for name in &header {
-            if !seen.insert(name.as_str()) {
-                return Err(Error::parse(
-                    path,
-                    header_line,
-                    name.clone(),
-                    "duplicate column name",
-                ));
-            }
+    let mut seen = HashSet::new();
+    for name in &header {
+        if !seen.insert(name.as_str()) {
+            return Err(Error::parse(
+                path,
+                line,
+                name.clone(),
+                "duplicate column name",
+            ));
         }
     }
+    Ok(header)
+}
 
-    // ---- Which column holds the label.
+/// Which column holds the label, and whether it was taken by default (the last column).
+fn find_label_column(
+    path: &Path,
+    header: &[String],
+    opts: &LoadOptions,
+) -> Result<(Option<usize>, bool)> {
     let header_is_expected = opts
         .expected_features
         .as_ref()
         .is_some_and(|exp| *exp == header);
-    let (label_col, label_defaulted): (Option<usize>, bool) = if header_is_expected {
-        (None, false)
-    } else if let Some(name) = &opts.label_column {
-        match header.iter().position(|h| h == name) {
-            Some(i) => (Some(i), false),
-            None if opts.require_labels => {
-                return Err(Error::format(
-                    path,
-                    format!(
-                        "label column '{name}' is not in the header (columns: {})",
-                        list(&header.iter().map(String::as_str).collect::<Vec<_>>())
-                    ),
-                ))
-            }
-            None => (None, false),
-        }
-    } else {
-        (Some(header.len() - 1), true)
+    if header_is_expected {
+        return Ok((None, false));
+    }
+    let Some(name) = &opts.label_column else {
+        return Ok((Some(header.len() - 1), true));
     };
+    match header.iter().position(|h| h == name) {
+        Some(i) => Ok((Some(i), false)),
+        None if opts.require_labels => Err(Error::format(
+            path,
+            format!(
+                "label column '{name}' is not in the header (columns: {})",
+                list(&header.iter().map(String::as_str).collect::<Vec<_>>())
+            ),
+        )),
+        None => Ok((None, false)),
+    }
+}
 
-    let feature_cols: Vec<usize> = (0..header.len())
-        .filter(|&i| Some(i) != label_col)
-        .collect();
-    let feature_names: Vec<String> = feature_cols.iter().map(|&i| header[i].clone()).collect();
-    if feature_cols.is_empty() {
+/// Checks the feature columns against what the model expects, if anything.
+fn check_features(
+    path: &Path,
+    header: &[String],
+    feature_names: &[String],
+    (label_col, label_defaulted): (Option<usize>, bool),
+    opts: &LoadOptions,
+) -> Result<()> {
+    if feature_names.is_empty() {
         return Err(Error::format(
             path,
             format!(
@@ -372,7 +391,7 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         ));
     }
     if let Some(expected) = &opts.expected_features {
-        if let Some(mut msg) = feature_mismatch(&feature_names, expected) {
+        if let Some(mut msg) = feature_mismatch(feature_names, expected) {
             if let (Some(lc), true) = (label_col, label_defaulted) {
                 if expected.contains(&header[lc]) {
                     msg.push_str(&format!(
@@ -386,72 +405,125 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         }
     }
     if let Some(n) = opts.n_features {
-        if n != feature_cols.len() {
+        if n != feature_names.len() {
             return Err(Error::Mismatch(format!(
                 "{}: the data has {} feature columns, the model expects {n}",
                 path.display(),
-                feature_cols.len()
+                feature_names.len()
             )));
         }
     }
+    Ok(())
+}
 
-    // ---- Rows.
-    let cols = feature_cols.len();
+/// Turns label cells into 0/1, by `--positive` when given, else by [`NumericLabels`].
+struct LabelParser<'a> {
+    positive: Option<&'a str>,
+    numeric: NumericLabels,
+    /// For `positive`: whether it occurred, and the first distinct other values seen.
+    positive_seen: bool,
+    seen_values: Vec<String>,
+}
+
+impl<'a> LabelParser<'a> {
+    fn new(positive: Option<&'a str>) -> Self {
+        LabelParser {
+            positive,
+            numeric: NumericLabels::default(),
+            positive_seen: false,
+            seen_values: Vec::new(),
+        }
+    }
+
+    fn parse(&mut self, path: &Path, line: usize, column: &str, raw: &[u8]) -> Result<f32> {
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| Error::parse(path, line, column, "label is not valid UTF-8"))?
+            .trim();
+        let Some(pos) = self.positive else {
+            return self.numeric.parse(path, line, column, text);
+        };
+        if text.is_empty() {
+            return Err(Error::parse(path, line, column, "empty label"));
+        }
+        if text == pos.trim() {
+            self.positive_seen = true;
+            return Ok(1.0);
+        }
+        if self.seen_values.len() < 5 && !self.seen_values.iter().any(|s| s == text) {
+            self.seen_values.push(text.to_string());
+        }
+        Ok(0.0)
+    }
+
+    /// Fails if the `positive` value never occurred in the column.
+    fn finish(&self, path: &Path, column: &str) -> Result<()> {
+        match self.positive {
+            Some(pos) if !self.positive_seen => {
+                let shown = self
+                    .seen_values
+                    .iter()
+                    .map(|v| format!("'{v}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Err(Error::format(
+                    path,
+                    format!(
+                        "field {column}: the positive label '{pos}' never occurs in column \
+                         '{column}' (values seen: {shown}); check the `positive` load option \
+                         for a typo"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The error for a row whose field count differs from the header's.
+fn field_count_error(path: &Path, line: usize, header: &[String], found: usize) -> Error {
+    let field = if found < header.len() {
+        header[found].clone()
+    } else {
+        format!("#{}", header.len() + 1)
+    };
+    Error::parse(
+        path,
+        line,
+        field,
+        format!("row has {found} fields but the header has {}", header.len()),
+    )
+}
+
+/// Reads a CSV (or gzip-compressed CSV) file; see the module documentation for the rules.
+pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let mut records = Records::open(path)?;
+    let mut record = csv::ByteRecord::new();
+    let Some(header_line) = records.next(path, &mut record)? else {
+        return Err(Error::format(path, "empty file: a header row is required"));
+    };
+    let header = parse_header(path, header_line, &record)?;
+    let label = find_label_column(path, &header, opts)?;
+    let label_col = label.0;
+    let feature_cols: Vec<usize> = (0..header.len())
+        .filter(|&i| Some(i) != label_col)
+        .collect();
+    let feature_names: Vec<String> = feature_cols.iter().map(|&i| header[i].clone()).collect();
+    check_features(path, &header, &feature_names, label, opts)?;
+
     let label_name = label_col.map(|i| header[i].clone());
+    let mut label_parser = LabelParser::new(opts.positive.as_deref());
     let mut values: Vec<f32> = Vec::new();
     let mut labels: Vec<f32> = Vec::new();
-    let mut numeric = NumericLabels::default();
-    // For --positive: whether it occurred, and the first distinct values seen.
-    let mut positive_seen = false;
-    let mut seen_values: Vec<String> = Vec::new();
     let mut rows = 0usize;
-    while rdr
-        .read_byte_record(&mut record)
-        .map_err(|e| csv_error(path, e))?
-    {
-        let line = line_of(&record);
+    while let Some(line) = records.next(path, &mut record)? {
         if record.len() != header.len() {
-            let field = if record.len() < header.len() {
-                header[record.len()].clone()
-            } else {
-                format!("#{}", header.len() + 1)
-            };
-            return Err(Error::parse(
-                path,
-                line,
-                field,
-                format!(
-                    "row has {} fields but the header has {}",
-                    record.len(),
-                    header.len()
-                ),
-            ));
+            return Err(field_count_error(path, line, &header, record.len()));
         }
         for &c in &feature_cols {
             values.push(parse_feature(path, line, &header[c], &record[c])?);
         }
         if let (Some(lc), Some(lname)) = (label_col, &label_name) {
-            let text = std::str::from_utf8(&record[lc])
-                .map_err(|_| Error::parse(path, line, lname, "label is not valid UTF-8"))?
-                .trim();
-            let y = match &opts.positive {
-                Some(_) if text.is_empty() => {
-                    return Err(Error::parse(path, line, lname, "empty label"));
-                }
-                Some(pos) => {
-                    if text == pos.trim() {
-                        positive_seen = true;
-                        1.0
-                    } else {
-                        if seen_values.len() < 5 && !seen_values.iter().any(|s| s == text) {
-                            seen_values.push(text.to_string());
-                        }
-                        0.0
-                    }
-                }
-                None => numeric.parse(path, line, lname, text)?,
-            };
-            labels.push(y);
+            labels.push(label_parser.parse(path, line, lname, &record[lc])?);
         }
         rows += 1;
     }
@@ -461,25 +533,16 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
             "no data rows (the file has only a header)",
         ));
     }
-    if let (Some(pos), Some(lname)) = (&opts.positive, &label_name) {
-        if !positive_seen {
-            let shown = seen_values
-                .iter()
-                .map(|v| format!("'{v}'"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            return Err(Error::format(
-                path,
-                format!(
-                    "field {lname}: the positive label '{pos}' never occurs in column '{lname}' \
-                     (values seen: {shown}); check the `positive` load option for a typo"
-                ),
-            ));
-        }
+    if let Some(lname) = &label_name {
+        label_parser.finish(path, lname)?;
     }
 
     Ok(Dataset {
-        x: Features::Dense(DenseMatrix { rows, cols, values }),
+        x: Features::Dense(DenseMatrix {
+            rows,
+            cols: feature_cols.len(),
+            values,
+        }),
         y: label_col.map(|_| labels),
         n_labels: 1,
         label_names: vec![label_name.unwrap_or_else(|| "label".to_string())],

@@ -124,22 +124,7 @@ impl PyParser<'_> {
         match self.peek() {
             Some(b'{') => {
                 self.pos += 1;
-                let mut items = Vec::new();
-                loop {
-                    if self.peek() == Some(b'}') {
-                        self.pos += 1;
-                        return Ok(Py::Dict(items));
-                    }
-                    let k = self.value()?;
-                    self.expect(b':')?;
-                    let v = self.value()?;
-                    items.push((k, v));
-                    match self.peek() {
-                        Some(b',') => self.pos += 1,
-                        Some(b'}') => {}
-                        _ => return Err(format!("expected ',' or '}}' at offset {}", self.pos)),
-                    }
-                }
+                self.dict()
             }
             Some(b'(') => {
                 self.pos += 1;
@@ -156,53 +141,80 @@ impl PyParser<'_> {
             }
             Some(q @ (b'\'' | b'"')) => {
                 self.pos += 1;
-                let start = self.pos;
-                while self.pos < self.s.len() && self.s[self.pos] != q {
-                    if self.s[self.pos] == b'\\' {
-                        self.pos += 1;
-                    }
-                    self.pos += 1;
-                }
-                if self.pos >= self.s.len() {
-                    return Err("unterminated string".into());
-                }
-                let text = String::from_utf8_lossy(&self.s[start..self.pos]).into_owned();
-                self.pos += 1;
-                Ok(Py::Str(text))
+                self.string(q)
             }
-            Some(c) if c.is_ascii_digit() || c == b'-' || c == b'+' => {
-                let start = self.pos;
-                self.pos += 1;
-                while self.pos < self.s.len() && self.s[self.pos].is_ascii_digit() {
-                    self.pos += 1;
-                }
-                // Python 2 era headers may write longs as `3L`.
-                let text = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("");
-                let v = text
-                    .parse::<i128>()
-                    .map_err(|_| format!("bad integer '{text}'"))?;
-                if self.s.get(self.pos) == Some(&b'L') {
-                    self.pos += 1;
-                }
-                Ok(Py::Int(v))
-            }
-            Some(c) if c.is_ascii_alphabetic() => {
-                let start = self.pos;
-                while self.pos < self.s.len() && self.s[self.pos].is_ascii_alphanumeric() {
-                    self.pos += 1;
-                }
-                match &self.s[start..self.pos] {
-                    b"True" => Ok(Py::Bool(true)),
-                    b"False" => Ok(Py::Bool(false)),
-                    b"None" => Ok(Py::None),
-                    other => Err(format!(
-                        "unexpected name '{}'",
-                        String::from_utf8_lossy(other)
-                    )),
-                }
-            }
+            Some(c) if c.is_ascii_digit() || c == b'-' || c == b'+' => self.int(),
+            Some(c) if c.is_ascii_alphabetic() => self.name(),
             Some(c) => Err(format!("unexpected '{}' at offset {}", c as char, self.pos)),
             None => Err("unexpected end of header".into()),
+        }
+    }
+    /// A dict's items up to `}` (the `{` already consumed).
+    fn dict(&mut self) -> std::result::Result<Py, String> {
+        let mut items = Vec::new();
+        loop {
+            if self.peek() == Some(b'}') {
+                self.pos += 1;
+                return Ok(Py::Dict(items));
+            }
+            let k = self.value()?;
+            self.expect(b':')?;
+            let v = self.value()?;
+            items.push((k, v));
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {}
+                _ => return Err(format!("expected ',' or '}}' at offset {}", self.pos)),
+            }
+        }
+    }
+    /// A string up to the closing quote `q` (the opening one already consumed).
+    fn string(&mut self, q: u8) -> std::result::Result<Py, String> {
+        let start = self.pos;
+        while self.pos < self.s.len() && self.s[self.pos] != q {
+            if self.s[self.pos] == b'\\' {
+                self.pos += 1;
+            }
+            self.pos += 1;
+        }
+        if self.pos >= self.s.len() {
+            return Err("unterminated string".into());
+        }
+        let text = String::from_utf8_lossy(&self.s[start..self.pos]).into_owned();
+        self.pos += 1;
+        Ok(Py::Str(text))
+    }
+    /// An integer: optional sign, then digits.
+    fn int(&mut self) -> std::result::Result<Py, String> {
+        let start = self.pos;
+        self.pos += 1;
+        while self.pos < self.s.len() && self.s[self.pos].is_ascii_digit() {
+            self.pos += 1;
+        }
+        // Python 2 era headers may write longs as `3L`.
+        let text = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("");
+        let v = text
+            .parse::<i128>()
+            .map_err(|_| format!("bad integer '{text}'"))?;
+        if self.s.get(self.pos) == Some(&b'L') {
+            self.pos += 1;
+        }
+        Ok(Py::Int(v))
+    }
+    /// `True`, `False` or `None`.
+    fn name(&mut self) -> std::result::Result<Py, String> {
+        let start = self.pos;
+        while self.pos < self.s.len() && self.s[self.pos].is_ascii_alphanumeric() {
+            self.pos += 1;
+        }
+        match &self.s[start..self.pos] {
+            b"True" => Ok(Py::Bool(true)),
+            b"False" => Ok(Py::Bool(false)),
+            b"None" => Ok(Py::None),
+            other => Err(format!(
+                "unexpected name '{}'",
+                String::from_utf8_lossy(other)
+            )),
         }
     }
 }
@@ -256,39 +268,48 @@ fn parse_descr(descr: &str) -> std::result::Result<Kind, String> {
     Ok(kind)
 }
 
-/// Parses a whole `.npy` file held in memory. `path` is the file for messages.
-pub(super) fn parse_npy(path: &Path, name: &str, mut bytes: Vec<u8>) -> Result<Npy> {
-    let bad = |msg: String| Error::format(path, format!("array '{name}': {msg}"));
+/// Where the header dict lies in a `.npy` file: `(start, end)` byte offsets.
+fn header_span(bytes: &[u8]) -> std::result::Result<(usize, usize), String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(bad("not a .npy array (bad magic bytes)".into()));
+        return Err("not a .npy array (bad magic bytes)".into());
     }
     let (major, minor) = (bytes[6], bytes[7]);
+    // Version 1 has a 2-byte header length, versions 2 and 3 a 4-byte one.
     let (header_len, start): (usize, usize) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 if bytes.len() >= 12 => (
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        2 | 3 => return Err(bad("truncated header".into())),
+        2 | 3 => return Err("truncated header".into()),
         _ => {
-            return Err(bad(format!(
+            return Err(format!(
                 ".npy format version {major}.{minor} is not supported (1.0, 2.0, 3.0 are)"
-            )))
+            ))
         }
     };
     let end = start
         .checked_add(header_len)
         .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| bad("truncated header".into()))?;
-    let mut parser = PyParser {
-        s: &bytes[start..end],
-        pos: 0,
-    };
+        .ok_or_else(|| "truncated header".to_string())?;
+    Ok((start, end))
+}
+
+/// The fields of a `.npy` header dict.
+struct Header {
+    descr: String,
+    kind: Kind,
+    fortran: bool,
+    shape: Vec<usize>,
+}
+
+fn parse_header(text: &[u8]) -> std::result::Result<Header, String> {
+    let mut parser = PyParser { s: text, pos: 0 };
     let header = parser
         .value()
-        .map_err(|e| bad(format!("unreadable header: {e}")))?;
+        .map_err(|e| format!("unreadable header: {e}"))?;
     let Py::Dict(items) = header else {
-        return Err(bad("header is not a dict".into()));
+        return Err("header is not a dict".into());
     };
     let get = |key: &str| {
         items
@@ -299,52 +320,76 @@ pub(super) fn parse_npy(path: &Path, name: &str, mut bytes: Vec<u8>) -> Result<N
     let descr = match get("descr") {
         Some(Py::Str(s)) => s,
         Some(Py::List(_)) => {
-            return Err(bad(
+            return Err(
                 "structured (record) dtypes are not supported; save plain numeric arrays".into(),
-            ))
+            )
         }
-        _ => return Err(bad("header has no 'descr'".into())),
+        _ => return Err("header has no 'descr'".into()),
     };
-    let kind = parse_descr(&descr).map_err(bad)?;
+    let kind = parse_descr(&descr)?;
     let fortran = match get("fortran_order") {
         Some(Py::Bool(b)) => b,
-        _ => return Err(bad("header has no 'fortran_order'".into())),
+        _ => return Err("header has no 'fortran_order'".into()),
     };
-    let shape = match get("shape") {
+    let shape = parse_shape(get("shape"))?;
+    Ok(Header {
+        descr,
+        kind,
+        fortran,
+        shape,
+    })
+}
+
+fn parse_shape(shape: Option<Py>) -> std::result::Result<Vec<usize>, String> {
+    match shape {
         Some(Py::Tuple(dims)) => dims
             .iter()
             .map(|d| match d {
                 Py::Int(v) if *v >= 0 && *v <= usize::MAX as i128 => Ok(*v as usize),
-                _ => Err(bad(format!("bad dimension {d:?} in shape"))),
+                _ => Err(format!("bad dimension {d:?} in shape")),
             })
-            .collect::<Result<Vec<usize>>>()?,
-        Some(Py::Int(v)) if v >= 0 => vec![v as usize],
-        _ => return Err(bad("header has no 'shape'".into())),
-    };
+            .collect(),
+        Some(Py::Int(v)) if v >= 0 => Ok(vec![v as usize]),
+        _ => Err("header has no 'shape'".into()),
+    }
+}
+
+/// Checks that the `have` bytes after the header are exactly the data `h` describes.
+fn check_data_len(h: &Header, have: usize) -> std::result::Result<(), String> {
+    let (shape, descr) = (&h.shape, &h.descr);
     let count = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .and_then(|n| n.checked_mul(kind.size()))
-        .ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
-    let have = bytes.len() - end;
+        .and_then(|n| n.checked_mul(h.kind.size()))
+        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
     if have < count {
-        return Err(bad(format!(
+        return Err(format!(
             "truncated: shape {shape:?} of {descr} needs {count} data bytes, the file has {have}"
-        )));
+        ));
     }
     if have > count {
-        return Err(bad(format!(
+        return Err(format!(
             "{} unexpected bytes after the data of shape {shape:?}",
             have - count
-        )));
+        ));
     }
+    Ok(())
+}
+
+/// Parses a whole `.npy` file held in memory. `path` is the file for messages.
+pub(super) fn parse_npy(path: &Path, name: &str, mut bytes: Vec<u8>) -> Result<Npy> {
+    let bad = |msg: String| Error::format(path, format!("array '{name}': {msg}"));
+    let (start, end) = header_span(&bytes).map_err(bad)?;
+    let header = parse_header(&bytes[start..end]).map_err(bad)?;
+    check_data_len(&header, bytes.len() - end).map_err(bad)?;
+    // The data stays in the same buffer: no second copy of a big array.
     bytes.drain(..end);
     Ok(Npy {
         name: name.to_string(),
-        descr,
-        kind,
-        shape,
-        fortran,
+        descr: header.descr,
+        kind: header.kind,
+        shape: header.shape,
+        fortran: header.fortran,
         data: bytes,
     })
 }

@@ -48,59 +48,70 @@ fn labels(path: &Path, arr: &Npy, opts: &LoadOptions) -> Result<Labels> {
             ))
         }
     };
-    let rows = arr.shape[0];
     if binary {
-        if let Some(names) = &opts.label_names {
-            if names.len() != 1 {
-                return Err(Error::Mismatch(format!(
-                    "{}: array '{}' holds binary labels but the model has {} labels",
-                    path.display(),
-                    arr.name,
-                    names.len()
-                )));
-            }
-        }
-        let mut y = Vec::with_capacity(rows);
-        let (mut zero_at, mut minus_at) = (None, None);
-        for r in 0..rows {
-            let v = arr.f64_at(r);
-            let label = if v == 1.0 {
-                1.0
-            } else if v == 0.0 {
-                zero_at.get_or_insert(r);
-                0.0
-            } else if v == -1.0 {
-                minus_at.get_or_insert(r);
-                0.0
-            } else {
-                return Err(arr.err_row(
-                    path,
-                    r,
-                    format!(
-                        "label {v} is not binary (0/1, -1/1 or bool); multi-label targets must \
-                         be a 2-D [rows x labels] 0/1 array"
-                    ),
-                ));
-            };
-            if let (Some(z), Some(m)) = (zero_at, minus_at) {
-                return Err(arr.err_row(
-                    path,
-                    r,
-                    format!(
-                        "labels mix 0 (first at row {z}) and -1 (first at row {m}); binary \
-                         labels are either 0/1 or -1/1"
-                    ),
-                ));
-            }
-            y.push(label);
-        }
-        let names = opts
-            .label_names
-            .clone()
-            .unwrap_or_else(|| vec!["label".to_string()]);
-        return Ok((y, 1, names));
+        binary_labels(path, arr, opts)
+    } else {
+        multi_labels(path, arr, opts)
     }
-    let n = arr.shape[1];
+}
+
+/// One label a row: 0/1, -1/1 or bool, never mixing 0 and -1.
+fn binary_labels(path: &Path, arr: &Npy, opts: &LoadOptions) -> Result<Labels> {
+    if let Some(names) = &opts.label_names {
+        if names.len() != 1 {
+            return Err(Error::Mismatch(format!(
+                "{}: array '{}' holds binary labels but the model has {} labels",
+                path.display(),
+                arr.name,
+                names.len()
+            )));
+        }
+    }
+    let rows = arr.shape[0];
+    let mut y = Vec::with_capacity(rows);
+    let (mut zero_at, mut minus_at) = (None, None);
+    for r in 0..rows {
+        let v = arr.f64_at(r);
+        let label = if v == 1.0 {
+            1.0
+        } else if v == 0.0 {
+            zero_at.get_or_insert(r);
+            0.0
+        } else if v == -1.0 {
+            minus_at.get_or_insert(r);
+            0.0
+        } else {
+            return Err(arr.err_row(
+                path,
+                r,
+                format!(
+                    "label {v} is not binary (0/1, -1/1 or bool); multi-label targets must \
+                     be a 2-D [rows x labels] 0/1 array"
+                ),
+            ));
+        };
+        if let (Some(z), Some(m)) = (zero_at, minus_at) {
+            return Err(arr.err_row(
+                path,
+                r,
+                format!(
+                    "labels mix 0 (first at row {z}) and -1 (first at row {m}); binary \
+                     labels are either 0/1 or -1/1"
+                ),
+            ));
+        }
+        y.push(label);
+    }
+    let names = opts
+        .label_names
+        .clone()
+        .unwrap_or_else(|| vec!["label".to_string()]);
+    Ok((y, 1, names))
+}
+
+/// A `[rows x L]` array of 0/1 (or bool) labels.
+fn multi_labels(path: &Path, arr: &Npy, opts: &LoadOptions) -> Result<Labels> {
+    let (rows, n) = (arr.shape[0], arr.shape[1]);
     if n == 0 {
         return Err(arr.err(path, "multi-label targets with 0 label columns"));
     }
@@ -157,36 +168,72 @@ fn zip_error(path: &Path, e: zip::result::ZipError) -> Error {
     }
 }
 
-/// Reads a `.npz` archive (dense `X`/`y` or scipy.sparse CSR); see the module documentation.
-pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| zip_error(path, e))?;
-    // Array name -> member index.
-    let members: BTreeMap<String, usize> = (0..archive.len())
-        .filter_map(|i| {
-            let name = archive.name_for_index(i)?;
-            let array = name.strip_suffix(".npy").unwrap_or(name);
-            Some((array.to_string(), i))
+/// An open `.npz` archive, its arrays found by name.
+struct Npz<'a> {
+    path: &'a Path,
+    archive: zip::ZipArchive<BufReader<File>>,
+    /// Array name -> member index.
+    members: BTreeMap<String, usize>,
+}
+
+impl<'a> Npz<'a> {
+    fn open(path: &'a Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| zip_error(path, e))?;
+        let members = (0..archive.len())
+            .filter_map(|i| {
+                let name = archive.name_for_index(i)?;
+                let array = name.strip_suffix(".npy").unwrap_or(name);
+                Some((array.to_string(), i))
+            })
+            .collect();
+        Ok(Npz {
+            path,
+            archive,
+            members,
         })
-        .collect();
-    let mut load_array = |name: &str| -> Result<Option<Npy>> {
-        let Some(&i) = members.get(name) else {
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.members.contains_key(name)
+    }
+
+    /// Decompresses and parses array `name`, if the archive has it.
+    fn load(&mut self, name: &str) -> Result<Option<Npy>> {
+        let path = self.path;
+        let Some(&i) = self.members.get(name) else {
             return Ok(None);
         };
-        let mut member = archive.by_index(i).map_err(|e| zip_error(path, e))?;
+        let mut member = self.archive.by_index(i).map_err(|e| zip_error(path, e))?;
         let mut bytes = Vec::with_capacity(member.size().min(1 << 30) as usize);
         member
             .read_to_end(&mut bytes)
             .map_err(|e| Error::format(path, format!("array '{name}': cannot decompress: {e}")))?;
         parse_npy(path, name, bytes).map(Some)
-    };
-    let have = |name: &str| members.contains_key(name);
-
-    if have("format") || have("indptr") {
-        return read_sparse(path, opts, &members, &mut load_array);
     }
-    let Some(x) = load_array("X")? else {
-        let names: Vec<&str> = members.keys().map(String::as_str).collect();
+
+    /// Like [`Npz::load`], for the members a scipy.sparse archive must have.
+    fn need(&mut self, name: &str) -> Result<Npy> {
+        self.load(name)?.ok_or_else(|| {
+            Error::format(
+                self.path,
+                format!(
+                    "scipy.sparse archive without array '{name}' (arrays: {})",
+                    self.members.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    }
+}
+
+/// Reads a `.npz` archive (dense `X`/`y` or scipy.sparse CSR); see the module documentation.
+pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let mut npz = Npz::open(path)?;
+    if npz.has("format") || npz.has("indptr") {
+        return read_sparse(path, opts, &mut npz);
+    }
+    let Some(x) = npz.load("X")? else {
+        let names: Vec<&str> = npz.members.keys().map(String::as_str).collect();
         return Err(Error::format(
             path,
             format!(
@@ -200,6 +247,20 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
             ),
         ));
     };
+    // `x` is consumed, so its bytes are freed before `y` is loaded.
+    let x = dense_features(path, x, opts)?;
+    let labelled = dense_labels(path, opts, &mut npz)?;
+    finish(
+        path,
+        opts,
+        Features::Dense(x),
+        labelled,
+        "no array 'y' in the archive and no labels file given, but labels are required",
+    )
+}
+
+/// The 2-D array `X` as finite f32 values, row-major.
+fn dense_features(path: &Path, x: Npy, opts: &LoadOptions) -> Result<DenseMatrix> {
     x.require_numeric(path)?;
     let (rows, cols) = match x.shape[..] {
         [r, c] => (r, c),
@@ -227,10 +288,12 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
             values.push(x.finite_f32(path, x.pos2(r, c), r)?);
         }
     }
-    drop(x);
+    Ok(DenseMatrix { rows, cols, values })
+}
 
-    let y_arr = load_array("y")?;
-    let labelled = match (y_arr, &opts.labels_path) {
+/// Labels from array `y` or the labels file (not both), with where they came from.
+fn dense_labels(path: &Path, opts: &LoadOptions, npz: &mut Npz) -> Result<Option<Labelled>> {
+    Ok(match (npz.load("y")?, &opts.labels_path) {
         (Some(_), Some(lp)) => {
             return Err(Error::invalid(format!(
                 "{} already contains labels (array 'y'); do not also pass a labels file ({})",
@@ -241,22 +304,18 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         (Some(y), None) => Some((labels(path, &y, opts)?, path.to_path_buf(), "y".to_string())),
         (None, Some(lp)) => Some((read_labels_file(lp, opts)?, lp.clone(), "labels".into())),
         (None, None) => None,
-    };
-    finish(
-        path,
-        opts,
-        Features::Dense(DenseMatrix { rows, cols, values }),
-        labelled,
-        "no array 'y' in the archive and no labels file given, but labels are required",
-    )
+    })
 }
+
+/// Labels with the file they came from and what to call them in messages.
+type Labelled = (Labels, std::path::PathBuf, String);
 
 /// Attaches labels (checking their row count) or reports their absence.
 fn finish(
     path: &Path,
     opts: &LoadOptions,
     x: Features,
-    labelled: Option<(Labels, std::path::PathBuf, String)>,
+    labelled: Option<Labelled>,
     missing_msg: &str,
 ) -> Result<Dataset> {
     let rows = x.rows();
@@ -293,24 +352,8 @@ fn finish(
     })
 }
 
-fn read_sparse(
-    path: &Path,
-    opts: &LoadOptions,
-    members: &BTreeMap<String, usize>,
-    load_array: &mut dyn FnMut(&str) -> Result<Option<Npy>>,
-) -> Result<Dataset> {
-    let mut need = |name: &str| -> Result<Npy> {
-        load_array(name)?.ok_or_else(|| {
-            Error::format(
-                path,
-                format!(
-                    "scipy.sparse archive without array '{name}' (arrays: {})",
-                    members.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })
-    };
-    let format = need("format")?.scalar_text(path)?;
+fn read_sparse(path: &Path, opts: &LoadOptions, npz: &mut Npz) -> Result<Dataset> {
+    let format = npz.need("format")?.scalar_text(path)?;
     if format != "csr" {
         return Err(Error::format(
             path,
@@ -320,7 +363,29 @@ fn read_sparse(
             ),
         ));
     }
-    let shape = need("shape")?;
+    let (rows, cols) = sparse_shape(path, opts, npz)?;
+    let csr = read_csr(path, npz, rows, cols)?;
+    let labelled = match &opts.labels_path {
+        Some(lp) => Some((
+            read_labels_file(lp, opts)?,
+            lp.clone(),
+            "labels".to_string(),
+        )),
+        None => None,
+    };
+    finish(
+        path,
+        opts,
+        Features::Sparse(csr),
+        labelled,
+        "a scipy.sparse matrix holds no labels and no labels file was given (pass the labels \
+         as a .npy file)",
+    )
+}
+
+/// `(rows, cols)` from the `shape` array, checked against the model.
+fn sparse_shape(path: &Path, opts: &LoadOptions, npz: &mut Npz) -> Result<(usize, usize)> {
+    let shape = npz.need("shape")?;
     shape.require_integer(path)?;
     if shape.len() != 2 || shape.shape.len() != 1 {
         return Err(shape.err(
@@ -329,6 +394,7 @@ fn read_sparse(
         ));
     }
     let (rows, cols) = match (shape.int_at(0), shape.int_at(1)) {
+        // Column indices are stored as u32.
         (Some(r), Some(c)) if r >= 0 && c >= 0 && c <= u32::MAX as i128 + 1 => {
             (r as usize, c as usize)
         }
@@ -345,14 +411,18 @@ fn read_sparse(
     if rows == 0 {
         return Err(shape.err(path, "the matrix has no rows"));
     }
+    Ok((rows, cols))
+}
 
-    let indptr_arr = need("indptr")?;
+/// Loads `indptr`, `indices` and `data`, checks their sizes, and builds the CSR matrix.
+fn read_csr(path: &Path, npz: &mut Npz, rows: usize, cols: usize) -> Result<CsrMatrix> {
+    let indptr_arr = npz.need("indptr")?;
     indptr_arr.require_integer(path)?;
     let n_ptr = indptr_arr.require_1d(path)?;
-    let indices_arr = need("indices")?;
-    indices_arr.require_integer(path)?;
-    let nnz = indices_arr.require_1d(path)?;
-    let data = need("data")?;
+    let indices = npz.need("indices")?;
+    indices.require_integer(path)?;
+    let nnz = indices.require_1d(path)?;
+    let data = npz.need("data")?;
     data.require_numeric(path)?;
     let n_data = data.require_1d(path)?;
     if n_ptr != rows + 1 {
@@ -367,15 +437,21 @@ fn read_sparse(
             format!("has {n_data} entries but 'indices' has {nnz}"),
         ));
     }
+    let indptr = checked_indptr(path, &indptr_arr, rows, nnz)?;
+    build_csr(path, &indices, &data, &indptr, cols)
+}
+
+/// `indptr` as offsets: starting at 0, non-decreasing, ending at `nnz`.
+fn checked_indptr(path: &Path, arr: &Npy, rows: usize, nnz: usize) -> Result<Vec<usize>> {
     let mut indptr = Vec::with_capacity(rows + 1);
     for k in 0..=rows {
-        let v = indptr_arr.int_at(k).unwrap_or(-1);
+        let v = arr.int_at(k).unwrap_or(-1);
         let prev = indptr.last().copied().unwrap_or(0);
         if k == 0 && v != 0 {
-            return Err(indptr_arr.err(path, format!("must start at 0, starts at {v}")));
+            return Err(arr.err(path, format!("must start at 0, starts at {v}")));
         }
         if v < prev as i128 || v > nnz as i128 {
-            return Err(indptr_arr.err_row(
+            return Err(arr.err_row(
                 path,
                 k.saturating_sub(1),
                 format!(
@@ -388,7 +464,7 @@ fn read_sparse(
         indptr.push(v as usize);
     }
     if indptr[rows] != nnz {
-        return Err(indptr_arr.err(
+        return Err(arr.err(
             path,
             format!(
                 "ends at {} but there are {nnz} stored entries",
@@ -396,46 +472,34 @@ fn read_sparse(
             ),
         ));
     }
+    Ok(indptr)
+}
 
+/// The CSR matrix with rows sorted by column and explicit zeros dropped.
+fn build_csr(
+    path: &Path,
+    indices: &Npy,
+    data: &Npy,
+    indptr: &[usize],
+    cols: usize,
+) -> Result<CsrMatrix> {
+    let rows = indptr.len() - 1;
+    let nnz = indptr[rows];
     let mut out_ptr = Vec::with_capacity(rows + 1);
     out_ptr.push(0usize);
     let mut out_idx: Vec<u32> = Vec::with_capacity(nnz);
     let mut out_val: Vec<f32> = Vec::with_capacity(nnz);
     let mut row_buf: Vec<(u32, f32)> = Vec::new();
     for r in 0..rows {
-        row_buf.clear();
-        let mut sorted = true;
-        for k in indptr[r]..indptr[r + 1] {
-            let c = indices_arr.int_at(k).unwrap_or(-1);
-            if c < 0 || c >= cols as i128 {
-                return Err(indices_arr.err_row(
-                    path,
-                    r,
-                    format!("column index {c} is outside 0..{cols}"),
-                ));
-            }
-            let v = data.finite_f32(path, k, r)?;
-            if let Some(&(p, _)) = row_buf.last() {
-                sorted &= p < c as u32;
-            }
-            row_buf.push((c as u32, v));
-        }
-        if !sorted {
-            row_buf.sort_by_key(|&(c, _)| c);
-        }
-        for w in row_buf.windows(2) {
-            if w[0].0 == w[1].0 {
-                return Err(indices_arr.err_row(
-                    path,
-                    r,
-                    format!(
-                        "column {} is stored twice (duplicate entries; call \
-                         .sum_duplicates() before saving)",
-                        w[0].0
-                    ),
-                ));
-            }
-        }
+        sorted_row(
+            path,
+            indices,
+            data,
+            r,
+            indptr[r]..indptr[r + 1],
+            cols,
+            &mut row_buf,
+        )?;
         for &(c, v) in &row_buf {
             if v != 0.0 {
                 out_idx.push(c);
@@ -444,29 +508,55 @@ fn read_sparse(
         }
         out_ptr.push(out_idx.len());
     }
+    Ok(CsrMatrix {
+        rows,
+        cols,
+        indptr: out_ptr,
+        indices: out_idx,
+        values: out_val,
+    })
+}
 
-    let labelled = match &opts.labels_path {
-        Some(lp) => Some((
-            read_labels_file(lp, opts)?,
-            lp.clone(),
-            "labels".to_string(),
-        )),
-        None => None,
-    };
-    finish(
-        path,
-        opts,
-        Features::Sparse(CsrMatrix {
-            rows,
-            cols,
-            indptr: out_ptr,
-            indices: out_idx,
-            values: out_val,
-        }),
-        labelled,
-        "a scipy.sparse matrix holds no labels and no labels file was given (pass the labels \
-         as a .npy file)",
-    )
+/// Fills `row_buf` with row `r`'s entries (stored at `range`), sorted by column, no duplicates.
+fn sorted_row(
+    path: &Path,
+    indices: &Npy,
+    data: &Npy,
+    r: usize,
+    range: std::ops::Range<usize>,
+    cols: usize,
+    row_buf: &mut Vec<(u32, f32)>,
+) -> Result<()> {
+    row_buf.clear();
+    let mut sorted = true;
+    for k in range {
+        let c = indices.int_at(k).unwrap_or(-1);
+        if c < 0 || c >= cols as i128 {
+            return Err(indices.err_row(path, r, format!("column index {c} is outside 0..{cols}")));
+        }
+        let v = data.finite_f32(path, k, r)?;
+        if let Some(&(p, _)) = row_buf.last() {
+            sorted &= p < c as u32;
+        }
+        row_buf.push((c as u32, v));
+    }
+    if !sorted {
+        row_buf.sort_by_key(|&(c, _)| c);
+    }
+    for w in row_buf.windows(2) {
+        if w[0].0 == w[1].0 {
+            return Err(indices.err_row(
+                path,
+                r,
+                format!(
+                    "column {} is stored twice (duplicate entries; call \
+                     .sum_duplicates() before saving)",
+                    w[0].0
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

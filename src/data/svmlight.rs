@@ -111,68 +111,13 @@ fn parse_line(path: &Path, lineno: usize, line: &[u8], raw: &mut Raw) -> Result<
     raw.row_values.clear();
     let mut prev: Option<u32> = None;
     for tok in tokens {
-        let Some(colon) = tok.iter().position(|&b| b == b':') else {
-            return Err(Error::parse(
-                path,
-                lineno,
-                "index",
-                format!(
-                    "expected index:value, found '{}' (a label must be the first token; \
-                     multi-label class ids are written comma-separated without spaces, e.g. 1,3)",
-                    show(tok)
-                ),
-            ));
-        };
-        let (idx_text, val_text) = (&tok[..colon], &tok[colon + 1..]);
+        let (idx_text, val_text) = split_pair(path, lineno, tok)?;
         if idx_text == b"qid" {
             continue;
         }
-        let idx = match parse_uint(idx_text) {
-            Some(v) if v <= u32::MAX as u64 => v as u32,
-            Some(_) => {
-                return Err(Error::parse(
-                    path,
-                    lineno,
-                    "index",
-                    format!(
-                        "index {} is too large (at most {})",
-                        show(idx_text),
-                        u32::MAX
-                    ),
-                ))
-            }
-            None => {
-                return Err(Error::parse(
-                    path,
-                    lineno,
-                    "index",
-                    format!(
-                        "'{}' is not a feature index (a non-negative integer)",
-                        show(idx_text)
-                    ),
-                ))
-            }
-        };
+        let idx = parse_index(path, lineno, idx_text)?;
         if let Some(p) = prev {
-            if idx == p {
-                return Err(Error::parse(
-                    path,
-                    lineno,
-                    "index",
-                    format!("duplicate index {idx}"),
-                ));
-            }
-            if idx < p {
-                return Err(Error::parse(
-                    path,
-                    lineno,
-                    "index",
-                    format!(
-                        "index {idx} comes after index {p}; indices must be strictly increasing \
-                         within a line"
-                    ),
-                ));
-            }
+            check_increasing(path, lineno, p, idx)?;
         }
         prev = Some(idx);
         let value = parse_value(path, lineno, idx_text, val_text)?;
@@ -182,6 +127,73 @@ fn parse_line(path: &Path, lineno: usize, line: &[u8], raw: &mut Raw) -> Result<
         raw.row_values.push(value);
     }
     raw.x.push_row(&raw.row_indices, &raw.row_values);
+    Ok(())
+}
+
+/// Splits an `index:value` token at its colon.
+fn split_pair<'t>(path: &Path, lineno: usize, tok: &'t [u8]) -> Result<(&'t [u8], &'t [u8])> {
+    let Some(colon) = tok.iter().position(|&b| b == b':') else {
+        return Err(Error::parse(
+            path,
+            lineno,
+            "index",
+            format!(
+                "expected index:value, found '{}' (a label must be the first token; \
+                 multi-label class ids are written comma-separated without spaces, e.g. 1,3)",
+                show(tok)
+            ),
+        ));
+    };
+    Ok((&tok[..colon], &tok[colon + 1..]))
+}
+
+/// A feature index as written (base not yet resolved); CSR indices are u32.
+fn parse_index(path: &Path, lineno: usize, idx_text: &[u8]) -> Result<u32> {
+    match parse_uint(idx_text) {
+        Some(v) if v <= u32::MAX as u64 => Ok(v as u32),
+        Some(_) => Err(Error::parse(
+            path,
+            lineno,
+            "index",
+            format!(
+                "index {} is too large (at most {})",
+                show(idx_text),
+                u32::MAX
+            ),
+        )),
+        None => Err(Error::parse(
+            path,
+            lineno,
+            "index",
+            format!(
+                "'{}' is not a feature index (a non-negative integer)",
+                show(idx_text)
+            ),
+        )),
+    }
+}
+
+/// Indices within a line must be strictly increasing (`prev` came just before `idx`).
+fn check_increasing(path: &Path, lineno: usize, prev: u32, idx: u32) -> Result<()> {
+    if idx == prev {
+        return Err(Error::parse(
+            path,
+            lineno,
+            "index",
+            format!("duplicate index {idx}"),
+        ));
+    }
+    if idx < prev {
+        return Err(Error::parse(
+            path,
+            lineno,
+            "index",
+            format!(
+                "index {idx} comes after index {prev}; indices must be strictly increasing \
+                 within a line"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -385,17 +397,20 @@ fn row_of(raw: &Raw, k: usize) -> usize {
     raw.x.indptr.partition_point(|&p| p <= k) - 1
 }
 
-/// Reads an svmlight/libsvm file (optionally gzip-compressed); see the module documentation.
-pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+/// Opens `path`, transparently decompressing gzip (by magic bytes, whatever the name).
+fn open(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut buf = BufReader::with_capacity(1 << 20, file);
     let head = buf.fill_buf().map_err(|e| Error::io(path, e))?;
-    let mut reader: Box<dyn BufRead> = if head.starts_with(&[0x1f, 0x8b]) {
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(BufReader::with_capacity(1 << 20, MultiGzDecoder::new(buf)))
     } else {
         Box::new(buf)
-    };
+    })
+}
 
+/// The single pass over the lines; fails if there are no rows.
+fn read_raw(path: &Path, mut reader: Box<dyn BufRead>) -> Result<Raw> {
     let mut raw = Raw::default();
     let mut line = Vec::with_capacity(4096);
     let mut lineno = 0usize;
@@ -410,17 +425,21 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         lineno += 1;
         parse_line(path, lineno, &line, &mut raw)?;
     }
-    let rows = raw.lines.len();
-    if rows == 0 {
+    if raw.lines.is_empty() {
         return Err(Error::format(
             path,
             "no data rows (the file is empty or has only comments)",
         ));
     }
+    Ok(raw)
+}
 
-    // ---- Labels.
+/// `(y, n_labels, label_names)`: unlabelled, multi-label or binary.
+type Labels = (Option<Vec<f32>>, usize, Vec<String>);
+
+fn resolve_labels(path: &Path, raw: &Raw, opts: &LoadOptions) -> Result<Labels> {
     let multilabel = opts.multilabel || raw.any_comma;
-    let (y, n_labels, label_names) = if !raw.any_label && !opts.require_labels {
+    Ok(if !raw.any_label && !opts.require_labels {
         let names = opts
             .label_names
             .clone()
@@ -434,17 +453,19 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
             "no labels: every line starts with index:value, but labels are required",
         ));
     } else if multilabel {
-        let (y, names) = multi_labels(path, &raw, opts)?;
+        let (y, names) = multi_labels(path, raw, opts)?;
         (Some(y), names.len(), names)
     } else {
         (
-            Some(binary_labels(path, &raw)?),
+            Some(binary_labels(path, raw)?),
             1,
             vec!["label".to_string()],
         )
-    };
+    })
+}
 
-    // ---- Index base.
+/// Whether the file's indices are 0-based (rejecting index 0 in 1-based data).
+fn zero_based(path: &Path, raw: &Raw, opts: &LoadOptions) -> Result<bool> {
     let zero_based = match opts.index_base {
         IndexBase::Zero => true,
         IndexBase::One => false,
@@ -454,48 +475,54 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         let k = raw.x.indices.iter().position(|&i| i == 0).unwrap_or(0);
         return Err(Error::parse(
             path,
-            raw.lines[row_of(&raw, k)],
+            raw.lines[row_of(raw, k)],
             "index",
             "index 0 in 1-based data (indices start at 1; use zero-based indexing if the file \
              is 0-based)",
         ));
     }
-    let offset = u32::from(!zero_based);
-    let base_name = if zero_based { "0-based" } else { "1-based" };
-    let width = raw.max_index.map_or(0, |m| (m - offset) as usize + 1);
-    let cols = match opts.n_features {
-        Some(n) => {
-            if width > n {
-                let limit = n as u64 + offset as u64;
-                let k = raw
-                    .x
-                    .indices
-                    .iter()
-                    .position(|&i| i as u64 >= limit)
-                    .unwrap_or(0);
-                return Err(Error::parse(
-                    path,
-                    raw.lines[row_of(&raw, k)],
-                    "index",
-                    format!(
-                        "index {} ({base_name}) is past the model's {n} features: the data has \
-                         more features than the model",
-                        raw.x.indices[k]
-                    ),
-                ));
-            }
-            n
-        }
-        None => width,
-    };
+    Ok(zero_based)
+}
 
-    // ---- Final CSR: 0-based indices, explicit zeros dropped (in place).
+/// The column count: the model's, if given (no index may reach past it), else the widest row.
+fn column_count(path: &Path, raw: &Raw, opts: &LoadOptions, zero_based: bool) -> Result<usize> {
+    let offset = u32::from(!zero_based);
+    let width = raw.max_index.map_or(0, |m| (m - offset) as usize + 1);
+    let Some(n) = opts.n_features else {
+        return Ok(width);
+    };
+    if width > n {
+        let base_name = if zero_based { "0-based" } else { "1-based" };
+        let limit = n as u64 + offset as u64;
+        let k = raw
+            .x
+            .indices
+            .iter()
+            .position(|&i| i as u64 >= limit)
+            .unwrap_or(0);
+        return Err(Error::parse(
+            path,
+            raw.lines[row_of(raw, k)],
+            "index",
+            format!(
+                "index {} ({base_name}) is past the model's {n} features: the data has \
+                 more features than the model",
+                raw.x.indices[k]
+            ),
+        ));
+    }
+    Ok(n)
+}
+
+/// Final CSR: indices shifted down by `offset`, explicit zeros dropped (in place, so the
+/// big arrays are never copied).
+fn compact(x: CsrMatrix, rows: usize, cols: usize, offset: u32) -> CsrMatrix {
     let CsrMatrix {
         mut indptr,
         mut indices,
         mut values,
         ..
-    } = raw.x;
+    } = x;
     let mut w = 0usize;
     let mut start = 0usize;
     for r in 0..rows {
@@ -514,15 +541,24 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     values.truncate(w);
     indices.shrink_to_fit();
     values.shrink_to_fit();
+    CsrMatrix {
+        rows,
+        cols,
+        indptr,
+        indices,
+        values,
+    }
+}
 
+/// Reads an svmlight/libsvm file (optionally gzip-compressed); see the module documentation.
+pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let raw = read_raw(path, open(path)?)?;
+    let rows = raw.lines.len();
+    let (y, n_labels, label_names) = resolve_labels(path, &raw, opts)?;
+    let zero_based = zero_based(path, &raw, opts)?;
+    let cols = column_count(path, &raw, opts, zero_based)?;
     Ok(Dataset {
-        x: Features::Sparse(CsrMatrix {
-            rows,
-            cols,
-            indptr,
-            indices,
-            values,
-        }),
+        x: Features::Sparse(compact(raw.x, rows, cols, u32::from(!zero_based))),
         y,
         n_labels,
         label_names,

@@ -103,6 +103,13 @@ pub fn featurize_corpus(
     positive: &str,
     spec: SpecSource,
 ) -> Result<Corpus> {
+    check_classes(classes, positive)?;
+    let (samples, skipped) = list_samples(classes)?;
+    let (spec, rows) = featurize_all(spec, &samples)?;
+    Ok(assemble(classes, positive, spec, samples, rows, skipped))
+}
+
+fn check_classes(classes: &[(String, PathBuf)], positive: &str) -> Result<()> {
     if classes.is_empty() {
         return Err(Error::invalid("no classes given"));
     }
@@ -116,6 +123,11 @@ pub fn featurize_corpus(
                 .join(", ")
         )));
     }
+    Ok(())
+}
+
+/// Every class's samples, tagged with the class index, and the count of skipped entries.
+fn list_samples(classes: &[(String, PathBuf)]) -> Result<(Vec<(usize, Sample)>, usize)> {
     let mut samples: Vec<(usize, Sample)> = Vec::new();
     let mut skipped = 0;
     for (ci, (_, path)) in classes.iter().enumerate() {
@@ -123,8 +135,15 @@ pub fn featurize_corpus(
         skipped += listing.skipped_non_regular;
         samples.extend(listing.samples.into_iter().map(|s| (ci, s)));
     }
+    Ok((samples, skipped))
+}
 
-    let (spec, rows): (FeaturizerSpec, Vec<Featurized>) = match spec {
+/// The final spec and one featurized row per sample, in sample order.
+fn featurize_all(
+    spec: SpecSource,
+    samples: &[(usize, Sample)],
+) -> Result<(FeaturizerSpec, Vec<Featurized>)> {
+    match spec {
         SpecSource::Fixed(spec) => {
             spec.validate()?;
             let index = match &spec.kind {
@@ -136,7 +155,7 @@ pub fn featurize_corpus(
                 .map(|(_, s)| featurize_sample(&spec, index.as_ref(), s))
                 .collect::<Result<Vec<_>>>()?;
             drop(index);
-            (spec, rows)
+            Ok((spec, rows))
         }
         SpecSource::BuildVocabulary {
             options,
@@ -151,11 +170,21 @@ pub fn featurize_corpus(
                 .map(|(_, s)| Ok(text::analyze(&options, &s.bytes()?)))
                 .collect::<Result<Vec<Analysis>>>()?;
             let (tspec, rows) = text::fit_transform(options, analyses, min_df, max_features)?;
-            (FeaturizerSpec::text(tspec), rows)
+            Ok((FeaturizerSpec::text(tspec), rows))
         }
-    };
+    }
+}
 
-    // Assemble.
+/// Builds the matrix, labels and summary; `rows` is consumed as the matrix grows, so the
+/// rows and the matrix are never both held in full.
+fn assemble(
+    classes: &[(String, PathBuf)],
+    positive: &str,
+    spec: FeaturizerSpec,
+    samples: Vec<(usize, Sample)>,
+    rows: Vec<Featurized>,
+    skipped: usize,
+) -> Corpus {
     let n_features = spec.n_features();
     let nnz: usize = rows.iter().map(|r| r.indices.len()).sum();
     let mut x = CsrMatrix::with_capacity(n_features, rows.len(), nnz);
@@ -163,12 +192,7 @@ pub fn featurize_corpus(
     let mut class = Vec::with_capacity(rows.len());
     let mut names = Vec::with_capacity(rows.len());
     let mut problems = Vec::with_capacity(rows.len());
-    let mut per_class: Vec<(String, usize)> = Vec::new();
-    for (c, _) in classes {
-        if !per_class.iter().any(|(n, _)| n == c) {
-            per_class.push((c.clone(), 0));
-        }
-    }
+    let mut per_class = zero_class_counts(classes);
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     let mut with_problems = 0;
     for ((ci, s), r) in samples.into_iter().zip(rows) {
@@ -180,29 +204,22 @@ pub fn featurize_corpus(
         }
         if !r.problems.is_empty() {
             with_problems += 1;
-            let mut seen: Vec<&str> = r.problems.iter().map(|p| problem_kind(p)).collect();
-            seen.sort_unstable();
-            seen.dedup();
-            for k in seen {
-                *kinds.entry(k.to_owned()).or_insert(0) += 1;
-            }
+            count_problem_kinds(&r.problems, &mut kinds);
         }
         class.push(cname.clone());
         names.push(s.name);
         problems.push(r.problems);
     }
-    let mut problem_counts: Vec<(String, usize)> = kinds.into_iter().collect();
-    problem_counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let summary = CorpusSummary {
         classes: per_class,
         positive: positive.to_owned(),
         n_samples: x.rows,
         n_features,
         samples_with_problems: with_problems,
-        problem_counts,
+        problem_counts: most_common_first(kinds),
         skipped_non_regular: skipped,
     };
-    Ok(Corpus {
+    Corpus {
         spec,
         x,
         y,
@@ -210,7 +227,35 @@ pub fn featurize_corpus(
         names,
         problems,
         summary,
-    })
+    }
+}
+
+/// Each distinct class name with a count of 0, in order of first appearance.
+fn zero_class_counts(classes: &[(String, PathBuf)]) -> Vec<(String, usize)> {
+    let mut per_class: Vec<(String, usize)> = Vec::new();
+    for (c, _) in classes {
+        if !per_class.iter().any(|(n, _)| n == c) {
+            per_class.push((c.clone(), 0));
+        }
+    }
+    per_class
+}
+
+/// Counts each problem kind once per sample.
+fn count_problem_kinds(problems: &[String], kinds: &mut BTreeMap<String, usize>) {
+    let mut seen: Vec<&str> = problems.iter().map(|p| problem_kind(p)).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    for k in seen {
+        *kinds.entry(k.to_owned()).or_insert(0) += 1;
+    }
+}
+
+/// Problem counts, most common first, ties by kind.
+fn most_common_first(kinds: BTreeMap<String, usize>) -> Vec<(String, usize)> {
+    let mut counts: Vec<(String, usize)> = kinds.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts
 }
 
 fn featurize_sample(

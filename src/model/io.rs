@@ -191,98 +191,16 @@ fn read_f32(st: &SafeTensors, name: &str, shape: &[usize], path: &Path) -> Resul
 }
 
 pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
-    let json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(METADATA_KEY))
-        .ok_or_else(|| {
-            Error::format(
-                path,
-                "a safetensors file, but not a nonneg model (no `nonneg` metadata)",
-            )
-        })?;
-    let meta: Metadata = serde_json::from_str(json)
-        .map_err(|e| Error::format(path, format!("bad nonneg metadata: {e}")))?;
-    if meta.format != FORMAT || meta.format_version != FORMAT_VERSION {
-        return Err(Error::format(
-            path,
-            format!(
-                "model format {} v{} is not supported (this build reads {FORMAT} v{FORMAT_VERSION})",
-                meta.format, meta.format_version
-            ),
-        ));
-    }
+    let meta = read_metadata(bytes, path)?;
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
     let bad = |msg: String| Error::format(path, msg);
-    if meta.layers.is_empty() || meta.layers[0].n_in != meta.input_dim {
-        return Err(bad(
-            "architecture: no layers, or input width mismatch".into()
-        ));
-    }
-    let mut layers = Vec::with_capacity(meta.layers.len());
-    for (i, lm) in meta.layers.iter().enumerate() {
-        if i > 0 && lm.n_in != meta.layers[i - 1].n_out {
-            return Err(bad(format!("architecture: layer {i} input width mismatch")));
-        }
-        let w = read_f32(
-            &st,
-            &format!("layers.{i}.weight"),
-            &[lm.n_out, lm.n_in],
-            path,
-        )?;
-        let bias = read_f32(&st, &format!("layers.{i}.bias"), &[lm.n_out], path)?;
-        let weight = from_torch_layout(&w, lm.n_in, lm.n_out);
-        for c in &lm.kernel_constraints {
-            c.validate(lm.n_in, false)
-                .map_err(|e| bad(format!("layer {i}: {e}")))?;
-        }
-        for c in &lm.bias_constraints {
-            c.validate(lm.n_out, true)
-                .map_err(|e| bad(format!("layer {i}: {e}")))?;
-        }
-        layers.push(Dense {
-            n_in: lm.n_in,
-            n_out: lm.n_out,
-            weight,
-            bias,
-            activation: lm.activation,
-            kernel_constraints: lm.kernel_constraints.clone(),
-            bias_constraints: lm.bias_constraints.clone(),
-        });
-    }
-    if let Some(out) = layers
-        .last()
-        .filter(|l| l.activation != Activation::Identity)
-    {
-        // The logits are the output layer's pre-activations: an activation there would be
-        // ignored by every pass, so a file that asks for one is refused.
-        return Err(bad(format!(
-            "architecture: the output layer has activation {}, expected identity",
-            out.activation.name()
-        )));
-    }
+    let layers = read_layers(&st, &meta, path)?;
     let n_labels = layers.last().map_or(0, |l| l.n_out);
     if n_labels != meta.n_labels || meta.threshold.len() != n_labels {
         return Err(bad("architecture: label count mismatch".into()));
     }
-    let skip = match &meta.skip {
-        None => None,
-        Some(constraints) => {
-            let (n_in, n_out) = (meta.input_dim, n_labels);
-            let w = read_f32(&st, "skip.weight", &[n_out, n_in], path)?;
-            let mut s = Dense::zeros(n_in, n_out, Activation::Identity);
-            s.weight = from_torch_layout(&w, n_in, n_out);
-            for c in constraints {
-                c.validate(n_in, false)
-                    .map_err(|e| bad(format!("skip connection: {e}")))?;
-            }
-            s.kernel_constraints = constraints.clone();
-            Some(s)
-        }
-    };
+    let skip = read_skip(&st, &meta, n_labels, path)?;
     meta.scaler
         .validate(meta.input_dim)
         .map_err(|e| bad(e.to_string()))?;
@@ -313,6 +231,115 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
         featurizer,
         training: meta.training,
     })
+}
+
+/// The `nonneg` metadata of a safetensors file, in a format version this build reads.
+fn read_metadata(bytes: &[u8], path: &Path) -> Result<Metadata> {
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(METADATA_KEY))
+        .ok_or_else(|| {
+            Error::format(
+                path,
+                "a safetensors file, but not a nonneg model (no `nonneg` metadata)",
+            )
+        })?;
+    let meta: Metadata = serde_json::from_str(json)
+        .map_err(|e| Error::format(path, format!("bad nonneg metadata: {e}")))?;
+    if meta.format != FORMAT || meta.format_version != FORMAT_VERSION {
+        return Err(Error::format(
+            path,
+            format!(
+                "model format {} v{} is not supported (this build reads {FORMAT} v{FORMAT_VERSION})",
+                meta.format, meta.format_version
+            ),
+        ));
+    }
+    Ok(meta)
+}
+
+/// The layers, checking that widths chain from the input and the output is identity.
+fn read_layers(st: &SafeTensors, meta: &Metadata, path: &Path) -> Result<Vec<Dense>> {
+    let bad = |msg: String| Error::format(path, msg);
+    if meta.layers.is_empty() || meta.layers[0].n_in != meta.input_dim {
+        return Err(bad(
+            "architecture: no layers, or input width mismatch".into()
+        ));
+    }
+    let mut layers = Vec::with_capacity(meta.layers.len());
+    for (i, lm) in meta.layers.iter().enumerate() {
+        if i > 0 && lm.n_in != meta.layers[i - 1].n_out {
+            return Err(bad(format!("architecture: layer {i} input width mismatch")));
+        }
+        layers.push(read_layer(st, i, lm, path)?);
+    }
+    if let Some(out) = layers
+        .last()
+        .filter(|l| l.activation != Activation::Identity)
+    {
+        // The logits are the output layer's pre-activations: an activation there would be
+        // ignored by every pass, so a file that asks for one is refused.
+        return Err(bad(format!(
+            "architecture: the output layer has activation {}, expected identity",
+            out.activation.name()
+        )));
+    }
+    Ok(layers)
+}
+
+/// Layer `i`: its tensors (PyTorch layout on disk) and constraints.
+fn read_layer(st: &SafeTensors, i: usize, lm: &LayerMeta, path: &Path) -> Result<Dense> {
+    let bad = |msg: String| Error::format(path, msg);
+    let w = read_f32(
+        st,
+        &format!("layers.{i}.weight"),
+        &[lm.n_out, lm.n_in],
+        path,
+    )?;
+    let bias = read_f32(st, &format!("layers.{i}.bias"), &[lm.n_out], path)?;
+    let weight = from_torch_layout(&w, lm.n_in, lm.n_out);
+    for c in &lm.kernel_constraints {
+        c.validate(lm.n_in, false)
+            .map_err(|e| bad(format!("layer {i}: {e}")))?;
+    }
+    for c in &lm.bias_constraints {
+        c.validate(lm.n_out, true)
+            .map_err(|e| bad(format!("layer {i}: {e}")))?;
+    }
+    Ok(Dense {
+        n_in: lm.n_in,
+        n_out: lm.n_out,
+        weight,
+        bias,
+        activation: lm.activation,
+        kernel_constraints: lm.kernel_constraints.clone(),
+        bias_constraints: lm.bias_constraints.clone(),
+    })
+}
+
+/// The skip connection (input straight to the logits), if the model has one.
+fn read_skip(
+    st: &SafeTensors,
+    meta: &Metadata,
+    n_labels: usize,
+    path: &Path,
+) -> Result<Option<Dense>> {
+    let Some(constraints) = &meta.skip else {
+        return Ok(None);
+    };
+    let (n_in, n_out) = (meta.input_dim, n_labels);
+    let w = read_f32(st, "skip.weight", &[n_out, n_in], path)?;
+    let mut s = Dense::zeros(n_in, n_out, Activation::Identity);
+    s.weight = from_torch_layout(&w, n_in, n_out);
+    for c in constraints {
+        c.validate(n_in, false)
+            .map_err(|e| Error::format(path, format!("skip connection: {e}")))?;
+    }
+    s.kernel_constraints = constraints.clone();
+    Ok(Some(s))
 }
 
 #[cfg(test)]
