@@ -58,20 +58,41 @@ impl OptimizerConfig {
         }
     }
 
+    /// Checks the values; errors name each value's option by its field (the command line
+    /// turns "the `lr` option" into its flag).
     pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str| Err(Error::invalid(what.to_string()));
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::invalid("--lr must be a positive number"));
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return Err(Error::invalid("--momentum must be in [0, 1)"));
-        }
-        if self.nesterov && (self.kind != OptimizerKind::Sgd || self.momentum == 0.0) {
-            return Err(Error::invalid(
-                "--nesterov needs --optimizer sgd and --momentum > 0",
+            return bad(&format!(
+                "the learning rate (the `lr` option) must be a positive number, got {}",
+                self.lr
             ));
         }
-        if self.weight_decay < 0.0 {
-            return Err(Error::invalid("--weight-decay must be >= 0"));
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(&format!(
+                "the momentum (the `momentum` option) must be in [0, 1), got {}",
+                self.momentum
+            ));
+        }
+        if self.nesterov && (self.kind != OptimizerKind::Sgd || self.momentum == 0.0) {
+            return bad("Nesterov momentum (the `nesterov` option) needs SGD with a momentum > 0");
+        }
+        for (name, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&v) {
+                return bad(&format!("the `{name}` option must be in [0, 1), got {v}"));
+            }
+        }
+        if !(self.eps > 0.0 && self.eps.is_finite()) {
+            return bad(&format!(
+                "the `eps` option must be a positive number, got {}",
+                self.eps
+            ));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad(&format!(
+                "the weight decay (the `weight_decay` option) must be >= 0, got {}",
+                self.weight_decay
+            ));
         }
         Ok(())
     }

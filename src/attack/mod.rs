@@ -265,7 +265,7 @@ pub fn parse_budgets(s: &str) -> Result<Vec<usize>> {
             Ok(b) if b > 0 => out.push(b),
             _ => {
                 return Err(Error::invalid(format!(
-                    "--budget: `{p}` is not a positive whole number (expected e.g. 1,5,10,20,50)"
+                    "the `budget` option: `{p}` is not a positive whole number (expected e.g. 1,5,10,20,50)"
                 )))
             }
         }

@@ -299,7 +299,7 @@ pub fn candidate_words(
         crate::features::Vocabulary::Hashing { bits } => {
             let ham = ham.filter(|h| !h.is_empty()).ok_or_else(|| {
                 Error::invalid(
-                    "the model hashes its tokens: give ham samples (--class ham=PATH) to take words from",
+                    "the model hashes its tokens: give ham samples (the `class` option, ham=PATH) to take words from",
                 )
             })?;
             let mut by_feature: BTreeMap<u32, String> = BTreeMap::new();

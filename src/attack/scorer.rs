@@ -140,7 +140,7 @@ fn feature_caps(model: &Model, max_value: Option<f32>, addable: &[u32]) -> Resul
             Ok(addable.iter().map(|&j| max[j as usize]).collect())
         }
         (None, _) => Err(Error::invalid(
-            "the model stores no per-feature maximum: give --max-value",
+            "the model stores no per-feature maximum: give a cap (the `max_value` option)",
         )),
     }
 }

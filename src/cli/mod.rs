@@ -142,25 +142,31 @@ pub fn featurize_raw(
     Ok((ds, names))
 }
 
-/// The library names a data-loading option by its field ("the `label_column` load
-/// option"); the command line names the flag (`--label-column`).
+/// The library names an option by its field ("the `label_column` load option", "the `lr`
+/// option"); the command line names the flag (`--label-column`, `--lr`).
 pub fn with_flag_names(message: &str) -> String {
     const START: &str = "the `";
-    const END: &str = "` load option";
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(i) = rest.find(START) {
         let field_start = i + START.len();
-        match rest[field_start..].find(END) {
-            Some(len) if !rest[field_start..field_start + len].contains(' ') => {
+        let after = &rest[field_start..];
+        let field_len = after.find('`').unwrap_or(after.len());
+        let field = &after[..field_len];
+        let tail = &after[field_len..];
+        let suffix = ["` load option", "` option"]
+            .into_iter()
+            .find(|s| tail.starts_with(s));
+        match suffix {
+            Some(suffix) if !field.is_empty() && !field.contains(' ') => {
                 out.push_str(&rest[..i]);
                 out.push_str("--");
-                out.push_str(&rest[field_start..field_start + len].replace('_', "-"));
-                rest = &rest[field_start + len + END.len()..];
+                out.push_str(&field.replace('_', "-"));
+                rest = &tail[suffix.len()..];
             }
             _ => {
                 out.push_str(&rest[..field_start]);
-                rest = &rest[field_start..];
+                rest = after;
             }
         }
     }

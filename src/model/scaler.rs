@@ -95,7 +95,7 @@ impl Scaler {
                 if kind != ScaleKind::Minmax {
                     return Err(Error::invalid(
                         format!(
-                        "--scale {kind:?} would make sparse data dense; use none, log1p or minmax",
+                        "scaling {kind:?} (the `scale` option) would make sparse data dense; use none, log1p or minmax",
                     )
                         .to_lowercase(),
                     ));
@@ -104,7 +104,7 @@ impl Scaler {
                 for (&j, &v) in m.indices.iter().zip(&m.values) {
                     if v < 0.0 {
                         return Err(Error::invalid(
-                            "--scale minmax on sparse data with negative values would make it dense",
+                            "minmax scaling (the `scale` option) on sparse data with negative values would make it dense",
                         ));
                     }
                     hi[j as usize] = hi[j as usize].max(v);
