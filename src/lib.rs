@@ -7,6 +7,7 @@
 pub mod attack;
 pub mod attack_raw;
 pub mod certify;
+pub mod certify_budget;
 pub mod data;
 pub mod error;
 pub mod features;
