@@ -4,14 +4,20 @@
 //!
 //! `cargo run --release --example budget_bench -- --model M --data D [--index-base 0]
 //!  [--budget 5,20,50,inf] [--fpr 0.01] [--threads 2] [--intermediate auto|ibp|crown]
-//!  [--repeat 1] [--out per-sample.csv]`
+//!  [--repeat 1] [--out per-sample.csv] [--check-greedy N]`
 //!
 //! Prints the report and one JSON line: the best time over the repeats and the rates.
+//! `--check-greedy N`: runs the greedy attack (never stopping at a threshold) on the first
+//! N positives up to the largest finite budget and checks that no attack gets below a
+//! sample's bound at its budget.
 
+use nonneg::attack::{attack_rows, AttackConfig, Method};
+use nonneg::certify_budget::BudgetReport;
 use nonneg::certify_budget::{
     certify_budgets, parse_budgets, threshold_at_fpr, BudgetConfig, Intermediate,
 };
-use nonneg::data::{self, IndexBase, LoadOptions};
+use nonneg::data::{self, Dataset, IndexBase, LoadOptions};
+use nonneg::model::Model;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -67,6 +73,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(out) = arg(&args, "--out") {
         std::fs::write(out, report.csv_text())?;
     }
+    let checked = match arg(&args, "--check-greedy") {
+        Some(n) => Some(check_greedy(&model, &data, &report, n.parse()?)?),
+        None => None,
+    };
     let best = times.iter().copied().fold(f64::INFINITY, f64::min);
     let rates: Vec<_> = report
         .rates
@@ -78,7 +88,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         json!({
             "seconds": best, "times": times, "threads": threads, "positives": report.positives,
             "clean": report.clean_rate, "monotone": report.monotone, "rates": rates,
+            "greedy_checked": checked,
         })
     );
     Ok(())
+}
+
+/// Greedy attacks on the first `n` positives: the lowest logit within each finite budget
+/// must not be below the sample's bound. Returns how many (sample, budget) pairs it checked.
+fn check_greedy(
+    model: &Model,
+    data: &Dataset,
+    report: &BudgetReport,
+    n: usize,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let mut m = model.clone();
+    m.threshold = vec![f32::NEG_INFINITY; m.threshold.len()];
+    let kmax = report.rates.iter().filter_map(|r| r.budget.finite()).max();
+    let Some(kmax) = kmax.filter(|&k| k > 0) else {
+        return Ok(0);
+    };
+    let samples = &report.samples[..n.min(report.samples.len())];
+    let rows: Vec<usize> = samples.iter().map(|s| s.row).collect();
+    let cfg = AttackConfig::new(Method::Greedy, vec![kmax]);
+    let (outcomes, _, _) = attack_rows(&m, data, &cfg, &rows)?;
+    let mut checked = 0;
+    for (s, o) in samples.iter().zip(&outcomes) {
+        for (b, r) in report.rates.iter().enumerate() {
+            let Some(k) = r.budget.finite() else { continue };
+            let lowest = o.logits[..k.min(o.logits.len())]
+                .iter()
+                .fold(o.initial_logit, |a, &v| a.min(v));
+            let tol = 1e-4 * (1.0 + lowest.abs());
+            if lowest < s.bound[b] - tol {
+                return Err(format!(
+                    "row {}: greedy reaches {lowest} within {k} additions, below the bound {}",
+                    s.row, s.bound[b]
+                )
+                .into());
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
 }

@@ -66,7 +66,9 @@ fn features(rows: &[Vec<f32>], sparse: bool) -> Features {
 
 fn layer(n_in: usize, n_out: usize, act: Activation, scale: f32, rng: &mut Rng) -> Dense {
     let mut l = Dense::zeros(n_in, n_out, act);
-    l.weight.iter_mut().for_each(|w| *w = scale * rng.normal_f32());
+    l.weight
+        .iter_mut()
+        .for_each(|w| *w = scale * rng.normal_f32());
     l.bias.iter_mut().for_each(|b| *b = 0.5 * rng.normal_f32());
     l
 }
@@ -82,11 +84,17 @@ fn model(case: &Case, rows: &[Vec<f32>], rng: &mut Rng) -> Model {
         .windows(2)
         .enumerate()
         .map(|(i, w)| {
-            let act = if i + 2 == widths.len() { Activation::Identity } else { case.act };
+            let act = if i + 2 == widths.len() {
+                Activation::Identity
+            } else {
+                case.act
+            };
             layer(w[0], w[1], act, 1.5 / (w[0] as f32).sqrt(), rng)
         })
         .collect();
-    let mut skip = case.skip.then(|| layer(d, 1, Activation::Identity, 0.5, rng));
+    let mut skip = case
+        .skip
+        .then(|| layer(d, 1, Activation::Identity, 0.5, rng));
     if let Some(s) = &mut skip {
         s.bias = vec![0.0];
     }
@@ -99,14 +107,18 @@ fn model(case: &Case, rows: &[Vec<f32>], rng: &mut Rng) -> Model {
         let l0 = &mut layers[0];
         let n = l0.n_out;
         l0.weight[..n].iter_mut().for_each(|w| *w = -w.abs());
-        l0.kernel_constraints = vec![Constraint::NonPos { rows: Some(vec![0]) }];
+        l0.kernel_constraints = vec![Constraint::NonPos {
+            rows: Some(vec![0]),
+        }];
     }
     let mut feature_max: Vec<f32> = (0..d)
         .map(|j| rows.iter().map(|r| r[j]).fold(0.0, f32::max))
         .collect();
     if !case.binary {
         // Some caps above every value: real-valued raises that move every row.
-        feature_max.iter_mut().for_each(|m| *m += rng.below(2) as f32);
+        feature_max
+            .iter_mut()
+            .for_each(|m| *m += rng.below(2) as f32);
     }
     let scaler = match (case.scale, case.sparse) {
         (ScaleKind::None, _) => Scaler::identity(),
@@ -154,7 +166,11 @@ fn random_case(i: u64, rng: &mut Rng) -> Case {
     let scales = if sparse {
         [ScaleKind::None, ScaleKind::Log1p, ScaleKind::Minmax]
     } else {
-        [ScaleKind::None, ScaleKind::Standard, ScaleKind::Log1pStandard]
+        [
+            ScaleKind::None,
+            ScaleKind::Standard,
+            ScaleKind::Log1pStandard,
+        ]
     };
     Case {
         hidden: (0..depth).map(|_| 2 + rng.below(5) as usize).collect(),
@@ -187,8 +203,12 @@ fn exhaustive(model: &Model, row: &[f32], sparse: bool) -> Vec<f32> {
             .unwrap()
             .iter()
             .flat_map(|s: &Vec<usize>| {
-                let start = s.last().map_or(0, |&j| cand.iter().position(|&c| c == j).unwrap() + 1);
-                cand[start..].iter().map(move |&j| [s.clone(), vec![j]].concat())
+                let start = s
+                    .last()
+                    .map_or(0, |&j| cand.iter().position(|&c| c == j).unwrap() + 1);
+                cand[start..]
+                    .iter()
+                    .map(move |&j| [s.clone(), vec![j]].concat())
             })
             .collect();
         sets.extend(next.iter().cloned());
@@ -243,7 +263,11 @@ fn bounds_are_sound_on_random_models_and_exact_without_hidden_layers() {
             let exact = exhaustive(&m, row, case.sparse);
             assert!((b.clean - exact[0]).abs() <= tol(exact[0]), "{case:?}");
             for (k, &e) in exact.iter().enumerate() {
-                for (name, v) in [("bound", b.bound[k]), ("ibp", b.ibp[k]), ("crown", b.crown[k])] {
+                for (name, v) in [
+                    ("bound", b.bound[k]),
+                    ("ibp", b.ibp[k]),
+                    ("crown", b.crown[k]),
+                ] {
                     assert!(
                         v <= e + tol(e),
                         "{name} {v} above the exact minimum {e} at budget {} ({case:?})",
@@ -317,11 +341,21 @@ fn the_sparse_lists_agree_with_the_dense_scan_on_long_rows() {
         let mut m = model(&case, &data, &mut rng);
         m.feature_max = Some(vec![1.0; d]);
         let sparse = bounds_of(&m, &data, &case);
-        let dense = bounds_of(&m, &data, &Case { sparse: false, ..case.clone() });
+        let dense = bounds_of(
+            &m,
+            &data,
+            &Case {
+                sparse: false,
+                ..case.clone()
+            },
+        );
         for (s, dn) in sparse.iter().zip(&dense) {
-            for k in 0..K.len() {
+            for (k, budget) in K.iter().enumerate() {
                 for (a, b) in [(s.ibp[k], dn.ibp[k]), (s.crown[k], dn.crown[k])] {
-                    assert!((a - b).abs() <= tol(b), "{act:?} budget {}: {a} vs {b}", K[k]);
+                    assert!(
+                        (a - b).abs() <= tol(b),
+                        "{act:?} budget {budget}: {a} vs {b}"
+                    );
                 }
             }
         }
@@ -345,7 +379,10 @@ fn bounds_do_not_depend_on_the_thread_count() {
     let data = rows(150, 40, true, &mut rng);
     let m = model(&case, &data, &mut rng);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| bounds_of(&m, &data, &case))
     };
     assert_eq!(run(1), run(2));
@@ -399,7 +436,10 @@ fn the_report_counts_positives_certified_at_the_threshold() {
     }
     // Budget 0 certifies exactly the clean detections; larger budgets never more.
     assert_eq!(rep.rates[0].certified, rep.detected);
-    assert!(rep.rates.windows(2).all(|w| w[1].certified <= w[0].certified));
+    assert!(rep
+        .rates
+        .windows(2)
+        .all(|w| w[1].certified <= w[0].certified));
     let csv = rep.csv_text();
     assert!(csv.starts_with("row,clean,bound_0,bound_2,bound_inf,ibp_0"));
     assert_eq!(csv.lines().count(), 31);

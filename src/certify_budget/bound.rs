@@ -47,6 +47,32 @@ pub struct BudgetCertifier<'m> {
     monotone: bool,
 }
 
+/// The layers above the first, the output restricted to `label`'s column.
+fn upper_layers(mlp: &crate::model::Mlp, label: usize) -> Vec<Layer> {
+    let last = mlp.layers.len().saturating_sub(2);
+    mlp.layers[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let out = i == last;
+            Layer {
+                n_in: l.n_in,
+                n_out: if out { 1 } else { l.n_out },
+                w: match out {
+                    true => (0..l.n_in).map(|r| l.weight[r * l.n_out + label]).collect(),
+                    false => l.weight.clone(),
+                },
+                b: if out {
+                    vec![l.bias[label]]
+                } else {
+                    l.bias.clone()
+                },
+                act: l.activation,
+            }
+        })
+        .collect()
+}
+
 /// A sample between the per-sample pass and the batched final CROWN products.
 struct Pending {
     inc: Increases,
@@ -98,24 +124,7 @@ impl<'m> BudgetCertifier<'m> {
             (col, 1, vec![l0.bias[label]])
         };
         let first = Columns::new(m, q, &threat, sparse, &cfg.budgets);
-        let last = mlp.layers.len().saturating_sub(2);
-        let upper: Vec<Layer> = mlp.layers[1..]
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                let out = i == last;
-                Layer {
-                    n_in: l.n_in,
-                    n_out: if out { 1 } else { l.n_out },
-                    w: match out {
-                        true => (0..l.n_in).map(|r| l.weight[r * l.n_out + label]).collect(),
-                        false => l.weight.clone(),
-                    },
-                    b: if out { vec![l.bias[label]] } else { l.bias.clone() },
-                    act: l.activation,
-                }
-            })
-            .collect();
+        let upper = upper_layers(mlp, label);
         let between: usize = upper.iter().rev().skip(1).map(|l| 2 * l.n_out).sum();
         let crown_intermediate = match cfg.intermediate {
             Intermediate::Ibp => false,
@@ -205,11 +214,17 @@ impl<'m> BudgetCertifier<'m> {
         }
         let prod = self.first.product(&self.threat.scaled_row(x, r));
         let h1 = self.h1;
-        let z0: Vec<f64> = (0..h1).map(|i| self.first_bias[i] as f64 + prod[i]).collect();
+        let z0: Vec<f64> = (0..h1)
+            .map(|i| self.first_bias[i] as f64 + prod[i])
+            .collect();
         let skip_clean = if self.skip.is_some() { prod[h1] } else { 0.0 };
         let cb = self.first.bounds(&self.threat, &p.inc, &self.budgets);
         for b in 0..nb {
-            let skip_lo = if self.skip.is_some() { cb.lo[b][h1] } else { 0.0 };
+            let skip_lo = if self.skip.is_some() {
+                cb.lo[b][h1]
+            } else {
+                0.0
+            };
             let z0_bounds = (0..h1)
                 .map(|i| (z0[i] + cb.lo[b][i], z0[i] + cb.hi[b][i]))
                 .collect();
@@ -268,7 +283,13 @@ impl<'m> BudgetCertifier<'m> {
     /// `bounds[top]`'s pre-activations down to the first layer's: returns coefficients
     /// `[q x h1]` and constants `[q]` with `lam . z_top >= lam0 . z_0 + const` wherever
     /// every layer is within `bounds`.
-    fn backsub(&self, bounds: &Bounds, top: usize, lam: Vec<f64>, q: usize) -> (Vec<f64>, Vec<f64>) {
+    fn backsub(
+        &self,
+        bounds: &Bounds,
+        top: usize,
+        lam: Vec<f64>,
+        q: usize,
+    ) -> (Vec<f64>, Vec<f64>) {
         let mut lam = lam;
         let mut konst = vec![0f64; q];
         for t in (1..=top).rev() {
@@ -283,7 +304,11 @@ impl<'m> BudgetCertifier<'m> {
             let mut next = vec![0f64; q * n_in];
             for r in 0..q {
                 let lr = &lam[r * n_out..(r + 1) * n_out];
-                konst[r] += lr.iter().zip(&layer.b).map(|(l, &b)| l * b as f64).sum::<f64>();
+                konst[r] += lr
+                    .iter()
+                    .zip(&layer.b)
+                    .map(|(l, &b)| l * b as f64)
+                    .sum::<f64>();
                 for i in 0..n_in {
                     let w = &layer.w[i * n_out..(i + 1) * n_out];
                     let g: f64 = lr.iter().zip(w).map(|(l, &w)| l * w as f64).sum();
@@ -324,7 +349,17 @@ impl<'m> BudgetCertifier<'m> {
         let w1 = &self.model.mlp.layers[0].weight;
         let d = self.model.mlp.input_dim;
         let mut c = vec![0f32; q * d];
-        matmul(&mut c, &lam0_f, Trans::N, w1, Trans::T, q, self.h1, d, false);
+        matmul(
+            &mut c,
+            &lam0_f,
+            Trans::N,
+            w1,
+            Trans::T,
+            q,
+            self.h1,
+            d,
+            false,
+        );
         let mut neg = Vec::new();
         let value = |r: usize, neg: &mut Vec<f32>| -> f64 {
             let at: f64 = (0..self.h1).map(|i| lam0[r * self.h1 + i] * z0[i]).sum();

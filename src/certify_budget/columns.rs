@@ -39,6 +39,21 @@ pub(crate) struct ColumnBounds {
     pub hi: Vec<Vec<f64>>,
 }
 
+/// A sparse row's own features' share of each column's sums (see [`Columns::bounds`]).
+struct Own {
+    cand: [Vec<Vec<f32>>; 2],
+    adjust: [Vec<f64>; 2],
+}
+
+/// Features `present` as a bit set over `n` features.
+fn bit_set(present: &[u32], n: usize) -> Vec<u64> {
+    let mut bits = vec![0u64; n.div_ceil(64)];
+    present
+        .iter()
+        .for_each(|&j| bits[j as usize / 64] |= 1 << (j % 64));
+    bits
+}
+
 /// `+1` for the lower side, `-1` for the upper (its contributions are negated).
 fn sign(side: usize) -> f32 {
     if side == 0 {
@@ -109,26 +124,38 @@ impl Columns {
             lo: vec![vec![0.0; self.q]; nb],
             hi: vec![vec![0.0; self.q]; nb],
         };
-        let mut neg = Vec::new();
-        for c in 0..self.q {
-            for side in 0..2 {
-                let sums = match (&self.lists, inc) {
-                    (Some(lists), Increases::Sparse { present, d }) => {
-                        let list = &lists[side][c];
-                        self.list_sums(threat, list, c, sign(side), present, d, budgets)
+        let mut put = |side: usize, c: usize, sums: Vec<f64>| {
+            for (b, s) in sums.into_iter().enumerate() {
+                match side {
+                    0 => out.lo[b][c] = s,
+                    _ => out.hi[b][c] = -s,
+                }
+            }
+        };
+        match (&self.lists, inc) {
+            (Some(lists), Increases::Sparse { present, d }) => {
+                let own = self.own_features(threat, present, d);
+                let bits = bit_set(present, threat.absent.len());
+                for (side, lists) in lists.iter().enumerate() {
+                    for (c, list) in lists.iter().enumerate() {
+                        let row = (&own.cand[side][c][..], own.adjust[side][c], &bits[..]);
+                        put(
+                            side,
+                            c,
+                            self.list_sums(threat, list, c, side, row, inc, budgets),
+                        );
                     }
-                    _ => {
-                        let col: Vec<f32> =
-                            (0..threat.absent.len()).map(|j| self.m[j * self.q + c]).collect();
-                        let col: Vec<f32> = col.iter().map(|&w| sign(side) * w).collect();
+                }
+            }
+            _ => {
+                let mut neg = Vec::new();
+                for c in 0..self.q {
+                    for side in 0..2 {
+                        let col: Vec<f32> = (0..threat.absent.len())
+                            .map(|j| sign(side) * self.m[j * self.q + c])
+                            .collect();
                         threat.negatives(inc, &col, &mut neg);
-                        most_negative_sums(&mut neg, budgets)
-                    }
-                };
-                for (b, s) in sums.into_iter().enumerate() {
-                    match side {
-                        0 => out.lo[b][c] = s,
-                        _ => out.hi[b][c] = -s,
+                        put(side, c, most_negative_sums(&mut neg, budgets));
                     }
                 }
             }
@@ -136,58 +163,72 @@ impl Columns {
         out
     }
 
-    /// One column's sums for a sparse row from its sorted list (see the module doc).
+    /// A sparse row's own features, read row by row from `M`: per side and column, their
+    /// negative contributions (candidates) and how they change the unbounded sum (their
+    /// own increase replaces the absent one).
+    fn own_features(&self, threat: &Threat, present: &[u32], d: &[f32]) -> Own {
+        let mut own = Own {
+            cand: [vec![Vec::new(); self.q], vec![Vec::new(); self.q]],
+            adjust: [vec![0.0; self.q], vec![0.0; self.q]],
+        };
+        for (&j, &dj) in present.iter().zip(d) {
+            let a = threat.absent[j as usize];
+            let row = &self.m[j as usize * self.q..(j as usize + 1) * self.q];
+            for (c, &w) in row.iter().enumerate() {
+                for side in 0..2 {
+                    let w = sign(side) * w;
+                    let (absent, t) = (w * a, w * dj);
+                    if absent < 0.0 {
+                        own.adjust[side][c] -= absent as f64;
+                    }
+                    if t < 0.0 {
+                        own.cand[side][c].push(t);
+                        own.adjust[side][c] += t as f64;
+                    }
+                }
+            }
+        }
+        own
+    }
+
+    /// One column's sums for a sparse row from its sorted list (see the module doc),
+    /// given the row's own candidates, their change of the unbounded sum, and the row's
+    /// features as a bit set.
     #[allow(clippy::too_many_arguments)]
     fn list_sums(
         &self,
         threat: &Threat,
         list: &List,
         c: usize,
-        sign: f32,
-        present: &[u32],
-        d: &[f32],
+        side: usize,
+        (own, adjust, bits): (&[f32], f64, &[u64]),
+        inc: &Increases,
         budgets: &[Budget],
     ) -> Vec<f64> {
         let kmax = budgets.iter().filter_map(|b| b.finite()).max().unwrap_or(0);
-        let w = |j: u32| sign * self.m[j as usize * self.q + c];
-        // The row's own features: their own increases replace their absent ones.
-        let mut cand: Vec<f32> = Vec::new();
-        let mut total = list.total;
-        for (&j, &dj) in present.iter().zip(d) {
-            let absent = w(j) * threat.absent[j as usize];
-            if absent < 0.0 {
-                total -= absent as f64;
-            }
-            let t = w(j) * dj;
-            if t < 0.0 {
-                cand.push(t);
-                total += t as f64;
-            }
-        }
+        let mut cand = own.to_vec();
         let mut taken = 0;
         for &(j, t) in &list.items {
             if taken == kmax {
                 break;
             }
-            if present.binary_search(&j).is_err() {
+            if bits[j as usize / 64] & (1 << (j % 64)) == 0 {
                 cand.push(t);
                 taken += 1;
             }
         }
         if taken < kmax && !list.complete {
             // The list ran out before the budget: scan the whole column.
-            let col: Vec<f32> = (0..threat.absent.len()).map(|j| w(j as u32)).collect();
-            let inc = Increases::Sparse {
-                present: present.to_vec(),
-                d: d.to_vec(),
-            };
-            threat.negatives(&inc, &col, &mut cand);
+            let col: Vec<f32> = (0..threat.absent.len())
+                .map(|j| sign(side) * self.m[j * self.q + c])
+                .collect();
+            threat.negatives(inc, &col, &mut cand);
             return most_negative_sums(&mut cand, budgets);
         }
         let mut sums = most_negative_sums(&mut cand, budgets);
         for (s, b) in sums.iter_mut().zip(budgets) {
             if b.finite().is_none() {
-                *s = total;
+                *s = list.total + adjust;
             }
         }
         sums

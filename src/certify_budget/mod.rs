@@ -187,7 +187,9 @@ pub fn threshold_at_fpr(model: &Model, data: &Dataset, label: usize, fpr: f64) -
     }
     let (y, labels) = labels_of(model, data, label)?;
     let logits = model.logits(&data.x);
-    let scores: Vec<f32> = (0..data.rows()).map(|r| logits[r * labels + label]).collect();
+    let scores: Vec<f32> = (0..data.rows())
+        .map(|r| logits[r * labels + label])
+        .collect();
     threshold_for_fpr(&scores, &y, fpr)
         .ok_or_else(|| Error::invalid("the data has no negatives to set a threshold on"))
 }
@@ -225,7 +227,8 @@ pub fn certify_budgets(
     let samples = certifier.bounds(&data.x, &rows)?;
     let n = rows.len();
     let share = |c: usize| if n == 0 { 0.0 } else { c as f64 / n as f64 };
-    let count = |f: &dyn Fn(&SampleBounds) -> f32| samples.iter().filter(|s| f(s) >= threshold).count();
+    let count =
+        |f: &dyn Fn(&SampleBounds) -> f32| samples.iter().filter(|s| f(s) >= threshold).count();
     let detected = count(&|s| s.clean);
     let rates = cfg
         .budgets
@@ -261,7 +264,10 @@ impl BudgetReport {
     /// One line per sample: `row,clean,bound_<k>...,ibp_<k>...,crown_<k>...`.
     pub fn csv_text(&self) -> String {
         let names = |p: &str| -> Vec<String> {
-            self.rates.iter().map(|r| format!("{p}_{}", r.budget)).collect()
+            self.rates
+                .iter()
+                .map(|r| format!("{p}_{}", r.budget))
+                .collect()
         };
         let mut head = vec!["row".to_string(), "clean".to_string()];
         for p in ["bound", "ibp", "crown"] {
@@ -289,9 +295,17 @@ impl fmt::Display for BudgetReport {
             self.threshold,
             100.0 * self.clean_rate,
             self.addable,
-            if self.monotone { ", monotone: certified at every budget" } else { "" }
+            if self.monotone {
+                ", monotone: certified at every budget"
+            } else {
+                ""
+            }
         )?;
-        writeln!(f, "{:>8} {:>10} {:>8} {:>8}", "budget", "certified", "IBP", "CROWN")?;
+        writeln!(
+            f,
+            "{:>8} {:>10} {:>8} {:>8}",
+            "budget", "certified", "IBP", "CROWN"
+        )?;
         for r in &self.rates {
             writeln!(
                 f,
