@@ -12,8 +12,8 @@
 //! sample's bound at its budget.
 
 use nonneg::attack::{attack_rows, AttackConfig, Method};
-use nonneg::certify_budget::BudgetReport;
-use nonneg::certify_budget::{
+use nonneg::certify::budget::BudgetReport;
+use nonneg::certify::budget::{
     certify_budgets, parse_budgets, threshold_at_fpr, BudgetConfig, Intermediate,
 };
 use nonneg::data::{self, Dataset, IndexBase, LoadOptions};

@@ -8,7 +8,6 @@
 pub mod atomic;
 pub mod attack;
 pub mod certify;
-pub mod certify_budget;
 pub mod data;
 pub mod error;
 pub mod features;

@@ -3,7 +3,7 @@
 //! without hidden layers, and a monotone model keeps its clean logit; the sparse fast path
 //! agrees with the dense one; the report and threshold helpers do what they say.
 
-use nonneg::certify_budget::{
+use nonneg::certify::budget::{
     certify_budgets, parse_budgets, threshold_at_fpr, Budget, BudgetCertifier, BudgetConfig,
     Intermediate, SampleBounds,
 };

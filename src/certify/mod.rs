@@ -37,6 +37,7 @@
 //!
 //! [`FeaturizerSpec::add_monotone`]: crate::features::FeaturizerSpec::add_monotone
 
+pub mod budget;
 mod paths;
 mod report;
 

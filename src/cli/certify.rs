@@ -1,11 +1,15 @@
 //! `nonneg certify`: whether adding features can lower a model's score, from its weights.
 
-use super::{load_model, Context};
-use anyhow::{Context as _, Result};
+use super::{load_data, load_model, write_output, Context, DataArgs};
+use anyhow::{bail, Context as _, Result};
 use clap::Args;
+use nonneg::certify::budget::{
+    certify_budgets, parse_budgets, threshold_at_fpr, BudgetConfig, Intermediate,
+};
 use nonneg::certify::resolve_features;
 use nonneg::certify::{certify, certify_directions, feature_names};
 use nonneg::data::feature_list::resolve_direction_list;
+use nonneg::model::Model;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -26,6 +30,35 @@ pub struct CertifyArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     pub json: bool,
+    /// Budget certificates: for each positive sample of --data, a sound lower bound on its
+    /// logit after any set of at most k additions, for each k of this list (`inf`: any
+    /// number), and the share of positives still detected at the --fpr threshold. With
+    /// --features, only those features may be added.
+    #[arg(long, requires = "data")]
+    pub budget: Option<String>,
+    /// Labelled data for --budget (its negatives set the threshold).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub data_args: DataArgs,
+    /// --budget: the threshold is the one that gives this false positive rate on the clean
+    /// negatives of --data.
+    #[arg(long, default_value_t = 0.01)]
+    pub fpr: f64,
+    /// --budget: the label whose logit is bounded (multi-label models).
+    #[arg(long, default_value_t = 0)]
+    pub label: usize,
+    /// --budget: the most any added feature may reach (default: each feature's training
+    /// maximum, stored in the model).
+    #[arg(long)]
+    pub max_value: Option<f32>,
+    /// --budget: how hidden layers' intervals are bounded: ibp, crown (tighter, slower) or
+    /// auto (crown where it is cheap).
+    #[arg(long, value_enum, default_value_t = Intermediate::Auto)]
+    pub intermediate: Intermediate,
+    /// --budget: write every positive sample's bounds as CSV here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Exit code 0 when certified, 1 when not (2 on errors, from `main`).
@@ -39,6 +72,9 @@ pub fn run(a: &CertifyArgs, _ctx: &Context) -> Result<ExitCode> {
         }
         None => None,
     };
+    if let Some(budgets) = &a.budget {
+        return run_budget(a, &model, budgets, declared);
+    }
     let cert = match &a.directions {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -60,4 +96,35 @@ pub fn run(a: &CertifyArgs, _ctx: &Context) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `--budget`: the report of budget certificates (exit 0 when it was computed).
+fn run_budget(
+    a: &CertifyArgs,
+    model: &Model,
+    budgets: &str,
+    addable: Option<Vec<usize>>,
+) -> Result<ExitCode> {
+    if a.directions.is_some() {
+        bail!("--budget takes the attacker's features from --features, not --directions");
+    }
+    let data_path = a.data.as_ref().expect("clap requires --data");
+    let data = load_data(data_path, &a.data_args, Some(model), true)?;
+    let mut cfg = BudgetConfig::new(parse_budgets(budgets).context("--budget")?);
+    cfg.addable = addable;
+    cfg.max_value = a.max_value;
+    cfg.label = a.label;
+    cfg.intermediate = a.intermediate;
+    let threshold = threshold_at_fpr(model, &data, cfg.label, a.fpr).context("--fpr")?;
+    let report = certify_budgets(model, &data, &cfg, threshold)?;
+    if let Some(out) = &a.out {
+        write_output(Some(out), &report.csv_text())?;
+    }
+    let text = if a.json {
+        serde_json::to_string(&report)? + "\n"
+    } else {
+        report.to_string()
+    };
+    write_output(None, &text)?;
+    Ok(ExitCode::SUCCESS)
 }

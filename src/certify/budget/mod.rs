@@ -101,6 +101,7 @@ pub fn parse_budgets(s: &str) -> Result<Vec<Budget>> {
 
 /// How intermediate layers' pre-activation intervals are found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Intermediate {
     /// IBP always (cheap).
     Ibp,
