@@ -274,6 +274,14 @@ fn read_layers(st: &SafeTensors, meta: &Metadata, path: &Path) -> Result<Vec<Den
         if i > 0 && lm.n_in != meta.layers[i - 1].n_out {
             return Err(bad(format!("architecture: layer {i} input width mismatch")));
         }
+        // A layer of width 0 has an empty tensor whatever its other width: without this,
+        // a tiny file could declare 2^40 inputs and make every pass allocate for them.
+        if lm.n_in == 0 || lm.n_out == 0 {
+            return Err(bad(format!(
+                "architecture: layer {i} is {} x {}; a layer needs at least one input and one unit",
+                lm.n_in, lm.n_out
+            )));
+        }
         layers.push(read_layer(st, i, lm, path)?);
     }
     if let Some(out) = layers
@@ -412,6 +420,29 @@ mod tests {
         assert_eq!(back, m);
         let st = SafeTensors::deserialize(&bytes).unwrap();
         assert_eq!(st.tensor("skip.weight").unwrap().shape(), &[1, 3]);
+    }
+
+    #[test]
+    fn architectures_that_cannot_be_run_are_refused() {
+        let p = Path::new("m.safetensors");
+        // An output activation would be ignored by every pass.
+        let mut m = small_model();
+        m.mlp.layers[1].activation = Activation::Sigmoid;
+        let e = from_bytes(&to_bytes(&m).unwrap(), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("output layer has activation sigmoid"), "{e}");
+        // A layer of width 0 would let the file claim any input width for free.
+        let mut m = small_model();
+        m.mlp.input_dim = 1 << 40;
+        m.mlp.layers[0] = Dense::zeros(1 << 40, 0, Activation::Relu);
+        m.mlp.layers[1] = Dense::zeros(0, 1, Activation::Identity);
+        m.feature_names = None;
+        m.feature_max = None;
+        let e = from_bytes(&to_bytes(&m).unwrap(), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer 0 is 1099511627776 x 0"), "{e}");
     }
 
     #[test]
