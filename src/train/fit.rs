@@ -86,7 +86,9 @@ pub fn train(
     let mut shuffle_rng = Rng::new(cfg.seed ^ 0x5348_5546_464C_4521);
     let mlp = initial_network(cfg, data, &mut shuffle_rng)?;
     let mut trainer = Trainer::new(mlp, cfg);
-    trainer.enable_robust(Threat::of_training_data(&trainer.mlp, &data.x));
+    if cfg.robust.as_ref().is_some_and(|r| r.active()) {
+        trainer.enable_robust(Threat::of_training_data(&trainer.mlp, &data.x));
+    }
     let batches = n.div_ceil(cfg.batch_size);
     let total_steps = (batches * cfg.epochs) as u64;
     progress(Progress::Start {

@@ -244,9 +244,10 @@ fn shift(
     let mut own: Vec<(f32, u32)> = Vec::new();
     for (i, s) in sum.iter_mut().enumerate() {
         own.clear();
-        own.extend(room.iter().filter_map(|&(j, d)| {
+        // `(key, position in room)`: room is in feature order, so ties break alike.
+        own.extend(room.iter().enumerate().filter_map(|(p, &(j, d))| {
             let key = sign * d * w.weight[j as usize * n_out + i];
-            (key < 0.0).then_some((key, j))
+            (key < 0.0).then_some((key, p as u32))
         }));
         keep_best(&mut own, k);
         let absent = cands.map_or(&[][..], |c| &c.0[i][..]);
@@ -259,15 +260,15 @@ fn shift(
         let mut total = 0f32;
         while picked.len() < k {
             let take_own = match (own_it.peek(), absent.peek()) {
-                (Some(o), Some(a)) => by_key(o, a) != Ordering::Greater,
+                (Some(o), Some(a)) => by_key(&(o.0, room[o.1 as usize].0), a) != Ordering::Greater,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
             let (key, j, d) = if take_own {
-                let &&(key, j) = own_it.peek().unwrap();
+                let &&(key, p) = own_it.peek().unwrap();
                 own_it.next();
-                let d = room.iter().find(|p| p.0 == j).map_or(0.0, |p| p.1);
+                let (j, d) = room[p as usize];
                 (key, j, d)
             } else {
                 let &&(key, j) = absent.peek().unwrap();
