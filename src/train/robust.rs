@@ -296,7 +296,7 @@ struct Intervals {
 }
 
 /// The network, threat and budget the bound is taken for, with the per-step candidates.
-pub struct Bound<'a> {
+struct Bound<'a> {
     mlp: &'a Mlp,
     threat: &'a Threat,
     k: usize,
