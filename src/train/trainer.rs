@@ -46,6 +46,20 @@ fn batch_input<'a>(x: &'a Features, rows: &'a [usize], buf: &'a mut Vec<f32>) ->
     }
 }
 
+/// The rows verified training's bound chose in the last batch, besides the active
+/// features, for the sparse first layer (`skip` false) or skip connection; none when off.
+fn extra_rows(robust: &Option<RobustState>, skip: bool) -> &ExtraRows {
+    static NONE: ExtraRows = ExtraRows {
+        features: Vec::new(),
+        grads: Vec::new(),
+    };
+    match robust {
+        Some(r) if skip => &r.skip,
+        Some(r) => &r.first,
+        None => &NONE,
+    }
+}
+
 impl<'a> Trainer<'a> {
     pub fn new(mut mlp: Mlp, cfg: &'a TrainConfig) -> Self {
         let mut weight_state = Vec::with_capacity(mlp.layers.len());
@@ -89,20 +103,6 @@ impl<'a> Trainer<'a> {
     pub fn set_ramp(&mut self, done: f32) {
         if let (Some(st), Some(r)) = (self.robust.as_mut(), self.cfg.robust.as_ref()) {
             (st.k, st.weight) = r.ramped(done);
-        }
-    }
-
-    /// The rows the bound chose in the last batch, besides the active features, for the
-    /// sparse first layer (`skip` false) or skip connection.
-    fn extra_rows(&self, skip: bool) -> &ExtraRows {
-        static NONE: ExtraRows = ExtraRows {
-            features: Vec::new(),
-            grads: Vec::new(),
-        };
-        match &self.robust {
-            Some(r) if skip => &r.skip,
-            Some(r) => &r.first,
-            None => &NONE,
         }
     }
 
@@ -165,7 +165,7 @@ impl<'a> Trainer<'a> {
             &self.sparse_keys,
             &self.tape.dz[l],
             n_out,
-            self.extra_rows(skip),
+            extra_rows(&self.robust, skip),
             x,
             rows,
             f,
@@ -242,10 +242,7 @@ impl<'a> Trainer<'a> {
             gw.iter_mut().for_each(|g| *g *= scale);
         }
         let layer = &mut self.mlp.layers[l];
-        let extra = match &self.robust {
-            Some(r) => &r.first,
-            None => &ExtraRows::default(),
-        };
+        let extra = extra_rows(&self.robust, false);
         match &data.x {
             Features::Sparse(x) if l == 0 => update_sparse_rows(
                 &cfg.optimizer,
@@ -298,10 +295,7 @@ impl<'a> Trainer<'a> {
             Features::Sparse(x) => {
                 let dz = &self.tape.dz[self.mlp.layers.len() - 1];
                 let keys = &self.sparse_keys;
-                let extra = match &self.robust {
-                    Some(r) => &r.skip,
-                    None => &ExtraRows::default(),
-                };
+                let extra = extra_rows(&self.robust, true);
                 update_sparse_rows(
                     &cfg.optimizer,
                     &s,
