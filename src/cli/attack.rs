@@ -2,13 +2,13 @@
 //! (`--data`) or raw samples (`--class NAME=PATH`), and the raw-space good-words attack.
 
 use super::{featurize_raw, load_data, load_model, Context, DataArgs};
+use nonneg::data::feature_list::resolve_feature_list;
 use anyhow::{bail, Context as _, Result};
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use nonneg::attack::raw::{self, GoodWordsConfig, WordSource};
 use nonneg::attack::report::{self, display_names};
 use nonneg::attack::{self, AttackConfig, BudgetResult, Method, Scoring};
-use nonneg::data::feature_list::resolve_feature_list;
 use nonneg::model::Model;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -149,7 +149,12 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
                     .feature_names
                     .as_deref()
                     .or(data.feature_names.as_deref());
-                Some(resolve_feature_list(names, model.mlp.input_dim, text, p)?)
+                Some(resolve_feature_list(
+                    names,
+                    model.mlp.input_dim,
+                    text,
+                    p,
+                )?)
             }
             _ => None,
         };

@@ -267,10 +267,7 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
             bias_constraints: lm.bias_constraints.clone(),
         });
     }
-    if let Some(out) = layers
-        .last()
-        .filter(|l| l.activation != Activation::Identity)
-    {
+    if let Some(out) = layers.last().filter(|l| l.activation != Activation::Identity) {
         // The logits are the output layer's pre-activations: an activation there would be
         // ignored by every pass, so a file that asks for one is refused.
         return Err(bad(format!(
