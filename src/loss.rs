@@ -23,15 +23,29 @@ pub fn mean_loss_and_grad(
     pos_weight: &[f32],
     grad: Option<&mut [f32]>,
 ) -> f64 {
+    scaled_mean_loss_and_grad(logits, y, pos_weight, 1.0, grad)
+}
+
+/// [`mean_loss_and_grad`] with each positive element's loss (label >= 0.5) and gradient
+/// multiplied by `pos_scale`: verified training's clean share `1 - w` (the bound's share
+/// is added by the trainer). `pos_scale = 1` is the plain mean loss, bit for bit.
+pub fn scaled_mean_loss_and_grad(
+    logits: &[f32],
+    y: &[f32],
+    pos_weight: &[f32],
+    pos_scale: f32,
+    grad: Option<&mut [f32]>,
+) -> f64 {
     let labels = pos_weight.len();
     let scale = 1.0 / logits.len() as f32;
+    let share = |t: f32| if t >= 0.5 { pos_scale } else { 1.0 };
     let mut total = 0f64;
     for (i, (&z, &t)) in logits.iter().zip(y).enumerate() {
-        total += bce_with_logits(z, t, pos_weight[i % labels]) as f64;
+        total += (share(t) * bce_with_logits(z, t, pos_weight[i % labels])) as f64;
     }
     if let Some(g) = grad {
         for (i, ((g, &z), &t)) in g.iter_mut().zip(logits).zip(y).enumerate() {
-            *g = bce_with_logits_grad(z, t, pos_weight[i % labels]) * scale;
+            *g = share(t) * bce_with_logits_grad(z, t, pos_weight[i % labels]) * scale;
         }
     }
     total / logits.len() as f64

@@ -14,7 +14,7 @@ use nonneg::model::scaler::ScaleKind;
 use nonneg::model::NonNegMode;
 use nonneg::optim::{OptimizerConfig, OptimizerKind, Schedule};
 use nonneg::pipeline::{self, FeatureSigns, FitOptions, Fitted, RecipeOverrides};
-use nonneg::train::{Monitor, PosWeight, Preset, Progress, TrainConfig};
+use nonneg::train::{Monitor, PosWeight, Preset, Progress, RobustConfig, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -146,6 +146,17 @@ pub struct TrainArgs {
     /// Pick the decision threshold on validation data for this false positive rate.
     #[arg(long)]
     pub threshold_fpr: Option<f64>,
+    /// Verified training: the loss on positives uses a sound lower bound of their logit
+    /// under any set of at most this many additions (features raised to their training
+    /// maximum); 0: off.
+    #[arg(long, default_value_t = 0)]
+    pub robust_budget: usize,
+    /// Verified training: the bound's share of the positives' loss, (1 - w) clean + w bound.
+    #[arg(long, default_value_t = RobustConfig::DEFAULT_WEIGHT)]
+    pub robust_weight: f32,
+    /// Verified training: epochs over which the budget and weight rise linearly from 0.
+    #[arg(long, default_value_t = RobustConfig::DEFAULT_WARMUP)]
+    pub robust_warmup: usize,
 }
 
 fn parse_hidden(s: &str) -> Result<Vec<usize>> {
@@ -248,6 +259,14 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
         }
     }
     cfg.threshold_fpr = a.threshold_fpr;
+    if !(0.0..=1.0).contains(&a.robust_weight) {
+        bail!("--robust-weight must be in [0, 1], got {}", a.robust_weight);
+    }
+    cfg.robust = (a.robust_budget > 0).then_some(RobustConfig {
+        budget: a.robust_budget,
+        weight: a.robust_weight,
+        warmup_epochs: a.robust_warmup,
+    });
     Ok(FitOptions {
         config: cfg,
         signs: None,

@@ -158,6 +158,15 @@ pub struct TrainConfig {
     /// restore the best epoch.
     pub patience: Option<usize>,
     pub threshold_fpr: Option<f64>,
+    /// Verified training (`--robust-budget`); absent from the record when off.
+    #[serde(default, skip_serializing_if = "robust_off")]
+    pub robust: Option<super::robust::RobustConfig>,
+}
+
+/// Whether the config's verified training is off (then the record omits it: a run with
+/// budget 0 is a normal run, byte for byte).
+fn robust_off(r: &Option<super::robust::RobustConfig>) -> bool {
+    r.as_ref().is_none_or(|r| !r.active())
 }
 
 impl TrainConfig {
@@ -188,6 +197,7 @@ impl TrainConfig {
             monitor: Monitor::Loss,
             patience: None,
             threshold_fpr: None,
+            robust: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::config::{pos_weights, Monitor, TrainConfig};
 use super::network::{build_network, center_biases};
+use super::robust::Threat;
 use super::trainer::Trainer;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -85,6 +86,9 @@ pub fn train(
     let mut shuffle_rng = Rng::new(cfg.seed ^ 0x5348_5546_464C_4521);
     let mlp = initial_network(cfg, data, &mut shuffle_rng)?;
     let mut trainer = Trainer::new(mlp, cfg);
+    if cfg.robust.as_ref().is_some_and(|r| r.active()) {
+        trainer.enable_robust(Threat::of_training_data(&trainer.mlp, &data.x));
+    }
     let batches = n.div_ceil(cfg.batch_size);
     let total_steps = (batches * cfg.epochs) as u64;
     progress(Progress::Start {
@@ -175,6 +179,9 @@ fn check(cfg: &TrainConfig, data: &Dataset, valid: Option<&Dataset>) -> Result<(
     if data.rows() == 0 {
         return Err(Error::invalid("training data has no rows"));
     }
+    if let Some(r) = &cfg.robust {
+        r.validate()?;
+    }
     if cfg.threshold_fpr.is_some() && valid.is_none() {
         return Err(Error::invalid(
             "a threshold for a target FPR needs validation data",
@@ -200,7 +207,12 @@ fn run_epoch(
     let cfg = trainer.config();
     let mut loss_sum = 0f64;
     let mut lr = cfg.optimizer.lr;
+    let batches = order.len().div_ceil(cfg.batch_size);
+    let warmup = cfg.robust.as_ref().map_or(0, |r| r.warmup_epochs * batches);
     for (bi, chunk) in order.chunks(cfg.batch_size).enumerate() {
+        if warmup > 0 {
+            trainer.set_ramp((epoch * batches + bi + 1) as f32 / warmup as f32);
+        }
         lr = cfg
             .schedule
             .lr(cfg.optimizer.lr, epoch, trainer.step, total_steps);

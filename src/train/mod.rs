@@ -7,6 +7,7 @@
 //! - [`update`]: the optimizer's update kernels (dense tensors and lazy sparse rows);
 //! - [`projection`]: where constraints are applied after each step;
 //! - [`reparam`]: NonNeg by `w = |t|` or `w = softplus(t)` instead of projection;
+//! - [`robust`]: verified training, the loss on a sound lower bound under K additions;
 //! - [`fit`]: epochs, validation, early stopping, thresholds.
 //!
 //! Determinism: one seed drives the init and the shuffles; every parallel loop splits over
@@ -19,6 +20,7 @@ pub mod fit;
 pub mod network;
 pub mod projection;
 mod reparam;
+pub mod robust;
 pub mod trainer;
 mod update;
 
@@ -28,6 +30,7 @@ pub use config::{
 };
 pub use fit::{macro_auc, train, validate, EpochReport, Progress, TrainReport};
 pub use network::{build_network, center_biases};
+pub use robust::RobustConfig;
 pub use trainer::Trainer;
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 use super::config::TrainConfig;
 use super::projection::project_after_step;
 use super::reparam::weight_state_for;
-use super::update::{sparse_rows, update_sparse_rows, update_tensor, TensorState};
+use super::robust::{RobustState, Threat};
+use super::update::{sparse_rows, update_sparse_rows, update_tensor, ExtraRows, TensorState};
 use crate::data::{CsrMatrix, Dataset, Features};
 use crate::loss;
 use crate::model::{Dense, Grads, Input, Mlp, Tape};
@@ -27,6 +28,8 @@ pub struct Trainer<'a> {
     sparse_keys: Vec<u64>,
     /// Optimizer steps taken.
     pub step: u64,
+    /// Verified training's state, when on ([`Trainer::enable_robust`]).
+    robust: Option<RobustState>,
 }
 
 /// The batch as the network's input: dense rows gathered into `buf`, or the sparse rows.
@@ -40,6 +43,20 @@ fn batch_input<'a>(x: &'a Features, rows: &'a [usize], buf: &'a mut Vec<f32>) ->
             Input::Dense(buf)
         }
         Features::Sparse(m) => Input::Sparse(m, rows),
+    }
+}
+
+/// The rows verified training's bound chose in the last batch, besides the active
+/// features, for the sparse first layer (`skip` false) or skip connection; none when off.
+fn extra_rows(robust: &Option<RobustState>, skip: bool) -> &ExtraRows {
+    static NONE: ExtraRows = ExtraRows {
+        features: Vec::new(),
+        grads: Vec::new(),
+    };
+    match robust {
+        Some(r) if skip => &r.skip,
+        Some(r) => &r.first,
+        None => &NONE,
     }
 }
 
@@ -68,6 +85,24 @@ impl<'a> Trainer<'a> {
             weight_state,
             bias_state,
             step: 0,
+            robust: None,
+        }
+    }
+
+    /// Turns verified training on (when the config asks for it) against `threat`, at the
+    /// full budget and weight until [`Trainer::set_ramp`] says otherwise.
+    pub fn enable_robust(&mut self, threat: Threat) {
+        if let Some(r) = self.cfg.robust.as_ref().filter(|r| r.active()) {
+            let mut st = RobustState::new(threat);
+            (st.k, st.weight) = r.ramped(1.0);
+            self.robust = Some(st);
+        }
+    }
+
+    /// Sets verified training's budget and weight to `done` (0..1) of the warm-up.
+    pub fn set_ramp(&mut self, done: f32) {
+        if let (Some(st), Some(r)) = (self.robust.as_mut(), self.cfg.robust.as_ref()) {
+            (st.k, st.weight) = r.ramped(done);
         }
     }
 
@@ -92,10 +127,18 @@ impl<'a> Trainer<'a> {
         let input = batch_input(&data.x, rows, &mut self.x);
         self.mlp.forward(input, &mut self.tape);
         let (logits, dlogits) = self.tape.logits_and_dlogits();
-        let loss = loss::mean_loss_and_grad(logits, &self.batch_y, pos_weight, Some(dlogits));
+        let Some(robust) = self.robust.as_mut() else {
+            let loss = loss::mean_loss_and_grad(logits, &self.batch_y, pos_weight, Some(dlogits));
+            self.mlp
+                .backward(input, &mut self.tape, Some(&mut self.grads));
+            return loss;
+        };
+        let (y, share) = (&self.batch_y, 1.0 - robust.weight);
+        let clean = loss::scaled_mean_loss_and_grad(logits, y, pos_weight, share, Some(dlogits));
         self.mlp
             .backward(input, &mut self.tape, Some(&mut self.grads));
-        loss
+        let (tape, grads) = (&mut self.tape, &mut self.grads);
+        clean + robust.add_bound_loss(&self.mlp, &data.x, rows, y, pos_weight, tape, grads)
     }
 
     /// Sorts the batch's active (feature, row) pairs by feature: the sparse backward pass
@@ -122,6 +165,7 @@ impl<'a> Trainer<'a> {
             &self.sparse_keys,
             &self.tape.dz[l],
             n_out,
+            extra_rows(&self.robust, skip),
             x,
             rows,
             f,
@@ -198,6 +242,7 @@ impl<'a> Trainer<'a> {
             gw.iter_mut().for_each(|g| *g *= scale);
         }
         let layer = &mut self.mlp.layers[l];
+        let extra = extra_rows(&self.robust, false);
         match &data.x {
             Features::Sparse(x) if l == 0 => update_sparse_rows(
                 &cfg.optimizer,
@@ -207,6 +252,7 @@ impl<'a> Trainer<'a> {
                 &mut self.weight_state[0],
                 &self.sparse_keys,
                 &self.tape.dz[0],
+                extra,
                 x,
                 rows,
                 scale,
@@ -249,6 +295,7 @@ impl<'a> Trainer<'a> {
             Features::Sparse(x) => {
                 let dz = &self.tape.dz[self.mlp.layers.len() - 1];
                 let keys = &self.sparse_keys;
+                let extra = extra_rows(&self.robust, true);
                 update_sparse_rows(
                     &cfg.optimizer,
                     &s,
@@ -257,6 +304,7 @@ impl<'a> Trainer<'a> {
                     st,
                     keys,
                     dz,
+                    extra,
                     x,
                     rows,
                     scale,

@@ -66,8 +66,19 @@ impl TensorState {
     }
 }
 
+/// Kernel rows of a sparse-fed tensor that get gradient besides the batch's active
+/// features: the absent features verified training's bound chose ([`super::robust`]).
+#[derive(Clone, Debug, Default)]
+pub(super) struct ExtraRows {
+    /// Sorted features.
+    pub(super) features: Vec<u32>,
+    /// One gradient row of `n_out` values per feature.
+    pub(super) grads: Vec<f32>,
+}
+
 /// Lazy row-sparse update of a kernel fed by the sparse input (the first layer's or the
-/// skip connection's, whose pre-activation gradients are `dz`): only active features.
+/// skip connection's, whose pre-activation gradients are `dz`): only active features and
+/// the `extra` rows.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn update_sparse_rows(
     opt: &OptimizerConfig,
@@ -77,6 +88,7 @@ pub(super) fn update_sparse_rows(
     st: &mut TensorState,
     keys: &[u64],
     dz: &[f32],
+    extra: &ExtraRows,
     x: &CsrMatrix,
     rows: &[usize],
     scale: f32,
@@ -96,6 +108,7 @@ pub(super) fn update_sparse_rows(
         keys,
         dz,
         n_out,
+        extra,
         x,
         rows,
         |j, g| unsafe {
@@ -147,12 +160,15 @@ pub(super) fn update_sparse_rows(
     );
 }
 
-/// Calls `f(feature, grad_row)` for every feature active in the batch, with the gradient
-/// of the loss w.r.t. that kernel row; parallel over features, each summed in batch order.
+/// Calls `f(feature, grad_row)` for every feature active in the batch or in `extra`, with
+/// the gradient of the loss w.r.t. that kernel row (the batch's sum, in batch order, plus
+/// the extra row); parallel over features.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn sparse_rows<F, P>(
     keys: &[u64],
     dz: &[f32],
     n_out: usize,
+    extra: &ExtraRows,
     x: &CsrMatrix,
     rows: &[usize],
     f: F,
@@ -161,12 +177,8 @@ pub(super) fn sparse_rows<F, P>(
     F: Fn(usize, &[f32]) + Sync,
     P: Fn(usize) + Sync,
 {
-    // Start offsets of each feature's run of keys.
-    let starts: Vec<usize> = (0..keys.len())
-        .filter(|&i| i == 0 || keys[i] >> 32 != keys[i - 1] >> 32)
-        .chain(std::iter::once(keys.len()))
-        .collect();
-    let features = starts.len() - 1;
+    let plan = merged_features(keys, extra);
+    let features = plan.len();
     (0..features)
         .into_par_iter()
         .with_min_len(SPARSE_CHUNK)
@@ -176,11 +188,12 @@ pub(super) fn sparse_rows<F, P>(
                 // The rows of a feature a few ahead are random in memory: ask for them
                 // now so they arrive while this one is summed and updated.
                 if i + kernels::PREFETCH_AHEAD < features {
-                    prefetch((keys[starts[i + kernels::PREFETCH_AHEAD]] >> 32) as usize);
+                    prefetch(plan[i + kernels::PREFETCH_AHEAD].feature as usize);
                 }
                 g.fill(0.0);
-                let j = (keys[starts[i]] >> 32) as usize;
-                for &key in &keys[starts[i]..starts[i + 1]] {
+                let p = &plan[i];
+                let j = p.feature as usize;
+                for &key in &keys[p.keys.clone()] {
                     let k = (key & 0xFFFF_FFFF) as usize;
                     let v = csr_value(x, rows[k], j as u32);
                     let d = &dz[k * n_out..(k + 1) * n_out];
@@ -190,9 +203,58 @@ pub(super) fn sparse_rows<F, P>(
                         kernels::axpy(g, v, d);
                     }
                 }
+                if let Some(e) = p.extra {
+                    kernels::add_assign(g, &extra.grads[e * n_out..(e + 1) * n_out]);
+                }
                 f(j, g);
             },
         );
+}
+
+/// One kernel row to update: its run of batch keys and its extra row, if any.
+struct RowPlan {
+    feature: u32,
+    keys: std::ops::Range<usize>,
+    extra: Option<usize>,
+}
+
+/// The batch's features (runs of the sorted keys) and the extra rows', merged in feature
+/// order.
+fn merged_features(keys: &[u64], extra: &ExtraRows) -> Vec<RowPlan> {
+    let mut plan = Vec::new();
+    let mut e = 0;
+    let push_extra_below = |plan: &mut Vec<RowPlan>, e: &mut usize, limit: u64| {
+        while *e < extra.features.len() && (extra.features[*e] as u64) < limit {
+            let feature = extra.features[*e];
+            plan.push(RowPlan {
+                feature,
+                keys: 0..0,
+                extra: Some(*e),
+            });
+            *e += 1;
+        }
+    };
+    let mut i = 0;
+    while i < keys.len() {
+        let feature = (keys[i] >> 32) as u32;
+        let mut end = i + 1;
+        while end < keys.len() && keys[end] >> 32 == feature as u64 {
+            end += 1;
+        }
+        push_extra_below(&mut plan, &mut e, feature as u64);
+        let here = (e < extra.features.len() && extra.features[e] == feature).then(|| {
+            e += 1;
+            e - 1
+        });
+        plan.push(RowPlan {
+            feature,
+            keys: i..end,
+            extra: here,
+        });
+        i = end;
+    }
+    push_extra_below(&mut plan, &mut e, u64::MAX);
+    plan
 }
 
 /// The value of feature `j` in CSR row `r` (indices are sorted: binary search).

@@ -1,0 +1,751 @@
+//! Verified training (`train --robust-budget K`): the loss on positives uses a sound lower
+//! bound of their logit under ANY set of at most K additions (the attack's threat model,
+//! [`crate::attack`]: a feature is raised to its cap, the training maximum; NonPos rows are
+//! never raised), so the optimiser pushes up the worst case, not only the clean score.
+//!
+//! The bound, per positive row:
+//! - first layer, exact per unit under the budget: `lo_i = z_i + sum of the K most negative
+//!   d_j W[j,i]` over addable features (`d_j = s(cap_j) - s(x_j)` the scaled increase),
+//!   `hi_i` with the K most positive. Each unit takes its own worst set: a relaxation of the
+//!   shared budget, so sound;
+//! - upper layers by interval propagation: activations are non-decreasing, so `[act(lo),
+//!   act(hi)]` bounds the activation, and an affine layer's lower end takes `lo` where the
+//!   weight is non-negative and `hi` where it is negative;
+//! - the skip connection adds its own K most negative terms (again its own worst set).
+//!
+//! Its gradient is written by hand: a chosen feature `j` of unit `i` gets `d_j` times the
+//! unit's bound gradient on `W[j,i]`; interval propagation routes each weight's gradient
+//! through the end its sign chose. On sparse input the chosen features are mostly absent
+//! from the batch: their kernel rows are updated too ([`ExtraRows`]).
+//!
+//! Sparse speed: absent features all have the increase `s(cap_j)`, so per step and per unit
+//! the most harmful absent terms are sorted once ([`Candidates`]); a row walks that list,
+//! skipping its own present features, and merges the present features that still have room.
+
+use super::update::ExtraRows;
+use crate::attack::RowRef;
+use crate::data::{CsrMatrix, DenseMatrix, Features};
+use crate::error::{Error, Result};
+use crate::model::init::row_signs;
+use crate::model::{Dense, Grads, Mlp, Model, Tape};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+
+/// What `train --robust-budget` asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RobustConfig {
+    /// Additions the bound holds against (K); 0 turns verified training off.
+    pub budget: usize,
+    /// Weight `w` of the bound's loss on positives: `(1 - w) clean + w robust`; 0: off.
+    pub weight: f32,
+    /// Epochs over which K and `w` rise linearly from 0 (0: full from the first step).
+    pub warmup_epochs: usize,
+}
+
+impl RobustConfig {
+    /// Default `w` (chosen on validation data: docs/verified-training.md).
+    pub const DEFAULT_WEIGHT: f32 = 0.5;
+    /// Default warm-up in epochs (chosen on validation data: docs/verified-training.md).
+    pub const DEFAULT_WARMUP: usize = 2;
+
+    pub fn new(budget: usize) -> Self {
+        RobustConfig {
+            budget,
+            weight: Self::DEFAULT_WEIGHT,
+            warmup_epochs: Self::DEFAULT_WARMUP,
+        }
+    }
+
+    /// Whether it changes training at all.
+    pub fn active(&self) -> bool {
+        self.budget > 0 && self.weight > 0.0
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.weight) {
+            return Err(Error::invalid(format!(
+                "the robust loss weight must be in [0, 1], got {}",
+                self.weight
+            )));
+        }
+        Ok(())
+    }
+
+    /// K and `w` after `done` of the warm-up's steps (a fraction, capped at 1): both rise
+    /// linearly, K rounded up.
+    pub fn ramped(&self, done: f32) -> (usize, f32) {
+        let f = done.clamp(0.0, 1.0);
+        ((self.budget as f32 * f).ceil() as usize, self.weight * f)
+    }
+}
+
+/// The threat model in the network's input space: the scaled cap of each feature (`-inf`
+/// where additions may not raise it: NonPos first-layer rows).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Threat {
+    pub cap: Vec<f32>,
+}
+
+impl Threat {
+    /// Caps `scaled_max` (the scaled training maxima) on every feature the first layer does
+    /// not declare as lowered by additions.
+    pub fn new(first: &Dense, scaled_max: Vec<f32>) -> Self {
+        let signs = row_signs(first);
+        let cap = scaled_max
+            .into_iter()
+            .zip(signs)
+            .map(|(c, s)| if s >= 0.0 { c } else { f32::NEG_INFINITY })
+            .collect();
+        Threat { cap }
+    }
+
+    /// Training's threat: the maxima of the (scaled) training data. Every scaling is
+    /// increasing per feature, so these are the scaled `feature_max` the model stores.
+    pub fn of_training_data(mlp: &Mlp, x: &Features) -> Self {
+        Threat::new(&mlp.layers[0], crate::pipeline::feature_max(x))
+    }
+
+    /// A saved model's threat: its `feature_max` through its scaling.
+    pub fn of_model(model: &Model) -> Result<Self> {
+        let max = model
+            .feature_max
+            .clone()
+            .filter(|m| m.len() == model.mlp.input_dim)
+            .ok_or_else(|| Error::invalid("the model stores no per-feature maximum"))?;
+        let d = max.len();
+        let mut x = match model.mlp.sparse_input {
+            true => Features::Sparse(CsrMatrix {
+                rows: 1,
+                cols: d,
+                indptr: vec![0, d],
+                indices: (0..d as u32).collect(),
+                values: max,
+            }),
+            false => Features::Dense(DenseMatrix {
+                rows: 1,
+                cols: d,
+                values: max,
+            }),
+        };
+        model.scaler.apply(&mut x);
+        let scaled = match x {
+            Features::Sparse(m) => m.values,
+            Features::Dense(m) => m.values,
+        };
+        Ok(Threat::new(&model.mlp.layers[0], scaled))
+    }
+
+    /// The scaled increase an addition gives feature `j` at scaled value `x`.
+    #[inline]
+    fn increase(&self, j: usize, x: f32) -> f32 {
+        (self.cap[j] - x).max(0.0)
+    }
+}
+
+/// Total order on `(key, feature)`: deterministic choices among equal terms.
+fn by_key(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
+    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+}
+
+/// Keeps the `len` smallest of `v`, sorted.
+fn keep_best(v: &mut Vec<(f32, u32)>, len: usize) {
+    if v.len() > len {
+        v.select_nth_unstable_by(len, by_key);
+        v.truncate(len);
+    }
+    v.sort_unstable_by(by_key);
+}
+
+/// Which end of a unit's range: `Lower` wants the most negative terms, `Upper` the most
+/// positive. A term `t` has the key `sign * t`; only keys below 0 move the bound.
+#[derive(Clone, Copy)]
+enum End {
+    Lower,
+    Upper,
+}
+
+impl End {
+    fn sign(self) -> f32 {
+        match self {
+            End::Lower => 1.0,
+            End::Upper => -1.0,
+        }
+    }
+}
+
+/// Per unit of a sparse-fed tensor, its most harmful absent-feature terms `(key, j)`,
+/// sorted, `len` at most: a row skips its present features, so `len = K + its nnz` keeps
+/// the row's exact top K among absent features.
+struct Candidates(Vec<Vec<(f32, u32)>>);
+
+impl Candidates {
+    fn new(w: &Dense, threat: &Threat, len: usize, end: End) -> Self {
+        let (n_in, n_out, sign) = (w.n_in, w.n_out, end.sign());
+        let per_unit = (0..n_out)
+            .into_par_iter()
+            .map(|i| {
+                let mut v: Vec<(f32, u32)> = (0..n_in)
+                    .filter_map(|j| {
+                        let key = sign * threat.increase(j, 0.0) * w.weight[j * n_out + i];
+                        (key < 0.0).then_some((key, j as u32))
+                    })
+                    .collect();
+                keep_best(&mut v, len);
+                v
+            })
+            .collect();
+        Candidates(per_unit)
+    }
+}
+
+/// One row's worst case on a tensor fed by the input (the first layer or the skip): per
+/// unit, the sum of the chosen terms and the features chosen with their increases.
+struct Shift {
+    sum: Vec<f32>,
+    chosen: Vec<Vec<(u32, f32)>>,
+}
+
+/// The features of a row an addition can still raise, with their increases: every one of
+/// a dense row; a sparse row's present ones below their cap (absent ones: [`Candidates`]).
+fn room(row: RowRef, threat: &Threat) -> Vec<(u32, f32)> {
+    let pairs: Vec<(u32, f32)> = match row {
+        RowRef::Dense(x) => x
+            .iter()
+            .enumerate()
+            .map(|(j, &v)| (j as u32, threat.increase(j, v)))
+            .collect(),
+        RowRef::Sparse(idx, val) => idx
+            .iter()
+            .zip(val)
+            .map(|(&j, &v)| (j, threat.increase(j as usize, v)))
+            .collect(),
+    };
+    pairs.into_iter().filter(|p| p.1 > 0.0).collect()
+}
+
+/// The K most harmful terms of `w` for each unit on one row (see [`Candidates`]).
+fn shift(
+    w: &Dense,
+    row: RowRef,
+    room: &[(u32, f32)],
+    cands: Option<&Candidates>,
+    threat: &Threat,
+    k: usize,
+    end: End,
+) -> Shift {
+    let (n_out, sign) = (w.n_out, end.sign());
+    let present: &[u32] = match row {
+        RowRef::Sparse(idx, _) => idx,
+        RowRef::Dense(_) => &[],
+    };
+    let mut sum = vec![0f32; n_out];
+    let mut chosen = Vec::with_capacity(n_out);
+    let mut own: Vec<(f32, u32)> = Vec::new();
+    for (i, s) in sum.iter_mut().enumerate() {
+        own.clear();
+        // `(key, position in room)`: room is in feature order, so ties break alike.
+        own.extend(room.iter().enumerate().filter_map(|(p, &(j, d))| {
+            let key = sign * d * w.weight[j as usize * n_out + i];
+            (key < 0.0).then_some((key, p as u32))
+        }));
+        keep_best(&mut own, k);
+        let absent = cands.map_or(&[][..], |c| &c.0[i][..]);
+        let mut absent = absent
+            .iter()
+            .filter(|c| present.binary_search(&c.1).is_err())
+            .peekable();
+        let mut own_it = own.iter().peekable();
+        let mut picked = Vec::with_capacity(k);
+        let mut total = 0f32;
+        while picked.len() < k {
+            let take_own = match (own_it.peek(), absent.peek()) {
+                (Some(o), Some(a)) => by_key(&(o.0, room[o.1 as usize].0), a) != Ordering::Greater,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let (key, j, d) = if take_own {
+                let &&(key, p) = own_it.peek().unwrap();
+                own_it.next();
+                let (j, d) = room[p as usize];
+                (key, j, d)
+            } else {
+                let &&(key, j) = absent.peek().unwrap();
+                absent.next();
+                (key, j, threat.increase(j as usize, 0.0))
+            };
+            total += key;
+            picked.push((j, d));
+        }
+        *s = sign * total;
+        chosen.push(picked);
+    }
+    Shift { sum, chosen }
+}
+
+/// The bound's intervals for one row: `lo[l]`, `hi[l]` the pre-activation range of layer
+/// `l` (`hi` of the output layer is not needed and left empty), and the first layer's and
+/// skip connection's worst cases.
+struct Intervals {
+    lo: Vec<Vec<f32>>,
+    hi: Vec<Vec<f32>>,
+    lower0: Shift,
+    upper0: Option<Shift>,
+    skip: Option<Shift>,
+}
+
+/// The network, threat and budget the bound is taken for, with the per-step candidates.
+struct Bound<'a> {
+    mlp: &'a Mlp,
+    threat: &'a Threat,
+    k: usize,
+    cands: [Option<Candidates>; 3],
+}
+
+impl<'a> Bound<'a> {
+    /// For sparse input `max_nnz` is the most features present in any row bounded with it.
+    pub fn new(mlp: &'a Mlp, threat: &'a Threat, k: usize, max_nnz: usize) -> Self {
+        let len = k + max_nnz;
+        let n = mlp.layers.len();
+        let cands = match mlp.sparse_input && k > 0 {
+            false => [None, None, None],
+            true => [
+                Some(Candidates::new(&mlp.layers[0], threat, len, End::Lower)),
+                (n > 1).then(|| Candidates::new(&mlp.layers[0], threat, len, End::Upper)),
+                mlp.skip
+                    .as_ref()
+                    .map(|s| Candidates::new(s, threat, len, End::Lower)),
+            ],
+        };
+        Bound {
+            mlp,
+            threat,
+            k,
+            cands,
+        }
+    }
+
+    /// The intervals of one row whose clean first-layer pre-activation is `z1`.
+    fn intervals(&self, row: RowRef, z1: &[f32]) -> Intervals {
+        let (mlp, n) = (self.mlp, self.mlp.layers.len());
+        let room = room(row, self.threat);
+        let sh = |w: &Dense, c: &Option<Candidates>, end| {
+            shift(w, row, &room, c.as_ref(), self.threat, self.k, end)
+        };
+        let lower0 = sh(&mlp.layers[0], &self.cands[0], End::Lower);
+        let upper0 = (n > 1).then(|| sh(&mlp.layers[0], &self.cands[1], End::Upper));
+        let skip = mlp.skip.as_ref().map(|s| sh(s, &self.cands[2], End::Lower));
+        let add = |s: &Shift| z1.iter().zip(&s.sum).map(|(z, s)| z + s).collect();
+        let mut lo: Vec<Vec<f32>> = vec![add(&lower0)];
+        let mut hi: Vec<Vec<f32>> = vec![upper0.as_ref().map_or(vec![], add)];
+        for l in 1..n {
+            let (la, ha) = activated(&mlp.layers[l - 1], &lo[l - 1], &hi[l - 1]);
+            let layer = &mlp.layers[l];
+            lo.push(interval_affine(layer, &la, &ha));
+            hi.push(match l + 1 < n {
+                true => interval_affine(layer, &ha, &la),
+                false => vec![],
+            });
+        }
+        if let (Some(s), Some(skip)) = (&mlp.skip, &skip) {
+            let clean = skip_clean(s, row);
+            for ((o, c), t) in lo[n - 1].iter_mut().zip(clean).zip(&skip.sum) {
+                *o += c + t;
+            }
+        }
+        Intervals {
+            lo,
+            hi,
+            lower0,
+            upper0,
+            skip,
+        }
+    }
+}
+
+/// `[act(lo), act(hi)]`: activations are non-decreasing.
+fn activated(layer: &Dense, lo: &[f32], hi: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let act = layer.activation;
+    let f = |z: &[f32]| {
+        z.iter()
+            .enumerate()
+            .map(|(u, &z)| act.apply(z, u))
+            .collect()
+    };
+    (f(lo), f(hi))
+}
+
+/// `b + sum_i W[i,k] (W >= 0 ? a[i] : b_[i])`: the lower end of an affine layer with
+/// `a = lo, b_ = hi`, the upper end with them swapped.
+fn interval_affine(layer: &Dense, a: &[f32], other: &[f32]) -> Vec<f32> {
+    let n_out = layer.n_out;
+    let mut out = layer.bias.clone();
+    for (i, (&x, &y)) in a.iter().zip(other).enumerate() {
+        for (o, &w) in out
+            .iter_mut()
+            .zip(&layer.weight[i * n_out..(i + 1) * n_out])
+        {
+            *o += w * if w >= 0.0 { x } else { y };
+        }
+    }
+    out
+}
+
+/// The skip connection's clean contribution `x S` for one row (its bias, zero and never
+/// trained, included as the forward pass does).
+fn skip_clean(s: &Dense, row: RowRef) -> Vec<f32> {
+    let n_out = s.n_out;
+    let mut out = s.bias.clone();
+    let mut add = |j: usize, v: f32| {
+        for (o, &w) in out.iter_mut().zip(&s.weight[j * n_out..(j + 1) * n_out]) {
+            *o += v * w;
+        }
+    };
+    match row {
+        RowRef::Dense(x) => x.iter().enumerate().for_each(|(j, &v)| add(j, v)),
+        RowRef::Sparse(idx, val) => idx.iter().zip(val).for_each(|(&j, &v)| add(j as usize, v)),
+    }
+    out
+}
+
+/// The clean first-layer pre-activation of one row.
+fn clean_z1(layer: &Dense, row: RowRef) -> Vec<f32> {
+    let mut z = layer.bias.clone();
+    let n_out = layer.n_out;
+    let mut add = |j: usize, v: f32| {
+        for (o, &w) in z.iter_mut().zip(&layer.weight[j * n_out..(j + 1) * n_out]) {
+            *o += v * w;
+        }
+    };
+    match row {
+        RowRef::Dense(x) => x.iter().enumerate().for_each(|(j, &v)| add(j, v)),
+        RowRef::Sparse(idx, val) => idx.iter().zip(val).for_each(|(&j, &v)| add(j as usize, v)),
+    }
+    z
+}
+
+/// Sound lower bounds `[rows x labels]` of every row's logits under any set of at most `k`
+/// additions (the certificate verified training optimises), for already-scaled `x`.
+pub fn lower_bounds(mlp: &Mlp, threat: &Threat, x: &Features, k: usize) -> Vec<f32> {
+    let max_nnz = match x {
+        Features::Sparse(m) => (0..m.rows).map(|r| m.row(r).0.len()).max().unwrap_or(0),
+        Features::Dense(_) => 0,
+    };
+    let bound = Bound::new(mlp, threat, k, max_nnz);
+    let n = mlp.layers.len();
+    (0..x.rows())
+        .into_par_iter()
+        .flat_map_iter(|r| {
+            let row = RowRef::of(x, r);
+            let z1 = clean_z1(&mlp.layers[0], row);
+            bound.intervals(row, &z1).lo.swap_remove(n - 1)
+        })
+        .collect()
+}
+
+/// A model's lower bounds on raw (unscaled) data: [`lower_bounds`] after its scaling,
+/// with the caps its `feature_max` gives.
+pub fn model_lower_bounds(model: &Model, x: &Features, k: usize) -> Result<Vec<f32>> {
+    let threat = Threat::of_model(model)?;
+    let mut x = x.clone();
+    model.scaler.apply(&mut x);
+    Ok(lower_bounds(&model.mlp, &threat, &x, k))
+}
+
+/// One row's bound gradient: per upper layer `l >= 1` its input ends `(lo_a, hi_a)` and its
+/// output ends' gradients `(g_lo, g_hi)`; the first layer's; the logits'.
+struct RowGrad {
+    row: usize,
+    loss: f64,
+    upper: Vec<[Vec<f32>; 4]>,
+    g_lo0: Vec<f32>,
+    g_hi0: Vec<f32>,
+    g_out: Vec<f32>,
+    iv: Intervals,
+}
+
+impl Bound<'_> {
+    /// The loss `coef * bce(lower bound, 1)` summed over the row's positive labels and its
+    /// gradient back to every interval end (hand-written; see the module documentation).
+    fn row_grad(&self, row: RowRef, z1: &[f32], y: &[f32], coef: &[f32], r: usize) -> RowGrad {
+        let (mlp, n) = (self.mlp, self.mlp.layers.len());
+        let iv = self.intervals(row, z1);
+        let mut loss = 0f64;
+        let g_out: Vec<f32> = iv.lo[n - 1]
+            .iter()
+            .zip(y.iter().zip(coef))
+            .map(|(&z, (&t, &c))| {
+                if t < 0.5 {
+                    return 0.0;
+                }
+                loss += (c * crate::loss::bce_with_logits(z, 1.0, 1.0)) as f64;
+                c * crate::loss::bce_with_logits_grad(z, 1.0, 1.0)
+            })
+            .collect();
+        let (mut g_lo, mut g_hi) = (g_out.clone(), vec![0f32; g_out.len()]);
+        let mut upper = Vec::with_capacity(n.saturating_sub(1));
+        for l in (1..n).rev() {
+            let below = &mlp.layers[l - 1];
+            let (la, ha) = activated(below, &iv.lo[l - 1], &iv.hi[l - 1]);
+            let w = &mlp.layers[l];
+            let (mut g_la, mut g_ha) = (vec![0f32; w.n_in], vec![0f32; w.n_in]);
+            for i in 0..w.n_in {
+                let ws = &w.weight[i * w.n_out..(i + 1) * w.n_out];
+                for ((&wk, &gl), &gh) in ws.iter().zip(&g_lo).zip(&g_hi) {
+                    let (to_lo, to_hi) = if wk >= 0.0 { (gl, gh) } else { (gh, gl) };
+                    g_la[i] += wk * to_lo;
+                    g_ha[i] += wk * to_hi;
+                }
+            }
+            let deriv = |z: &[f32], a: &[f32], g: &mut [f32]| {
+                for (u, ((g, &z), &a)) in g.iter_mut().zip(z).zip(a).enumerate() {
+                    *g *= below.activation.derivative(z, a, u);
+                }
+            };
+            deriv(&iv.lo[l - 1], &la, &mut g_la);
+            deriv(&iv.hi[l - 1], &ha, &mut g_ha);
+            upper.push([la, ha, g_lo, g_hi]);
+            (g_lo, g_hi) = (g_la, g_ha);
+        }
+        upper.reverse();
+        if n == 1 {
+            g_hi.clear();
+        }
+        RowGrad {
+            row: r,
+            loss,
+            upper,
+            g_lo0: g_lo,
+            g_hi0: g_hi,
+            g_out,
+            iv,
+        }
+    }
+}
+
+/// Gradients of an input-fed tensor's kernel from the bound, per feature: the rows a dense
+/// input adds into the full gradient, or a sparse input's [`ExtraRows`].
+struct Scatter<'s> {
+    n_out: usize,
+    target: Target<'s>,
+}
+
+enum Target<'s> {
+    Dense(&'s mut [f32]),
+    Sparse {
+        rows: &'s mut ExtraRows,
+        slots: &'s mut Vec<u32>,
+    },
+}
+
+impl Scatter<'_> {
+    fn add(&mut self, j: usize, i: usize, v: f32) {
+        let n_out = self.n_out;
+        match &mut self.target {
+            Target::Dense(g) => g[j * n_out + i] += v,
+            Target::Sparse { rows, slots } => {
+                if slots[j] == u32::MAX {
+                    slots[j] = rows.features.len() as u32;
+                    rows.features.push(j as u32);
+                    rows.grads.resize(rows.grads.len() + n_out, 0.0);
+                }
+                rows.grads[slots[j] as usize * n_out + i] += v;
+            }
+        }
+    }
+
+    /// Adds `g[i] * d` for each chosen `(j, d)` of each unit `i`.
+    fn chosen(&mut self, s: &Shift, g: &[f32]) {
+        for (i, (picked, &gi)) in s.chosen.iter().zip(g).enumerate() {
+            for &(j, d) in picked {
+                self.add(j as usize, i, gi * d);
+            }
+        }
+    }
+
+    /// Adds `x_j * g` (the clean part) for a dense row.
+    fn clean_dense(&mut self, x: &[f32], g: &[f32]) {
+        for (j, &v) in x.iter().enumerate() {
+            for (i, &gi) in g.iter().enumerate() {
+                self.add(j, i, v * gi);
+            }
+        }
+    }
+}
+
+/// Sorts `rows` by feature and clears the slot marks.
+fn finish_extra(rows: &mut ExtraRows, slots: &mut [u32]) {
+    let n_out = if rows.features.is_empty() {
+        return;
+    } else {
+        rows.grads.len() / rows.features.len()
+    };
+    let mut order: Vec<usize> = (0..rows.features.len()).collect();
+    order.sort_unstable_by_key(|&s| rows.features[s]);
+    let grads: Vec<f32> = order
+        .iter()
+        .flat_map(|&s| rows.grads[s * n_out..(s + 1) * n_out].iter().copied())
+        .collect();
+    let features: Vec<u32> = order.iter().map(|&s| rows.features[s]).collect();
+    for &j in &features {
+        slots[j as usize] = u32::MAX;
+    }
+    *rows = ExtraRows { features, grads };
+}
+
+/// Verified training's workspace in the trainer: the threat, the ramped budget and
+/// weight, and the sparse kernels' extra rows.
+pub(super) struct RobustState {
+    pub(super) threat: Threat,
+    pub(super) k: usize,
+    pub(super) weight: f32,
+    pub(super) first: ExtraRows,
+    pub(super) skip: ExtraRows,
+    slots: [Vec<u32>; 2],
+}
+
+impl RobustState {
+    pub(super) fn new(threat: Threat) -> Self {
+        let d = threat.cap.len();
+        RobustState {
+            threat,
+            k: 0,
+            weight: 0.0,
+            first: ExtraRows::default(),
+            skip: ExtraRows::default(),
+            slots: [vec![u32::MAX; d], vec![u32::MAX; d]],
+        }
+    }
+
+    /// Adds the bound's loss on the batch's positives (`weight * pos_weight * bce(bound)`,
+    /// scaled like the mean clean loss) and its gradient: into `grads`, into the tape's
+    /// `dz` of sparse-fed layers (the clean pre-activation's share, formed into kernel rows
+    /// later) and into the extra rows. Returns the loss summed over elements / `elems`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn add_bound_loss(
+        &mut self,
+        mlp: &Mlp,
+        x: &Features,
+        rows: &[usize],
+        y: &[f32],
+        pos_weight: &[f32],
+        tape: &mut Tape,
+        grads: &mut Grads,
+    ) -> f64 {
+        self.first = ExtraRows::default();
+        self.skip = ExtraRows::default();
+        let labels = pos_weight.len();
+        let elems = (rows.len() * labels) as f32;
+        let coef: Vec<f32> = pos_weight.iter().map(|p| self.weight * p / elems).collect();
+        let positive = |k: usize| y[k * labels..(k + 1) * labels].iter().any(|&t| t >= 0.5);
+        let batch: Vec<usize> = (0..rows.len()).filter(|&k| positive(k)).collect();
+        let max_nnz = match x {
+            Features::Sparse(m) => batch.iter().map(|&k| m.row(rows[k]).0.len()).max(),
+            Features::Dense(_) => None,
+        };
+        let bound = Bound::new(mlp, &self.threat, self.k, max_nnz.unwrap_or(0));
+        let h1 = mlp.layers[0].n_out;
+        let results: Vec<RowGrad> = batch
+            .par_iter()
+            .with_max_len(1)
+            .map(|&k| {
+                let z1 = &tape.z[0][k * h1..(k + 1) * h1];
+                let yk = &y[k * labels..(k + 1) * labels];
+                bound.row_grad(RowRef::of(x, rows[k]), z1, yk, &coef, k)
+            })
+            .collect();
+        let loss = results.iter().map(|r| r.loss).sum::<f64>();
+        for r in &results {
+            self.scatter_row(mlp, x, rows, r, tape, grads);
+        }
+        let [s0, s1] = &mut self.slots;
+        finish_extra(&mut self.first, s0);
+        finish_extra(&mut self.skip, s1);
+        loss
+    }
+
+    /// Adds one row's bound gradient to every parameter (in row order: deterministic).
+    fn scatter_row(
+        &mut self,
+        mlp: &Mlp,
+        x: &Features,
+        rows: &[usize],
+        r: &RowGrad,
+        tape: &mut Tape,
+        grads: &mut Grads,
+    ) {
+        let n = mlp.layers.len();
+        for (l, [la, ha, g_lo, g_hi]) in (1..n).zip(&r.upper) {
+            let w = &mlp.layers[l];
+            let gw = &mut grads.kernel[l];
+            for i in 0..w.n_in {
+                for k in 0..w.n_out {
+                    let (a_lo, a_hi) = match w.weight[i * w.n_out + k] >= 0.0 {
+                        true => (la[i], ha[i]),
+                        false => (ha[i], la[i]),
+                    };
+                    let hi_part = g_hi.get(k).map_or(0.0, |g| a_hi * g);
+                    gw[i * w.n_out + k] += a_lo * g_lo[k] + hi_part;
+                }
+            }
+            for (b, (gl, gh)) in grads.bias[l].iter_mut().zip(g_lo.iter().zip(g_hi)) {
+                *b += gl + gh;
+            }
+        }
+        let g_z1: Vec<f32> = match r.g_hi0.is_empty() {
+            true => r.g_lo0.clone(),
+            false => r.g_lo0.iter().zip(&r.g_hi0).map(|(a, b)| a + b).collect(),
+        };
+        for (b, g) in grads.bias[0].iter_mut().zip(&g_z1) {
+            *b += g;
+        }
+        let [s0, s1] = &mut self.slots;
+        let row = RowRef::of(x, rows[r.row]);
+        let mut first = input_scatter(mlp, 0, &mut grads.kernel[0], &mut self.first, s0);
+        first.chosen(&r.iv.lower0, &r.g_lo0);
+        if let Some(up) = &r.iv.upper0 {
+            first.chosen(up, &r.g_hi0);
+        }
+        clean_part(&mut first, row, tape, 0, r.row, &g_z1);
+        if let Some(skip_shift) = &r.iv.skip {
+            let mut skip = input_scatter(mlp, n, &mut grads.skip, &mut self.skip, s1);
+            skip.chosen(skip_shift, &r.g_out);
+            clean_part(&mut skip, row, tape, n - 1, r.row, &r.g_out);
+        }
+    }
+}
+
+/// The scatter into layer 0's kernel gradient (`l == 0`) or the skip connection's.
+fn input_scatter<'s>(
+    mlp: &Mlp,
+    l: usize,
+    dense: &'s mut [f32],
+    rows: &'s mut ExtraRows,
+    slots: &'s mut Vec<u32>,
+) -> Scatter<'s> {
+    let n_out = match l {
+        0 => mlp.layers[0].n_out,
+        _ => mlp.n_labels(),
+    };
+    let target = match mlp.sparse_input {
+        true => Target::Sparse { rows, slots },
+        false => Target::Dense(dense),
+    };
+    Scatter { n_out, target }
+}
+
+/// The clean pre-activation's share `g` of an input-fed tensor's gradient: on a dense row
+/// `x^T g` now; on a sparse one added to `dz` of layer `l` (row `k`), which the lazy update
+/// turns into the active features' rows.
+fn clean_part(s: &mut Scatter, row: RowRef, tape: &mut Tape, l: usize, k: usize, g: &[f32]) {
+    match row {
+        RowRef::Dense(x) => s.clean_dense(x, g),
+        RowRef::Sparse(..) => {
+            let n = g.len();
+            for (d, g) in tape.dz[l][k * n..(k + 1) * n].iter_mut().zip(g) {
+                *d += g;
+            }
+        }
+    }
+}
