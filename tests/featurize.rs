@@ -24,7 +24,7 @@ fn build(options: TextOptions, min_df: usize) -> SpecSource {
     }
 }
 
-/// Every token option on, with the command line's defaults for the rest.
+/// Every token option on, with the command line's default input kind.
 fn all_options() -> TextOptions {
     TextOptions {
         input_kind: InputKind::Auto,

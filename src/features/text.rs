@@ -72,14 +72,14 @@ pub enum InputKind {
 
 /// Settings of the text featurizer other than the vocabulary. `Default` is the behaviour
 /// of spec files written before `input_kind` and `subject_words` existed; the command
-/// line's defaults are `input_kind: Auto, subject_words: true`.
+/// line's default differs in `input_kind: Auto`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TextOptions {
     /// Which samples are parsed as emails.
     #[serde(default)]
     pub input_kind: InputKind,
     /// Count the words of an email's Subject as body words (plain tokens).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub subject_words: bool,
     #[serde(default)]
     pub header_tokens: bool,
@@ -101,8 +101,9 @@ pub struct TextOptions {
 
 impl TextOptions {
     /// The settings `self` asks for (differing from the default) that `saved` lacks, by
-    /// field name in declaration order (`header_tokens`, `url_hosts`, `raw_headers`,
-    /// `value`, `tfidf`, `normalize`). A saved spec is used with its own settings, so
+    /// field name in declaration order (`subject_words`, `header_tokens`, `url_hosts`,
+    /// `raw_headers`, `value`, `tfidf`, `normalize`); `input_kind` is the caller's to
+    /// compare, as every spec has one. A saved spec is used with its own settings, so
     /// asking for other ones is a mistake to report, not to ignore.
     pub fn requested_but_not_in(&self, saved: &TextOptions) -> Vec<&'static str> {
         let mut missing = Vec::new();
@@ -111,6 +112,7 @@ impl TextOptions {
                 missing.push(name);
             }
         };
+        check(self.subject_words, saved.subject_words, "subject_words");
         check(self.header_tokens, saved.header_tokens, "header_tokens");
         check(self.url_hosts, saved.url_hosts, "url_hosts");
         check(self.raw_headers, saved.raw_headers, "raw_headers");
