@@ -1,9 +1,13 @@
 //! `nonneg split`: a stratified, seeded train/test split written in the input's format.
+//! The featurizer sidecar of a featurized file (`<data>.featurizer.json`) goes with both
+//! parts, so a model trained on a part still scores raw samples.
 
 use super::{load_data, Context, DataArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use nonneg::data::{split, write};
+use nonneg::features::corpus::spec_path_for;
+use nonneg::features::FeaturizerSpec;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -54,14 +58,43 @@ fn write_part(src: &Path, data: &nonneg::data::Dataset, rows: &[usize], out: &Pa
     }
 }
 
+/// The bytes of `data`'s featurizer sidecar, checked to be a spec; `None` when it has none.
+fn read_sidecar(data: &Path) -> Result<Option<Vec<u8>>> {
+    let path = spec_path_for(data);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    FeaturizerSpec::load(&path)?;
+    Ok(Some(std::fs::read(&path)?))
+}
+
+/// Writes `out`'s sidecar (atomically) as a copy of the input's, or removes a stale one
+/// left by an earlier run, which `train` would otherwise pick up.
+fn write_sidecar(sidecar: Option<&[u8]>, out: &Path) -> Result<()> {
+    let path = spec_path_for(out);
+    match sidecar {
+        Some(bytes) => nonneg::atomic::write_bytes(&path, bytes)?,
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                bail!("cannot remove the stale {}: {e}", path.display())
+            }
+            _ => {}
+        },
+    }
+    Ok(())
+}
+
 pub fn run(a: &SplitArgs, ctx: &Context) -> Result<ExitCode> {
     if !(a.test_fraction > 0.0 && a.test_fraction < 1.0) {
         bail!("--test-fraction must be between 0 and 1");
     }
     let data = load_data(&a.data, &a.data_args, None, true)?;
     let (train, test) = split::stratified_split(&data, a.test_fraction, a.seed)?;
-    write_part(&a.data, &data, &train, &a.train_out)?;
-    write_part(&a.data, &data, &test, &a.test_out)?;
+    let sidecar = read_sidecar(&a.data)?;
+    for (rows, out) in [(&train, &a.train_out), (&test, &a.test_out)] {
+        write_sidecar(sidecar.as_deref(), out)?;
+        write_part(&a.data, &data, rows, out)?;
+    }
     if !ctx.quiet {
         eprintln!(
             "{} rows: {} train -> {}, {} test -> {}",

@@ -1,23 +1,45 @@
 //! Decoding a raw sample (email or plain text) to the text the text featurizer
 //! tokenizes ([`super::text`]).
 //!
-//! A sample whose first line looks like a header field (`Name: value`) or an
-//! mbox `From ` line is parsed as an email with mail-parser (headers, multipart,
+//! Which samples are emails is [`InputKind`]'s choice: `auto` (the command line's default)
+//! when the sample starts with a mail header block ([`has_mail_header_block`]), `email`
+//! (the library default and that of older spec files) when its first line looks like a
+//! header field or an mbox `From ` line ([`looks_like_email`]), `text` never. An email is
+//! parsed with mail-parser (headers, multipart,
 //! base64 / quoted-printable, charsets); the text bodies are used, HTML bodies reduced to
 //! text by [`html_to_text`] (tags become spaces; not mail-parser's, which can merge text
 //! appended after the last tag into the last word), and attached `message/rfc822` parts
 //! are read recursively. A text part declared base64 that mail-parser cannot decode
 //! (e.g. words appended after the base64) is decoded leniently: whole valid base64 lines
-//! first, the rest as raw text, so appending never hides the decoded part. Anything else is plain text (problem `no headers`), decoded as lossy
+//! first, the rest as raw text, so appending never hides the decoded part. Anything else
+//! is plain text (problem `no headers` when the input was declared email), decoded as lossy
 //! UTF-8. If mail-parser gives up, the raw bytes are used as lossy UTF-8 (problem
 //! `parse failed`). Undecodable bytes never abort: they become U+FFFD and are reported.
 
-use super::text::TextOptions;
+use super::text::{InputKind, TextOptions};
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 
 /// Deepest nesting of attached messages that is read.
 const MAX_NESTING: usize = 8;
+/// Longest HTML5 entity name (`CounterClockwiseContourIntegral`), the `;` look-ahead.
+const MAX_ENTITY_NAME: usize = 31;
+/// Header names that make a leading `Name: value` block a mail header block (lowercase).
+const MAIL_HEADERS: [&str; 13] = [
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "date",
+    "received",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "return-path",
+    "delivered-to",
+    "reply-to",
+    "sender",
+];
 
 /// The text a sample decodes to (bodies only, no header or host tokens), for tools such
 /// as the benchmark that compare with other tokenizers on the same text.
@@ -54,8 +76,16 @@ pub(super) fn walk_text(
     f: &mut dyn FnMut(&str, Piece),
     problems: &mut Vec<String>,
 ) {
-    if !looks_like_email(raw) {
-        problems.push("no headers: read as plain text".into());
+    let is_email = match opts.input_kind {
+        InputKind::Email => looks_like_email(raw),
+        InputKind::Auto => has_mail_header_block(raw),
+        InputKind::Text => false,
+    };
+    if !is_email {
+        // Only an input declared email is missing something when it has no headers.
+        if opts.input_kind == InputKind::Email {
+            problems.push("no headers: read as plain text".into());
+        }
         plain(opts, raw, f, problems);
         return;
     }
@@ -71,6 +101,11 @@ pub(super) fn walk_text(
                     &String::from_utf8_lossy(header_block(raw)),
                     Piece::Header("hdr:"),
                 );
+            }
+            if opts.subject_words {
+                if let Some(s) = msg.subject() {
+                    f(s, Piece::Body);
+                }
             }
             if opts.header_tokens {
                 if let Some(s) = msg.subject() {
@@ -269,7 +304,7 @@ fn lenient_base64_text(
 
 /// HTML to text for tokenizing: tags and comments become a space (so words on either
 /// side of a tag never merge), `<script>` / `<style>` contents are dropped, common
-/// entities are decoded. A left-to-right state machine: the text of a prefix is
+/// entities (the whole HTML5 table and numeric ones, by html-escape) are decoded. A left-to-right state machine: the text of a prefix is
 /// unchanged when more HTML is appended (up to one entity / tag look-ahead at the end),
 /// which keeps the featurizer add-monotone. (mail-parser's `html_to_text` joins words
 /// across tags, so appended text could merge with, and hide, the last word.)
@@ -314,7 +349,7 @@ pub fn html_to_text(html: &str) -> String {
                 text_start = i;
             }
             b'&' => {
-                let end = b[i + 1..b.len().min(i + 12)]
+                let end = b[i + 1..b.len().min(i + 2 + MAX_ENTITY_NAME)]
                     .iter()
                     .position(|&c| c == b';');
                 let Some(len) = end else {
@@ -328,19 +363,12 @@ pub fn html_to_text(html: &str) -> String {
                     continue;
                 }
                 out.push_str(&html[text_start..i]);
-                let num =
-                    |s: &str, radix| u32::from_str_radix(s, radix).ok().and_then(char::from_u32);
-                let ch = match name {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    _ if name.starts_with("#x") || name.starts_with("#X") => num(&name[2..], 16),
-                    _ if name.starts_with('#') => num(&name[1..], 10),
-                    _ => None,
-                };
-                out.push(ch.unwrap_or(' '));
+                let entity = &html[i..i + len + 2];
+                match html_escape::decode_html_entities(entity) {
+                    // Unchanged: not an entity html-escape knows; a space, as for a tag.
+                    std::borrow::Cow::Borrowed(_) => out.push(' '),
+                    decoded => out.push_str(&decoded),
+                }
                 i += len + 2;
                 text_start = i;
             }
@@ -383,13 +411,45 @@ pub fn looks_like_email(raw: &[u8]) -> bool {
     if line.starts_with(b"From ") {
         return true;
     }
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return false;
-    };
+    field_name(line).is_some()
+}
+
+/// True when `raw` starts with an RFC 5322 header block that names a common mail header:
+/// an optional mbox `From ` line, then header fields (`Name: value`, folded lines
+/// allowed) of which at least one is in [`MAIL_HEADERS`]. So `URGENT: call now` is text.
+pub fn has_mail_header_block(raw: &[u8]) -> bool {
+    let mut lines = raw.split(|&b| b == b'\n').peekable();
+    if lines.peek().is_some_and(|l| l.starts_with(b"From ")) {
+        lines.next(); // mbox separator; the fields that follow decide
+    }
+    let mut in_header = false;
+    for line in lines {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if in_header && line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            continue; // folded continuation of the previous field
+        }
+        let Some(name) = field_name(line) else {
+            return false;
+        };
+        if MAIL_HEADERS
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+        {
+            return true;
+        }
+        in_header = true;
+    }
+    false
+}
+
+/// The name of a header field line (`Name: value`; blanks before the colon allowed, as
+/// RFC 5322's obsolete syntax does), or `None` when the line is not one.
+fn field_name(line: &[u8]) -> Option<&[u8]> {
+    let colon = line.iter().position(|&b| b == b':')?;
     let name = &line[..colon];
-    let name = match name.iter().rposition(|&b| b != b' ' && b != b'\t') {
-        Some(end) => &name[..=end],
-        None => return false,
-    };
-    name.iter().all(|&b| (0x21..=0x7e).contains(&b))
+    let end = name.iter().rposition(|&b| b != b' ' && b != b'\t')?;
+    let name = &name[..=end];
+    name.iter()
+        .all(|&b| (0x21..=0x7e).contains(&b))
+        .then_some(name)
 }

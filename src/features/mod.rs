@@ -31,7 +31,7 @@ use std::path::Path;
 
 pub use bytes::BytesSpec;
 pub use corpus::{featurize_corpus, write_corpus, Corpus, CorpusSummary, SpecSource};
-pub use text::{TextOptions, TextSpec, ValueMode, Vocabulary};
+pub use text::{InputKind, TextOptions, TextSpec, ValueMode, Vocabulary};
 
 /// Version of the spec format written by this code.
 pub const SPEC_VERSION: u32 = 1;

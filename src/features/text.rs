@@ -5,7 +5,8 @@
 //! **Tokens.** Lowercased runs of Unicode alphanumeric characters (`char::is_alphanumeric`)
 //! of 2..=40 characters; longer runs are dropped, not truncated. Digits-only tokens are
 //! kept (as scikit-learn's default pattern does); `min_df` filters rare numbers.
-//! Options: `header_tokens` adds the tokens of Subject, From and To prefixed by the
+//! Options: `input_kind` says which samples are emails; `subject_words` counts an email's
+//! Subject words as body tokens; `header_tokens` adds the tokens of Subject, From and To prefixed by the
 //! lowercase header name (`subject:free`, `from:example`); `url_hosts` adds the host of
 //! every `http(s)://` URL in the text and HTML parts (HTML scanned before reduction to
 //! text, so `href`s count) as `host:example.com`.
@@ -20,7 +21,7 @@
 //! from training data only by [`fit_transform`] (`min_df`, `max_features`), or hashing:
 //! feature = FNV-1a-64 of the token, folded, mod `2^bits` (see [`super::hash_index`]).
 
-pub use super::email::{decoded_text, html_to_text, looks_like_email};
+pub use super::email::{decoded_text, has_mail_header_block, html_to_text, looks_like_email};
 use super::email::{walk_text, Piece};
 use super::{hash_index, FastMap, Featurized};
 use crate::error::{Error, Result};
@@ -53,9 +54,33 @@ pub enum Vocabulary {
     Hashing { bits: u32 },
 }
 
-/// Settings of the text featurizer other than the vocabulary.
+/// Which samples are read as emails (see [`super::email`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum InputKind {
+    /// Emails when they start with a mail header block naming a common mail header
+    /// (From, To, Subject, Date, Received, ...), plain text otherwise.
+    Auto,
+    /// Emails when the first line looks like any header field (`Word: ...`) or an mbox
+    /// `From ` line. The default of the library and of spec files older than this field.
+    #[default]
+    Email,
+    /// Every sample is plain text.
+    Text,
+}
+
+/// Settings of the text featurizer other than the vocabulary. `Default` is the behaviour
+/// of spec files written before `input_kind` and `subject_words` existed; the command
+/// line's default differs in `input_kind: Auto`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TextOptions {
+    /// Which samples are parsed as emails.
+    #[serde(default)]
+    pub input_kind: InputKind,
+    /// Count the words of an email's Subject as body words (plain tokens).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub subject_words: bool,
     #[serde(default)]
     pub header_tokens: bool,
     #[serde(default)]
@@ -76,8 +101,9 @@ pub struct TextOptions {
 
 impl TextOptions {
     /// The settings `self` asks for (differing from the default) that `saved` lacks, by
-    /// field name in declaration order (`header_tokens`, `url_hosts`, `raw_headers`,
-    /// `value`, `tfidf`, `normalize`). A saved spec is used with its own settings, so
+    /// field name in declaration order (`subject_words`, `header_tokens`, `url_hosts`,
+    /// `raw_headers`, `value`, `tfidf`, `normalize`); `input_kind` is the caller's to
+    /// compare, as every spec has one. A saved spec is used with its own settings, so
     /// asking for other ones is a mistake to report, not to ignore.
     pub fn requested_but_not_in(&self, saved: &TextOptions) -> Vec<&'static str> {
         let mut missing = Vec::new();
@@ -86,6 +112,7 @@ impl TextOptions {
                 missing.push(name);
             }
         };
+        check(self.subject_words, saved.subject_words, "subject_words");
         check(self.header_tokens, saved.header_tokens, "header_tokens");
         check(self.url_hosts, saved.url_hosts, "url_hosts");
         check(self.raw_headers, saved.raw_headers, "raw_headers");
@@ -638,6 +665,31 @@ mod tests {
             toks(&html_to_text("a < b and <style>p{}</STYLE>c")),
             ["and"]
         );
+    }
+
+    #[test]
+    fn html_entities_html5_table() {
+        let t = html_to_text(
+            "Caf&eacute; cr&egrave;me &#233;t&#xE9; &CounterClockwiseContourIntegral;xx &bogus;yy",
+        );
+        assert_eq!(toks(&t), ["café", "crème", "été", "xx", "yy"]);
+    }
+
+    #[test]
+    fn mail_header_block_detection() {
+        assert!(has_mail_header_block(b"Subject: hi\n\nbody"));
+        assert!(has_mail_header_block(
+            b"X-Spam: yes\r\nX-Long: a\r\n  folded\r\nMessage-Id: <1@x>\r\n\r\nhi"
+        ));
+        assert!(has_mail_header_block(
+            b"From someone Mon Jan 1\nReturn-Path: <a@b>\n\nhi"
+        ));
+        assert!(!has_mail_header_block(
+            b"URGENT: You have won a 1000 cash prize call now"
+        ));
+        assert!(!has_mail_header_block(b"Note: from me\n\nFrom: x"));
+        assert!(!has_mail_header_block(b"From the desk of Jo\nhello"));
+        assert!(!has_mail_header_block(b""));
     }
 
     #[test]
