@@ -47,6 +47,21 @@ pub fn leaky_relu(v: &mut [f32], alpha: f32) {
     }
 }
 
+/// `dst = max(src, 0)` or `src > 0 ? src : alpha src`: [`leaky_relu`] into another buffer
+/// (one pass instead of a copy and a pass).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]
+pub fn leaky_relu_into(dst: &mut [f32], src: &[f32], alpha: f32) {
+    if alpha == 0.0 {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = x.max(0.0);
+        }
+    } else {
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = if x > 0.0 { x } else { alpha * x };
+        }
+    }
+}
+
 /// `dst = a + d * src`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]
 pub fn add_scaled(dst: &mut [f32], a: &[f32], d: f32, src: &[f32]) {

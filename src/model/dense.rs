@@ -82,17 +82,17 @@ impl Dense {
     }
 
     /// `a = act(z)` for rows of `n_out` units, whole rows per parallel task (a `mixed`
-    /// layer's units are numbered from the start of each row).
+    /// layer's units are numbered from the start of each row). Small blocks (the attacks'
+    /// candidate blocks, one-row passes) stay on the calling thread.
     pub fn activate(&self, z: &[f32], a: &mut [f32]) {
         let (act, width) = (self.activation, self.n_out);
         let chunk = (ROW_CHUNK_ELEMS / width).max(1) * width;
+        if z.len() <= chunk {
+            return activate_rows(act, width, z, a);
+        }
         a.par_chunks_mut(chunk)
             .zip(z.par_chunks(chunk))
-            .for_each(|(a, z)| {
-                for (a, z) in a.chunks_exact_mut(width).zip(z.chunks_exact(width)) {
-                    act.apply_row(z, a);
-                }
-            });
+            .for_each(|(a, z)| activate_rows(act, width, z, a));
     }
 
     /// `d *= act'(z)` for rows of `n_out` units (`a = act(z)`): the backward pass through
@@ -149,6 +149,21 @@ impl Dense {
         for row in dz.chunks_exact(self.n_out) {
             for (g, d) in gb.iter_mut().zip(row) {
                 *g += d;
+            }
+        }
+    }
+}
+
+/// `a = act(z)` over whole rows of `width` units; the piecewise-linear activations through
+/// the vectorised kernel (bitwise the same as [`Activation::apply`]).
+fn activate_rows(act: Activation, width: usize, z: &[f32], a: &mut [f32]) {
+    match act {
+        Activation::Identity => a.copy_from_slice(z),
+        Activation::Relu => kernels::leaky_relu_into(a, z, 0.0),
+        Activation::LeakyRelu => kernels::leaky_relu_into(a, z, super::activation::LEAKY_SLOPE),
+        _ => {
+            for (a, z) in a.chunks_exact_mut(width).zip(z.chunks_exact(width)) {
+                act.apply_row(z, a);
             }
         }
     }
