@@ -70,13 +70,20 @@ pub enum InputKind {
     Text,
 }
 
+impl InputKind {
+    fn is_email(&self) -> bool {
+        *self == InputKind::Email
+    }
+}
+
 /// Settings of the text featurizer other than the vocabulary. `Default` is the behaviour
 /// of spec files written before `input_kind` and `subject_words` existed; the command
 /// line's default differs in `input_kind: Auto`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TextOptions {
-    /// Which samples are parsed as emails.
-    #[serde(default)]
+    /// Which samples are parsed as emails. Not written when it is the old files' `email`,
+    /// so specs and models made before the field keep their bytes.
+    #[serde(default, skip_serializing_if = "InputKind::is_email")]
     pub input_kind: InputKind,
     /// Count the words of an email's Subject as body words (plain tokens).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
