@@ -121,10 +121,11 @@ fn run_budget(
         write_output(Some(out), &report.csv_text())?;
     }
     let text = if a.json {
-        serde_json::to_string(&report)? + "\n"
+        serde_json::to_string(&report)?
     } else {
         report.to_string()
     };
+    let text = text.trim_end().to_string() + "\n";
     write_output(None, &text)?;
     Ok(ExitCode::SUCCESS)
 }
