@@ -4,7 +4,6 @@
 use super::{AttackConfig, Method, RowRef, Scoring};
 use crate::error::{Error, Result};
 use crate::kernels;
-use crate::model::scaler::ScaleKind;
 use crate::model::{Activation, Dense, Mlp, Model, Tape};
 
 /// Rows scored per block (bounds the scratch memory).
@@ -278,26 +277,10 @@ impl<'m> Attacker<'m> {
         &self.w1a()[a * self.h1..(a + 1) * self.h1]
     }
 
-    /// The model's scaling of raw value `v` of feature `j`, exactly as `Scaler::apply` for
-    /// this data format.
+    /// The model's scaling of raw value `v` of feature `j` in this data format.
     #[inline]
     pub(super) fn scaled(&self, j: usize, v: f32) -> f32 {
-        let s = &self.model.scaler;
-        if s.kind == ScaleKind::None {
-            return v;
-        }
-        let t = if matches!(s.kind, ScaleKind::Log1p | ScaleKind::Log1pStandard) {
-            v.signum() * v.abs().ln_1p()
-        } else {
-            v
-        };
-        if s.mult.is_empty() {
-            t
-        } else if self.sparse {
-            t * s.mult[j]
-        } else {
-            (t - s.shift[j]) * s.mult[j]
-        }
+        self.model.scaler.value(j, v, self.sparse)
     }
 
     /// Starts an attack on a row: its candidates, and the first layer's pre-activation.

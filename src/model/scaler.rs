@@ -124,27 +124,35 @@ impl Scaler {
         if self.kind == ScaleKind::None {
             return;
         }
-        let log = self.log();
-        let affine = !self.mult.is_empty();
         match x {
             Features::Dense(m) => {
                 for row in m.values.chunks_exact_mut(m.cols.max(1)) {
                     for (c, v) in row.iter_mut().enumerate() {
-                        let t = if log { signed_log1p(*v) } else { *v };
-                        *v = if affine {
-                            (t - self.shift[c]) * self.mult[c]
-                        } else {
-                            t
-                        };
+                        *v = self.value(c, *v, false);
                     }
                 }
             }
             Features::Sparse(m) => {
                 for (&j, v) in m.indices.iter().zip(m.values.iter_mut()) {
-                    let t = if log { signed_log1p(*v) } else { *v };
-                    *v = if affine { t * self.mult[j as usize] } else { t };
+                    *v = self.value(j as usize, *v, true);
                 }
             }
+        }
+    }
+
+    /// Raw value `v` of feature `j`, scaled: what [`Scaler::apply`] makes of it in dense
+    /// or (`sparse`: no shift, so zeros stay zero) sparse data. The attacks and the budget
+    /// certificates scale single values with it.
+    #[inline]
+    pub fn value(&self, j: usize, v: f32, sparse: bool) -> f32 {
+        if self.kind == ScaleKind::None {
+            return v;
+        }
+        let t = if self.log() { signed_log1p(v) } else { v };
+        match (self.mult.is_empty(), sparse) {
+            (true, _) => t,
+            (false, true) => t * self.mult[j],
+            (false, false) => (t - self.shift[j]) * self.mult[j],
         }
     }
 

@@ -8,7 +8,6 @@
 use super::Budget;
 use crate::data::Features;
 use crate::error::{Error, Result};
-use crate::model::scaler::ScaleKind;
 use crate::model::Model;
 
 /// Which features may be raised, how far, and the scaling between raw and network input.
@@ -88,26 +87,10 @@ impl<'m> Threat<'m> {
             .collect()
     }
 
-    /// The model's scaling of raw value `v` of feature `j`, exactly as `Scaler::apply` for
-    /// this data format.
+    /// The model's scaling of raw value `v` of feature `j` in this data format.
     #[inline]
     pub fn scaled(&self, j: usize, v: f32) -> f32 {
-        let s = &self.model.scaler;
-        if s.kind == ScaleKind::None {
-            return v;
-        }
-        let t = if matches!(s.kind, ScaleKind::Log1p | ScaleKind::Log1pStandard) {
-            v.signum() * v.abs().ln_1p()
-        } else {
-            v
-        };
-        if s.mult.is_empty() {
-            t
-        } else if self.sparse {
-            t * s.mult[j]
-        } else {
-            (t - s.shift[j]) * s.mult[j]
-        }
+        self.model.scaler.value(j, v, self.sparse)
     }
 
     /// `d_j` for raw value `v`: how far raising feature `j` to its cap moves the input.
