@@ -256,6 +256,34 @@ pub enum TuneProgress<'a> {
     },
 }
 
+/// Trains and scores one candidate: up to [`MAX_EPOCHS`] with early stopping on the
+/// held-out AUC; a failed training is a trial without a score.
+fn evaluate(
+    base: &FitOptions,
+    c: &Candidate,
+    opts: &AutotuneOptions,
+    parts: &[(Dataset, Dataset)],
+) -> Trial {
+    let mut o = apply(base, c, opts);
+    o.config.epochs = MAX_EPOCHS;
+    o.config.patience = Some(c.patience);
+    o.config.monitor = Monitor::Auc;
+    o.config.threshold_fpr = None;
+    let outcome = run_trial(&o, parts);
+    let trial = Trial {
+        settings: c.clone(),
+        score: None,
+        auc: outcome.as_ref().ok().map(|r| r.0),
+        tpr_at_fpr_1pct: outcome.as_ref().ok().map(|r| r.1),
+        best_epoch: outcome.as_ref().map_or(0, |r| r.2),
+        error: outcome.as_ref().err().map(|e| e.to_string()),
+    };
+    Trial {
+        score: trial.key(opts.metric).map(|k| k.0),
+        ..trial
+    }
+}
+
 /// Scores one candidate on every (train, held-out) part.
 fn run_trial(o: &FitOptions, parts: &[(Dataset, Dataset)]) -> Result<(f64, f64, usize)> {
     let (mut auc, mut tpr, mut epochs) = (0.0, 0.0, 0.0);
@@ -341,24 +369,7 @@ pub fn autotune(
             settings: c,
         });
         let t0 = Instant::now();
-        let mut o = apply(base, c, opts);
-        o.config.epochs = MAX_EPOCHS;
-        o.config.patience = Some(c.patience);
-        o.config.monitor = Monitor::Auc;
-        o.config.threshold_fpr = None;
-        let outcome = run_trial(&o, &parts);
-        let trial = Trial {
-            settings: c.clone(),
-            score: None,
-            auc: outcome.as_ref().ok().map(|r| r.0),
-            tpr_at_fpr_1pct: outcome.as_ref().ok().map(|r| r.1),
-            best_epoch: outcome.as_ref().map_or(0, |r| r.2),
-            error: outcome.as_ref().err().map(|e| e.to_string()),
-        };
-        let trial = Trial {
-            score: trial.key(opts.metric).map(|k| k.0),
-            ..trial
-        };
+        let trial = evaluate(base, c, opts, &parts);
         progress(TuneProgress::Done {
             trial: i,
             result: &trial,
