@@ -5,8 +5,8 @@ use super::train::{self, TrainArgs};
 use super::{write_output, Context};
 use anyhow::{bail, Result};
 use clap::Args;
+use nonneg::pipeline;
 use nonneg::pipeline::cv::{CvReport, Spread};
-use nonneg::pipeline::{self};
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
