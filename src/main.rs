@@ -2,7 +2,7 @@
 
 mod cli;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -43,6 +43,9 @@ enum Command {
     Featurize(cli::featurize::FeaturizeArgs),
     /// Train, evaluate and inspect unconstrained vs monotone models on bundled data.
     Demo(cli::demo::DemoArgs),
+    /// Stratified k-fold cross-validation of the train options: mean and spread of ROC AUC,
+    /// average precision and TPR at 1% FPR.
+    Cv(Box<cli::cv::CvArgs>),
 }
 
 fn main() -> ExitCode {
@@ -51,7 +54,15 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    // `cv` takes every train option; its --out is the report's file, stdout by default.
+    let command = Cli::command().mut_subcommand("cv", |c| {
+        c.mut_arg("out", |a| {
+            a.required(false)
+                .default_value("-")
+                .help("Where to write the report (default: stdout)")
+        })
+    });
+    let cli = Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit());
     let threads = cli
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -77,6 +88,7 @@ fn main() -> ExitCode {
         Command::Attack(a) => cli::attack::run(a, &ctx),
         Command::Featurize(a) => cli::featurize::run(a, &ctx),
         Command::Demo(a) => cli::demo::run(a, &ctx),
+        Command::Cv(a) => cli::cv::run(a, &ctx),
     };
     match result {
         Ok(code) => code,

@@ -2,8 +2,10 @@
 //! so a file is read the same way for train, eval and predict.
 
 pub mod attack;
+pub mod autotune;
 pub mod certify;
 pub mod choices;
+pub mod cv;
 pub mod demo;
 pub mod eval;
 pub mod featurize;

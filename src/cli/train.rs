@@ -38,9 +38,10 @@ pub struct TrainArgs {
     /// Hold out this stratified fraction of --data for validation.
     #[arg(long)]
     pub valid_fraction: Option<f64>,
-    /// Hidden layer widths, e.g. 256,64; empty ("") for logistic regression.
-    #[arg(long, default_value = "64,32")]
-    pub hidden: String,
+    /// Hidden layer widths, e.g. 256,64; empty ("") for logistic regression (default
+    /// 64,32; with --autotune, searched unless given).
+    #[arg(long)]
+    pub hidden: Option<String>,
     /// Hidden activation: relu, leaky_relu, sigmoid, tanh, softplus, mixed (convex, concave
     /// and saturating units in turn), or auto: tanh when every kernel is NonNeg (monotone,
     /// fully or partially), relu otherwise.
@@ -157,6 +158,8 @@ pub struct TrainArgs {
     /// Verified training: epochs over which the budget and weight rise linearly from 0.
     #[arg(long, default_value_t = RobustConfig::DEFAULT_WARMUP)]
     pub robust_warmup: usize,
+    #[command(flatten)]
+    pub autotune: super::autotune::AutotuneArgs,
 }
 
 fn parse_hidden(s: &str) -> Result<Vec<usize>> {
@@ -222,7 +225,10 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
             choices::name(&a.constraint)
         );
     }
-    let mut cfg = TrainConfig::new(parse_hidden(&a.hidden)?, preset);
+    let mut cfg = TrainConfig::new(
+        parse_hidden(a.hidden.as_deref().unwrap_or("64,32"))?,
+        preset,
+    );
     set_constraints(&mut cfg, a)?;
     cfg.nonneg_mode = a.nonneg_mode;
     cfg.init = a.init;
@@ -282,7 +288,11 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
 
 /// `--monotone-features` or `--feature-directions`, read against the training data and
 /// checked against the other constraints of `cfg`.
-fn feature_signs(a: &TrainArgs, data: &Dataset, cfg: &TrainConfig) -> Result<Option<FeatureSigns>> {
+pub fn feature_signs(
+    a: &TrainArgs,
+    data: &Dataset,
+    cfg: &TrainConfig,
+) -> Result<Option<FeatureSigns>> {
     let read = |path: &Path| {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     };
@@ -417,7 +427,11 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let (data, valid) = load_train_valid(a, opts.featurizer.as_ref())?;
     opts.signs = feature_signs(a, &data, &opts.config)?;
     let bar = Bar::new(ctx.quiet);
-    let fitted = pipeline::fit(&opts, &data, valid.as_ref(), &mut |p| bar.observe(p))?;
+    let fitted = if a.autotune.autotune {
+        super::autotune::fit(&opts, &data, valid.as_ref(), a, ctx)?
+    } else {
+        pipeline::fit(&opts, &data, valid.as_ref(), &mut |p| bar.observe(p))?
+    };
     bar.finish();
     nonneg::model::io::save(&fitted.model, &a.out)?;
     if !ctx.quiet {

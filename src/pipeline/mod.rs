@@ -1,12 +1,17 @@
 //! The pipeline from loaded data to a fitted [`Model`]: the constraints (preset, overrides,
 //! sign rules for some features), the recipe's automatic choices unless fixed, the input
 //! scaling, training, and the model with its record of how it was trained. `nonneg train`
-//! and `nonneg demo` are thin callers of [`fit`]; [`demo`] is the demo's experiment.
+//! and `nonneg demo` are thin callers of [`fit`]; [`demo`] is the demo's experiment;
+//! [`cv`] cross-validates the same options and [`autotune`] searches them.
 
+pub mod autotune;
 pub mod constraints;
+pub mod cv;
 pub mod demo;
 
+pub use autotune::{autotune, AutotuneOptions, TuneMetric, Tuned};
 pub use constraints::{apply_layer_constraint, parse_constraint_file, FeatureSigns};
+pub use cv::{cross_validate, CvReport};
 
 use crate::data::{Dataset, Features};
 use crate::error::{Error, Result};

@@ -1,0 +1,437 @@
+//! Autotune: a seeded search over the training settings scored on held-out data, then a
+//! refit of the winner on all the training data.
+//!
+//! The candidates come in a fixed order from the seed: a short grid of settings that
+//! measured well on the bundled and baseline data sets first, then seeded random samples of
+//! the whole space. A time budget only decides how long a prefix of that sequence is tried
+//! (checked between trials), and a trial bound makes the result exactly reproducible on any
+//! machine: the same data, options, seed and bound give the same model bytes.
+
+use super::cv::{rows_except, stratified_folds};
+use super::{fit, FitOptions, Fitted};
+use crate::data::{split, Dataset};
+use crate::error::{Error, Result};
+use crate::metrics;
+use crate::model::Activation;
+use crate::rng::Rng;
+use crate::train::{is_monotone, Monitor, Preset};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// Longest training of one trial; early stopping ends most far sooner.
+pub const MAX_EPOCHS: usize = 100;
+/// The false positive rate of [`TuneMetric::TprAtFpr`].
+pub const TUNE_FPR: f64 = 0.01;
+
+/// What the search maximises on the held-out data (mean over labels and folds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum TuneMetric {
+    /// ROC AUC.
+    #[serde(rename = "auc")]
+    Auc,
+    /// TPR at 1% FPR (ties broken by AUC).
+    #[serde(rename = "tpr@fpr")]
+    #[cfg_attr(feature = "cli", value(name = "tpr@fpr"))]
+    TprAtFpr,
+}
+
+/// How the search runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutotuneOptions {
+    pub metric: TuneMetric,
+    /// Start no trial after this much time (at least one trial always runs).
+    pub budget: Option<Duration>,
+    /// Run at most this many trials.
+    pub trials: Option<usize>,
+    /// Score on k stratified folds instead of one held-out split.
+    pub folds: Option<usize>,
+    /// The held-out fraction of the single split.
+    pub valid_fraction: f64,
+    /// Search the hidden layers, building each depth's constraints from this preset;
+    /// `None`: keep the base configuration's layers and constraints.
+    pub hidden_preset: Option<Preset>,
+}
+
+impl AutotuneOptions {
+    pub fn new(metric: TuneMetric) -> Self {
+        AutotuneOptions {
+            metric,
+            budget: None,
+            trials: None,
+            folds: None,
+            valid_fraction: 0.2,
+            hidden_preset: None,
+        }
+    }
+}
+
+/// One point of the search space. `None`: the recipe's choice for the constraints.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Candidate {
+    pub hidden: Vec<usize>,
+    pub lr: f32,
+    pub batch_size: usize,
+    pub weight_decay: Option<f32>,
+    pub patience: usize,
+    pub activation: Option<Activation>,
+    pub skip: Option<bool>,
+}
+
+const HIDDEN: [&[usize]; 5] = [&[], &[32], &[64], &[64, 32], &[256, 64]];
+const LR: [f32; 5] = [3e-4, 1e-3, 3e-3, 1e-2, 3e-2];
+const BATCH: [usize; 4] = [32, 64, 128, 512];
+const DECAY: [f32; 5] = [0.0, 1e-5, 1e-4, 1e-3, 1e-2];
+const PATIENCE: [usize; 3] = [3, 5, 10];
+const ACTIVATION: [Activation; 3] = [Activation::Tanh, Activation::Mixed, Activation::Relu];
+
+/// What the caller fixed, and whether the recipe's monotone choices are searched.
+struct Space {
+    hidden: Option<Vec<usize>>,
+    base_hidden: Vec<usize>,
+    activation: Option<Activation>,
+    skip: Option<bool>,
+    weight_decay: Option<f32>,
+    monotone: bool,
+}
+
+impl Space {
+    fn new(base: &FitOptions, opts: &AutotuneOptions, monotone: bool) -> Self {
+        let o = &base.overrides;
+        Space {
+            hidden: opts
+                .hidden_preset
+                .is_none()
+                .then(|| base.config.hidden.clone()),
+            base_hidden: base.config.hidden.clone(),
+            activation: o.activation,
+            skip: o.skip,
+            weight_decay: o.weight_decay,
+            monotone,
+        }
+    }
+
+    /// A candidate with the fixed choices imposed (and no skip without hidden layers).
+    fn fix(&self, mut c: Candidate) -> Candidate {
+        if let Some(h) = &self.hidden {
+            c.hidden = h.clone();
+        }
+        if self.activation.is_some() || !self.monotone {
+            c.activation = self.activation;
+        }
+        if self.skip.is_some() || !self.monotone {
+            c.skip = self.skip;
+        }
+        if c.hidden.is_empty() && self.skip.is_none() {
+            // Nothing to skip past, and no activation to choose: one candidate, not six.
+            c.skip = None;
+            c.activation = self.activation;
+        }
+        if self.weight_decay.is_some() {
+            c.weight_decay = self.weight_decay;
+        }
+        c
+    }
+
+    /// The grid tried first: the defaults with early stopping, then the settings that won
+    /// on some baseline data set (docs/autotune.md).
+    fn grid(&self) -> Vec<Candidate> {
+        let c = |hidden: &[usize], lr: f32, batch_size: usize, wd: Option<f32>| Candidate {
+            hidden: hidden.to_vec(),
+            lr,
+            batch_size,
+            weight_decay: wd,
+            patience: 5,
+            activation: None,
+            skip: None,
+        };
+        let mut g = vec![
+            c(&self.base_hidden, 1e-3, 128, None),
+            c(&[], 1e-2, 128, None),
+            c(&[64], 3e-3, 64, Some(1e-4)),
+            c(&[], 3e-3, 32, Some(1e-4)),
+            c(&[256, 64], 1e-3, 128, None),
+        ];
+        if self.monotone {
+            let mut mixed = c(&self.base_hidden, 3e-3, 128, None);
+            mixed.activation = Some(Activation::Mixed);
+            let mut no_skip = c(&self.base_hidden, 1e-3, 128, None);
+            no_skip.skip = Some(false);
+            g.extend([mixed, no_skip]);
+        }
+        g
+    }
+
+    fn random(&self, rng: &mut Rng) -> Candidate {
+        let pick = |rng: &mut Rng, n: usize| rng.below(n as u64) as usize;
+        Candidate {
+            hidden: HIDDEN[pick(rng, HIDDEN.len())].to_vec(),
+            lr: LR[pick(rng, LR.len())],
+            batch_size: BATCH[pick(rng, BATCH.len())],
+            weight_decay: Some(DECAY[pick(rng, DECAY.len())]),
+            patience: PATIENCE[pick(rng, PATIENCE.len())],
+            activation: Some(ACTIVATION[pick(rng, ACTIVATION.len())]),
+            skip: Some(pick(rng, 2) == 0),
+        }
+    }
+}
+
+/// The candidate sequence for `seed`: the grid, then random samples, fixed choices
+/// imposed and repeats dropped, at most `limit` long.
+fn candidates(space: &Space, seed: u64, limit: usize) -> Vec<Candidate> {
+    let mut rng = Rng::new(seed ^ 0x4155_544F_5455_4E45);
+    let mut out: Vec<Candidate> = Vec::new();
+    let mut grid = space.grid().into_iter();
+    // Random draws until `limit` distinct candidates, or 50 draws in a row repeat.
+    let mut repeats = 0;
+    while out.len() < limit && repeats < 50 {
+        let c = space.fix(grid.next().unwrap_or_else(|| space.random(&mut rng)));
+        if out.contains(&c) {
+            repeats += 1;
+        } else {
+            repeats = 0;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The fit options of `base` with `c`'s settings.
+fn apply(base: &FitOptions, c: &Candidate, opts: &AutotuneOptions) -> FitOptions {
+    let mut o = base.clone();
+    if let Some(preset) = opts.hidden_preset {
+        o.config.constraints = preset.layers(c.hidden.len() + 1);
+    }
+    o.config.hidden = c.hidden.clone();
+    o.config.optimizer.lr = c.lr;
+    o.config.batch_size = c.batch_size;
+    o.overrides.weight_decay = c.weight_decay;
+    o.overrides.activation = c.activation;
+    o.overrides.skip = c.skip;
+    o
+}
+
+/// One trial's outcome (means over labels and folds).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Trial {
+    pub settings: Candidate,
+    /// The searched metric; `None` when training failed (e.g. diverged).
+    pub score: Option<f64>,
+    pub auc: Option<f64>,
+    pub tpr_at_fpr_1pct: Option<f64>,
+    /// Mean best epoch over the folds, rounded: the refit's epoch count.
+    pub best_epoch: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Trial {
+    /// (metric, the other metric) for comparing trials.
+    fn key(&self, metric: TuneMetric) -> Option<(f64, f64)> {
+        let (a, t) = (self.auc?, self.tpr_at_fpr_1pct.unwrap_or(0.0));
+        Some(match metric {
+            TuneMetric::Auc => (a, t),
+            TuneMetric::TprAtFpr => (t, a),
+        })
+    }
+}
+
+/// The search and the refit winner.
+pub struct Tuned {
+    pub fitted: Fitted,
+    pub trials: Vec<Trial>,
+    pub winner: usize,
+}
+
+/// What the caller hears: a trial about to start, or done.
+pub enum TuneProgress<'a> {
+    Start {
+        trial: usize,
+        settings: &'a Candidate,
+    },
+    Done {
+        trial: usize,
+        result: &'a Trial,
+        seconds: f64,
+    },
+}
+
+/// Trains and scores one candidate: up to [`MAX_EPOCHS`] with early stopping on the
+/// held-out AUC; a failed training is a trial without a score.
+fn evaluate(
+    base: &FitOptions,
+    c: &Candidate,
+    opts: &AutotuneOptions,
+    parts: &[(Dataset, Dataset)],
+) -> Trial {
+    let mut o = apply(base, c, opts);
+    o.config.epochs = MAX_EPOCHS;
+    o.config.patience = Some(c.patience);
+    o.config.monitor = Monitor::Auc;
+    o.config.threshold_fpr = None;
+    let outcome = run_trial(&o, parts);
+    let trial = Trial {
+        settings: c.clone(),
+        score: None,
+        auc: outcome.as_ref().ok().map(|r| r.0),
+        tpr_at_fpr_1pct: outcome.as_ref().ok().map(|r| r.1),
+        best_epoch: outcome.as_ref().map_or(0, |r| r.2),
+        error: outcome.as_ref().err().map(|e| e.to_string()),
+    };
+    Trial {
+        score: trial.key(opts.metric).map(|k| k.0),
+        ..trial
+    }
+}
+
+/// Scores one candidate on every (train, held-out) part.
+fn run_trial(o: &FitOptions, parts: &[(Dataset, Dataset)]) -> Result<(f64, f64, usize)> {
+    let (mut auc, mut tpr, mut epochs) = (0.0, 0.0, 0.0);
+    for (train, held) in parts {
+        let f = fit(o, train, Some(held), &mut |_| {})?;
+        let logits = f.model.logits(&held.x);
+        let y = held.y.as_ref().expect("labelled");
+        let l = held.n_labels;
+        let (mut a, mut t) = (0.0, 0.0);
+        for k in 0..l {
+            let s = metrics::label_column(&logits, l, k);
+            let yk = metrics::label_column(y, l, k);
+            a += metrics::roc_auc(&s, &yk).unwrap_or(0.5);
+            t += metrics::tpr_at_fpr(&s, &yk, TUNE_FPR).unwrap_or(0.0);
+        }
+        auc += a / l as f64;
+        tpr += t / l as f64;
+        epochs += f.report.best_epoch.unwrap_or(f.report.epochs.len()) as f64;
+    }
+    let n = parts.len() as f64;
+    Ok((auc / n, tpr / n, (epochs / n).round().max(1.0) as usize))
+}
+
+/// The (train, held-out) parts the trials are scored on.
+fn parts(
+    data: &Dataset,
+    valid: Option<&Dataset>,
+    opts: &AutotuneOptions,
+    seed: u64,
+) -> Result<Vec<(Dataset, Dataset)>> {
+    if let Some(v) = valid {
+        return Ok(vec![(data.clone(), v.clone())]);
+    }
+    if let Some(k) = opts.folds {
+        let folds = stratified_folds(data, k, seed)?;
+        return Ok((0..k)
+            .map(|f| {
+                let train = split::subset(data, &rows_except(&folds, f));
+                (train, split::subset(data, &folds[f]))
+            })
+            .collect());
+    }
+    let (tr, va) = split::stratified_split(data, opts.valid_fraction, seed)?;
+    if tr.is_empty() || va.is_empty() {
+        return Err(Error::invalid(format!(
+            "a held-out fraction of {} leaves no rows on one side of {} rows",
+            opts.valid_fraction,
+            data.rows()
+        )));
+    }
+    Ok(vec![(split::subset(data, &tr), split::subset(data, &va))])
+}
+
+/// Searches settings for `base` on held-out parts of `data` (or on `valid`, when given),
+/// then refits the winner on all of `data` for its best epoch count (`valid` still sets
+/// an FPR threshold). The model's `training.autotune` records every trial and the winner.
+pub fn autotune(
+    base: &FitOptions,
+    data: &Dataset,
+    valid: Option<&Dataset>,
+    opts: &AutotuneOptions,
+    progress: &mut dyn FnMut(TuneProgress),
+) -> Result<Tuned> {
+    if opts.trials == Some(0) {
+        return Err(Error::invalid(
+            "the number of autotune trials must be at least 1, got 0",
+        ));
+    }
+    let seed = base.config.seed;
+    let monotone = is_monotone(&base.resolve(data.x.is_sparse())?.constraints);
+    let space = Space::new(base, opts, monotone);
+    let list = candidates(&space, seed, opts.trials.unwrap_or(1000));
+    let parts = parts(data, valid, opts, seed)?;
+    let start = Instant::now();
+    let mut trials: Vec<Trial> = Vec::new();
+    let mut winner: Option<usize> = None;
+    for (i, c) in list.iter().enumerate() {
+        if i > 0 && opts.budget.is_some_and(|b| start.elapsed() >= b) {
+            break;
+        }
+        progress(TuneProgress::Start {
+            trial: i,
+            settings: c,
+        });
+        let t0 = Instant::now();
+        let trial = evaluate(base, c, opts, &parts);
+        progress(TuneProgress::Done {
+            trial: i,
+            result: &trial,
+            seconds: t0.elapsed().as_secs_f64(),
+        });
+        let better = match (
+            trial.key(opts.metric),
+            winner.and_then(|w| trials[w].key(opts.metric)),
+        ) {
+            (Some(k), Some(best)) => k > best,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if better {
+            winner = Some(i);
+        }
+        trials.push(trial);
+    }
+    let Some(w) = winner else {
+        return Err(Error::invalid(format!(
+            "every autotune trial failed; the first: {}",
+            trials[0].error.as_deref().unwrap_or("?")
+        )));
+    };
+    let mut o = apply(base, &trials[w].settings, opts);
+    o.config.epochs = trials[w].best_epoch;
+    o.config.patience = None;
+    let mut fitted = fit(&o, data, valid, &mut |_| {})?;
+    fitted.model.training["autotune"] = record(opts, &trials, w, parts.len(), valid.is_some())?;
+    Ok(Tuned {
+        fitted,
+        trials,
+        winner: w,
+    })
+}
+
+/// The `training.autotune` record: how the search ran, every trial, the winner. No
+/// timings, so a bounded search gives the same bytes on every machine.
+fn record(
+    opts: &AutotuneOptions,
+    trials: &[Trial],
+    winner: usize,
+    parts: usize,
+    given_valid: bool,
+) -> Result<serde_json::Value> {
+    let validation = if given_valid {
+        "the given validation data".to_string()
+    } else if parts > 1 {
+        format!("{parts} stratified folds")
+    } else {
+        format!("stratified {}% held out", opts.valid_fraction * 100.0)
+    };
+    serde_json::to_value(serde_json::json!({
+        "metric": opts.metric,
+        "validation": validation,
+        "max_epochs": MAX_EPOCHS,
+        "trial_limit": opts.trials,
+        "budget_seconds": opts.budget.map(|b| b.as_secs_f64()),
+        "trials": trials,
+        "winner": winner,
+        "settings": trials[winner].settings,
+        "epochs": trials[winner].best_epoch,
+    }))
+    .map_err(|e| Error::invalid(format!("autotune record: {e}")))
+}
