@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Baselines next to nonneg: the same splits, the same features, one table per data set.
 
-    python3 -m venv /work/venv-bench && /work/venv-bench/bin/pip install -r bench/requirements-bench.txt
+    python3 -m venv .venv-bench && .venv-bench/bin/pip install -r bench/requirements-bench.txt
     cargo build --release
-    /work/venv-bench/bin/python bench/baselines.py [--threads 2] [--only sms,phishing] [--json out.json]
+    .venv-bench/bin/python bench/baselines.py [--threads 2] [--only sms,phishing] [--json out.json]
 
 Data sets (all bundled under data/, see data/README.md):
   spamassassin        train spam-1 + easy-ham-1 + hard-ham-1, test spam-2 + easy-ham-2 (temporal);
