@@ -1,10 +1,12 @@
 //! `nonneg eval`.
 
 use super::{featurize_raw, load_data, load_model, Context, DataArgs};
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Args;
+use nonneg::certify::budget::parse_budgets;
 use nonneg::metrics::{self, LabelMetrics};
 use nonneg::model::Model;
+use nonneg::pipeline::budget_eval::{budget_detection, BudgetDetection};
 use nonneg::pipeline::label_metrics;
 use nonneg::plot::{self, Chart, Series};
 use serde_json::{json, Value};
@@ -31,6 +33,15 @@ pub struct EvalArgs {
     /// Draw the ROC curve(s) to this PNG.
     #[arg(long)]
     pub roc: Option<PathBuf>,
+    /// Also report, at 1% and 0.1% FPR on the clean negatives, the TPR certified against
+    /// any N additions and the TPR left after the greedy attack with N additions, for each
+    /// budget N of this list (e.g. 5,20,50,inf).
+    #[arg(long, value_name = "N,...")]
+    pub budget: Option<String>,
+    /// With --budget: draw the certified and attacked TPR at 1% FPR against the budget to
+    /// this PNG (finite budgets).
+    #[arg(long, requires = "budget")]
+    pub plot: Option<PathBuf>,
 }
 
 fn to_json(m: &LabelMetrics) -> Value {
@@ -115,6 +126,67 @@ pub fn print_table(model: &Model, per: &[LabelMetrics]) {
     }
 }
 
+fn print_budgets(model: &Model, rows: &[BudgetDetection]) {
+    for d in rows {
+        println!(
+            "\n{} at {}% FPR (threshold {}): clean TPR {:.4} of {} positives",
+            model.label_names[d.label],
+            d.fpr * 100.0,
+            d.threshold,
+            d.clean,
+            d.positives
+        );
+        println!("{:>8} {:>10} {:>10}", "budget", "certified", "attacked");
+        for p in &d.points {
+            println!(
+                "{:>8} {:>10.4} {:>10}",
+                p.budget.to_string(),
+                p.certified,
+                fmt(p.empirical)
+            );
+        }
+    }
+}
+
+/// Certified and attacked TPR at 1% FPR against the (finite) budget, per label.
+fn plot_budgets(model: &Model, rows: &[BudgetDetection], path: &std::path::Path) -> Result<()> {
+    let mut series = Vec::new();
+    let mut max_k = 1.0f64;
+    for d in rows.iter().filter(|d| d.fpr == 0.01) {
+        let name = &model.label_names[d.label];
+        let finite = || {
+            d.points
+                .iter()
+                .filter_map(|p| p.budget.finite().map(|k| (k as f64, p)))
+        };
+        max_k = finite().map(|(k, _)| k).fold(max_k, f64::max);
+        series.push(Series {
+            name: format!("{name}: certified"),
+            points: finite().map(|(k, p)| (k, p.certified)).collect(),
+        });
+        series.push(Series {
+            name: format!("{name}: greedy attack"),
+            points: finite()
+                .filter_map(|(k, p)| p.empirical.map(|e| (k, e)))
+                .collect(),
+        });
+    }
+    plot::draw(
+        &Chart {
+            title: "TPR at 1% FPR under additions",
+            x_label: "budget (features added)",
+            y_label: "true positive rate",
+            x_range: (0.0, max_k),
+            y_range: (0.0, 1.0),
+            series,
+            diagonal: false,
+            markers: true,
+        },
+        path,
+    )?;
+    Ok(())
+}
+
 pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
     let model = load_model(&a.model)?;
     let data = match &a.data {
@@ -131,10 +203,27 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
     let logits = model.logits(&data.x);
     let y = data.y.as_ref().expect("labels required");
     let per = label_metrics(&model, &logits, y);
+    let budgets = match &a.budget {
+        Some(b) => {
+            let budgets = parse_budgets(b).context("--budget")?;
+            Some(budget_detection(&model, &data, &budgets).context("--budget")?)
+        }
+        None => None,
+    };
     if a.json {
-        println!("{}", report_json(&model, &per));
+        let mut v = report_json(&model, &per);
+        if let Some(b) = &budgets {
+            v["budgets"] = json!(b);
+        }
+        println!("{v}");
     } else {
         print_table(&model, &per);
+        if let Some(b) = &budgets {
+            print_budgets(&model, b);
+        }
+    }
+    if let (Some(path), Some(b)) = (&a.plot, &budgets) {
+        plot_budgets(&model, b, path)?;
     }
     if let Some(path) = &a.roc {
         let l = model.mlp.n_labels();

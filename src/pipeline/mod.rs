@@ -5,6 +5,7 @@
 //! [`cv`] cross-validates the same options and [`autotune`] searches them.
 
 pub mod autotune;
+pub mod budget_eval;
 pub mod constraints;
 pub mod cv;
 pub mod demo;
