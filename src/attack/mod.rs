@@ -53,6 +53,7 @@ pub mod raw;
 pub mod report;
 mod scorer;
 mod search;
+pub mod threat;
 
 pub use report::{csv_text, plot_curves, report_json, write_json};
 pub use scorer::{Attacker, TargetState, Workspace};

@@ -1,6 +1,7 @@
 //! The model prepared for attacks: candidates and their caps, the layers above the first,
 //! and exact scoring of every candidate addition (batched here, cached in `cached`).
 
+use super::threat::{addable_features, feature_caps};
 use super::{AttackConfig, Method, RowRef, Scoring};
 use crate::error::{Error, Result};
 use crate::kernels;
@@ -99,51 +100,6 @@ pub struct Workspace {
     pub(super) scores: Vec<f32>,
 }
 
-/// The features an attacker may add: the list given (checked, sorted, unique), else every
-/// feature but those the model declares as lowered by additions (NonPos first-layer rows,
-/// `train --feature-directions`): raising those is not an addition.
-fn addable_features(model: &Model, list: Option<&[usize]>) -> Result<Vec<u32>> {
-    let d = model.mlp.input_dim;
-    let Some(list) = list else {
-        let signs = crate::model::init::row_signs(&model.mlp.layers[0]);
-        return Ok((0..d as u32)
-            .filter(|&j| signs[j as usize] >= 0.0)
-            .collect());
-    };
-    let mut v: Vec<u32> = Vec::with_capacity(list.len());
-    for &j in list {
-        if j >= d {
-            return Err(Error::invalid(format!(
-                "addable feature {j} is out of range (the model has {d} features)"
-            )));
-        }
-        v.push(j as u32);
-    }
-    v.sort_unstable();
-    v.dedup();
-    Ok(v)
-}
-
-/// The cap of each addable feature: `max_value` for all, else the model's `feature_max`.
-fn feature_caps(model: &Model, max_value: Option<f32>, addable: &[u32]) -> Result<Vec<f32>> {
-    match (max_value, &model.feature_max) {
-        (Some(v), _) => {
-            if !v.is_finite() {
-                return Err(Error::invalid(format!(
-                    "the cap of added features must be a finite number, got {v}"
-                )));
-            }
-            Ok(vec![v; addable.len()])
-        }
-        (None, Some(max)) if max.len() == model.mlp.input_dim => {
-            Ok(addable.iter().map(|&j| max[j as usize]).collect())
-        }
-        (None, _) => Err(Error::invalid(
-            "the model stores no per-feature maximum: give a cap (the `max_value` option)",
-        )),
-    }
-}
-
 /// The layers above the first as their own network (input: the first layer's activation),
 /// the output layer restricted to `label`'s column; None without a hidden layer.
 fn upper_network(mlp: &Mlp, label: usize) -> Option<Mlp> {
@@ -204,7 +160,8 @@ impl<'m> Attacker<'m> {
             )));
         }
         let addable = addable_features(model, cfg.addable.as_deref())?;
-        let caps = feature_caps(model, cfg.max_value, &addable)?;
+        let all_caps = feature_caps(model, cfg.max_value)?;
+        let caps = addable.iter().map(|&j| all_caps[j as usize]).collect();
         let first = &mlp.layers[0];
         let h1 = first.n_out;
         let upper = upper_network(mlp, cfg.label);

@@ -6,8 +6,9 @@
 //! (NonPos first-layer rows) are never raised.
 
 use super::Budget;
+use crate::attack::threat::{addable_features, feature_caps};
 use crate::data::Features;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Model;
 
 /// Which features may be raised, how far, and the scaling between raw and network input.
@@ -38,37 +39,11 @@ impl<'m> Threat<'m> {
         sparse: bool,
     ) -> Result<Self> {
         let n = model.mlp.input_dim;
-        let mask = match addable {
-            None => {
-                let signs = crate::model::init::row_signs(&model.mlp.layers[0]);
-                signs.iter().map(|&s| s >= 0.0).collect()
-            }
-            Some(list) => {
-                let mut m = vec![false; n];
-                for &j in list {
-                    *m.get_mut(j).ok_or_else(|| {
-                        Error::invalid(format!(
-                            "addable feature {j} is out of range (the model has {n} features)"
-                        ))
-                    })? = true;
-                }
-                m
-            }
-        };
-        let caps = match (max_value, &model.feature_max) {
-            (Some(v), _) if !v.is_finite() => {
-                return Err(Error::invalid(format!(
-                    "the cap on added features must be a finite number, got {v}"
-                )))
-            }
-            (Some(v), _) => vec![v; n],
-            (None, Some(max)) if max.len() == n => max.clone(),
-            (None, _) => {
-                return Err(Error::invalid(
-                    "the model stores no per-feature maximum: give a cap for added features",
-                ))
-            }
-        };
+        let mut mask = vec![false; n];
+        for j in addable_features(model, addable)? {
+            mask[j as usize] = true;
+        }
+        let caps = feature_caps(model, max_value)?;
         let mut t = Threat {
             model,
             sparse,
