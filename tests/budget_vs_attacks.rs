@@ -7,7 +7,10 @@
 mod common;
 
 use common::SPAMBASE_LABEL;
-use common::{first_emails, path_in, run_stdout, split_spambase, tempdir, train_spambase};
+use common::{
+    first_emails, path_in, run_stdout, small_email_training_set, split_spambase, tempdir,
+    train_spambase,
+};
 use nonneg::attack::raw::{candidate_words, good_words_attack, GoodWordsConfig, WordSource};
 use nonneg::attack::{attack, AttackConfig, Method, TargetOutcome};
 use nonneg::certify::budget::{certify_budgets, Budget, BudgetConfig};
@@ -100,14 +103,6 @@ fn assert_not_vacuous(what: &str, t: &Tally) {
     assert!(t.evaded > 0, "{what}: nothing evaded ({t:?})");
 }
 
-fn copy_to(dir: &Path, samples: &[(String, Vec<u8>)]) -> String {
-    std::fs::create_dir_all(dir).unwrap();
-    for (n, b) in samples {
-        std::fs::write(dir.join(n), b).unwrap();
-    }
-    dir.display().to_string()
-}
-
 /// Raw emails featurized by `spec`, all labelled positive.
 fn featurized(spec: &FeaturizerSpec, cols: usize, samples: &[(String, Vec<u8>)]) -> Dataset {
     let mut x = CsrMatrix::with_capacity(cols, samples.len(), 0);
@@ -129,25 +124,12 @@ fn featurized(spec: &FeaturizerSpec, cols: usize, samples: &[(String, Vec<u8>)])
 fn no_certified_email_is_evaded_by_any_attack() {
     let dir = tempdir();
     let d = |n: &str| path_in(dir.path(), n);
-    let ham = first_emails("easy-ham-1", 300);
-    let spam_dir = copy_to(&dir.path().join("spam"), &first_emails("spam-1", 150));
-    let ham_dir = copy_to(&dir.path().join("ham"), &ham);
-    run_stdout(&[
-        "featurize",
-        "text",
-        "--class",
-        &format!("spam={spam_dir}"),
-        "--class",
-        &format!("ham={ham_dir}"),
-        "--header-tokens",
-        "--out",
-        &d("train.svm"),
-    ]);
+    let (train_svm, ham) = small_email_training_set(dir.path());
     let model_path = d("free.safetensors");
     run_stdout(&[
         "train",
         "--data",
-        &d("train.svm"),
+        &train_svm,
         "--out",
         &model_path,
         "--hidden",

@@ -5,22 +5,13 @@
 
 mod common;
 
-use common::{exec, first_emails, path_in, run_stdout, tempdir};
+use common::{copy_to, exec, first_emails, path_in, run_stdout, small_email_training_set, tempdir};
 use nonneg::attack::raw::{
     feature_value, good_words_attack, keeps_features, GoodWordsConfig, GoodWordsReport, WordSource,
 };
 use nonneg::features::FeaturizerSpec;
 use nonneg::model::Model;
 use std::path::Path;
-
-/// Writes samples into a new folder.
-fn copy_to(dir: &Path, samples: &[(String, Vec<u8>)]) -> String {
-    std::fs::create_dir_all(dir).unwrap();
-    for (n, b) in samples {
-        std::fs::write(dir.join(n), b).unwrap();
-    }
-    dir.display().to_string()
-}
 
 fn load(path: &Path) -> (Model, FeaturizerSpec) {
     let m = nonneg::model::io::load(path).unwrap();
@@ -57,21 +48,8 @@ fn check_appended(spec: &FeaturizerSpec, spam: &[(String, Vec<u8>)], r: &GoodWor
 fn unconstrained_is_evaded_monotone_never_in_raw_space() {
     let dir = tempdir();
     let d = |n: &str| path_in(dir.path(), n);
-    let ham = first_emails("easy-ham-1", 300);
-    let spam_dir = copy_to(&dir.path().join("spam"), &first_emails("spam-1", 150));
-    let ham_dir = copy_to(&dir.path().join("ham"), &ham);
-    run_stdout(&[
-        "featurize",
-        "text",
-        "--class",
-        &format!("spam={spam_dir}"),
-        "--class",
-        &format!("ham={ham_dir}"),
-        "--header-tokens",
-        "--out",
-        &d("train.svm"),
-    ]);
-    let train_svm = d("train.svm");
+    let (train_svm, ham) = small_email_training_set(dir.path());
+    let ham_dir = path_in(dir.path(), "ham");
     for (out, extra) in [("free", None), ("mono", Some("monotone"))] {
         let o = d(&format!("{out}.safetensors"));
         let mut args = vec![

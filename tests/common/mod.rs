@@ -315,3 +315,34 @@ pub fn spamassassin_subset(dir: &Path) -> Vec<(String, PathBuf)> {
 pub fn fixture_bin(name: &str) -> PathBuf {
     root().join("tests/fixtures/bin").join(name)
 }
+
+/// Writes `samples` as files into `dir` (created); returns its path.
+pub fn copy_to(dir: &Path, samples: &[(String, Vec<u8>)]) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    for (n, b) in samples {
+        std::fs::write(dir.join(n), b).unwrap();
+    }
+    dir.display().to_string()
+}
+
+/// A small raw-email training set, 150 spam-1 and 300 easy-ham-1 messages, featurized by
+/// the command line with `--header-tokens` into `dir/train.svm` (featurizer beside it).
+/// Returns that path and the ham messages (the good-words attack takes words from them).
+pub fn small_email_training_set(dir: &Path) -> (String, Vec<(String, Vec<u8>)>) {
+    let ham = first_emails("easy-ham-1", 300);
+    let spam_dir = copy_to(&dir.join("spam"), &first_emails("spam-1", 150));
+    let ham_dir = copy_to(&dir.join("ham"), &ham);
+    let train = path_in(dir, "train.svm");
+    run_stdout(&[
+        "featurize",
+        "text",
+        "--class",
+        &format!("spam={spam_dir}"),
+        "--class",
+        &format!("ham={ham_dir}"),
+        "--header-tokens",
+        "--out",
+        &train,
+    ]);
+    (train, ham)
+}
