@@ -100,7 +100,7 @@ fn check_size(model: &Model) -> Result<()> {
         .layers
         .iter()
         .chain(&model.mlp.skip)
-        .map(|l| l.weight.len() + l.bias.len())
+        .map(|l| (l.n_in + 1) * l.n_out)
         .sum::<usize>()
         + model.scaler.shift.len()
         + model.scaler.mult.len();
@@ -289,5 +289,57 @@ fn value_info(name: &str, width: usize, doc: &str) -> pb::ValueInfoProto {
             })),
         }),
         doc_string: doc.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Mlp, NonNegMode};
+
+    fn model(layers: Vec<Dense>) -> Model {
+        Model {
+            mlp: Mlp {
+                input_dim: layers.first().map_or(0, |l| l.n_in),
+                sparse_input: false,
+                layers,
+                skip: None,
+            },
+            scaler: Scaler::identity(),
+            threshold: vec![0.0],
+            feature_names: None,
+            label_names: vec!["y".into()],
+            nonneg_mode: NonNegMode::Project,
+            feature_max: None,
+            featurizer: None,
+            training: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn mixed_units_are_clamps_between_their_limits() {
+        for u in 0..6 {
+            let lo = Activation::Mixed.apply(f32::NEG_INFINITY, u);
+            let hi = Activation::Mixed.apply(f32::INFINITY, u);
+            for i in -300..=300 {
+                let z = i as f32 * 0.01;
+                assert_eq!(
+                    z.max(lo).min(hi),
+                    Activation::Mixed.apply(z, u),
+                    "unit {u} at {z}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_models_it_cannot_write() {
+        let e = to_onnx_bytes(&model(vec![])).unwrap_err().to_string();
+        assert!(e.contains("no layers"), "{e}");
+        // Sized by its shape alone (no weights allocated): 2^20 x 1024 float32 is 4 GiB.
+        let mut huge = Dense::zeros(0, 1024, Activation::Identity);
+        huge.n_in = 1 << 20;
+        let e = to_onnx_bytes(&model(vec![huge])).unwrap_err().to_string();
+        assert!(e.contains("4294971392 bytes") && e.contains("2 GiB"), "{e}");
     }
 }
