@@ -200,7 +200,8 @@ fn scale(g: &mut Graph, s: &Scaler, x: String) -> String {
 
 /// `sign(x) * log1p(|x|)`. ONNX has no log1p and `Log(1 + a)` loses the low bits of a
 /// small `a`, so it is Goldberg's exact form: `log(u) * a / (u - 1)` with `u = 1 + a`,
-/// and `a` itself where `u` rounds to 1.
+/// and `a` itself where `u` rounds to 1 (Spambase monotone model in ONNX Runtime: largest
+/// logit difference to `nonneg predict` 1.0e-6, 1.3e-6 with `Log(1 + a)`).
 fn signed_log1p(g: &mut Graph, x: &str) -> String {
     let one = g.constant("scaler.one", &[], &[1.0]);
     let zero = g.constant("scaler.zero", &[], &[0.0]);
