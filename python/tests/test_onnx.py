@@ -1,6 +1,6 @@
 """`nonneg export --onnx` run in ONNX Runtime: its logits equal `nonneg predict`'s on the
 Spambase and SpamAssassin test sets, for unconstrained, monotone (tanh + skip) and
-mixed-activation models.
+mixed-activation models; multi-label models give one logit per label.
 
 The `nonneg` binary is $NONNEG_BIN, else target/release/nonneg in this checkout.
 """
@@ -107,3 +107,24 @@ def test_onnx_runtime_logits_equal_nonneg_predict(dataset, kind, request):
     assert worst <= 1e-5
     assert np.abs(score[:, 0] - predicted[:, 0]).max() <= 1e-6
     assert want.std() > 0.1, "a model that scores every row alike proves nothing"
+
+
+def test_multi_label_models_export_one_logit_per_label(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.exponential(1.0, size=(400, 12)).astype(np.float32)
+    y = [[k for k in range(3) if r[k] + r[k + 3] > 2.0] for r in x]
+    lines = [",".join(map(str, ys)) + " " + " ".join(f"{j + 1}:{v}" for j, v in enumerate(r))
+             for ys, r in zip(y, x)]
+    data = tmp_path / "multi.svm"
+    data.write_text("\n".join(lines) + "\n")
+    model, onnx = tmp_path / "m.safetensors", tmp_path / "m.onnx"
+    nonneg("train", "--data", data, "--multilabel", "--out", model, "--constraint", "monotone",
+           "--hidden", "8", "-q")
+    nonneg("export", "--model", model, "--onnx", onnx, "-q")
+    predicted = np.loadtxt(nonneg("predict", "--model", model, "--data", data, "--multilabel")
+                           .splitlines()[1:], delimiter=",")
+    want = predicted[:, 1::3]  # score_k, logit_k, label_k per label
+    logit, _ = ort.InferenceSession(str(onnx)).run(None, {"features": x})
+    assert logit.shape == want.shape == (400, 3)
+    assert (np.abs(logit - want) / np.maximum(1.0, np.abs(want))).max() <= 1e-5
+    assert want.std(axis=0).min() > 0.1
