@@ -54,9 +54,10 @@ pub fn to_onnx_proto(model: &Model) -> Result<pb::ModelProto> {
             _ => format!("layer{l}.z"),
         };
         affine(&mut g, &format!("layer{l}"), layer, &h, &z);
-        h = match l == last {
-            true => z,
-            false => activate(&mut g, &format!("layer{l}"), layer, z),
+        h = if l == last {
+            z
+        } else {
+            activate(&mut g, &format!("layer{l}"), layer, z)
         };
     }
     if let Some(skip) = &mlp.skip {
