@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use nonneg::attack::raw::{self, GoodWordsConfig, WordSource};
-use nonneg::attack::report::{self, display_names};
+use nonneg::attack::report::{self, display_names, Run};
 use nonneg::attack::{self, AttackConfig, BudgetResult, Method, Scoring};
 use nonneg::data::feature_list::resolve_feature_list;
 use nonneg::model::Model;
@@ -136,7 +136,7 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         None => None,
     };
     let names = display_names(&a.model);
-    let mut runs: Vec<(String, Vec<BudgetResult>)> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
     for (path, name) in a.model.iter().zip(&names) {
         let model = load_model(path)?;
         let data = match &a.data {
@@ -176,7 +176,12 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
                 report.scoring
             );
         }
-        runs.push((path.display().to_string(), report.results));
+        let feature_names = nonneg::certify::feature_names(&model);
+        runs.push(Run::of_features(
+            path.display().to_string(),
+            &report,
+            feature_names.as_deref(),
+        ));
     }
     write_outputs(a, method.name(), &names, &runs)?;
     Ok(ExitCode::SUCCESS)
@@ -230,7 +235,7 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         bail!("--good-words-source ham needs ham samples: add --class ham=PATH");
     }
     let names = display_names(&a.model);
-    let mut runs: Vec<(String, Vec<BudgetResult>)> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
     for (path, name) in a.model.iter().zip(&names) {
         let model = load_model(path)?;
         let Some(spec) = model.featurizer.clone() else {
@@ -264,18 +269,13 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
                 report.seconds
             );
         }
-        runs.push((path.display().to_string(), report.results));
+        runs.push(Run::of_words(path.display().to_string(), &report));
     }
     write_outputs(a, "good-words", &names, &runs)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_outputs(
-    a: &AttackArgs,
-    method: &str,
-    names: &[String],
-    runs: &[(String, Vec<BudgetResult>)],
-) -> Result<()> {
+fn write_outputs(a: &AttackArgs, method: &str, names: &[String], runs: &[Run]) -> Result<()> {
     if let Some(p) = &a.json {
         let v = report::report_json(method, runs);
         if p == Path::new("-") {
@@ -292,7 +292,7 @@ fn write_outputs(
         let curves: Vec<(String, Vec<BudgetResult>)> = names
             .iter()
             .zip(runs)
-            .map(|(n, (_, r))| (n.clone(), r.clone()))
+            .map(|(n, r)| (n.clone(), r.results.clone()))
             .collect();
         report::plot_curves(&curves, &title, p)?;
     }
