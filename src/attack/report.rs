@@ -233,6 +233,7 @@ pub fn plot_curves(runs: &[(String, Vec<BudgetResult>)], title: &str, path: &Pat
             series,
             diagonal: false,
             markers: true,
+            log_x: false,
         },
         path,
     )

@@ -181,6 +181,7 @@ fn plot_budgets(model: &Model, rows: &[BudgetDetection], path: &std::path::Path)
             series,
             diagonal: false,
             markers: true,
+            log_x: false,
         },
         path,
     )?;
@@ -226,13 +227,19 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         plot_budgets(&model, b, path)?;
     }
     if let Some(path) = &a.roc {
+        let model_name =
+            nonneg::attack::report::display_names(std::slice::from_ref(&a.model)).remove(0);
         let l = model.mlp.n_labels();
         let series = (0..l)
             .map(|k| {
                 let s = metrics::label_column(&logits, l, k);
                 let t = metrics::label_column(y, l, k);
                 Series {
-                    name: format!("{} (AUC {})", model.label_names[k], fmt(per[k].auc)),
+                    name: format!(
+                        "{model_name}: {} (AUC {})",
+                        model.label_names[k],
+                        fmt(per[k].auc)
+                    ),
                     points: metrics::roc_curve(&s, &t),
                 }
             })
@@ -240,13 +247,14 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         plot::draw(
             &Chart {
                 title: "ROC curve",
-                x_label: "false positive rate",
+                x_label: "false positive rate (log scale)",
                 y_label: "true positive rate",
-                x_range: (0.0, 1.0),
+                x_range: (1e-4, 1.0),
                 y_range: (0.0, 1.0),
                 series,
                 diagonal: true,
                 markers: false,
+                log_x: true,
             },
             path,
         )?;
