@@ -64,7 +64,7 @@ fn without_hidden_layers_the_contributions_and_the_bias_are_the_logit() {
     let m = model(&x, &[], false, ScaleKind::Standard, 3);
     let logits = m.logits(&x);
     let bias = m.mlp.layers[0].bias[0];
-    for r in 0..20 {
+    for (r, &logit) in logits.iter().enumerate() {
         let c = m.explain(&x, r, 0, 100);
         assert_eq!(
             c.len(),
@@ -73,7 +73,7 @@ fn without_hidden_layers_the_contributions_and_the_bias_are_the_logit() {
         );
         assert!(c.iter().all(|c| c.gradient == 0.0));
         let sum: f32 = c.iter().map(|c| c.linear).sum::<f32>() + bias;
-        assert!((sum - logits[r]).abs() < 1e-4, "{sum} vs {}", logits[r]);
+        assert!((sum - logit).abs() < 1e-4, "{sum} vs {logit}");
         // Largest first, and `top` truncates.
         assert!(c
             .windows(2)
