@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// The model file (.safetensors) to evaluate.
     #[arg(long)]
     pub model: PathBuf,
     /// Labelled data, read as for training.

@@ -10,8 +10,10 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// The model file (.safetensors) to describe.
     #[arg(long)]
     pub model: PathBuf,
+    /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }

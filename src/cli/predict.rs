@@ -17,6 +17,7 @@ pub enum Format {
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
+    /// The model file (.safetensors) that scores.
     #[arg(long)]
     pub model: PathBuf,
     /// Data to score (labels, if present, are ignored).
