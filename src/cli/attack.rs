@@ -1,6 +1,7 @@
 //! `nonneg attack`: feature-addition attacks on one or several models, on feature files
 //! (`--data`) or raw samples (`--class NAME=PATH`), and the raw-space good-words attack.
 
+use super::progress::Spinner;
 use super::{featurize_raw, load_data, load_model, Context, DataArgs};
 use anyhow::{bail, Context as _, Result};
 use clap::builder::PossibleValue;
@@ -164,8 +165,10 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
             label: resolve_label(&model, a.label.as_deref())?,
             scoring: a.scoring,
         };
-        let report = attack::attack(&model, &data, &cfg)
-            .with_context(|| format!("attacking {}", path.display()))?;
+        let spinner = Spinner::start(ctx.quiet, format!("{name}: {} attack", method.name()));
+        let report = attack::attack(&model, &data, &cfg);
+        spinner.finish();
+        let report = report.with_context(|| format!("attacking {}", path.display()))?;
         let sep = if runs.is_empty() { "" } else { "\n" };
         super::write_output(None, &format!("{sep}{}", report::table(name, &report)))?;
         if !ctx.quiet {
@@ -249,14 +252,16 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
             limit: a.limit,
             ..GoodWordsConfig::new(source, budgets.clone())
         };
+        let spinner = Spinner::start(ctx.quiet, format!("{name}: good-words attack"));
         let report = raw::good_words_attack(
             &model,
             &spec,
             &spam,
             (!ham.is_empty()).then_some(&ham[..]),
             &cfg,
-        )
-        .with_context(|| format!("attacking {}", path.display()))?;
+        );
+        spinner.finish();
+        let report = report.with_context(|| format!("attacking {}", path.display()))?;
         let sep = if runs.is_empty() { "" } else { "\n" };
         super::write_output(
             None,

@@ -163,7 +163,10 @@ pub fn run(args: &FeaturizeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| corpus_args.classes[0].0.clone());
     let start = std::time::Instant::now();
-    let corpus = featurize_corpus(&corpus_args.classes, &positive, source)?;
+    let spinner = super::progress::Spinner::start(ctx.quiet, "featurizing");
+    let corpus = featurize_corpus(&corpus_args.classes, &positive, source);
+    spinner.finish();
+    let corpus = corpus?;
     if let Err(why) = corpus.spec.add_monotone() {
         eprintln!("warning: this featurizer is NOT add-monotone ({why}); certify will refuse models trained on it");
     }

@@ -11,6 +11,7 @@ pub mod eval;
 pub mod featurize;
 pub mod inspect;
 pub mod predict;
+pub mod progress;
 pub mod split;
 pub mod train;
 
