@@ -47,7 +47,7 @@ fn spambase_unconstrained_is_evaded_monotone_never() {
     );
     let mut args = vec![
         "attack", "--model", &free, "--model", &mono, "--data", &data, "--method", "greedy",
-        "--budget", "1,5,10", "--limit", "150", "--json", &js, "--csv", &cs, "--plot", &ps, "-q",
+        "--budget", "1,5,10", "--limit", "150", "--out", &js, "--csv", &cs, "--plot", &ps, "-q",
     ];
     args.extend(SPAMBASE_LABEL);
     let out = run(&args);
@@ -128,15 +128,15 @@ fn spambase_unconstrained_is_evaded_monotone_never() {
             "--limit",
             "20",
             "--json",
-            &js,
             "--features",
             &fs,
             "-q",
         ];
         args.extend(SPAMBASE_LABEL);
-        run(&args);
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        // --json: one compact JSON object on stdout, no tables.
+        let stdout = String::from_utf8(run(&args).stdout).unwrap();
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(v["method"], method);
         let m = &v["models"][0];
         assert_eq!(m["model"], free.as_str());

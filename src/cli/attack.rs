@@ -11,7 +11,7 @@ use nonneg::attack::report::{self, display_names, Run};
 use nonneg::attack::{self, AttackConfig, BudgetResult, Method, Scoring};
 use nonneg::data::feature_list::resolve_feature_list;
 use nonneg::model::Model;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// `--method`: a feature-space method, or the good-words attack on raw emails.
@@ -89,9 +89,13 @@ pub struct AttackArgs {
     /// Candidate scorer: auto, batched or cached (both exact; for benchmarks).
     #[arg(long, value_enum, default_value = "auto")]
     pub scoring: Scoring,
-    /// Write the per-budget results as JSON.
+    /// Print the results as one JSON object on stdout instead of the tables
+    /// (`{"method", "models": [{"model", "results", "targets"}]}`).
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    pub json: bool,
+    /// Write that JSON object to this file (the tables still print unless --json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Write the per-budget results as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -169,8 +173,10 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         let report = attack::attack(&model, &data, &cfg);
         spinner.finish();
         let report = report.with_context(|| format!("attacking {}", path.display()))?;
-        let sep = if runs.is_empty() { "" } else { "\n" };
-        super::write_output(None, &format!("{sep}{}", report::table(name, &report)))?;
+        if !a.json {
+            let sep = if runs.is_empty() { "" } else { "\n" };
+            super::write_output(None, &format!("{sep}{}", report::table(name, &report)))?;
+        }
         if !ctx.quiet {
             eprintln!(
                 "{name}: {} targets attacked in {:.2}s ({} scoring)",
@@ -262,11 +268,13 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         );
         spinner.finish();
         let report = report.with_context(|| format!("attacking {}", path.display()))?;
-        let sep = if runs.is_empty() { "" } else { "\n" };
-        super::write_output(
-            None,
-            &format!("{sep}{}", report::good_words_table(name, &report)),
-        )?;
+        if !a.json {
+            let sep = if runs.is_empty() { "" } else { "\n" };
+            super::write_output(
+                None,
+                &format!("{sep}{}", report::good_words_table(name, &report)),
+            )?;
+        }
         if !ctx.quiet {
             eprintln!(
                 "{name}: {} targets attacked in {:.2}s",
@@ -281,13 +289,12 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
 }
 
 fn write_outputs(a: &AttackArgs, method: &str, names: &[String], runs: &[Run]) -> Result<()> {
-    if let Some(p) = &a.json {
-        let v = report::report_json(method, runs);
-        if p == Path::new("-") {
-            super::write_output(None, &report::json_text(&v)?)?;
-        } else {
-            report::write_json(p, &v)?;
-        }
+    let v = report::report_json(method, runs);
+    if a.json {
+        super::write_output(None, &format!("{v}\n"))?;
+    }
+    if let Some(p) = &a.out {
+        super::write_output(Some(p), &format!("{v}\n"))?;
     }
     if let Some(p) = &a.csv {
         super::write_output(Some(p), &report::csv_text(runs))?;

@@ -41,6 +41,21 @@ pub struct PredictArgs {
     /// an `explain` list per label.
     #[arg(long, value_name = "N")]
     pub explain: Option<usize>,
+    /// Decide at this logit instead of the model's threshold.
+    #[arg(
+        long,
+        value_name = "LOGIT",
+        conflicts_with = "threshold_fpr",
+        allow_negative_numbers = true
+    )]
+    pub threshold: Option<f32>,
+    /// Decide at the threshold that gives this false positive rate on the negatives of
+    /// --calibration.
+    #[arg(long, value_name = "FPR", requires = "calibration")]
+    pub threshold_fpr: Option<f64>,
+    /// Labelled data (read like --data) whose negatives set --threshold-fpr.
+    #[arg(long, value_name = "DATA", requires = "threshold_fpr")]
+    pub calibration: Option<PathBuf>,
 }
 
 /// Per row, per label: the explanation's entries (empty without `--explain`).
@@ -163,6 +178,16 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
             (ds, Some(names))
         }
     };
+    let calibration = match &a.calibration {
+        Some(p) => Some(load_data(p, &a.data_args, Some(&model), true)?),
+        None => None,
+    };
+    let mut model = model;
+    super::operating_point(
+        &mut model,
+        a.threshold,
+        a.threshold_fpr.zip(calibration.as_ref()),
+    )?;
     let predictions = model.decide(&model.logits(&data.x));
     let l = model.threshold.len();
     let explanations: Option<Explanations> = a.explain.map(|n| {

@@ -9,6 +9,7 @@ pub mod init;
 pub mod io;
 pub mod mlp;
 pub mod scaler;
+pub mod threshold;
 
 pub use activation::Activation;
 pub use constraint::Constraint;
