@@ -102,6 +102,7 @@ fn main() -> anyhow::Result<()> {
                         options: TextOptions::default(),
                         min_df: 1,
                         max_features: None,
+                        email_defaults: false,
                     },
                 )?;
                 best_e2e = best_e2e.min(t.elapsed().as_secs_f64());

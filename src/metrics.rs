@@ -1,4 +1,4 @@
-//! Classification metrics on logits: ROC AUC (ties averaged), PR AUC (average precision),
+//! Classification metrics on logits: ROC AUC (ties averaged), average precision (the area under the precision-recall steps),
 //! TPR at a fixed FPR, and counts at a decision threshold.
 
 use serde::Serialize;
@@ -120,6 +120,23 @@ pub fn threshold_for_fpr(scores: &[f32], labels: &[f32], fpr: f64) -> Option<f32
     Some(next_up(neg[allowed]))
 }
 
+/// Per label, [`threshold_for_fpr`] of logits `[rows x n_labels]` against 0/1 labels of
+/// the same shape; `None` when a label has no negatives.
+pub fn thresholds_for_fpr(
+    logits: &[f32],
+    labels: &[f32],
+    n_labels: usize,
+    fpr: f64,
+) -> Option<Vec<f32>> {
+    (0..n_labels)
+        .map(|k| {
+            let s = label_column(logits, n_labels, k);
+            let t = label_column(labels, n_labels, k);
+            threshold_for_fpr(&s, &t, fpr)
+        })
+        .collect()
+}
+
 fn next_up(x: f32) -> f32 {
     if x.is_nan() || x == f32::INFINITY {
         return x;
@@ -149,7 +166,7 @@ pub struct LabelMetrics {
     pub recall: f64,
     pub f1: f64,
     pub auc: Option<f64>,
-    pub pr_auc: Option<f64>,
+    pub average_precision: Option<f64>,
     pub tpr_at_fpr_1pct: Option<f64>,
     pub tpr_at_fpr_0_1pct: Option<f64>,
     pub tp: usize,
@@ -191,7 +208,7 @@ pub fn evaluate(logits: &[f32], labels: &[f32], threshold: f32, pos_weight: f32)
             2.0 * precision * recall / (precision + recall)
         },
         auc: roc_auc(logits, labels),
-        pr_auc: average_precision(logits, labels),
+        average_precision: average_precision(logits, labels),
         tpr_at_fpr_1pct: tpr_at_fpr(logits, labels, 0.01),
         tpr_at_fpr_0_1pct: tpr_at_fpr(logits, labels, 0.001),
         tp,

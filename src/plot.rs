@@ -22,7 +22,9 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// A chart: title, axis labels, ranges, series; `diagonal` draws the chance line y = x.
+/// A chart: title, axis labels, ranges, series; `diagonal` draws the chance line y = x;
+/// `log_x` puts x on a log10 axis (an ROC curve's low false positive rates, where a
+/// detector operates, are a sliver of a linear axis): x below `x_range.0` is drawn at it.
 pub struct Chart<'a> {
     pub title: &'a str,
     pub x_label: &'a str,
@@ -32,6 +34,16 @@ pub struct Chart<'a> {
     pub series: Vec<Series>,
     pub diagonal: bool,
     pub markers: bool,
+    pub log_x: bool,
+}
+
+/// Where `x` is drawn on the chart's x axis (log10 of it, clamped, for a log axis).
+fn chart_x(chart: &Chart, x: f64) -> f64 {
+    if chart.log_x {
+        x.max(chart.x_range.0).log10()
+    } else {
+        x
+    }
 }
 
 pub fn draw(chart: &Chart, path: &Path) -> Result<()> {
@@ -52,30 +64,43 @@ fn render(chart: &Chart, path: &Path, tmp: &Path) -> Result<()> {
             .x_label_area_size(48)
             .y_label_area_size(60)
             .build_cartesian_2d(
-                chart.x_range.0..chart.x_range.1,
+                chart_x(chart, chart.x_range.0)..chart_x(chart, chart.x_range.1),
                 chart.y_range.0..chart.y_range.1,
             )
             .map_err(|e| err(e.to_string()))?;
+        let log_label = |v: &f64| format!("{}", 10f64.powf(*v));
+        let lin_label = |v: &f64| format!("{v}");
         c.configure_mesh()
+            .x_labels(if chart.log_x { 5 } else { 10 })
+            .x_label_formatter(if chart.log_x { &log_label } else { &lin_label })
             .x_desc(chart.x_label)
             .y_desc(chart.y_label)
             .label_style(("sans-serif", 16))
             .draw()
             .map_err(|e| err(e.to_string()))?;
         if chart.diagonal {
-            c.draw_series(LineSeries::new(
-                [
-                    (chart.x_range.0, chart.y_range.0),
-                    (chart.x_range.1, chart.y_range.1),
-                ],
-                BLACK.mix(0.3).stroke_width(1),
-            ))
-            .map_err(|e| err(e.to_string()))?;
+            // y = x, sampled: a curve on a log axis.
+            let (a, b) = chart.x_range;
+            let line = (0..=200).map(|i| {
+                let x = if chart.log_x {
+                    a * (b / a).powf(i as f64 / 200.0)
+                } else {
+                    a + (b - a) * i as f64 / 200.0
+                };
+                (chart_x(chart, x), x)
+            });
+            c.draw_series(LineSeries::new(line, BLACK.mix(0.3).stroke_width(1)))
+                .map_err(|e| err(e.to_string()))?;
         }
         for (i, s) in chart.series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
+            let points: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .map(|&(x, y)| (chart_x(chart, x), y))
+                .collect();
             c.draw_series(LineSeries::new(
-                s.points.iter().copied(),
+                points.iter().copied(),
                 color.stroke_width(3),
             ))
             .map_err(|e| err(e.to_string()))?
@@ -84,7 +109,7 @@ fn render(chart: &Chart, path: &Path, tmp: &Path) -> Result<()> {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
             });
             if chart.markers {
-                c.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                c.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))
                     .map_err(|e| err(e.to_string()))?;
             }
         }
@@ -98,4 +123,28 @@ fn render(chart: &Chart, path: &Path, tmp: &Path) -> Result<()> {
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_axis_draws_log10_and_clamps_below_its_range() {
+        let mut chart = Chart {
+            title: "",
+            x_label: "",
+            y_label: "",
+            x_range: (1e-4, 1.0),
+            y_range: (0.0, 1.0),
+            series: Vec::new(),
+            diagonal: false,
+            markers: false,
+            log_x: true,
+        };
+        assert_eq!(chart_x(&chart, 0.01), -2.0);
+        assert_eq!(chart_x(&chart, 0.0), -4.0);
+        chart.log_x = false;
+        assert_eq!(chart_x(&chart, 0.01), 0.01);
+    }
 }

@@ -681,11 +681,19 @@ fn summaries_parsers_and_outputs() {
     assert!(e.to_string().contains("f.txt:1"), "{e}");
     assert!(resolve_feature_list(None, 3, "7\n", Path::new("f")).is_err());
 
-    let runs = vec![("a".to_string(), s.clone()), ("b,c".to_string(), s)];
+    let run = |model: &str, results: Vec<attack::BudgetResult>| attack::report::Run {
+        model: model.to_string(),
+        results,
+        targets: Vec::new(),
+        proof: None,
+    };
+    let runs = vec![run("a", s.clone()), run("b,c", s)];
+    // One model or several: the same shape.
     let one = attack::report_json("greedy", &runs[..1]);
     assert_eq!(one["method"], "greedy");
-    assert_eq!(one["model"], "a");
-    assert_eq!(one["results"].as_array().unwrap().len(), 3);
+    assert_eq!(one["models"][0]["model"], "a");
+    assert_eq!(one["models"][0]["results"].as_array().unwrap().len(), 3);
+    assert!(one["models"][0].get("proof").is_none());
     let two = attack::report_json("greedy", &runs);
     assert_eq!(two["models"].as_array().unwrap().len(), 2);
     assert_eq!(two["models"][1]["model"], "b,c");

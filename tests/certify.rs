@@ -469,7 +469,7 @@ fn directions_are_certified_by_negation_and_really_hold() {
         let c = certify_directions(&m, &dirs);
         assert!(c.certified, "{what}: {c}");
         assert_eq!((c.declared, c.decreasing), (n, down.len()), "{what}");
-        assert!(c.verdict().contains("that additions lower is lowered"));
+        assert!(c.verdict().contains("non-increasing in the"));
         // Really: raise the up features, lower the down ones, from random points.
         for _ in 0..8 {
             let x = random_input(&mut rng, n, false);

@@ -7,6 +7,17 @@ mod common;
 use common::{fails, run, spambase, tempdir, train_spambase, SPAMBASE_LABEL};
 use std::path::Path;
 
+/// Spambase's feature names: its CSV header without the label column.
+fn spambase_feature_names() -> Vec<String> {
+    let text = std::fs::read_to_string(spambase()).unwrap();
+    let header = text.lines().next().unwrap();
+    header
+        .split(',')
+        .filter(|n| *n != "type")
+        .map(str::to_string)
+        .collect()
+}
+
 /// Trains 5 epochs on Spambase into `out`; returns its path.
 fn train(data: &str, out: &Path, extra: &[&str]) -> String {
     let out = out.display().to_string();
@@ -36,7 +47,7 @@ fn spambase_unconstrained_is_evaded_monotone_never() {
     );
     let mut args = vec![
         "attack", "--model", &free, "--model", &mono, "--data", &data, "--method", "greedy",
-        "--budget", "1,5,10", "--limit", "150", "--json", &js, "--csv", &cs, "--plot", &ps, "-q",
+        "--budget", "1,5,10", "--limit", "150", "--out", &js, "--csv", &cs, "--plot", &ps, "-q",
     ];
     args.extend(SPAMBASE_LABEL);
     let out = run(&args);
@@ -61,6 +72,19 @@ fn spambase_unconstrained_is_evaded_monotone_never() {
             assert_eq!(r["targets"], 150);
         }
     }
+    // The monotone model is proven, so it is not searched: 0 evaded by proof, said on stdout
+    // and in the JSON; the unconstrained one is searched.
+    assert!(models[0].get("proof").is_none());
+    assert!(models[1]["proof"]
+        .as_str()
+        .unwrap()
+        .contains("cannot lower the logit"));
+    assert!(stdout.contains("0 evaded by proof"), "{stdout}");
+    assert!(models[1]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["added"].as_array().unwrap().is_empty()));
     let evaded = |i: usize| -> Vec<u64> {
         models[i]["results"]
             .as_array()
@@ -104,18 +128,37 @@ fn spambase_unconstrained_is_evaded_monotone_never() {
             "--limit",
             "20",
             "--json",
-            &js,
             "--features",
             &fs,
             "-q",
         ];
         args.extend(SPAMBASE_LABEL);
-        run(&args);
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        // --json: one compact JSON object on stdout, no tables.
+        let stdout = String::from_utf8(run(&args).stdout).unwrap();
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(v["method"], method);
-        assert_eq!(v["model"], free.as_str());
-        assert_eq!(v["results"].as_array().unwrap().len(), 3);
+        let m = &v["models"][0];
+        assert_eq!(m["model"], free.as_str());
+        assert_eq!(m["results"].as_array().unwrap().len(), 3);
+        // Every target lists what was added, by the model's feature names, in order: as
+        // many as the steps it ran, and an evaded target is evaded after its last one.
+        let targets = m["targets"].as_array().unwrap();
+        assert_eq!(targets.len(), 20);
+        let names = spambase_feature_names();
+        for t in targets {
+            let added = t["added"].as_array().unwrap();
+            assert!(!added.is_empty() && added.len() <= 3, "{t}");
+            assert!(
+                added
+                    .iter()
+                    .all(|a| names.contains(&a.as_str().unwrap().to_string())),
+                "{t}"
+            );
+            if let Some(at) = t["evaded_at"].as_u64() {
+                assert_eq!(at as usize, added.len(), "{t}");
+            }
+        }
     }
 
     // Errors: exit 2 with a clear message.

@@ -138,7 +138,7 @@ fn unconstrained_is_evaded_monotone_never_in_raw_space() {
         "5,20",
         "--limit",
         "10",
-        "--json",
+        "--out",
         &d("gw.json"),
         "--csv",
         &d("gw.csv"),

@@ -21,6 +21,7 @@ fn build(options: TextOptions, min_df: usize) -> SpecSource {
         options,
         min_df,
         max_features: None,
+        email_defaults: false,
     }
 }
 
@@ -228,6 +229,7 @@ fn vocabulary_from_training_only_and_reused() {
             options: TextOptions::default(),
             min_df: 1,
             max_features: Some(100),
+            email_defaults: false,
         },
     )
     .unwrap();

@@ -2,7 +2,7 @@
 //! JSON and CSV, and the evasion-rate chart.
 
 use super::raw::GoodWordsReport;
-use super::{AttackReport, BudgetResult};
+use super::{AttackReport, BudgetResult, TargetOutcome};
 use crate::error::{Error, Result};
 use crate::plot::{self, Chart, Series};
 use serde_json::{json, Value};
@@ -31,7 +31,7 @@ pub fn display_names(paths: &[PathBuf]) -> Vec<String> {
 
 /// The per-budget results of one model as a text table, under a one-line summary.
 pub fn table(name: &str, r: &AttackReport) -> String {
-    let head = format!(
+    let mut head = format!(
         "{name}: {} attack on label {}: {} targets ({} of {} positives detected), {} addable features\n",
         r.method.name(),
         r.label,
@@ -40,6 +40,9 @@ pub fn table(name: &str, r: &AttackReport) -> String {
         r.positives,
         r.addable
     );
+    if let Some(p) = &r.proof {
+        head.push_str(&format!("0 evaded by proof, not searched: {p}\n"));
+    }
     results_table(head, &r.results)
 }
 
@@ -78,16 +81,93 @@ fn results_table(mut s: String, results: &[BudgetResult]) -> String {
     s
 }
 
-/// The `--json` object: one model as `{"method", "model", "results"}`, several as
-/// `{"method", "models": [{"model", "results"}, ...]}`.
-pub fn report_json(method: &str, runs: &[(String, Vec<BudgetResult>)]) -> Value {
-    if runs.len() == 1 {
-        return json!({"method": method, "model": runs[0].0, "results": runs[0].1});
+/// One model's attack as the outputs write it.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The model file.
+    pub model: String,
+    pub results: Vec<BudgetResult>,
+    /// Per target: row (and sample name), logits, the step it was evaded at and what was
+    /// added, by name ([`feature_targets`], [`word_targets`]).
+    pub targets: Vec<Value>,
+    /// Why nothing was searched ([`AttackReport::proof`]).
+    pub proof: Option<String>,
+}
+
+impl Run {
+    /// A feature-addition attack's run; features are named by the model when it can.
+    pub fn of_features(model: String, report: &AttackReport, names: Option<&[String]>) -> Self {
+        Run {
+            model,
+            results: report.results.clone(),
+            targets: feature_targets(report, names),
+            proof: report.proof.clone(),
+        }
     }
+
+    /// A good-words attack's run.
+    pub fn of_words(model: String, report: &GoodWordsReport) -> Self {
+        Run {
+            model,
+            results: report.results.clone(),
+            targets: word_targets(report),
+            proof: None,
+        }
+    }
+}
+
+fn target_json(o: &TargetOutcome, added: Vec<String>) -> Value {
     json!({
-        "method": method,
-        "models": runs.iter().map(|(m, r)| json!({"model": m, "results": r})).collect::<Vec<_>>(),
+        "row": o.row,
+        "initial_logit": o.initial_logit,
+        "final_logit": o.final_logit,
+        "evaded_at": o.evaded_at,
+        "added": added,
     })
+}
+
+/// Each target with the features added, in order (named `f{j}` when the model has no names).
+pub fn feature_targets(report: &AttackReport, names: Option<&[String]>) -> Vec<Value> {
+    let name = |j: usize| {
+        names
+            .and_then(|n| n.get(j))
+            .cloned()
+            .unwrap_or_else(|| format!("f{j}"))
+    };
+    report
+        .outcomes
+        .iter()
+        .map(|o| target_json(o, o.added.iter().map(|&j| name(j)).collect()))
+        .collect()
+}
+
+/// Each target (with its sample name) and the words appended, in order.
+pub fn word_targets(report: &GoodWordsReport) -> Vec<Value> {
+    report
+        .outcomes
+        .iter()
+        .map(|g| {
+            let mut v = target_json(&g.outcome, g.words.clone());
+            v["name"] = json!(g.name);
+            v
+        })
+        .collect()
+}
+
+/// The `--json` object, the same shape for one model or several:
+/// `{"method", "models": [{"model", "results", "targets", "proof"?}, ...]}`.
+pub fn report_json(method: &str, runs: &[Run]) -> Value {
+    let models: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            let mut m = json!({"model": r.model, "results": r.results, "targets": r.targets});
+            if let Some(p) = &r.proof {
+                m["proof"] = json!(p);
+            }
+            m
+        })
+        .collect();
+    json!({"method": method, "models": models})
 }
 
 /// A JSON value as written: pretty-printed, newline-terminated.
@@ -104,12 +184,12 @@ pub fn write_json(path: &Path, value: &Value) -> Result<()> {
 }
 
 /// The per-budget results as CSV, one row per model and budget.
-pub fn csv_text(runs: &[(String, Vec<BudgetResult>)]) -> String {
+pub fn csv_text(runs: &[Run]) -> String {
     let mut s =
         String::from("model,budget,targets,evaded,evasion_rate,mean_added,queries,mean_queries\n");
-    for (model, results) in runs {
-        let m = crate::data::write::csv_field(model);
-        for r in results {
+    for run in runs {
+        let m = crate::data::write::csv_field(&run.model);
+        for r in &run.results {
             s.push_str(&format!(
                 "{m},{},{},{},{},{},{},{}\n",
                 r.budget,
@@ -153,6 +233,7 @@ pub fn plot_curves(runs: &[(String, Vec<BudgetResult>)], title: &str, path: &Pat
             series,
             diagonal: false,
             markers: true,
+            log_x: false,
         },
         path,
     )

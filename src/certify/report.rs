@@ -24,9 +24,9 @@ impl Certificate {
             };
             if self.decreasing > 0 {
                 return format!(
-                    "CERTIFIED: {s} when content is added: when any of the {} declared \
-                     features that additions raise is raised, or any of the {} that additions \
-                     lower is lowered{of}",
+                    "CERTIFIED: {s} when content is added: it is non-decreasing in the {} \
+                     declared features additions raise and non-increasing in the {} they \
+                     lower{of}",
                     self.declared - self.decreasing,
                     self.decreasing
                 );
@@ -48,6 +48,17 @@ impl Certificate {
         why.extend(self.reasons.iter().cloned());
         format!("NOT CERTIFIED: {}", why.join("; "))
     }
+}
+
+/// A weight as a plain decimal with 4 significant digits (`-0.2641`, `-0.000003142`):
+/// a report for people, not `-2.6409072e-1`.
+fn plain(v: f32) -> String {
+    let a = v.abs();
+    if a == 0.0 || !a.is_finite() {
+        return v.to_string();
+    }
+    let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
 }
 
 fn list<T: fmt::Display>(items: &[T], total: usize) -> String {
@@ -115,7 +126,7 @@ impl Certificate {
         )?;
         for s in &self.layers {
             let v = self.violations.iter().find(|v| v.layer == s.layer);
-            let most = v.map_or("-".to_string(), |v| format!("{:e}", v.most_negative));
+            let most = v.map_or("-".to_string(), |v| plain(v.most_negative));
             let name = if s.skip {
                 "skip".to_string()
             } else {
@@ -145,8 +156,9 @@ fn violation_lines(f: &mut fmt::Formatter<'_>, v: &LayerViolation) -> fmt::Resul
     };
     writeln!(
         f,
-        "{which}: {} violating weights, most negative {:e}",
-        v.count, v.most_negative
+        "{which}: {} violating weights, most negative {}",
+        v.count,
+        plain(v.most_negative)
     )?;
     writeln!(
         f,
@@ -160,4 +172,15 @@ fn violation_lines(f: &mut fmt::Formatter<'_>, v: &LayerViolation) -> fmt::Resul
         v.n_targets,
         list(&v.targets, v.n_targets)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn weights_print_as_plain_decimals() {
+        assert_eq!(super::plain(-0.26409072), "-0.2641");
+        assert_eq!(super::plain(-3.14159e-6), "-0.000003142");
+        assert_eq!(super::plain(-12.5), "-12.50");
+        assert_eq!(super::plain(-1234.5), "-1234");
+    }
 }

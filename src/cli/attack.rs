@@ -1,16 +1,17 @@
 //! `nonneg attack`: feature-addition attacks on one or several models, on feature files
 //! (`--data`) or raw samples (`--class NAME=PATH`), and the raw-space good-words attack.
 
+use super::progress::Spinner;
 use super::{featurize_raw, load_data, load_model, Context, DataArgs};
 use anyhow::{bail, Context as _, Result};
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use nonneg::attack::raw::{self, GoodWordsConfig, WordSource};
-use nonneg::attack::report::{self, display_names};
+use nonneg::attack::report::{self, display_names, Run};
 use nonneg::attack::{self, AttackConfig, BudgetResult, Method, Scoring};
 use nonneg::data::feature_list::resolve_feature_list;
 use nonneg::model::Model;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// `--method`: a feature-space method, or the good-words attack on raw emails.
@@ -88,9 +89,13 @@ pub struct AttackArgs {
     /// Candidate scorer: auto, batched or cached (both exact; for benchmarks).
     #[arg(long, value_enum, default_value = "auto")]
     pub scoring: Scoring,
-    /// Write the per-budget results as JSON.
+    /// Print the results as one JSON object on stdout instead of the tables
+    /// (`{"method", "models": [{"model", "results", "targets"}]}`).
     #[arg(long)]
-    pub json: Option<PathBuf>,
+    pub json: bool,
+    /// Write that JSON object to this file (the tables still print unless --json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Write the per-budget results as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
@@ -136,7 +141,7 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         None => None,
     };
     let names = display_names(&a.model);
-    let mut runs: Vec<(String, Vec<BudgetResult>)> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
     for (path, name) in a.model.iter().zip(&names) {
         let model = load_model(path)?;
         let data = match &a.data {
@@ -164,10 +169,14 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
             label: resolve_label(&model, a.label.as_deref())?,
             scoring: a.scoring,
         };
-        let report = attack::attack(&model, &data, &cfg)
-            .with_context(|| format!("attacking {}", path.display()))?;
-        let sep = if runs.is_empty() { "" } else { "\n" };
-        super::write_output(None, &format!("{sep}{}", report::table(name, &report)))?;
+        let spinner = Spinner::start(ctx.quiet, format!("{name}: {} attack", method.name()));
+        let report = attack::attack(&model, &data, &cfg);
+        spinner.finish();
+        let report = report.with_context(|| format!("attacking {}", path.display()))?;
+        if !a.json {
+            let sep = if runs.is_empty() { "" } else { "\n" };
+            super::write_output(None, &format!("{sep}{}", report::table(name, &report)))?;
+        }
         if !ctx.quiet {
             eprintln!(
                 "{name}: {} targets attacked in {:.2}s ({} scoring)",
@@ -176,7 +185,12 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
                 report.scoring
             );
         }
-        runs.push((path.display().to_string(), report.results));
+        let feature_names = nonneg::certify::feature_names(&model);
+        runs.push(Run::of_features(
+            path.display().to_string(),
+            &report,
+            feature_names.as_deref(),
+        ));
     }
     write_outputs(a, method.name(), &names, &runs)?;
     Ok(ExitCode::SUCCESS)
@@ -230,7 +244,7 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         bail!("--good-words-source ham needs ham samples: add --class ham=PATH");
     }
     let names = display_names(&a.model);
-    let mut runs: Vec<(String, Vec<BudgetResult>)> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
     for (path, name) in a.model.iter().zip(&names) {
         let model = load_model(path)?;
         let Some(spec) = model.featurizer.clone() else {
@@ -244,19 +258,23 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
             limit: a.limit,
             ..GoodWordsConfig::new(source, budgets.clone())
         };
+        let spinner = Spinner::start(ctx.quiet, format!("{name}: good-words attack"));
         let report = raw::good_words_attack(
             &model,
             &spec,
             &spam,
             (!ham.is_empty()).then_some(&ham[..]),
             &cfg,
-        )
-        .with_context(|| format!("attacking {}", path.display()))?;
-        let sep = if runs.is_empty() { "" } else { "\n" };
-        super::write_output(
-            None,
-            &format!("{sep}{}", report::good_words_table(name, &report)),
-        )?;
+        );
+        spinner.finish();
+        let report = report.with_context(|| format!("attacking {}", path.display()))?;
+        if !a.json {
+            let sep = if runs.is_empty() { "" } else { "\n" };
+            super::write_output(
+                None,
+                &format!("{sep}{}", report::good_words_table(name, &report)),
+            )?;
+        }
         if !ctx.quiet {
             eprintln!(
                 "{name}: {} targets attacked in {:.2}s",
@@ -264,25 +282,19 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
                 report.seconds
             );
         }
-        runs.push((path.display().to_string(), report.results));
+        runs.push(Run::of_words(path.display().to_string(), &report));
     }
     write_outputs(a, "good-words", &names, &runs)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_outputs(
-    a: &AttackArgs,
-    method: &str,
-    names: &[String],
-    runs: &[(String, Vec<BudgetResult>)],
-) -> Result<()> {
-    if let Some(p) = &a.json {
-        let v = report::report_json(method, runs);
-        if p == Path::new("-") {
-            super::write_output(None, &report::json_text(&v)?)?;
-        } else {
-            report::write_json(p, &v)?;
-        }
+fn write_outputs(a: &AttackArgs, method: &str, names: &[String], runs: &[Run]) -> Result<()> {
+    let v = report::report_json(method, runs);
+    if a.json {
+        super::write_output(None, &format!("{v}\n"))?;
+    }
+    if let Some(p) = &a.out {
+        super::write_output(Some(p), &format!("{v}\n"))?;
     }
     if let Some(p) = &a.csv {
         super::write_output(Some(p), &report::csv_text(runs))?;
@@ -292,7 +304,7 @@ fn write_outputs(
         let curves: Vec<(String, Vec<BudgetResult>)> = names
             .iter()
             .zip(runs)
-            .map(|(n, (_, r))| (n.clone(), r.clone()))
+            .map(|(n, r)| (n.clone(), r.results.clone()))
             .collect();
         report::plot_curves(&curves, &title, p)?;
     }

@@ -1,7 +1,7 @@
 //! `nonneg demo`: the main job on bundled data, end to end. The experiment is
 //! [`nonneg::pipeline::demo`]; this prints its tables (stdout) and progress (stderr).
 
-use super::train::Bar;
+use super::progress::{Spinner, TrainProgress};
 use super::Context;
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
@@ -46,7 +46,10 @@ fn spamassassin(a: &DemoArgs, ctx: &Context) -> Result<()> {
         limit: (a.limit > 0).then_some(a.limit),
         seed: a.seed,
     };
-    let data = demo::load_spamassassin(&a.spamassassin)?;
+    let spinner = Spinner::start(ctx.quiet, "featurizing the SpamAssassin corpus");
+    let data = demo::load_spamassassin(&a.spamassassin);
+    spinner.finish();
+    let data = data?;
     println!(
         "SpamAssassin, read from {}: train on *-1 ({} emails), test on *-2 ({} emails); \
          binary token presence, {} features (vocabulary from training only); featurized in {:.1}s",
@@ -58,11 +61,11 @@ fn spamassassin(a: &DemoArgs, ctx: &Context) -> Result<()> {
     );
     let mut rows = Vec::new();
     for (name, preset) in MODELS {
-        let bar = Bar::new(ctx.quiet);
+        let mut bar = TrainProgress::new(ctx.quiet, false);
         let r = demo::spamassassin_model(name, preset, &data, &plan, &a.out_dir, &mut |p| {
             bar.observe(p)
         })?;
-        bar.finish();
+        bar.finish()?;
         if !ctx.quiet {
             eprintln!(
                 "{name}: trained in {:.1}s, certify: {}, greedy attack on {} + {} detected spam in {:.1}s",
@@ -166,11 +169,11 @@ fn spambase(a: &DemoArgs, ctx: &Context) -> Result<()> {
         "model", "ROC AUC", "accuracy", "TPR@1%FPR", "negative weights", "certified"
     );
     for (name, preset) in MODELS {
-        let bar = Bar::new(ctx.quiet);
+        let mut bar = TrainProgress::new(ctx.quiet, false);
         let r = demo::spambase_model(name, preset, &data, a.seed, &a.out_dir, &mut |p| {
             bar.observe(p)
         })?;
-        bar.finish();
+        bar.finish()?;
         println!(
             "{:<15} {:>8.4} {:>9.4} {:>10.4} {:>17} {:>10}",
             r.name,

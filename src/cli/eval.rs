@@ -15,6 +15,7 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// The model file (.safetensors) to evaluate.
     #[arg(long)]
     pub model: PathBuf,
     /// Labelled data, read as for training.
@@ -42,13 +43,29 @@ pub struct EvalArgs {
     /// this PNG (finite budgets).
     #[arg(long, requires = "budget")]
     pub plot: Option<PathBuf>,
+    /// Decide at this logit instead of the model's threshold.
+    #[arg(
+        long,
+        value_name = "LOGIT",
+        conflicts_with = "threshold_fpr",
+        allow_negative_numbers = true
+    )]
+    pub threshold: Option<f32>,
+    /// Decide at the threshold that gives this false positive rate on the evaluated data's
+    /// negatives (optimistic: the data chose it; `train --threshold-fpr` chooses on
+    /// validation data).
+    #[arg(long, value_name = "FPR")]
+    pub threshold_fpr: Option<f64>,
+    /// Also write the --json object to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 fn to_json(m: &LabelMetrics) -> Value {
     json!({
         "n": m.n, "positives": m.positives, "threshold": m.threshold,
         "accuracy": m.accuracy, "precision": m.precision, "recall": m.recall, "f1": m.f1,
-        "auc": m.auc, "pr_auc": m.pr_auc,
+        "auc": m.auc, "average_precision": m.average_precision,
         "tpr_at_fpr_1pct": m.tpr_at_fpr_1pct, "tpr_at_fpr_0_1pct": m.tpr_at_fpr_0_1pct,
         "log_loss": m.mean_loss,
         "confusion": {"tp": m.tp, "fp": m.fp, "tn": m.tn, "fn": m.fn_},
@@ -76,7 +93,7 @@ pub fn report_json(model: &Model, per: &[LabelMetrics]) -> Value {
         "recall": avg(|m| Some(m.recall)),
         "f1": avg(|m| Some(m.f1)),
         "auc": avg(|m| m.auc),
-        "pr_auc": avg(|m| m.pr_auc),
+        "average_precision": avg(|m| m.average_precision),
         "tpr_at_fpr_1pct": avg(|m| m.tpr_at_fpr_1pct),
         "tpr_at_fpr_0_1pct": avg(|m| m.tpr_at_fpr_0_1pct),
         "labels": per.iter().zip(&model.label_names).map(|(m, name)| {
@@ -101,7 +118,7 @@ pub fn print_table(model: &Model, per: &[LabelMetrics]) {
         "recall",
         "F1",
         "ROC AUC",
-        "PR AUC",
+        "avg prec",
         "TPR@1%FPR",
         "TPR@.1%FPR"
     );
@@ -115,7 +132,7 @@ pub fn print_table(model: &Model, per: &[LabelMetrics]) {
             m.recall,
             m.f1,
             fmt(m.auc),
-            fmt(m.pr_auc),
+            fmt(m.average_precision),
             fmt(m.tpr_at_fpr_1pct),
             fmt(m.tpr_at_fpr_0_1pct)
         );
@@ -181,6 +198,7 @@ fn plot_budgets(model: &Model, rows: &[BudgetDetection], path: &std::path::Path)
             series,
             diagonal: false,
             markers: true,
+            log_x: false,
         },
         path,
     )?;
@@ -200,6 +218,8 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
             featurize_raw(&model, &a.classes, &positive, ctx.quiet || a.json)?.0
         }
     };
+    let mut model = model;
+    super::operating_point(&mut model, a.threshold, a.threshold_fpr.map(|f| (f, &data)))?;
     let logits = model.logits(&data.x);
     let y = data.y.as_ref().expect("labels required");
     let per = label_metrics(&model, &logits, y);
@@ -210,11 +230,14 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         }
         None => None,
     };
+    let mut v = report_json(&model, &per);
+    if let Some(b) = &budgets {
+        v["budgets"] = json!(b);
+    }
+    if let Some(p) = &a.out {
+        super::write_output(Some(p), &format!("{v}\n"))?;
+    }
     if a.json {
-        let mut v = report_json(&model, &per);
-        if let Some(b) = &budgets {
-            v["budgets"] = json!(b);
-        }
         println!("{v}");
     } else {
         print_table(&model, &per);
@@ -226,13 +249,19 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         plot_budgets(&model, b, path)?;
     }
     if let Some(path) = &a.roc {
+        let model_name =
+            nonneg::attack::report::display_names(std::slice::from_ref(&a.model)).remove(0);
         let l = model.mlp.n_labels();
         let series = (0..l)
             .map(|k| {
                 let s = metrics::label_column(&logits, l, k);
                 let t = metrics::label_column(y, l, k);
                 Series {
-                    name: format!("{} (AUC {})", model.label_names[k], fmt(per[k].auc)),
+                    name: format!(
+                        "{model_name}: {} (AUC {})",
+                        model.label_names[k],
+                        fmt(per[k].auc)
+                    ),
                     points: metrics::roc_curve(&s, &t),
                 }
             })
@@ -240,13 +269,14 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         plot::draw(
             &Chart {
                 title: "ROC curve",
-                x_label: "false positive rate",
+                x_label: "false positive rate (log scale)",
                 y_label: "true positive rate",
-                x_range: (0.0, 1.0),
+                x_range: (1e-4, 1.0),
                 y_range: (0.0, 1.0),
                 series,
                 diagonal: true,
                 markers: false,
+                log_x: true,
             },
             path,
         )?;

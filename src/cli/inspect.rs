@@ -10,8 +10,10 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// The model file (.safetensors) to describe.
     #[arg(long)]
     pub model: PathBuf,
+    /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -79,6 +81,12 @@ pub fn model_json(m: &Model) -> Value {
     })
 }
 
+/// A value's name on the command line (`log1p-standard`, not `Log1pStandard`).
+fn cli_name(v: &impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or_else(String::new, |p| p.get_name().to_string())
+}
+
 pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
     let m = load_model(&a.model)?;
     let j = model_json(&m);
@@ -87,14 +95,18 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "model: {} inputs ({}), {} label(s) {:?}, {} parameters, scaling {:?}, non-negativity by {:?}",
+        "model: {} inputs ({}), {} label(s) {:?}, {} parameters, scaling {}, non-negativity by {}",
         m.mlp.input_dim,
-        if m.mlp.sparse_input { "sparse" } else { "dense" },
+        if m.mlp.sparse_input {
+            "sparse"
+        } else {
+            "dense"
+        },
         m.mlp.n_labels(),
         m.label_names,
         j["parameters"],
-        m.scaler.kind,
-        m.nonneg_mode
+        cli_name(&m.scaler.kind),
+        cli_name(&m.nonneg_mode)
     );
     println!("threshold (logit): {:?}", m.threshold);
     let named = m

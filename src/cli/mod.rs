@@ -12,6 +12,7 @@ pub mod export;
 pub mod featurize;
 pub mod inspect;
 pub mod predict;
+pub mod progress;
 pub mod split;
 pub mod train;
 
@@ -103,6 +104,23 @@ pub fn load_model(path: &Path) -> Result<Model> {
 }
 
 /// Writes text to a file atomically, or to stdout for `-`/None.
+/// `--threshold T` or `--threshold-fpr F` (on the negatives of the data given with it):
+/// the model's operating point for this run; the chosen thresholds are said on stderr.
+pub fn operating_point(
+    model: &mut nonneg::model::Model,
+    threshold: Option<f32>,
+    fpr: Option<(f64, &nonneg::data::Dataset)>,
+) -> Result<()> {
+    if let Some(t) = threshold {
+        model.set_threshold(t)?;
+    }
+    if let Some((f, data)) = fpr {
+        let t = model.set_threshold_for_fpr(data, f)?;
+        eprintln!("threshold (logit) for FPR {f}: {t:?}");
+    }
+    Ok(())
+}
+
 pub fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
     match path {
         Some(p) if p != Path::new("-") => Ok(nonneg::atomic::write_bytes(p, text.as_bytes())?),

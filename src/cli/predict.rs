@@ -3,6 +3,7 @@
 use super::{featurize_raw, load_data, load_model, write_output, Context, DataArgs};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use nonneg::model::explain::Contribution;
 use nonneg::model::Prediction;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ pub enum Format {
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
+    /// The model file (.safetensors) that scores.
     #[arg(long)]
     pub model: PathBuf,
     /// Data to score (labels, if present, are ignored).
@@ -33,6 +35,39 @@ pub struct PredictArgs {
     /// Write here (atomically) instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Add each row's N features with the largest contributions to each logit: exact for
+    /// the linear parts (skip connection, no hidden layer), gradient x input for the hidden
+    /// layers. CSV: a column `explain` of `name=contribution` pairs joined by `|`; jsonl:
+    /// an `explain` list per label.
+    #[arg(long, value_name = "N")]
+    pub explain: Option<usize>,
+    /// Decide at this logit instead of the model's threshold.
+    #[arg(
+        long,
+        value_name = "LOGIT",
+        conflicts_with = "threshold_fpr",
+        allow_negative_numbers = true
+    )]
+    pub threshold: Option<f32>,
+    /// Decide at the threshold that gives this false positive rate on the negatives of
+    /// --calibration.
+    #[arg(long, value_name = "FPR", requires = "calibration")]
+    pub threshold_fpr: Option<f64>,
+    /// Labelled data (read like --data) whose negatives set --threshold-fpr.
+    #[arg(long, value_name = "DATA", requires = "threshold_fpr")]
+    pub calibration: Option<PathBuf>,
+}
+
+/// Per row, per label: the explanation's entries (empty without `--explain`).
+type Explanations = Vec<Vec<Contribution>>;
+
+/// `name=contribution|...` for a CSV cell (quoted when a name needs it).
+fn explain_cell(c: &[Contribution]) -> String {
+    let text: Vec<String> = c
+        .iter()
+        .map(|c| format!("{}={}", c.name, c.total()))
+        .collect();
+    nonneg::data::write::csv_field(&text.join("|"))
 }
 
 /// Formats scores, logits and labels for every row, in input order.
@@ -42,6 +77,7 @@ pub fn format_predictions(
     label_names: &[String],
     jsonl: bool,
     names: Option<&[String]>,
+    explain: Option<&Explanations>,
 ) -> String {
     let l = labels;
     let mut out = String::new();
@@ -61,6 +97,14 @@ pub fn format_predictions(
                 .collect()
         };
         out.push_str(&cols.join(","));
+        if explain.is_some() {
+            for k in 0..l {
+                match label_names.get(k).filter(|_| l > 1) {
+                    Some(n) => out.push_str(&format!(",explain_{n}")),
+                    None => out.push_str(",explain"),
+                }
+            }
+        }
         if names.is_some() {
             out.push_str(",sample");
         }
@@ -71,9 +115,13 @@ pub fn format_predictions(
         if jsonl {
             let vals: Vec<String> = row
                 .iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(k, p)| {
+                    let why = explain.map_or(String::new(), |e| {
+                        format!(",\"explain\":{}", serde_json::json!(e[r * l + k]))
+                    });
                     format!(
-                        "{{\"score\":{},\"logit\":{},\"label\":{}}}",
+                        "{{\"score\":{},\"logit\":{},\"label\":{}{why}}}",
                         p.score, p.logit, p.label
                     )
                 })
@@ -98,6 +146,12 @@ pub fn format_predictions(
                     out.push(',');
                 }
                 let _ = write!(out, "{},{},{}", p.score, p.logit, p.label);
+            }
+            if let Some(e) = explain {
+                for k in 0..l {
+                    out.push(',');
+                    out.push_str(&explain_cell(&e[r * l + k]));
+                }
             }
             if let Some(n) = name {
                 out.push(',');
@@ -124,13 +178,30 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
             (ds, Some(names))
         }
     };
+    let calibration = match &a.calibration {
+        Some(p) => Some(load_data(p, &a.data_args, Some(&model), true)?),
+        None => None,
+    };
+    let mut model = model;
+    super::operating_point(
+        &mut model,
+        a.threshold,
+        a.threshold_fpr.zip(calibration.as_ref()),
+    )?;
     let predictions = model.decide(&model.logits(&data.x));
+    let l = model.threshold.len();
+    let explanations: Option<Explanations> = a.explain.map(|n| {
+        (0..data.rows() * l)
+            .map(|i| model.explain(&data.x, i / l, i % l, n))
+            .collect()
+    });
     let text = format_predictions(
         &predictions,
-        model.threshold.len(),
+        l,
         &model.label_names,
         a.format == Format::Jsonl,
         names.as_deref(),
+        explanations.as_ref(),
     );
     write_output(a.out.as_deref(), &text)?;
     Ok(ExitCode::SUCCESS)

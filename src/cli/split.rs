@@ -13,6 +13,8 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct SplitArgs {
+    /// The labelled data to split (CSV, svmlight or npz); its featurizer spec, if any, is
+    /// carried to both parts.
     #[arg(long)]
     pub data: PathBuf,
     #[command(flatten)]
@@ -22,8 +24,10 @@ pub struct SplitArgs {
     pub test_fraction: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where the training part goes (same format as --data).
     #[arg(long)]
     pub train_out: PathBuf,
+    /// Where the test part goes (same format as --data).
     #[arg(long)]
     pub test_out: PathBuf,
 }

@@ -1,10 +1,10 @@
 //! `nonneg train`: flags to [`FitOptions`], data loading, then [`pipeline::fit`].
 
 use super::choices::{self, ActivationArg, LrScheduleArg, SkipArg};
+use super::progress::TrainProgress;
 use super::{Context, DataArgs};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nonneg::data::feature_list::{resolve_direction_list, resolve_feature_list};
 use nonneg::data::{split, Dataset};
 use nonneg::features::corpus::spec_path_for;
@@ -14,7 +14,7 @@ use nonneg::model::scaler::ScaleKind;
 use nonneg::model::NonNegMode;
 use nonneg::optim::{OptimizerConfig, OptimizerKind, Schedule};
 use nonneg::pipeline::{self, FeatureSigns, FitOptions, Fitted, RecipeOverrides};
-use nonneg::train::{Monitor, PosWeight, Preset, Progress, RobustConfig, TrainConfig};
+use nonneg::train::{Monitor, PosWeight, Preset, RobustConfig, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -147,6 +147,10 @@ pub struct TrainArgs {
     /// Pick the decision threshold on validation data for this false positive rate.
     #[arg(long)]
     pub threshold_fpr: Option<f64>,
+    /// Write the epoch history (epoch, train loss, validation loss and AUC, learning rate,
+    /// seconds) to this CSV file, rewritten after every epoch.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
     /// Verified training: the loss on positives uses a sound lower bound of their logit
     /// under any set of at most this many additions (features raised to their training
     /// maximum); 0: off.
@@ -312,56 +316,6 @@ pub fn feature_signs(
     Ok(None)
 }
 
-/// A progress bar on a terminal; nothing otherwise or with --quiet.
-pub struct Bar {
-    bar: Option<ProgressBar>,
-}
-
-impl Bar {
-    pub fn new(quiet: bool) -> Self {
-        let target = ProgressDrawTarget::stderr();
-        let bar = (!quiet && !target.is_hidden()).then(|| {
-            let b = ProgressBar::with_draw_target(Some(0), target);
-            b.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-                    .expect("static template")
-                    .progress_chars("=> "),
-            );
-            b
-        });
-        Bar { bar }
-    }
-
-    pub fn observe(&self, p: Progress) {
-        let Some(b) = &self.bar else { return };
-        match p {
-            Progress::Start { epochs, batches } => b.set_length((epochs * batches) as u64),
-            Progress::Batch { epoch, loss, .. } => {
-                b.set_prefix(format!("epoch {}", epoch + 1));
-                b.inc(1);
-                b.set_message(format!("loss {loss:.4}"));
-            }
-            Progress::Epoch(r) => {
-                let valid = match (r.valid_loss, r.valid_auc) {
-                    (Some(l), Some(a)) => format!(", valid loss {l:.4}, valid AUC {a:.4}"),
-                    (Some(l), None) => format!(", valid loss {l:.4}"),
-                    _ => String::new(),
-                };
-                b.println(format!(
-                    "epoch {:>3}: train loss {:.4}{valid} ({:.1}s)",
-                    r.epoch, r.train_loss, r.seconds
-                ));
-            }
-        }
-    }
-
-    pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
 /// The featurizer for `--data`: `--featurizer F`, or the one written beside the data.
 pub fn find_featurizer(a: &TrainArgs) -> Result<Option<FeaturizerSpec>> {
     let path = match &a.featurizer {
@@ -426,13 +380,14 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     opts.featurizer = find_featurizer(a)?;
     let (data, valid) = load_train_valid(a, opts.featurizer.as_ref())?;
     opts.signs = feature_signs(a, &data, &opts.config)?;
-    let bar = Bar::new(ctx.quiet);
+    let mut progress = TrainProgress::new(ctx.quiet, true);
+    progress.log_to(a.log.clone());
     let fitted = if a.autotune.autotune {
         super::autotune::fit(&opts, &data, valid.as_ref(), a, ctx)?
     } else {
-        pipeline::fit(&opts, &data, valid.as_ref(), &mut |p| bar.observe(p))?
+        pipeline::fit(&opts, &data, valid.as_ref(), &mut |p| progress.observe(p))?
     };
-    bar.finish();
+    progress.finish()?;
     nonneg::model::io::save(&fitted.model, &a.out)?;
     if !ctx.quiet {
         print_summary(&fitted, &a.out);

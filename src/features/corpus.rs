@@ -28,8 +28,17 @@ pub enum SpecSource {
         min_df: usize,
         /// Keep only the most frequent tokens (ties by token string).
         max_features: Option<usize>,
+        /// Turn on [`EMAIL_DEFAULTS`] when every sample is an email (the command line's
+        /// default); a corpus with any plain-text sample keeps `options` as given.
+        email_defaults: bool,
     },
 }
+
+/// The options an all-email corpus gets by default: `header_tokens`, `url_hosts` and
+/// `raw_headers`. Chosen on a validation split of SpamAssassin's older collections, where
+/// each raised ROC AUC and TPR at 1% FPR of both the unconstrained and the monotone model
+/// (docs/featurizer-defaults.md).
+pub const EMAIL_DEFAULTS: &str = "header tokens, URL hosts, raw headers";
 
 /// What was read, for the user.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -45,6 +54,8 @@ pub struct CorpusSummary {
     pub problem_counts: Vec<(String, usize)>,
     /// Non-regular entries skipped (symlinks, devices, ...).
     pub skipped_non_regular: usize,
+    /// What became of the email defaults, when they were asked for.
+    pub email_defaults: Option<String>,
 }
 
 impl std::fmt::Display for CorpusSummary {
@@ -76,6 +87,9 @@ impl std::fmt::Display for CorpusSummary {
                 self.skipped_non_regular
             )?;
         }
+        if let Some(d) = &self.email_defaults {
+            writeln!(f, "{d}")?;
+        }
         write!(f, "n_features: {}", self.n_features)
     }
 }
@@ -105,8 +119,51 @@ pub fn featurize_corpus(
 ) -> Result<Corpus> {
     check_classes(classes, positive)?;
     let (samples, skipped) = list_samples(classes)?;
+    let (spec, email_note) = resolve_email_defaults(spec, &samples)?;
     let (spec, rows) = featurize_all(spec, &samples)?;
-    Ok(assemble(classes, positive, spec, samples, rows, skipped))
+    let mut corpus = assemble(classes, positive, spec, samples, rows, skipped);
+    corpus.summary.email_defaults = email_note;
+    Ok(corpus)
+}
+
+/// `spec` with the email defaults applied when asked for and every sample is an email,
+/// and a line saying what happened (`None` when they were not asked for).
+fn resolve_email_defaults(
+    spec: SpecSource,
+    samples: &[(usize, Sample)],
+) -> Result<(SpecSource, Option<String>)> {
+    let SpecSource::BuildVocabulary {
+        mut options,
+        min_df,
+        max_features,
+        email_defaults: true,
+    } = spec
+    else {
+        return Ok((spec, None));
+    };
+    let kind = options.input_kind;
+    let plain = samples
+        .par_iter()
+        .map(|(_, s)| Ok(!super::email::is_email(kind, &s.bytes()?) as usize))
+        .sum::<Result<usize>>()?;
+    let note = if plain == 0 {
+        options.header_tokens = true;
+        options.url_hosts = true;
+        options.raw_headers = true;
+        format!("email defaults: {EMAIL_DEFAULTS} (every sample is an email)")
+    } else {
+        format!(
+            "email defaults not applied: {plain} of {} samples are plain text (featurized as given)",
+            samples.len()
+        )
+    };
+    let spec = SpecSource::BuildVocabulary {
+        options,
+        min_df,
+        max_features,
+        email_defaults: false,
+    };
+    Ok((spec, Some(note)))
 }
 
 fn check_classes(classes: &[(String, PathBuf)], positive: &str) -> Result<()> {
@@ -161,6 +218,7 @@ fn featurize_all(
             options,
             min_df,
             max_features,
+            ..
         } => {
             if min_df == 0 {
                 return Err(Error::invalid("min_df must be at least 1"));
@@ -218,6 +276,7 @@ fn assemble(
         samples_with_problems: with_problems,
         problem_counts: most_common_first(kinds),
         skipped_non_regular: skipped,
+        email_defaults: None,
     };
     Corpus {
         spec,

@@ -69,6 +69,15 @@ pub(super) enum Piece {
     Hosts,
 }
 
+/// Whether `raw` is read as an email under `kind`.
+pub fn is_email(kind: InputKind, raw: &[u8]) -> bool {
+    match kind {
+        InputKind::Email => looks_like_email(raw),
+        InputKind::Auto => has_mail_header_block(raw),
+        InputKind::Text => false,
+    }
+}
+
 /// Calls `f` with every piece of text of `raw` the options ask for, in order.
 pub(super) fn walk_text(
     opts: &TextOptions,
@@ -76,12 +85,7 @@ pub(super) fn walk_text(
     f: &mut dyn FnMut(&str, Piece),
     problems: &mut Vec<String>,
 ) {
-    let is_email = match opts.input_kind {
-        InputKind::Email => looks_like_email(raw),
-        InputKind::Auto => has_mail_header_block(raw),
-        InputKind::Text => false,
-    };
-    if !is_email {
+    if !is_email(opts.input_kind, raw) {
         // Only an input declared email is missing something when it has no headers.
         if opts.input_kind == InputKind::Email {
             problems.push("no headers: read as plain text".into());

@@ -4,10 +4,12 @@
 pub mod activation;
 pub mod constraint;
 pub mod dense;
+pub mod explain;
 pub mod init;
 pub mod io;
 pub mod mlp;
 pub mod scaler;
+pub mod threshold;
 
 pub use activation::Activation;
 pub use constraint::Constraint;

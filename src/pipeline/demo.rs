@@ -93,6 +93,7 @@ pub fn load_spamassassin(dir: &Path) -> Result<SpamAssassin> {
         options,
         min_df: 2,
         max_features: None,
+        email_defaults: false,
     };
     let train = featurize_corpus(&train_classes, "spam", vocabulary)?;
     let spec = train.spec.clone();
