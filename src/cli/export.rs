@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
+    /// The model file (.safetensors) to export.
     #[arg(long)]
     pub model: PathBuf,
     /// Write an ONNX graph (opset 17): input `features` [N, input_dim] of raw feature
