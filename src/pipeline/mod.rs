@@ -4,6 +4,7 @@
 //! and `nonneg demo` are thin callers of [`fit`]; [`demo`] is the demo's experiment;
 //! [`cv`] cross-validates the same options and [`autotune`] searches them.
 
+pub mod arrays;
 pub mod autotune;
 pub mod budget_eval;
 pub mod constraints;
