@@ -173,8 +173,8 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn(
-                "a column-vector y was passed when a 1d array was expected; "
-                "it is read as a 1d array",
+                "A column-vector y was passed when a 1d array was expected. "
+                "Please change the shape of y to (n_samples, ), for example using ravel().",
                 DataConversionWarning,
                 stacklevel=3,
             )
@@ -301,4 +301,4 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         self.__dict__.update(state)
 
     def _more_tags(self):
-        return {"binary_only": True}
+        return {"binary_only": True, "multilabel": True}
