@@ -16,7 +16,7 @@ def _docs(docs):
     files, folders or archives whose every sample is a row."""
     if isinstance(docs, (str, bytes, os.PathLike)):
         raise TypeError("give a list of documents or paths, not a single one")
-    return [os.fspath(d) if isinstance(d, os.PathLike) else d for d in docs]
+    return list(docs)
 
 
 def _csr(spec, n_features, parts):

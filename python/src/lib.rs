@@ -12,7 +12,7 @@ use nonneg::features::docs::{featurize_docs, Doc};
 use nonneg::pipeline::arrays::{self, Labels};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -296,10 +296,10 @@ fn featurize_text<'py>(
     let docs = docs
         .iter()
         .map(|d| {
-            if let Ok(s) = d.extract::<String>() {
-                Ok(Doc::Raw(s.into_bytes()))
-            } else if let Ok(b) = d.extract::<Vec<u8>>() {
-                Ok(Doc::Raw(b))
+            if let Ok(s) = d.downcast::<PyString>() {
+                Ok(Doc::Raw(s.to_cow()?.as_bytes().to_vec()))
+            } else if let Ok(b) = d.downcast::<PyBytes>() {
+                Ok(Doc::Raw(b.as_bytes().to_vec()))
             } else {
                 Ok(Doc::Path(d.extract::<PathBuf>()?))
             }
