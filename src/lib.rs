@@ -10,6 +10,7 @@ pub mod attack;
 pub mod certify;
 pub mod data;
 pub mod error;
+pub mod export;
 pub mod features;
 pub mod kernels;
 pub mod linalg;

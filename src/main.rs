@@ -46,6 +46,8 @@ enum Command {
     /// Stratified k-fold cross-validation of the train options: mean and spread of ROC AUC,
     /// average precision and TPR at 1% FPR.
     Cv(Box<cli::cv::CvArgs>),
+    /// Write the model as an ONNX graph that ONNX Runtime runs with no custom ops.
+    Export(cli::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Featurize(a) => cli::featurize::run(a, &ctx),
         Command::Demo(a) => cli::demo::run(a, &ctx),
         Command::Cv(a) => cli::cv::run(a, &ctx),
+        Command::Export(a) => cli::export::run(a, &ctx),
     };
     match result {
         Ok(code) => code,

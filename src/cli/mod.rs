@@ -8,6 +8,7 @@ pub mod choices;
 pub mod cv;
 pub mod demo;
 pub mod eval;
+pub mod export;
 pub mod featurize;
 pub mod inspect;
 pub mod predict;

@@ -1,0 +1,4 @@
+//! Exporting a model to formats other runtimes execute.
+
+pub mod onnx;
+pub mod onnx_proto;
