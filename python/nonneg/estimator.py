@@ -270,6 +270,13 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         self._recorded_model().save(os.fspath(path))
 
+    def to_onnx(self, path):
+        """Writes the model as an ONNX graph (opset 17, as ``nonneg export --onnx``):
+        input ``features`` float32 [N, n_features_in_] of raw values (sparse models take
+        dense rows of the vocabulary width), outputs ``logit`` and ``score`` [N, labels]."""
+        check_is_fitted(self, "model_")
+        self.model_.save_onnx(os.fspath(path))
+
     @classmethod
     def load(cls, path):
         """A fitted estimator from a ``.safetensors`` file of the CLI or of ``save``; its

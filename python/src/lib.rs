@@ -10,7 +10,7 @@ use nonneg::data::Dataset;
 use nonneg::features::corpus::SpecSource;
 use nonneg::features::docs::{featurize_docs, Doc};
 use nonneg::pipeline::arrays::{self, Labels};
-use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use std::path::{Path, PathBuf};
@@ -182,6 +182,11 @@ impl Model {
         serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
+    /// Writes the model as an ONNX graph (`nonneg export --onnx`), atomically.
+    fn save_onnx(&self, path: PathBuf) -> PyResult<()> {
+        nonneg::export::onnx::save_onnx(&self.inner, &path).map_err(py_err)
+    }
+
     #[getter]
     fn n_features(&self) -> usize {
         self.inner.mlp.input_dim
@@ -233,8 +238,8 @@ enum Msg {
 }
 
 /// Trains on `data` with the options of `nonneg train` (JSON). Runs on a thread of its
-/// own while this one, GIL released, waits and checks for signals, so Ctrl-C raises
-/// `KeyboardInterrupt` at once; the training thread is then left to finish on its own.
+/// own while this one, GIL released, waits and checks for signals: on Ctrl-C it raises
+/// the signal's exception once training has stopped (before its next batch).
 #[pyfunction]
 #[pyo3(signature = (params, data, verbose=false, featurizer=None))]
 fn fit(
@@ -245,6 +250,7 @@ fn fit(
     featurizer: Option<&str>,
 ) -> PyResult<Model> {
     let job = options::Job::new(params, &data.inner, featurizer).map_err(py_err)?;
+    let stop = job.stop();
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("nonneg-fit".into())
@@ -276,10 +282,15 @@ fn fit(
             }
             Ok(Msg::Epoch(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(PyKeyboardInterrupt::new_err("training thread ended"));
+                return Err(PyOSError::new_err("the training thread ended without a result"));
             }
         }
-        py.check_signals()?;
+        if let Err(signal) = py.check_signals() {
+            stop();
+            // The run ends before its next batch; its result (interrupted) is dropped.
+            py.allow_threads(move || while let Ok(Msg::Epoch(_)) = rx.recv() {});
+            return Err(signal);
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A choice by its command-line name (`log1p-standard` or `log1p_standard` alike).
@@ -96,6 +97,7 @@ impl Job {
         let mut opts = fit_options(&p)?;
         opts.signs = feature_signs(&p, data, &opts.config)?;
         opts.featurizer = featurizer.map(parse_spec).transpose()?;
+        opts.stop = Some(Arc::new(AtomicBool::new(false)));
         if let Some(f) = p.valid_fraction {
             if !(f > 0.0 && f < 1.0) {
                 return Err(Error::invalid(format!(
@@ -112,6 +114,17 @@ impl Job {
             valid_fraction: p.valid_fraction,
             threads: p.threads,
         })
+    }
+
+    /// Asks the run to stop before its next batch (it then ends with
+    /// [`Error::Interrupted`]).
+    pub fn stop(&self) -> impl Fn() + Send + 'static {
+        let flag = self.opts.stop.clone();
+        move || {
+            if let Some(f) = &flag {
+                f.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Fits (on `threads` workers when set), calling `on_epoch` with each epoch's line.
