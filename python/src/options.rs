@@ -255,6 +255,7 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
         },
         scale,
         featurizer: None,
+        stop: None,
     })
 }
 
