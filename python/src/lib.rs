@@ -45,7 +45,13 @@ struct Data {
 
 /// Labels from a float32 buffer `[rows x names.len()]`.
 fn labels(y: Option<&[u8]>, names: Vec<String>) -> PyResult<Option<Labels>> {
-    y.map(|b| Ok(Labels { y: f32s(b, "y")?, names })).transpose()
+    y.map(|b| {
+        Ok(Labels {
+            y: f32s(b, "y")?,
+            names,
+        })
+    })
+    .transpose()
 }
 
 #[pymethods]
@@ -89,7 +95,14 @@ impl Data {
             .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
         let x = f32s(values, "X")?;
-        let d = arrays::csr(cols, indptr, indices, x, labels(y, label_names)?, feature_names);
+        let d = arrays::csr(
+            cols,
+            indptr,
+            indices,
+            x,
+            labels(y, label_names)?,
+            feature_names,
+        );
         Ok(Data {
             inner: Arc::new(d.map_err(py_err)?),
         })
@@ -266,7 +279,8 @@ fn fit(
     let mut rx = rx;
     loop {
         // The receiver goes into the GIL-free closure and back (it is not `Sync`).
-        let (msg, back) = py.allow_threads(move || (rx.recv_timeout(Duration::from_millis(50)), rx));
+        let (msg, back) =
+            py.allow_threads(move || (rx.recv_timeout(Duration::from_millis(50)), rx));
         rx = back;
         match msg {
             Ok(Msg::Done(r)) => {
@@ -282,7 +296,9 @@ fn fit(
             }
             Ok(Msg::Epoch(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(PyOSError::new_err("the training thread ended without a result"));
+                return Err(PyOSError::new_err(
+                    "the training thread ended without a result",
+                ));
             }
         }
         if let Err(signal) = py.check_signals() {
@@ -325,7 +341,11 @@ fn featurize_text<'py>(
         .allow_threads(|| featurize_docs(source, docs))
         .map_err(py_err)?;
     let json = serde_json::to_string(&spec).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let indptr: Vec<u8> = x.indptr.iter().flat_map(|&v| (v as u64).to_le_bytes()).collect();
+    let indptr: Vec<u8> = x
+        .indptr
+        .iter()
+        .flat_map(|&v| (v as u64).to_le_bytes())
+        .collect();
     let indices: Vec<u8> = x.indices.iter().flat_map(|v| v.to_le_bytes()).collect();
     let values: Vec<u8> = x.values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let parts = [indptr, indices, values].map(|b| PyBytes::new(py, &b));

@@ -106,7 +106,9 @@ impl Job {
             }
         }
         if p.threads == Some(0) {
-            return Err(Error::invalid("the `threads` option must be at least 1, got 0"));
+            return Err(Error::invalid(
+                "the `threads` option must be at least 1, got 0",
+            ));
         }
         Ok(Job {
             opts,
@@ -138,7 +140,10 @@ impl Job {
             None => pipeline::fit(&self.opts, &self.data, None, progress),
             Some(f) => {
                 let (tr, va) = split::stratified_split(&self.data, f, self.opts.config.seed)?;
-                let (tr, va) = (split::subset(&self.data, &tr), split::subset(&self.data, &va));
+                let (tr, va) = (
+                    split::subset(&self.data, &tr),
+                    split::subset(&self.data, &va),
+                );
                 pipeline::fit(&self.opts, &tr, Some(&va), progress)
             }
         };
@@ -244,7 +249,11 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
             )))
         }
     };
-    let scale = p.scale.as_deref().map(|s| parse_choice(s, "scale")).transpose()?;
+    let scale = p
+        .scale
+        .as_deref()
+        .map(|s| parse_choice(s, "scale"))
+        .transpose()?;
     Ok(FitOptions {
         config: cfg,
         signs: None,
@@ -293,12 +302,8 @@ fn feature_signs(p: &Params, data: &Dataset, cfg: &TrainConfig) -> Result<Option
     if let Some(d) = &p.feature_directions {
         let text: Vec<String> = d.iter().map(|(f, s)| format!("{f} {s:+}")).collect();
         let path = Path::new("the feature_directions list");
-        let signs = FeatureSigns::Directions(resolve_direction_list(
-            names,
-            n,
-            &text.join("\n"),
-            path,
-        )?);
+        let signs =
+            FeatureSigns::Directions(resolve_direction_list(names, n, &text.join("\n"), path)?);
         signs.apply(&mut cfg.constraints.clone())?;
         return Ok(Some(signs));
     }
