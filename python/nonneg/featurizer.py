@@ -19,10 +19,12 @@ def _docs(docs):
     return list(docs)
 
 
-def _csr(spec, n_features, parts):
-    indptr, indices, values = (np.frombuffer(b, dtype=t) for b, t in zip(parts, ("<i8", "<u4", "<f4")))
-    rows = len(indptr) - 1
-    return sp.csr_matrix((values, indices.astype(np.int32), indptr), shape=(rows, n_features))
+def _csr(n_features, parts):
+    """The CSR matrix of the library's parts (int64 indptr, uint32 indices, float32)."""
+    kinds = ("<i8", "<u4", "<f4")
+    indptr, indices, values = (np.frombuffer(b, dtype=t) for b, t in zip(parts, kinds))
+    shape = (len(indptr) - 1, n_features)
+    return sp.csr_matrix((values, indices.astype(np.int64), indptr), shape=shape)
 
 
 class TextFeaturizer(TransformerMixin, BaseEstimator):
@@ -63,7 +65,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         spec, n, parts = _nonneg.featurize_text(_docs(docs), options=json.dumps(self.get_params()))
         self.spec_ = spec
         self.n_features_ = n
-        return _csr(spec, n, parts)
+        return _csr(n, parts)
 
     def fit(self, docs, y=None):
         self.fit_transform(docs)
@@ -73,7 +75,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         """One CSR row per document (or per sample under a path), float32."""
         check_is_fitted(self, "spec_")
         spec, n, parts = _nonneg.featurize_text(_docs(docs), spec=self.spec_)
-        return _csr(spec, n, parts)
+        return _csr(n, parts)
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "spec_")
@@ -83,10 +85,18 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         return np.asarray(terms, dtype=object)
 
     def save(self, path):
-        """Writes the spec as ``nonneg featurize`` does (``--vocab`` reads it)."""
+        """Writes the spec as ``nonneg featurize`` does (``--vocab`` reads it), through a
+        temporary file renamed into place, so a failed write leaves no partial file."""
         check_is_fitted(self, "spec_")
-        with open(path, "w") as f:
-            f.write(json.dumps(json.loads(self.spec_), indent=2) + "\n")
+        path = os.fspath(path)
+        tmp = f"{path}.tmp{os.getpid()}"
+        try:
+            with open(tmp, "w") as f:
+                f.write(json.dumps(json.loads(self.spec_), indent=2) + "\n")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     @classmethod
     def load(cls, path):

@@ -172,7 +172,7 @@ impl Model {
     }
 
     /// The attack report as JSON (GIL released).
-    #[pyo3(signature = (data, method, budgets, limit=None, seed=0, label=0))]
+    #[pyo3(signature = (data, method, budgets, limit=None, seed=0))]
     fn attack(
         &self,
         py: Python<'_>,
@@ -181,13 +181,11 @@ impl Model {
         budgets: Vec<usize>,
         limit: Option<usize>,
         seed: u64,
-        label: usize,
     ) -> PyResult<String> {
         let method = options::parse_method(method).map_err(py_err)?;
         let mut cfg = nonneg::attack::AttackConfig::new(method, budgets);
         cfg.limit = limit;
         cfg.seed = seed;
-        cfg.label = label;
         let (m, d) = (&self.inner, &data.inner);
         let report = py
             .allow_threads(|| nonneg::attack::attack(m, d, &cfg))
@@ -247,7 +245,7 @@ impl Model {
 /// What the training thread sends back.
 enum Msg {
     Epoch(String),
-    Done(nonneg::Result<nonneg::pipeline::Fitted>),
+    Done(Box<nonneg::Result<nonneg::pipeline::Fitted>>),
 }
 
 /// Trains on `data` with the options of `nonneg train` (JSON). Runs on a thread of its
@@ -273,7 +271,7 @@ fn fit(
                 // The receiver is gone after an interrupt: nobody to tell.
                 let _ = progress.send(Msg::Epoch(line));
             });
-            let _ = tx.send(Msg::Done(result));
+            let _ = tx.send(Msg::Done(Box::new(result)));
         })
         .map_err(|e| PyOSError::new_err(format!("cannot start the training thread: {e}")))?;
     let mut rx = rx;
@@ -284,7 +282,7 @@ fn fit(
         rx = back;
         match msg {
             Ok(Msg::Done(r)) => {
-                let fitted = r.map_err(py_err)?;
+                let fitted = (*r).map_err(py_err)?;
                 return Ok(Model {
                     inner: fitted.model,
                 });

@@ -10,7 +10,7 @@ use nonneg::features::FeaturizerSpec;
 use nonneg::model::Activation;
 use nonneg::optim::{OptimizerConfig, Schedule};
 use nonneg::pipeline::{self, FeatureSigns, FitOptions, Fitted, RecipeOverrides};
-use nonneg::train::{PosWeight, Preset, RobustConfig, TrainConfig};
+use nonneg::train::{Preset, RobustConfig, TrainConfig};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -271,8 +271,10 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
 /// `"auto"`, `"none"`, a weight or a list of weights (one per label).
 fn set_pos_weight(cfg: &mut TrainConfig, v: &Value) -> Result<()> {
     let weights = match v {
-        Value::String(s) if s == "auto" => return Ok(cfg.pos_weight_mode = PosWeight::Auto),
-        Value::String(s) if s == "none" => return Ok(cfg.pos_weight_mode = PosWeight::None),
+        Value::String(s) if s == "auto" || s == "none" => {
+            cfg.pos_weight_mode = parse_choice(s, "pos_weight")?;
+            return Ok(());
+        }
         Value::Number(n) => vec![n.as_f64()],
         Value::Array(a) => a.iter().map(Value::as_f64).collect(),
         _ => vec![None],

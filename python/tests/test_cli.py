@@ -78,7 +78,7 @@ def small_corpus(tmp_path_factory):
     return svm, d / "train.svm.featurizer.json", classes
 
 
-def test_text_featurizer_equals_the_cli(small_corpus):
+def test_text_featurizer_equals_the_cli(small_corpus, tmp_path):
     svm, spec_path, classes = small_corpus
     tf = TextFeaturizer(header_tokens=True, url_hosts=True)
     X = tf.fit_transform(classes)
@@ -93,6 +93,13 @@ def test_text_featurizer_equals_the_cli(small_corpus):
     as_paths = tf.transform(files)
     assert (as_text != as_paths).nnz == 0 and as_text.nnz > 0
     assert len(tf.get_feature_names_out()) == tf.n_features_
+    # A spec saved from Python is the CLI's --vocab.
+    tf.save(tmp_path / "vocab.json")
+    run_cli("featurize", "text", "--class", f"ham={classes[1]}", "--vocab",
+            tmp_path / "vocab.json", "--out", tmp_path / "ham.svm")
+    Xh, _ = load_svmlight_file(str(tmp_path / "ham.svm"), n_features=tf.n_features_,
+                               zero_based=False)
+    assert (Xh != ham).nnz == 0
 
 
 def test_sparse_fit_equals_cli_train(small_corpus, tmp_path):
