@@ -288,9 +288,14 @@ fn fit(
                 });
             }
             Ok(Msg::Epoch(line)) if verbose => {
-                py.import("sys")?
-                    .getattr("stderr")?
-                    .call_method1("write", (line + "\n",))?;
+                let written = py
+                    .import("sys")
+                    .and_then(|sys| sys.getattr("stderr"))
+                    .and_then(|err| err.call_method1("write", (line + "\n",)));
+                if let Err(e) = written {
+                    stop();
+                    return Err(e);
+                }
             }
             Ok(Msg::Epoch(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => {
