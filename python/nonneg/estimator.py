@@ -188,8 +188,9 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
             raise ValueError(
-                "NonNegClassifier needs exactly two classes (or a 2-D 0/1 multi-label y), "
-                f"got {len(self.classes_)} class(es): {self.classes_[:10]}"
+                "Only binary classification is supported. The type of the target is "
+                f"{kind} ({len(self.classes_)} classes); NonNegClassifier takes two classes "
+                "or a 2-D 0/1 multi-label y."
             )
         return y
 
@@ -307,5 +308,13 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
             state = dict(state, model_=_nonneg.Model.from_bytes(state["model_"]))
         self.__dict__.update(state)
 
+    # Binary and multi-label, never multi-class: scikit-learn < 1.6 and >= 1.6 spellings.
     def _more_tags(self):
         return {"binary_only": True, "multilabel": True}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
+        return tags

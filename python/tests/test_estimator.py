@@ -64,7 +64,7 @@ def test_any_two_labels_and_pandas_names(spambase):
 
 def test_more_than_two_classes_is_an_error(spambase):
     X, _ = spambase
-    with pytest.raises(ValueError, match="exactly two classes"):
+    with pytest.raises(ValueError, match="Only binary classification is supported"):
         NonNegClassifier(epochs=1).fit(X, np.arange(len(X)) % 3)
 
 
