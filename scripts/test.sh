@@ -14,7 +14,9 @@ fi
 # Installs or updates the pins (a no-op when they are there).
 "$venv/bin/pip" install --quiet -r python/requirements-test.txt
 cargo test --release
-(cd python && "../$venv/bin/maturin" build --release --quiet --out ../target/wheels)
-"$venv/bin/pip" install --quiet --force-reinstall --no-deps target/wheels/nonneg-*.whl
+# A folder of its own: exactly this build's wheel.
+rm -rf target/python-wheel
+(cd python && "../$venv/bin/maturin" build --release --quiet --out ../target/python-wheel)
+"$venv/bin/pip" install --quiet --force-reinstall --no-deps target/python-wheel/nonneg-*.whl
 cargo build --release
 "$venv/bin/python" -m pytest -q python/tests
