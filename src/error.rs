@@ -26,6 +26,9 @@ pub enum Error {
     /// A bad option or configuration.
     #[error("{0}")]
     Invalid(String),
+    /// Stopped on request (a stop flag was set) before finishing.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

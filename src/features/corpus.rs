@@ -196,7 +196,7 @@ fn list_samples(classes: &[(String, PathBuf)]) -> Result<(Vec<(usize, Sample)>, 
 }
 
 /// The final spec and one featurized row per sample, in sample order.
-fn featurize_all(
+pub(crate) fn featurize_all(
     spec: SpecSource,
     samples: &[(usize, Sample)],
 ) -> Result<(FeaturizerSpec, Vec<Featurized>)> {

@@ -21,6 +21,7 @@
 
 pub mod bytes;
 pub mod corpus;
+pub mod docs;
 pub mod email;
 pub mod source;
 pub mod text;

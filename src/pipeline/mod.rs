@@ -4,6 +4,7 @@
 //! and `nonneg demo` are thin callers of [`fit`]; [`demo`] is the demo's experiment;
 //! [`cv`] cross-validates the same options and [`autotune`] searches them.
 
+pub mod arrays;
 pub mod autotune;
 pub mod budget_eval;
 pub mod constraints;
@@ -21,6 +22,8 @@ use crate::metrics::{self, LabelMetrics};
 use crate::model::scaler::{ScaleKind, Scaler};
 use crate::model::{Activation, Model};
 use crate::train::{self, Progress, TrainConfig, TrainReport};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 /// The recipe's automatic choices fixed by the caller (`None`: the recipe decides).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -31,7 +34,7 @@ pub struct RecipeOverrides {
 }
 
 /// Everything [`fit`] needs besides the data.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct FitOptions {
     /// The explicit settings: widths, constraints (preset and overrides), optimizer,
     /// schedule, epochs... Its activation, skip and weight decay are the recipe's for the
@@ -44,6 +47,8 @@ pub struct FitOptions {
     pub scale: Option<ScaleKind>,
     /// The featurizer that made the data, stored in the model to score raw samples.
     pub featurizer: Option<FeaturizerSpec>,
+    /// Set to stop training before its next batch ([`Error::Interrupted`]).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl FitOptions {
@@ -55,6 +60,7 @@ impl FitOptions {
             overrides: RecipeOverrides::default(),
             scale: None,
             featurizer: None,
+            stop: None,
         }
     }
 
@@ -117,7 +123,10 @@ pub fn fit(
         valid_scaled = valid.map(scaled);
         (&train_scaled, valid_scaled.as_ref())
     };
-    let (mlp, report) = train::train(&cfg, t, v, progress)?;
+    let control = train::Control {
+        stop: opts.stop.clone(),
+    };
+    let (mlp, report) = train::train_with(&cfg, t, v, &control, progress)?;
     let model = Model {
         mlp,
         scaler,

@@ -11,11 +11,13 @@ use crate::loss;
 use crate::metrics;
 use crate::model::Mlp;
 use crate::rng::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// One epoch's numbers.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochReport {
     pub epoch: usize,
     pub train_loss: f64,
@@ -72,12 +74,56 @@ pub fn macro_auc(logits: &[f32], y: &[f32], labels: usize) -> Option<f64> {
     }
 }
 
+/// What steers a run from outside.
+#[derive(Clone, Debug, Default)]
+pub struct Control {
+    /// Set (from another thread or a signal handler) to stop before the next batch with
+    /// [`Error::Interrupted`]; unset, a run is the same to the bit as without it.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Control {
+    fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+}
+
+/// Where a run stands between two batches: with the trainer, all it needs to go on.
+pub(super) struct Position {
+    /// The current epoch (0-based).
+    pub(super) epoch: usize,
+    /// The next batch of the epoch; 0: the epoch's shuffle is still to be drawn.
+    pub(super) batch: usize,
+    /// The epoch's shuffled row order (each epoch shuffles the previous one's).
+    pub(super) order: Vec<usize>,
+    /// The epoch's training loss so far, summed over rows.
+    pub(super) loss_sum: f64,
+    /// The last batch's learning rate.
+    pub(super) lr: f32,
+    pub(super) shuffle_rng: Rng,
+    pub(super) epochs: Vec<EpochReport>,
+    pub(super) stopper: EarlyStopping,
+}
+
 /// Trains a network on scaled data. `valid` (scaled the same way) drives early stopping
 /// and the FPR threshold.
 pub fn train(
     cfg: &TrainConfig,
     data: &Dataset,
     valid: Option<&Dataset>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Mlp, TrainReport)> {
+    train_with(cfg, data, valid, &Control::default(), progress)
+}
+
+/// [`train`] under `control`.
+pub fn train_with(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    valid: Option<&Dataset>,
+    control: &Control,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Mlp, TrainReport)> {
     check(cfg, data, valid)?;
@@ -89,52 +135,34 @@ pub fn train(
     if cfg.robust.as_ref().is_some_and(|r| r.active()) {
         trainer.enable_robust(Threat::of_training_data(&trainer.mlp, &data.x));
     }
-    let batches = n.div_ceil(cfg.batch_size);
-    let total_steps = (batches * cfg.epochs) as u64;
+    let mut pos = Position {
+        epoch: 0,
+        batch: 0,
+        order: (0..n).collect(),
+        loss_sum: 0.0,
+        lr: cfg.optimizer.lr,
+        shuffle_rng,
+        epochs: Vec::new(),
+        stopper: EarlyStopping::new(cfg),
+    };
     progress(Progress::Start {
         epochs: cfg.epochs,
-        batches,
+        batches: n.div_ceil(cfg.batch_size),
     });
     let start = Instant::now();
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut epochs = Vec::new();
-    let mut stopper = EarlyStopping::new(cfg);
-    for epoch in 0..cfg.epochs {
+    while pos.epoch < cfg.epochs {
         let t0 = Instant::now();
-        shuffle_rng.shuffle(&mut order);
-        let (train_loss, lr) = run_epoch(
-            &mut trainer,
-            data,
-            &order,
-            &pos_weight,
-            epoch,
-            total_steps,
-            progress,
-        )?;
-        let (valid_loss, valid_auc) = match valid {
-            Some(v) => {
-                let (l, a) = validate(&trainer.mlp, v, &pos_weight);
-                (Some(l), a)
-            }
-            None => (None, None),
-        };
-        let report = EpochReport {
-            epoch: epoch + 1,
-            train_loss,
-            valid_loss,
-            valid_auc,
-            lr,
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        progress(Progress::Epoch(&report));
-        let stop = stopper.observe(&report, &trainer.mlp);
-        epochs.push(report);
-        if stop {
+        if pos.batch == 0 {
+            pos.shuffle_rng.shuffle(&mut pos.order);
+            pos.loss_sum = 0.0;
+        }
+        run_epoch(&mut trainer, data, &mut pos, &pos_weight, control, progress)?;
+        if end_epoch(&trainer, valid, &mut pos, &pos_weight, t0, progress) {
             break;
         }
     }
-    let best_epoch = stopper.best.as_ref().map(|b| b.0);
-    let mlp = match stopper.best {
+    let best_epoch = pos.stopper.best.as_ref().map(|b| b.0);
+    let mlp = match pos.stopper.best {
         Some((_, _, m)) => m,
         None => trainer.mlp,
     };
@@ -145,13 +173,46 @@ pub fn train(
     Ok((
         mlp,
         TrainReport {
-            epochs,
+            epochs: pos.epochs,
             best_epoch,
             pos_weight,
             threshold,
             seconds: start.elapsed().as_secs_f64(),
         },
     ))
+}
+
+/// The end of an epoch whose batches are done: validation, the report, early stopping.
+/// Moves `pos` to the next epoch; returns whether to stop.
+fn end_epoch(
+    trainer: &Trainer,
+    valid: Option<&Dataset>,
+    pos: &mut Position,
+    pos_weight: &[f32],
+    t0: Instant,
+    progress: &mut dyn FnMut(Progress),
+) -> bool {
+    let (valid_loss, valid_auc) = match valid {
+        Some(v) => {
+            let (l, a) = validate(&trainer.mlp, v, pos_weight);
+            (Some(l), a)
+        }
+        None => (None, None),
+    };
+    let report = EpochReport {
+        epoch: pos.epoch + 1,
+        train_loss: pos.loss_sum / pos.order.len() as f64,
+        valid_loss,
+        valid_auc,
+        lr: pos.lr,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    progress(Progress::Epoch(&report));
+    let stop = pos.stopper.observe(&report, &trainer.mlp);
+    pos.epochs.push(report);
+    pos.epoch += 1;
+    pos.batch = 0;
+    stop
 }
 
 /// The network before the first step: built, initialised, and with its biases centred on
@@ -193,54 +254,60 @@ fn check(cfg: &TrainConfig, data: &Dataset, valid: Option<&Dataset>) -> Result<(
     Ok(())
 }
 
-/// One pass over the shuffled `order` in batches. Returns the mean training loss and the
-/// last learning rate.
+/// The epoch's batches from `pos.batch` on, adding to `pos.loss_sum`; checks `control`'s
+/// stop flag before each.
 fn run_epoch(
     trainer: &mut Trainer,
     data: &Dataset,
-    order: &[usize],
+    pos: &mut Position,
     pos_weight: &[f32],
-    epoch: usize,
-    total_steps: u64,
+    control: &Control,
     progress: &mut dyn FnMut(Progress),
-) -> Result<(f64, f32)> {
+) -> Result<()> {
     let cfg = trainer.config();
-    let mut loss_sum = 0f64;
-    let mut lr = cfg.optimizer.lr;
-    let batches = order.len().div_ceil(cfg.batch_size);
+    let (n, size) = (pos.order.len(), cfg.batch_size);
+    let batches = n.div_ceil(size);
+    let total_steps = (batches * cfg.epochs) as u64;
     let warmup = cfg.robust.as_ref().map_or(0, |r| r.warmup_epochs * batches);
-    for (bi, chunk) in order.chunks(cfg.batch_size).enumerate() {
+    let epoch = pos.epoch;
+    while pos.batch < batches {
+        if control.stop_requested() {
+            return Err(Error::Interrupted);
+        }
+        let bi = pos.batch;
         if warmup > 0 {
             trainer.set_ramp((epoch * batches + bi + 1) as f32 / warmup as f32);
         }
-        lr = cfg
+        pos.lr = cfg
             .schedule
             .lr(cfg.optimizer.lr, epoch, trainer.step, total_steps);
-        let loss = trainer.step(data, chunk, pos_weight, lr);
+        let chunk = &pos.order[bi * size..n.min((bi + 1) * size)];
+        let loss = trainer.step(data, chunk, pos_weight, pos.lr);
         if !loss.is_finite() {
             return Err(Error::invalid(format!(
                 "training diverged (loss {loss}) in epoch {}: try a lower learning rate or gradient clipping",
                 epoch + 1
             )));
         }
-        loss_sum += loss * chunk.len() as f64;
+        pos.loss_sum += loss * chunk.len() as f64;
+        pos.batch += 1;
         progress(Progress::Batch {
             epoch,
             batch: bi,
             loss,
         });
     }
-    Ok((loss_sum / order.len() as f64, lr))
+    Ok(())
 }
 
 /// Early stopping: keeps the best epoch's network by the monitored validation metric and
 /// says when `patience` epochs have passed without improvement.
-struct EarlyStopping {
+pub(super) struct EarlyStopping {
     patience: Option<usize>,
     monitor: Monitor,
     /// (epoch, score, network) of the best epoch so far.
-    best: Option<(usize, f64, Mlp)>,
-    since_best: usize,
+    pub(super) best: Option<(usize, f64, Mlp)>,
+    pub(super) since_best: usize,
 }
 
 impl EarlyStopping {

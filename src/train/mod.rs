@@ -28,7 +28,9 @@ pub use config::{
     is_monotone, pos_weights, recipe, LayerConstraints, Monitor, PosWeight, Preset, Recipe,
     TrainConfig,
 };
-pub use fit::{macro_auc, train, validate, EpochReport, Progress, TrainReport};
+pub use fit::{
+    macro_auc, train, train_with, validate, Control, EpochReport, Progress, TrainReport,
+};
 pub use network::{build_network, center_biases};
 pub use robust::RobustConfig;
 pub use trainer::Trainer;
