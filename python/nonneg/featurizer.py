@@ -31,7 +31,9 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
     """Binary (or capped-count) token features of emails and texts: the featurizer the
     CLI builds and stores in models. Parameters are ``nonneg featurize text``'s options;
     the vocabulary is built from the documents given to ``fit`` (``hash_bits``: hashing,
-    no vocabulary)."""
+    no vocabulary). As on the command line, without ``header_tokens``, ``url_hosts`` or
+    ``raw_headers`` all three are turned on when every document is an email
+    (``email_defaults=False``: never, as ``--no-email-defaults``)."""
 
     def __init__(
         self,
@@ -43,6 +45,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         header_tokens=False,
         url_hosts=False,
         raw_headers=False,
+        email_defaults=True,
         counts=False,
         cap=10,
         tfidf=False,
@@ -56,6 +59,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         self.header_tokens = header_tokens
         self.url_hosts = url_hosts
         self.raw_headers = raw_headers
+        self.email_defaults = email_defaults
         self.counts = counts
         self.cap = cap
         self.tfidf = tfidf

@@ -332,6 +332,7 @@ struct TextParams {
     header_tokens: bool,
     url_hosts: bool,
     raw_headers: bool,
+    email_defaults: bool,
     counts: bool,
     cap: u32,
     tfidf: bool,
@@ -342,6 +343,8 @@ struct TextParams {
 pub fn text_source(json: &str) -> Result<SpecSource> {
     let t: TextParams = serde_json::from_str(json)
         .map_err(|e| Error::invalid(format!("featurizer parameters: {e}")))?;
+    // As `featurize text`: an explicit email option turns the defaults off.
+    let email_defaults = t.email_defaults && !(t.header_tokens || t.url_hosts || t.raw_headers);
     let options = TextOptions {
         input_kind: parse_choice::<InputKind>(&t.input_kind, "input_kind")?,
         subject_words: t.subject_words,
@@ -366,6 +369,7 @@ pub fn text_source(json: &str) -> Result<SpecSource> {
             options,
             min_df: t.min_df,
             max_features: t.max_features,
+            email_defaults,
         },
     })
 }

@@ -128,7 +128,7 @@ pub fn featurize_corpus(
 
 /// `spec` with the email defaults applied when asked for and every sample is an email,
 /// and a line saying what happened (`None` when they were not asked for).
-fn resolve_email_defaults(
+pub(crate) fn resolve_email_defaults(
     spec: SpecSource,
     samples: &[(usize, Sample)],
 ) -> Result<(SpecSource, Option<String>)> {

@@ -3,7 +3,7 @@
 //! The analysis, vocabulary and values are [`super::corpus`]'s, so a spec fitted here
 //! equals `nonneg featurize text`'s on the same samples.
 
-use super::corpus::{featurize_all, SpecSource};
+use super::corpus::{featurize_all, resolve_email_defaults, SpecSource};
 use super::source::{self, Sample, SampleData};
 use super::FeaturizerSpec;
 use crate::data::CsrMatrix;
@@ -34,7 +34,8 @@ pub fn featurize_docs(source: SpecSource, docs: Vec<Doc>) -> Result<(FeaturizerS
             Doc::Path(p) => samples.extend(source::list(&p)?.samples.into_iter().map(|s| (0, s))),
         }
     }
-    let (spec, rows) = featurize_all(spec_checked(source)?, &samples)?;
+    let (source, _) = resolve_email_defaults(spec_checked(source)?, &samples)?;
+    let (spec, rows) = featurize_all(source, &samples)?;
     let nnz = rows.iter().map(|r| r.indices.len()).sum();
     let mut x = CsrMatrix::with_capacity(spec.n_features(), rows.len(), nnz);
     for r in &rows {
@@ -63,6 +64,7 @@ mod tests {
             },
             min_df: 1,
             max_features: None,
+            email_defaults: false,
         }
     }
 
