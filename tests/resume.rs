@@ -3,22 +3,170 @@
 
 mod common;
 
-use common::{dataset, dense_normal, random_labels};
+use common::{dataset, dense_normal, random_labels, sparse};
 use nonneg::data::Dataset;
-use nonneg::model::io;
+use nonneg::model::{io, NonNegMode};
+use nonneg::optim::{OptimizerConfig, OptimizerKind, Schedule};
 use nonneg::pipeline::{self, FitOptions};
 use nonneg::rng::Rng;
-use nonneg::train::{Preset, Progress, TrainConfig};
+use nonneg::train::checkpoint::Plan;
+use nonneg::train::{Monitor, Preset, Progress, RobustConfig, TrainConfig};
 use nonneg::Error;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// 90 rows of 6 N(0, 1) features with random labels.
 fn small_dense() -> Dataset {
-    let mut rng = Rng::new(7);
+    small_dense_seeded(7)
+}
+
+fn small_dense_seeded(seed: u64) -> Dataset {
+    let mut rng = Rng::new(seed);
     let x = dense_normal(90, 6, &mut rng);
     let y = random_labels(90, 1, &mut rng);
     dataset(x, y, 1)
+}
+
+/// 90 rows of 40 sparse non-negative features with random labels.
+fn small_sparse() -> Dataset {
+    let mut rng = Rng::new(8);
+    let x = sparse(90, 40, 4, &mut rng);
+    let y = random_labels(90, 1, &mut rng);
+    dataset(x, y, 1)
+}
+
+/// A model's bytes.
+fn bytes(opts: &FitOptions, data: &Dataset, valid: Option<&Dataset>) -> Vec<u8> {
+    let fitted = pipeline::fit(opts, data, valid, &mut |_| {}).expect("trains");
+    io::to_bytes(&fitted.model).unwrap()
+}
+
+fn plan(dir: &Path, every: Option<usize>, resume: bool) -> Plan {
+    Plan {
+        dir: dir.to_path_buf(),
+        every,
+        resume,
+        context: String::new(),
+    }
+}
+
+/// Trains with a checkpoint after every batch, stops after batch `k` (counted over the
+/// run; after the last one the run ends by itself), resumes, and returns the final
+/// model's bytes.
+fn stop_and_resume(
+    opts: &FitOptions,
+    data: &Dataset,
+    valid: Option<&Dataset>,
+    k: usize,
+    dir: &Path,
+) -> Vec<u8> {
+    let _ = std::fs::remove_dir_all(dir);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut first = opts.clone();
+    first.stop = Some(stop.clone());
+    first.checkpoint = Some(plan(dir, Some(1), false));
+    let mut done = 0;
+    let result = pipeline::fit(&first, data, valid, &mut |p| {
+        if let Progress::Batch { .. } = p {
+            done += 1;
+            stop.store(done == k, Ordering::Relaxed);
+        }
+    });
+    match result {
+        Err(Error::Interrupted) | Ok(_) => {}
+        Err(e) => panic!("{e}"),
+    }
+    let mut resumed = opts.clone();
+    resumed.checkpoint = Some(plan(dir, None, true));
+    bytes(&resumed, data, valid)
+}
+
+/// Stops and resumes at every batch boundary of the run; each must end with the bytes of
+/// the uninterrupted run.
+fn resumes_identically_everywhere(opts: &FitOptions, data: &Dataset, valid: Option<&Dataset>) {
+    let mut batches = 0;
+    let fitted = pipeline::fit(opts, data, valid, &mut |p| {
+        batches += matches!(p, Progress::Batch { .. }) as usize;
+    })
+    .unwrap();
+    let whole = io::to_bytes(&fitted.model).unwrap();
+    let dir = common::tempdir();
+    let ckpt = dir.path().join("ckpt");
+    for k in 1..=batches {
+        let b = stop_and_resume(opts, data, valid, k, &ckpt);
+        assert!(b == whole, "stopped after batch {k} of {batches}: the model differs");
+    }
+}
+
+#[test]
+fn dense_adam_cosine_resumes_identically_at_every_batch() {
+    let mut opts = options();
+    opts.config.schedule = Schedule::Cosine { min_lr: 1e-4 };
+    opts.config.clip_grad_norm = Some(1.0);
+    resumes_identically_everywhere(&opts, &small_dense(), None);
+}
+
+#[test]
+fn sparse_adamw_reparametrised_step_schedule_resumes_identically_at_every_batch() {
+    let mut opts = options();
+    opts.config.optimizer = OptimizerConfig::new(OptimizerKind::Adamw, 0.01);
+    opts.config.optimizer.weight_decay = 0.01;
+    opts.config.nonneg_mode = NonNegMode::Softplus;
+    opts.config.schedule = Schedule::Step {
+        every_epochs: 1,
+        gamma: 0.5,
+    };
+    resumes_identically_everywhere(&opts, &small_sparse(), None);
+}
+
+#[test]
+fn sgd_momentum_with_early_stopping_resumes_identically_at_every_batch() {
+    let mut opts = options();
+    opts.config.optimizer = OptimizerConfig::new(OptimizerKind::Sgd, 0.05);
+    opts.config.optimizer.momentum = 0.9;
+    opts.config.optimizer.nesterov = true;
+    opts.config.epochs = 8;
+    opts.config.patience = Some(2);
+    opts.config.monitor = Monitor::Auc;
+    opts.config.threshold_fpr = Some(0.1);
+    let (data, valid) = (small_dense(), small_dense_seeded(9));
+    let whole = pipeline::fit(&opts, &data, Some(&valid), &mut |_| {}).unwrap();
+    // Stopped early, from a best epoch before the last.
+    let run = whole.report.epochs.len();
+    assert!(run < 8 && whole.report.best_epoch < Some(run), "{run}");
+    resumes_identically_everywhere(&opts, &data, Some(&valid));
+}
+
+#[test]
+fn verified_training_resumes_identically_at_every_batch() {
+    let mut opts = options();
+    opts.config.robust = Some(RobustConfig {
+        budget: 2,
+        weight: 0.5,
+        warmup_epochs: 2,
+    });
+    resumes_identically_everywhere(&opts, &small_sparse(), None);
+}
+
+#[test]
+fn resuming_with_other_data_or_options_is_refused() {
+    let dir = common::tempdir();
+    let ckpt = dir.path().join("ckpt");
+    let data = small_dense();
+    let mut opts = options();
+    opts.checkpoint = Some(plan(&ckpt, None, false));
+    bytes(&opts, &data, None);
+    assert!(ckpt.join("checkpoint.safetensors").exists());
+    opts.checkpoint = Some(plan(&ckpt, None, true));
+    let mut other = opts.clone();
+    other.config.optimizer.lr *= 2.0;
+    for (o, d) in [(&other, small_dense()), (&opts, small_dense_seeded(3))] {
+        let e = pipeline::fit(o, &d, None, &mut |_| {}).err().expect("refused");
+        assert!(e.to_string().contains("other data or options"), "{e}");
+    }
+    // The same data and options resume (here: the finished run, to the same model).
+    assert_eq!(bytes(&opts, &data, None), bytes(&options(), &data, None));
 }
 
 fn options() -> FitOptions {

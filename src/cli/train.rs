@@ -284,6 +284,7 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
         scale: a.scale,
         featurizer: None,
         stop: None,
+        checkpoint: None,
     })
 }
 
