@@ -95,7 +95,10 @@ fn resumes_identically_everywhere(opts: &FitOptions, data: &Dataset, valid: Opti
     let ckpt = dir.path().join("ckpt");
     for k in 1..=batches {
         let b = stop_and_resume(opts, data, valid, k, &ckpt);
-        assert!(b == whole, "stopped after batch {k} of {batches}: the model differs");
+        assert!(
+            b == whole,
+            "stopped after batch {k} of {batches}: the model differs"
+        );
     }
 }
 
@@ -162,7 +165,9 @@ fn resuming_with_other_data_or_options_is_refused() {
     let mut other = opts.clone();
     other.config.optimizer.lr *= 2.0;
     for (o, d) in [(&other, small_dense()), (&opts, small_dense_seeded(3))] {
-        let e = pipeline::fit(o, &d, None, &mut |_| {}).err().expect("refused");
+        let e = pipeline::fit(o, &d, None, &mut |_| {})
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("other data or options"), "{e}");
     }
     // The same data and options resume (here: the finished run, to the same model).
@@ -205,5 +210,107 @@ fn an_unset_stop_flag_changes_no_bit() {
     assert_eq!(
         io::to_bytes(&plain.model).unwrap(),
         io::to_bytes(&flagged.model).unwrap()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// kill -9 of `nonneg train`, then `--resume`.
+
+/// The training command of the kill tests: Spambase with validation, early stopping and a
+/// cosine schedule, a checkpoint every 2 batches into `ckpt`.
+fn train_args(out: &str, ckpt: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["train", "--data", &common::spambase(), "--out", out, "-q"]
+        .map(String::from)
+        .to_vec();
+    args.extend(common::SPAMBASE_LABEL.map(String::from));
+    let rest = "--epochs 20 --hidden 32,16 --valid-fraction 0.2 --patience 6 \
+                --lr-schedule cosine --checkpoint-every 2 --checkpoint";
+    args.extend(rest.split(' ').map(String::from));
+    args.push(ckpt.into());
+    args
+}
+
+/// Starts training; kills it (SIGKILL) when `when` says so or it ends by itself;
+/// returns whether it was killed.
+fn kill_when(args: &[String], when: &mut dyn FnMut() -> bool) -> bool {
+    let mut child = common::command().args(args).spawn().expect("nonneg starts");
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if when() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Resumes the run in `ckpt` (the same flags plus --resume) and returns the model bytes.
+fn resume(args: &[String], ckpt: &str, out: &str) -> Vec<u8> {
+    let mut args = args.to_vec();
+    args.extend(["--resume".into(), ckpt.into()]);
+    common::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    std::fs::read(out).unwrap()
+}
+
+/// The uninterrupted run's model bytes and wall time.
+fn reference(dir: &Path) -> (Vec<u8>, std::time::Duration) {
+    let out = common::path_in(dir, "whole.safetensors");
+    let args = train_args(&out, &common::path_in(dir, "whole-ckpt"));
+    let t0 = std::time::Instant::now();
+    common::run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    (std::fs::read(&out).unwrap(), t0.elapsed())
+}
+
+/// A pseudo-random fraction in [0.05, 0.95) that differs between runs.
+fn random_fraction(salt: u64) -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    0.05 + 0.9 * Rng::new(nanos ^ salt).uniform_f64()
+}
+
+#[test]
+fn killed_runs_resume_to_the_same_model_bytes() {
+    let dir = common::tempdir();
+    let (whole, took) = reference(dir.path());
+    let ckpt = common::path_in(dir.path(), "ckpt");
+    let file = Path::new(&ckpt).join("checkpoint.safetensors");
+    let out = common::path_in(dir.path(), "model.safetensors");
+    let args = train_args(&out, &ckpt);
+    // 1: as soon as the first checkpoint appears; 2: after it has been replaced 20 times;
+    // 3: at a random moment, resumed, killed again at another, resumed.
+    let mut seen = Vec::new();
+    let kills: [&mut dyn FnMut() -> bool; 2] = [&mut || file.exists(), &mut || {
+        if let Ok(m) = std::fs::metadata(&file).and_then(|m| m.modified()) {
+            if seen.last() != Some(&m) {
+                seen.push(m);
+            }
+        }
+        seen.len() >= 20
+    }];
+    for (i, when) in kills.into_iter().enumerate() {
+        let _ = std::fs::remove_dir_all(&ckpt);
+        assert!(kill_when(&args, when), "kill {i} came after the run ended");
+        assert!(
+            resume(&args, &ckpt, &out) == whole,
+            "kill {i}: the model differs"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&ckpt);
+    let mut resuming = args.clone();
+    resuming.extend(["--resume".into(), ckpt.clone()]);
+    for (salt, args) in [(1, &args), (2, &resuming)] {
+        let at = took.mul_f64(random_fraction(salt));
+        let t0 = std::time::Instant::now();
+        let killed = kill_when(args, &mut || t0.elapsed() >= at);
+        eprintln!("killed at {at:?}: {killed}");
+    }
+    assert!(
+        resume(&args, &ckpt, &out) == whole,
+        "random kills: the model differs"
     );
 }

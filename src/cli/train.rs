@@ -14,6 +14,7 @@ use nonneg::model::scaler::ScaleKind;
 use nonneg::model::NonNegMode;
 use nonneg::optim::{OptimizerConfig, OptimizerKind, Schedule};
 use nonneg::pipeline::{self, FeatureSigns, FitOptions, Fitted, RecipeOverrides};
+use nonneg::train::checkpoint::Plan;
 use nonneg::train::{Monitor, PosWeight, Preset, Progress, RobustConfig, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -158,8 +159,44 @@ pub struct TrainArgs {
     /// Verified training: epochs over which the budget and weight rise linearly from 0.
     #[arg(long, default_value_t = RobustConfig::DEFAULT_WARMUP)]
     pub robust_warmup: usize,
+    /// Save the training state in this folder as training goes, so that a run killed at
+    /// any point continues with --resume DIR to the same model, to the byte.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Save a checkpoint every N batches (default: after each epoch).
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+    /// Continue the run checkpointed in DIR (same data and other options; from the start
+    /// when DIR holds no checkpoint yet), checkpointing on into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     #[command(flatten)]
     pub autotune: super::autotune::AutotuneArgs,
+}
+
+/// The checkpoint plan of --checkpoint, --checkpoint-every and --resume.
+fn checkpoint_plan(a: &TrainArgs) -> Result<Option<Plan>> {
+    let dir = match (&a.checkpoint, &a.resume) {
+        (Some(c), Some(r)) if c != r => bail!(
+            "--resume {} checkpoints on into its own folder; --checkpoint {} names another",
+            r.display(),
+            c.display()
+        ),
+        (Some(d), _) | (None, Some(d)) => d,
+        (None, None) if a.checkpoint_every.is_some() => {
+            bail!("--checkpoint-every needs --checkpoint DIR or --resume DIR")
+        }
+        (None, None) => return Ok(None),
+    };
+    if a.autotune.autotune {
+        bail!("--checkpoint and --resume save one training run; --autotune runs many");
+    }
+    Ok(Some(Plan {
+        dir: dir.clone(),
+        every: a.checkpoint_every,
+        resume: a.resume.is_some(),
+        context: String::new(),
+    }))
 }
 
 fn parse_hidden(s: &str) -> Result<Vec<usize>> {
@@ -425,6 +462,15 @@ pub fn load_train_valid(
 
 pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let mut opts = fit_options(a)?;
+    opts.checkpoint = checkpoint_plan(a)?;
+    if let Some(p) = opts.checkpoint.as_ref().filter(|p| p.resume && !ctx.quiet) {
+        if !p.path().exists() {
+            eprintln!(
+                "{} holds no checkpoint yet: training from the start",
+                p.dir.display()
+            );
+        }
+    }
     opts.featurizer = find_featurizer(a)?;
     let (data, valid) = load_train_valid(a, opts.featurizer.as_ref())?;
     opts.signs = feature_signs(a, &data, &opts.config)?;

@@ -90,7 +90,7 @@ impl<'p> Checkpoints<'p> {
     ) -> Result<Self> {
         if plan.every == Some(0) {
             return Err(Error::invalid(
-                "checkpoints every 0 batches: the interval must be at least 1",
+                "the `checkpoint_every` option must be at least 1 batch, got 0",
             ));
         }
         std::fs::create_dir_all(&plan.dir).map_err(|e| Error::io(&plan.dir, e))?;
