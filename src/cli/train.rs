@@ -461,6 +461,7 @@ pub fn load_train_valid(
 }
 
 pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
+    nonneg::atomic::check_output(&a.out)?;
     let mut opts = fit_options(a)?;
     opts.checkpoint = checkpoint_plan(a)?;
     if let Some(p) = opts.checkpoint.as_ref().filter(|p| p.resume && !ctx.quiet) {
