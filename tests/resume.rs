@@ -314,3 +314,29 @@ fn killed_runs_resume_to_the_same_model_bytes() {
         "random kills: the model differs"
     );
 }
+
+#[test]
+fn ctrl_c_saves_the_run_which_resumes_to_the_same_model_bytes() {
+    let dir = common::tempdir();
+    let (whole, _) = reference(dir.path());
+    let ckpt = common::path_in(dir.path(), "ckpt");
+    let file = Path::new(&ckpt).join("checkpoint.safetensors");
+    let out = common::path_in(dir.path(), "model.safetensors");
+    let args = train_args(&out, &ckpt);
+    let child = common::command()
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !file.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: signals our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("continue it with --resume"), "{err}");
+    assert!(!Path::new(&out).exists());
+    assert!(resume(&args, &ckpt, &out) == whole, "the model differs");
+}

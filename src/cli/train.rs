@@ -18,6 +18,8 @@ use nonneg::train::checkpoint::Plan;
 use nonneg::train::{Monitor, PosWeight, Preset, Progress, RobustConfig, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -460,17 +462,41 @@ pub fn load_train_valid(
     Ok((data, valid))
 }
 
+/// The stop flag that SIGINT and SIGTERM set (see [`stop_on_signals`]).
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    if let Some(s) = STOP.get() {
+        s.store(true, Ordering::Relaxed);
+    }
+    // A second signal ends the process as usual.
+    // SAFETY: signal() is async-signal-safe.
+    unsafe { libc::signal(signal, libc::SIG_DFL) };
+}
+
+/// A flag set by the first SIGINT (Ctrl-C) or SIGTERM, which then no longer end the
+/// process: training stops at the next batch after saving a checkpoint.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    let flag = STOP.get_or_init(Arc::default).clone();
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic and resets the disposition.
+        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+    }
+    flag
+}
+
 pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     nonneg::atomic::check_output(&a.out)?;
     let mut opts = fit_options(a)?;
     opts.checkpoint = checkpoint_plan(a)?;
-    if let Some(p) = opts.checkpoint.as_ref().filter(|p| p.resume && !ctx.quiet) {
-        if !p.path().exists() {
+    if let Some(p) = &opts.checkpoint {
+        if p.resume && !p.path().exists() && !ctx.quiet {
             eprintln!(
                 "{} holds no checkpoint yet: training from the start",
                 p.dir.display()
             );
         }
+        opts.stop = Some(stop_on_signals());
     }
     opts.featurizer = find_featurizer(a)?;
     let (data, valid) = load_train_valid(a, opts.featurizer.as_ref())?;
@@ -479,7 +505,18 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let fitted = if a.autotune.autotune {
         super::autotune::fit(&opts, &data, valid.as_ref(), a, ctx)?
     } else {
-        pipeline::fit(&opts, &data, valid.as_ref(), &mut |p| bar.observe(p))?
+        match pipeline::fit(&opts, &data, valid.as_ref(), &mut |p| bar.observe(p)) {
+            Err(nonneg::Error::Interrupted) => {
+                bar.finish();
+                let dir = opts.checkpoint.map(|p| p.dir).unwrap_or_default();
+                eprintln!(
+                    "interrupted; the run is saved: continue it with --resume {}",
+                    dir.display()
+                );
+                return Ok(ExitCode::from(130));
+            }
+            fitted => fitted?,
+        }
     };
     bar.finish();
     nonneg::model::io::save(&fitted.model, &a.out)?;

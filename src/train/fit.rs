@@ -79,7 +79,8 @@ pub fn macro_auc(logits: &[f32], y: &[f32], labels: usize) -> Option<f64> {
 #[derive(Clone, Debug, Default)]
 pub struct Control {
     /// Set (from another thread or a signal handler) to stop before the next batch with
-    /// [`Error::Interrupted`]; unset, a run is the same to the bit as without it.
+    /// [`Error::Interrupted`], after saving a checkpoint when there are checkpoints;
+    /// unset, a run is the same to the bit as without it.
     pub stop: Option<Arc<AtomicBool>>,
     /// Save the run's state as it goes, and start from the saved state.
     pub checkpoint: Option<Plan>,
@@ -284,6 +285,10 @@ fn run_epoch(
     let epoch = pos.epoch;
     while pos.batch < batches {
         if hooks.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            // Save where the run stands (batch 0 is the last epoch's end, saved already).
+            if let Some(s) = hooks.saver.filter(|_| pos.batch > 0) {
+                s.save(trainer, pos)?;
+            }
             return Err(Error::Interrupted);
         }
         let bi = pos.batch;
