@@ -48,6 +48,17 @@ impl Rng {
         Rng { s }
     }
 
+    /// The generator's state, to save (a checkpoint) and restore with [`Rng::from_state`].
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// The generator that [`Rng::state`] returned `s`; `None` for the all-zero state,
+    /// which no generator has.
+    pub fn from_state(s: [u64; 4]) -> Option<Self> {
+        (s != [0; 4]).then_some(Rng { s })
+    }
+
     /// The next 64 random bits (one xoshiro256** step).
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
@@ -127,6 +138,15 @@ mod tests {
         assert_eq!(r.next_u64(), 0);
         assert_eq!(r.next_u64(), 1509978240);
         assert_eq!(r.next_u64(), 1215971899390074240);
+    }
+
+    #[test]
+    fn a_restored_state_continues_the_stream() {
+        let mut r = Rng::new(5);
+        r.next_u64();
+        let mut copy = Rng::from_state(r.state()).unwrap();
+        assert_eq!(copy.next_u64(), r.next_u64());
+        assert!(Rng::from_state([0; 4]).is_none());
     }
 
     #[test]

@@ -19,7 +19,7 @@
 use super::Context;
 use anyhow::{bail, Context as _};
 use nonneg::features::bytes::BytesSpec;
-use nonneg::features::corpus::{featurize_corpus, write_corpus, SpecSource};
+use nonneg::features::corpus::{featurize_corpus, spec_path_for, write_corpus, SpecSource};
 use nonneg::features::text::{InputKind, TextOptions, TextSpec, ValueMode, Vocabulary};
 use nonneg::features::{FeaturizerKind, FeaturizerSpec};
 use std::path::PathBuf;
@@ -162,6 +162,9 @@ pub fn run(args: &FeaturizeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         .positive
         .clone()
         .unwrap_or_else(|| corpus_args.classes[0].0.clone());
+    for out in [&corpus_args.out, &spec_path_for(&corpus_args.out)] {
+        nonneg::atomic::check_output(out)?;
+    }
     let start = std::time::Instant::now();
     let spinner = super::progress::Spinner::start(ctx.quiet, "featurizing");
     let corpus = featurize_corpus(&corpus_args.classes, &positive, source);

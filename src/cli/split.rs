@@ -5,6 +5,7 @@
 use super::{load_data, Context, DataArgs};
 use anyhow::{bail, Result};
 use clap::Args;
+use nonneg::atomic::Group;
 use nonneg::data::{split, write};
 use nonneg::features::corpus::spec_path_for;
 use nonneg::features::FeaturizerSpec;
@@ -34,7 +35,7 @@ pub struct SplitArgs {
 
 /// Copies the selected records of a CSV verbatim (labels keep their spelling, e.g.
 /// `spam`), so the parts read exactly like the original.
-fn write_csv_rows(src: &Path, rows: &[usize], out: &Path) -> Result<()> {
+fn write_csv_rows(src: &Path, rows: &[usize], out: &Path, group: &mut Group) -> Result<()> {
     let mut reader = csv::ReaderBuilder::new().from_path(src)?;
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(reader.headers()?)?;
@@ -47,18 +48,27 @@ fn write_csv_rows(src: &Path, rows: &[usize], out: &Path) -> Result<()> {
         }
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-    nonneg::atomic::write_bytes(out, &bytes)?;
+    group.write_bytes(out, &bytes)?;
     Ok(())
 }
 
-fn write_part(src: &Path, data: &nonneg::data::Dataset, rows: &[usize], out: &Path) -> Result<()> {
+/// Stages one part of the split in `group`.
+fn write_part(
+    src: &Path,
+    data: &nonneg::data::Dataset,
+    rows: &[usize],
+    out: &Path,
+    group: &mut Group,
+) -> Result<()> {
     let is_csv = |p: &Path| p.to_string_lossy().to_lowercase().ends_with(".csv");
     if is_csv(src) && is_csv(out) {
-        write_csv_rows(src, rows, out)
+        write_csv_rows(src, rows, out, group)
     } else if is_csv(out) {
-        Ok(write::write_csv(&split::subset(data, rows), out)?)
+        let part = split::subset(data, rows);
+        Ok(group.stage(out, "", |t| write::write_csv(&part, t))?)
     } else {
-        Ok(write::write_svmlight(&split::subset(data, rows), out)?)
+        let part = split::subset(data, rows);
+        Ok(group.stage(out, "", |t| write::write_svmlight(&part, t))?)
     }
 }
 
@@ -72,18 +82,13 @@ fn read_sidecar(data: &Path) -> Result<Option<Vec<u8>>> {
     Ok(Some(std::fs::read(&path)?))
 }
 
-/// Writes `out`'s sidecar (atomically) as a copy of the input's, or removes a stale one
-/// left by an earlier run, which `train` would otherwise pick up.
-fn write_sidecar(sidecar: Option<&[u8]>, out: &Path) -> Result<()> {
+/// Stages `out`'s sidecar as a copy of the input's, or the removal of a stale one left by
+/// an earlier run, which `train` would otherwise pick up.
+fn write_sidecar(sidecar: Option<&[u8]>, out: &Path, group: &mut Group) -> Result<()> {
     let path = spec_path_for(out);
     match sidecar {
-        Some(bytes) => nonneg::atomic::write_bytes(&path, bytes)?,
-        None => match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                bail!("cannot remove the stale {}: {e}", path.display())
-            }
-            _ => {}
-        },
+        Some(bytes) => group.write_bytes(&path, bytes)?,
+        None => group.remove(&path)?,
     }
     Ok(())
 }
@@ -92,13 +97,19 @@ pub fn run(a: &SplitArgs, ctx: &Context) -> Result<ExitCode> {
     if !(a.test_fraction > 0.0 && a.test_fraction < 1.0) {
         bail!("--test-fraction must be between 0 and 1");
     }
+    for out in [&a.train_out, &a.test_out] {
+        nonneg::atomic::check_output(out)?;
+    }
     let data = load_data(&a.data, &a.data_args, None, true)?;
     let (train, test) = split::stratified_split(&data, a.test_fraction, a.seed)?;
     let sidecar = read_sidecar(&a.data)?;
+    // All four files (two parts, two sidecars) are replaced together or not at all.
+    let mut group = Group::new();
     for (rows, out) in [(&train, &a.train_out), (&test, &a.test_out)] {
-        write_sidecar(sidecar.as_deref(), out)?;
-        write_part(&a.data, &data, rows, out)?;
+        write_sidecar(sidecar.as_deref(), out, &mut group)?;
+        write_part(&a.data, &data, rows, out, &mut group)?;
     }
+    group.commit()?;
     if !ctx.quiet {
         eprintln!(
             "{} rows: {} train -> {}, {} test -> {}",

@@ -14,9 +14,12 @@ use nonneg::model::scaler::ScaleKind;
 use nonneg::model::NonNegMode;
 use nonneg::optim::{OptimizerConfig, OptimizerKind, Schedule};
 use nonneg::pipeline::{self, FeatureSigns, FitOptions, Fitted, RecipeOverrides};
+use nonneg::train::checkpoint::Plan;
 use nonneg::train::{Monitor, PosWeight, Preset, RobustConfig, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -162,8 +165,44 @@ pub struct TrainArgs {
     /// Verified training: epochs over which the budget and weight rise linearly from 0.
     #[arg(long, default_value_t = RobustConfig::DEFAULT_WARMUP)]
     pub robust_warmup: usize,
+    /// Save the training state in this folder as training goes, so that a run killed at
+    /// any point continues with --resume DIR to the same model, to the byte.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Save a checkpoint every N batches (default: after each epoch).
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+    /// Continue the run checkpointed in DIR (same data and other options; from the start
+    /// when DIR holds no checkpoint yet), checkpointing on into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     #[command(flatten)]
     pub autotune: super::autotune::AutotuneArgs,
+}
+
+/// The checkpoint plan of --checkpoint, --checkpoint-every and --resume.
+fn checkpoint_plan(a: &TrainArgs) -> Result<Option<Plan>> {
+    let dir = match (&a.checkpoint, &a.resume) {
+        (Some(c), Some(r)) if c != r => bail!(
+            "--resume {} checkpoints on into its own folder; --checkpoint {} names another",
+            r.display(),
+            c.display()
+        ),
+        (Some(d), _) | (None, Some(d)) => d,
+        (None, None) if a.checkpoint_every.is_some() => {
+            bail!("--checkpoint-every needs --checkpoint DIR or --resume DIR")
+        }
+        (None, None) => return Ok(None),
+    };
+    if a.autotune.autotune {
+        bail!("--checkpoint and --resume save one training run; --autotune runs many");
+    }
+    Ok(Some(Plan {
+        dir: dir.clone(),
+        every: a.checkpoint_every,
+        resume: a.resume.is_some(),
+        context: String::new(),
+    }))
 }
 
 fn parse_hidden(s: &str) -> Result<Vec<usize>> {
@@ -288,6 +327,7 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
         scale: a.scale,
         featurizer: None,
         stop: None,
+        checkpoint: None,
     })
 }
 
@@ -376,8 +416,42 @@ pub fn load_train_valid(
     Ok((data, valid))
 }
 
+/// The stop flag that SIGINT and SIGTERM set (see [`stop_on_signals`]).
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    if let Some(s) = STOP.get() {
+        s.store(true, Ordering::Relaxed);
+    }
+    // A second signal ends the process as usual.
+    // SAFETY: signal() is async-signal-safe.
+    unsafe { libc::signal(signal, libc::SIG_DFL) };
+}
+
+/// A flag set by the first SIGINT (Ctrl-C) or SIGTERM, which then no longer end the
+/// process: training stops at the next batch after saving a checkpoint.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    let flag = STOP.get_or_init(Arc::default).clone();
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic and resets the disposition.
+        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+    }
+    flag
+}
+
 pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
+    nonneg::atomic::check_output(&a.out)?;
     let mut opts = fit_options(a)?;
+    opts.checkpoint = checkpoint_plan(a)?;
+    if let Some(p) = &opts.checkpoint {
+        if p.resume && !p.path().exists() && !ctx.quiet {
+            eprintln!(
+                "{} holds no checkpoint yet: training from the start",
+                p.dir.display()
+            );
+        }
+        opts.stop = Some(stop_on_signals());
+    }
     opts.featurizer = find_featurizer(a)?;
     let (data, valid) = load_train_valid(a, opts.featurizer.as_ref())?;
     opts.signs = feature_signs(a, &data, &opts.config)?;
@@ -386,7 +460,18 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let fitted = if a.autotune.autotune {
         super::autotune::fit(&opts, &data, valid.as_ref(), a, ctx)?
     } else {
-        pipeline::fit(&opts, &data, valid.as_ref(), &mut |p| progress.observe(p))?
+        match pipeline::fit(&opts, &data, valid.as_ref(), &mut |p| progress.observe(p)) {
+            Err(nonneg::Error::Interrupted) => {
+                progress.finish()?;
+                let dir = opts.checkpoint.map(|p| p.dir).unwrap_or_default();
+                eprintln!(
+                    "interrupted; the run is saved: continue it with --resume {}",
+                    dir.display()
+                );
+                return Ok(ExitCode::from(130));
+            }
+            fitted => fitted?,
+        }
     };
     progress.finish()?;
     nonneg::model::io::save(&fitted.model, &a.out)?;

@@ -339,11 +339,15 @@ pub fn spec_path_for(out: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Writes the corpus to `out` (svmlight) and its spec to `<out>.featurizer.json`, both
-/// atomically. Returns the spec path.
+/// Writes the corpus to `out` (svmlight) and its spec to `<out>.featurizer.json`, as one
+/// atomic group ([`crate::atomic::Group`]). Returns the spec path.
 pub fn write_corpus(out: &Path, corpus: &Corpus) -> Result<PathBuf> {
-    crate::data::write::write_svmlight_csr(&corpus.x, &corpus.y, out)?;
     let sp = spec_path_for(out);
-    corpus.spec.save(&sp)?;
+    let mut group = crate::atomic::Group::new();
+    group.stage(out, "", |t| {
+        crate::data::write::write_svmlight_csr(&corpus.x, &corpus.y, t)
+    })?;
+    group.stage(&sp, "", |t| corpus.spec.save(t))?;
+    group.commit()?;
     Ok(sp)
 }

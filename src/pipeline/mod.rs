@@ -21,7 +21,7 @@ use crate::features::FeaturizerSpec;
 use crate::metrics::{self, LabelMetrics};
 use crate::model::scaler::{ScaleKind, Scaler};
 use crate::model::{Activation, Model};
-use crate::train::{self, Progress, TrainConfig, TrainReport};
+use crate::train::{self, checkpoint, Progress, TrainConfig, TrainReport};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -49,6 +49,8 @@ pub struct FitOptions {
     pub featurizer: Option<FeaturizerSpec>,
     /// Set to stop training before its next batch ([`Error::Interrupted`]).
     pub stop: Option<Arc<AtomicBool>>,
+    /// Checkpoints of training, and resuming from them.
+    pub checkpoint: Option<checkpoint::Plan>,
 }
 
 impl FitOptions {
@@ -61,6 +63,7 @@ impl FitOptions {
             scale: None,
             featurizer: None,
             stop: None,
+            checkpoint: None,
         }
     }
 
@@ -125,6 +128,7 @@ pub fn fit(
     };
     let control = train::Control {
         stop: opts.stop.clone(),
+        checkpoint: checkpoint_plan(opts, kind, data)?,
     };
     let (mlp, report) = train::train_with(&cfg, t, v, &control, progress)?;
     let model = Model {
@@ -139,6 +143,31 @@ pub fn fit(
         training: training_record(&cfg, kind, data, valid, &report)?,
     };
     Ok(Fitted { model, report })
+}
+
+/// The checkpoint plan bound also to what the model keeps besides the network: the
+/// scaling, the names, the featurizer.
+fn checkpoint_plan(
+    opts: &FitOptions,
+    scale: ScaleKind,
+    data: &Dataset,
+) -> Result<Option<checkpoint::Plan>> {
+    let Some(plan) = &opts.checkpoint else {
+        return Ok(None);
+    };
+    let parts = (
+        &plan.context,
+        scale,
+        &data.feature_names,
+        &data.label_names,
+        &opts.featurizer,
+    );
+    let context = serde_json::to_string(&parts)
+        .map_err(|e| Error::invalid(format!("checkpoint context: {e}")))?;
+    Ok(Some(checkpoint::Plan {
+        context,
+        ..plan.clone()
+    }))
 }
 
 /// The `training` record of the model file: the configuration plus what the run chose

@@ -1,6 +1,7 @@
 //! The fit loop: epochs of shuffled batches, validation, early stopping with the best
 //! epoch restored, and the decision thresholds.
 
+use super::checkpoint::{Checkpoints, Plan};
 use super::config::{pos_weights, Monitor, TrainConfig};
 use super::network::{build_network, center_biases};
 use super::robust::Threat;
@@ -11,13 +12,13 @@ use crate::loss;
 use crate::metrics;
 use crate::model::Mlp;
 use crate::rng::Rng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// One epoch's numbers.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct EpochReport {
     pub epoch: usize,
     pub train_loss: f64,
@@ -78,16 +79,17 @@ pub fn macro_auc(logits: &[f32], y: &[f32], labels: usize) -> Option<f64> {
 #[derive(Clone, Debug, Default)]
 pub struct Control {
     /// Set (from another thread or a signal handler) to stop before the next batch with
-    /// [`Error::Interrupted`]; unset, a run is the same to the bit as without it.
+    /// [`Error::Interrupted`], after saving a checkpoint when there are checkpoints;
+    /// unset, a run is the same to the bit as without it.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Save the run's state as it goes, and start from the saved state.
+    pub checkpoint: Option<Plan>,
 }
 
-impl Control {
-    fn stop_requested(&self) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Relaxed))
-    }
+/// What the batch loop checks around each batch: the stop flag, the checkpoints.
+struct Hooks<'a> {
+    stop: Option<&'a AtomicBool>,
+    saver: Option<&'a Checkpoints<'a>>,
 }
 
 /// Where a run stands between two batches: with the trainer, all it needs to go on.
@@ -145,18 +147,29 @@ pub fn train_with(
         epochs: Vec::new(),
         stopper: EarlyStopping::new(cfg),
     };
+    let saver = match &control.checkpoint {
+        Some(plan) => Some(Checkpoints::new(plan, cfg, data, valid)?),
+        None => None,
+    };
+    if let Some(s) = &saver {
+        s.restore(&mut trainer, &mut pos)?;
+    }
     progress(Progress::Start {
         epochs: cfg.epochs,
         batches: n.div_ceil(cfg.batch_size),
     });
     let start = Instant::now();
+    let hooks = Hooks {
+        stop: control.stop.as_deref(),
+        saver: saver.as_ref(),
+    };
     while pos.epoch < cfg.epochs {
         let t0 = Instant::now();
         if pos.batch == 0 {
             pos.shuffle_rng.shuffle(&mut pos.order);
             pos.loss_sum = 0.0;
         }
-        run_epoch(&mut trainer, data, &mut pos, &pos_weight, control, progress)?;
+        run_epoch(&mut trainer, data, &mut pos, &pos_weight, &hooks, progress)?;
         if end_epoch(&trainer, valid, &mut pos, &pos_weight, t0, progress) {
             break;
         }
@@ -254,14 +267,14 @@ fn check(cfg: &TrainConfig, data: &Dataset, valid: Option<&Dataset>) -> Result<(
     Ok(())
 }
 
-/// The epoch's batches from `pos.batch` on, adding to `pos.loss_sum`; checks `control`'s
-/// stop flag before each.
+/// The epoch's batches from `pos.batch` on, adding to `pos.loss_sum`; checks the stop
+/// flag before each and saves the checkpoints due after each.
 fn run_epoch(
     trainer: &mut Trainer,
     data: &Dataset,
     pos: &mut Position,
     pos_weight: &[f32],
-    control: &Control,
+    hooks: &Hooks,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
     let cfg = trainer.config();
@@ -271,7 +284,11 @@ fn run_epoch(
     let warmup = cfg.robust.as_ref().map_or(0, |r| r.warmup_epochs * batches);
     let epoch = pos.epoch;
     while pos.batch < batches {
-        if control.stop_requested() {
+        if hooks.stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            // Save where the run stands (batch 0 is the last epoch's end, saved already).
+            if let Some(s) = hooks.saver.filter(|_| pos.batch > 0) {
+                s.save(trainer, pos)?;
+            }
             return Err(Error::Interrupted);
         }
         let bi = pos.batch;
@@ -291,6 +308,12 @@ fn run_epoch(
         }
         pos.loss_sum += loss * chunk.len() as f64;
         pos.batch += 1;
+        if let Some(s) = hooks
+            .saver
+            .filter(|s| s.due(trainer.step, pos.batch == batches))
+        {
+            s.save(trainer, pos)?;
+        }
         progress(Progress::Batch {
             epoch,
             batch: bi,

@@ -8,13 +8,15 @@
 //! - [`projection`]: where constraints are applied after each step;
 //! - [`reparam`]: NonNeg by `w = |t|` or `w = softplus(t)` instead of projection;
 //! - [`robust`]: verified training, the loss on a sound lower bound under K additions;
-//! - [`fit`]: epochs, validation, early stopping, thresholds.
+//! - [`fit`]: epochs, validation, early stopping, thresholds;
+//! - [`checkpoint`]: the run's state saved between batches, to resume after a kill.
 //!
 //! Determinism: one seed drives the init and the shuffles; every parallel loop splits over
 //! independent outputs (rows of a batch, units, features of a sparse layer) and no
 //! floating-point reduction is split across threads, so the thread count never changes a
 //! bit.
 
+pub mod checkpoint;
 pub mod config;
 pub mod fit;
 pub mod network;

@@ -110,6 +110,21 @@ impl<'a> Trainer<'a> {
         self.cfg
     }
 
+    /// The optimizer's state tensors by name (moments, reparametrised free parameters),
+    /// for a checkpoint to save and restore; empty ones are unused by this optimizer.
+    pub(super) fn optimizer_tensors(&mut self) -> Vec<(String, &mut Vec<f32>)> {
+        let mut out = Vec::new();
+        let layers = self.weight_state.iter_mut().zip(&mut self.bias_state);
+        for (l, (w, b)) in layers.enumerate() {
+            w.tensors(&format!("opt.layers.{l}.weight"), &mut out);
+            b.tensors(&format!("opt.layers.{l}.bias"), &mut out);
+        }
+        if let Some(s) = &mut self.skip_state {
+            s.tensors("opt.skip.weight", &mut out);
+        }
+        out
+    }
+
     /// Forward and backward on a batch: returns the mean loss and leaves d loss / d z on
     /// the tape, dense kernel gradients and bias gradients in `grads` (the sparse first
     /// layer's and skip connection's kernel gradients are formed row by row from `dz`).

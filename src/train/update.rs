@@ -64,6 +64,19 @@ impl TensorState {
             cols,
         }
     }
+
+    /// The tensors that change in training, named `prefix.m`, `.v` and `.raw`.
+    pub(super) fn tensors<'s>(
+        &'s mut self,
+        prefix: &str,
+        out: &mut Vec<(String, &'s mut Vec<f32>)>,
+    ) {
+        out.push((format!("{prefix}.m"), &mut self.m));
+        out.push((format!("{prefix}.v"), &mut self.v));
+        if let Some(raw) = &mut self.raw {
+            out.push((format!("{prefix}.raw"), raw));
+        }
+    }
 }
 
 /// Kernel rows of a sparse-fed tensor that get gradient besides the batch's active
