@@ -83,10 +83,10 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
     let m = load_model(&a.model)?;
     let j = model_json(&m);
     if a.json {
-        println!("{j}");
+        crate::cli::outln!("{j}")?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    crate::cli::outln!(
         "model: {} inputs ({}), {} label(s) {:?}, {} parameters, scaling {:?}, non-negativity by {:?}",
         m.mlp.input_dim,
         if m.mlp.sparse_input { "sparse" } else { "dense" },
@@ -95,8 +95,8 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
         j["parameters"],
         m.scaler.kind,
         m.nonneg_mode
-    );
-    println!("threshold (logit): {:?}", m.threshold);
+    )?;
+    crate::cli::outln!("threshold (logit): {:?}", m.threshold)?;
     let named = m
         .mlp
         .layers
@@ -116,15 +116,15 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
                     .join(" + ")
             }
         };
-        println!(
+        crate::cli::outln!(
             "{name}: {} -> {} {:<10} kernel [{}] bias [{}]",
             l.n_in,
             l.n_out,
             l.activation.name(),
             cons(&l.kernel_constraints),
             cons(&l.bias_constraints)
-        );
-        println!(
+        )?;
+        crate::cli::outln!(
             "         weights min {:.4} max {:.4}, negative {} ({:.1}%), norm {:.3}, max unit norm {:.3}; bias min {:.4} max {:.4}",
             l.weight.iter().copied().fold(f32::INFINITY, f32::min),
             l.weight.iter().copied().fold(f32::NEG_INFINITY, f32::max),
@@ -134,7 +134,7 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
             v["max_unit_norm"].as_f64().unwrap_or(0.0),
             v["bias_min"].as_f64().unwrap_or(0.0),
             v["bias_max"].as_f64().unwrap_or(0.0),
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

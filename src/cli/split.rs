@@ -90,20 +90,30 @@ pub fn run(a: &SplitArgs, ctx: &Context) -> Result<ExitCode> {
     }
     let data = load_data(&a.data, &a.data_args, None, true)?;
     let (train, test) = split::stratified_split(&data, a.test_fraction, a.seed)?;
+    if train.is_empty() || test.is_empty() {
+        bail!(
+            "--test-fraction {} of {} rows leaves {} train and {} test rows: both parts need \
+             at least one",
+            a.test_fraction,
+            data.rows(),
+            train.len(),
+            test.len()
+        );
+    }
     let sidecar = read_sidecar(&a.data)?;
     for (rows, out) in [(&train, &a.train_out), (&test, &a.test_out)] {
         write_sidecar(sidecar.as_deref(), out)?;
         write_part(&a.data, &data, rows, out)?;
     }
     if !ctx.quiet {
-        eprintln!(
+        crate::cli::errln!(
             "{} rows: {} train -> {}, {} test -> {}",
             data.rows(),
             train.len(),
             a.train_out.display(),
             test.len(),
             a.test_out.display()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
