@@ -203,7 +203,10 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         }
     };
     let logits = model.logits(&data.x);
-    let y = data.y.as_ref().expect("labels required");
+    let y = data
+        .y
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("{}: no labels to evaluate against", data.source))?;
     let per = label_metrics(&model, &logits, y);
     let budgets = match &a.budget {
         Some(b) => {
@@ -214,12 +217,18 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
     };
     if a.json {
         let mut v = report_json(&model, &per);
+        if let Some([neg, pos]) = model.class_names() {
+            v["classes"] = json!({"negative": neg, "positive": pos});
+        }
         if let Some(b) = &budgets {
             v["budgets"] = json!(b);
         }
         crate::cli::outln!("{v}")?;
     } else {
         print_table(&model, &per)?;
+        if let Some([neg, pos]) = model.class_names() {
+            crate::cli::outln!("classes: positive (1) {pos}, negative (0) {neg}")?;
+        }
         if let Some(b) = &budgets {
             print_budgets(&model, b)?;
         }

@@ -75,8 +75,27 @@ pub fn model_json(m: &Model) -> Value {
         "layers": m.mlp.layers.iter().enumerate().map(|(i, l)| layer_json(i, l)).collect::<Vec<_>>(),
         "skip": m.mlp.skip.as_ref().map(|s| layer_json(m.mlp.layers.len(), s)),
         "featurizer": m.featurizer.is_some(),
+        "input": m.input,
         "training": m.training,
     })
+}
+
+/// The stored data info in words ("CSV, label column type, classes ham (0) / spam (1)").
+pub fn describe_input(i: &nonneg::data::DataInfo) -> String {
+    let mut parts = vec![i.kind.map_or("format not recorded", |k| k.name()).to_string()];
+    if let Some(b) = i.index_base {
+        parts.push(format!(
+            "{}-based indices",
+            u8::from(b == nonneg::data::IndexBase::One)
+        ));
+    }
+    if let Some(c) = &i.label_column {
+        parts.push(format!("label column {c}"));
+    }
+    if let Some([neg, pos]) = i.class_names() {
+        parts.push(format!("classes {neg} (0) / {pos} (1)"));
+    }
+    parts.join(", ")
 }
 
 pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
@@ -97,6 +116,7 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
         m.nonneg_mode
     )?;
     crate::cli::outln!("threshold (logit): {:?}", m.threshold)?;
+    crate::cli::outln!("input: {}", describe_input(&m.input))?;
     let named = m
         .mlp
         .layers

@@ -35,14 +35,17 @@ pub struct PredictArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Formats scores, logits and labels for every row, in input order.
+/// Formats scores, logits and labels for every row, in input order; with `classes`
+/// (`[negative, positive]` of a binary model) each row also names its class.
 pub fn format_predictions(
     predictions: &[Prediction],
     labels: usize,
     label_names: &[String],
     jsonl: bool,
     names: Option<&[String]>,
+    classes: Option<[&str; 2]>,
 ) -> String {
+    let class_of = |p: &Prediction| classes.map(|c| c[usize::from(p.label)]);
     let l = labels;
     let mut out = String::new();
     if !jsonl {
@@ -61,6 +64,9 @@ pub fn format_predictions(
                 .collect()
         };
         out.push_str(&cols.join(","));
+        if classes.is_some() {
+            out.push_str(",class");
+        }
         if names.is_some() {
             out.push_str(",sample");
         }
@@ -72,8 +78,11 @@ pub fn format_predictions(
             let vals: Vec<String> = row
                 .iter()
                 .map(|p| {
+                    let class = class_of(p).map_or(String::new(), |c| {
+                        format!(",\"class\":{}", serde_json::Value::from(c))
+                    });
                     format!(
-                        "{{\"score\":{},\"logit\":{},\"label\":{}}}",
+                        "{{\"score\":{},\"logit\":{},\"label\":{}{class}}}",
                         p.score, p.logit, p.label
                     )
                 })
@@ -98,6 +107,10 @@ pub fn format_predictions(
                     out.push(',');
                 }
                 let _ = write!(out, "{},{},{}", p.score, p.logit, p.label);
+                if let Some(c) = class_of(p) {
+                    out.push(',');
+                    out.push_str(&nonneg::data::write::csv_field(c));
+                }
             }
             if let Some(n) = name {
                 out.push(',');
@@ -131,6 +144,7 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
         &model.label_names,
         a.format == Format::Jsonl,
         names.as_deref(),
+        model.class_names(),
     );
     write_output(a.out.as_deref(), &text)?;
     Ok(ExitCode::SUCCESS)
