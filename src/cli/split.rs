@@ -6,7 +6,7 @@ use super::{load_data, Context, DataArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use nonneg::data::{split, write};
-use nonneg::features::corpus::spec_path_for;
+use nonneg::features::corpus::{load_sidecar, save_sidecar, spec_path_for};
 use nonneg::features::FeaturizerSpec;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,22 +58,24 @@ fn write_part(src: &Path, data: &nonneg::data::Dataset, rows: &[usize], out: &Pa
     }
 }
 
-/// The bytes of `data`'s featurizer sidecar, checked to be a spec; `None` when it has none.
-fn read_sidecar(data: &Path) -> Result<Option<Vec<u8>>> {
+/// `data`'s featurizer sidecar, checked to be its own; `None` when it has none.
+fn read_sidecar(data: &Path) -> Result<Option<FeaturizerSpec>> {
     let path = spec_path_for(data);
     if !path.is_file() {
         return Ok(None);
     }
-    FeaturizerSpec::load(&path)?;
-    Ok(Some(std::fs::read(&path)?))
+    Ok(Some(load_sidecar(&path, data)?))
 }
 
-/// Writes `out`'s sidecar (atomically) as a copy of the input's, or removes a stale one
-/// left by an earlier run, which `train` would otherwise pick up.
-fn write_sidecar(sidecar: Option<&[u8]>, out: &Path) -> Result<()> {
+/// Writes `out`'s sidecar (atomically) with the input's featurizer and `out`'s own
+/// fingerprint, or removes a stale one left by an earlier run, which `train` would
+/// otherwise pick up.
+fn write_sidecar(sidecar: Option<&FeaturizerSpec>, out: &Path) -> Result<()> {
     let path = spec_path_for(out);
     match sidecar {
-        Some(bytes) => nonneg::atomic::write_bytes(&path, bytes)?,
+        Some(spec) => {
+            save_sidecar(spec, out)?;
+        }
         None => match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 bail!("cannot remove the stale {}: {e}", path.display())
@@ -102,8 +104,9 @@ pub fn run(a: &SplitArgs, ctx: &Context) -> Result<ExitCode> {
     }
     let sidecar = read_sidecar(&a.data)?;
     for (rows, out) in [(&train, &a.train_out), (&test, &a.test_out)] {
-        write_sidecar(sidecar.as_deref(), out)?;
+        // The part first: its sidecar records the part's fingerprint.
         write_part(&a.data, &data, rows, out)?;
+        write_sidecar(sidecar.as_ref(), out)?;
     }
     if !ctx.quiet {
         crate::cli::errln!(

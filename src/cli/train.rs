@@ -364,19 +364,19 @@ impl Bar {
 
 /// The featurizer for `--data`: `--featurizer F`, or the one written beside the data.
 pub fn find_featurizer(a: &TrainArgs) -> Result<Option<FeaturizerSpec>> {
-    let path = match &a.featurizer {
-        Some(p) => p.clone(),
-        None => {
-            let beside = spec_path_for(&a.data);
-            if !beside.exists() {
-                return Ok(None);
-            }
-            beside
-        }
+    let read = |path: &Path, spec: nonneg::Result<FeaturizerSpec>| {
+        spec.with_context(|| format!("cannot read the featurizer {}", path.display()))
     };
-    Ok(Some(FeaturizerSpec::load(&path).with_context(|| {
-        format!("cannot read the featurizer {}", path.display())
-    })?))
+    if let Some(p) = &a.featurizer {
+        return Ok(Some(read(p, FeaturizerSpec::load(p))?));
+    }
+    // The one beside the data must be the data's own (not left from another vocabulary).
+    let beside = spec_path_for(&a.data);
+    if !beside.exists() {
+        return Ok(None);
+    }
+    let spec = nonneg::features::corpus::load_sidecar(&beside, &a.data);
+    Ok(Some(read(&beside, spec)?))
 }
 
 /// The training data, the validation data if any, and what the model should remember of

@@ -284,7 +284,55 @@ pub fn spec_path_for(out: &Path) -> PathBuf {
 /// atomically. Returns the spec path.
 pub fn write_corpus(out: &Path, corpus: &Corpus) -> Result<PathBuf> {
     crate::data::write::write_svmlight_csr(&corpus.x, &corpus.y, out)?;
-    let sp = spec_path_for(out);
-    corpus.spec.save(&sp)?;
+    save_sidecar(&corpus.spec, out)
+}
+
+/// The sidecar key holding the fingerprint of the data file it was written for.
+const DATA_KEY: &str = "data_fingerprint";
+
+/// Size and FNV-1a hash of a file, as stored in a sidecar.
+fn fingerprint(path: &Path) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(serde_json::json!({
+        "bytes": bytes.len(),
+        "fnv1a64": format!("{:016x}", super::fnv1a64(&bytes)),
+    }))
+}
+
+/// Writes `spec` beside the data file `data` (`<data>.featurizer.json`, atomically) with
+/// the fingerprint of `data`'s current bytes, so that a sidecar left from another run
+/// (another vocabulary) is recognised. Returns the sidecar's path.
+pub fn save_sidecar(spec: &FeaturizerSpec, data: &Path) -> Result<PathBuf> {
+    let sp = spec_path_for(data);
+    let mut json = serde_json::to_value(spec)
+        .map_err(|e| Error::invalid(format!("cannot serialise featurizer spec: {e}")))?;
+    json[DATA_KEY] = fingerprint(data)?;
+    let text = serde_json::to_string_pretty(&json)
+        .map_err(|e| Error::invalid(format!("cannot serialise featurizer spec: {e}")))?;
+    crate::atomic::write_bytes(&sp, format!("{text}\n").as_bytes())?;
     Ok(sp)
+}
+
+/// Reads the featurizer `spec_path` for the data file `data`: when the sidecar records the
+/// fingerprint of the file it was written for, `data` must still be that file.
+pub fn load_sidecar(spec_path: &Path, data: &Path) -> Result<FeaturizerSpec> {
+    let spec = FeaturizerSpec::load(spec_path)?;
+    let text = std::fs::read_to_string(spec_path).map_err(|e| Error::io(spec_path, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::format(spec_path, format!("not a featurizer spec: {e}")))?;
+    if let Some(stored) = json.get(DATA_KEY) {
+        let now = fingerprint(data)?;
+        if *stored != now {
+            return Err(Error::format(
+                spec_path,
+                format!(
+                    "this featurizer was written for another data file ({stored}), not {} \
+                     ({now}): it is stale (another vocabulary?); featurize again, or name the \
+                     right one with --featurizer",
+                    data.display()
+                ),
+            ));
+        }
+    }
+    Ok(spec)
 }
