@@ -79,7 +79,9 @@ fn main() -> ExitCode {
         return fail(&format!("cannot start {threads} threads: {e}"));
     }
     let (inputs, outputs) = io_paths(&cli.command);
-    if let Err(e) = cli::guard::check_outputs(&inputs, &outputs) {
+    let checked = cli::guard::check_inputs(&inputs)
+        .and_then(|()| cli::guard::check_outputs(&inputs, &outputs));
+    if let Err(e) = checked {
         return fail(&format!("{e:#}"));
     }
     let ctx = cli::Context { quiet: cli.quiet };

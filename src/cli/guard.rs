@@ -38,6 +38,23 @@ fn same(a: &Identity, b: &Identity) -> bool {
     a.canonical == b.canonical || (a.inode.is_some() && a.inode == b.inode)
 }
 
+/// Fails when an input that exists is neither a regular file nor a directory: a FIFO or a
+/// device would block or never end, and is refused before anything opens it.
+pub fn check_inputs<P: AsRef<Path>>(inputs: &[(&str, P)]) -> Result<()> {
+    for (flag, path) in inputs {
+        let path = path.as_ref();
+        if let Ok(meta) = std::fs::metadata(path) {
+            if !meta.is_file() && !meta.is_dir() {
+                bail!(
+                    "{flag} {}: not a regular file (a FIFO, socket or device)",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fails when an output (`(flag, path)`) is the same file as an input or another output.
 /// `-` (stdout) is never a file.
 pub fn check_outputs<I: AsRef<Path>, O: AsRef<Path>>(

@@ -463,15 +463,23 @@ impl<'a> LabelParser<'a> {
                      (the `positive` and `negative` load options)"
                 ),
             )),
-            (None, Some(other)) if text != other => Err(Error::parse(
-                path,
-                line,
-                column,
-                format!(
-                    "label '{text}' is a third value besides the positive '{pos}' and '{other}': \
-                     fix the typo, or name the negative value with the `negative` load option"
-                ),
-            )),
+            (None, Some(other)) if text != other => {
+                let hint = if self.positive_seen {
+                    String::new()
+                } else {
+                    format!(" (the positive '{pos}' has not occurred yet: check the `positive` load option)")
+                };
+                Err(Error::parse(
+                    path,
+                    line,
+                    column,
+                    format!(
+                        "label '{text}' is a third value besides the positive '{pos}' and \
+                         '{other}'{hint}: fix the typo, or name the negative value with the \
+                         `negative` load option"
+                    ),
+                ))
+            }
             _ => {
                 self.other.get_or_insert_with(|| text.to_string());
                 Ok(0.0)
