@@ -7,7 +7,9 @@ mod fuzz_targets;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let executions: u64 = args.next().map_or(1_000_000, |a| a.parse().expect("EXECUTIONS"));
+    let executions: u64 = args
+        .next()
+        .map_or(1_000_000, |a| a.parse().expect("EXECUTIONS"));
     let seed: u64 = args.next().map_or(0, |a| a.parse().expect("SEED"));
     let only = std::env::var("FUZZ_ONLY").ok();
     println!("target      executions   accepted  crashes  seconds");

@@ -115,13 +115,21 @@ fn io_paths(command: &Command) -> (Flagged, Flagged) {
         Command::Train(a) => train_paths(a, "--out"),
         Command::Cv(a) => train_paths(&a.train, "--out"),
         Command::Eval(a) => (
-            [vec![("--model", a.model.clone())], one("--data", &a.data), data_args(&a.data_args)]
-                .concat(),
+            [
+                vec![("--model", a.model.clone())],
+                one("--data", &a.data),
+                data_args(&a.data_args),
+            ]
+            .concat(),
             [one("--roc", &a.roc), one("--plot", &a.plot)].concat(),
         ),
         Command::Predict(a) => (
-            [vec![("--model", a.model.clone())], one("--data", &a.data), data_args(&a.data_args)]
-                .concat(),
+            [
+                vec![("--model", a.model.clone())],
+                one("--data", &a.data),
+                data_args(&a.data_args),
+            ]
+            .concat(),
             one("--out", &a.out),
         ),
         Command::Certify(a) => (
@@ -142,11 +150,19 @@ fn io_paths(command: &Command) -> (Flagged, Flagged) {
                 data_args(&a.data_args),
             ]
             .concat(),
-            [one("--json", &a.json), one("--csv", &a.csv), one("--plot", &a.plot)].concat(),
+            [
+                one("--json", &a.json),
+                one("--csv", &a.csv),
+                one("--plot", &a.plot),
+            ]
+            .concat(),
         ),
         Command::Split(a) => (
             [vec![("--data", a.data.clone())], data_args(&a.data_args)].concat(),
-            vec![("--train-out", a.train_out.clone()), ("--test-out", a.test_out.clone())],
+            vec![
+                ("--train-out", a.train_out.clone()),
+                ("--test-out", a.test_out.clone()),
+            ],
         ),
         Command::Featurize(a) => featurize_paths(a),
         Command::Inspect(_) | Command::Demo(_) => (vec![], vec![]),
@@ -176,7 +192,11 @@ fn featurize_paths(a: &cli::featurize::FeaturizeArgs) -> (Flagged, Flagged) {
         FeaturizeKind::Text(t) => (&t.corpus, t.vocab.clone(), t.build_vocab.clone()),
         FeaturizeKind::Bytes(b) => (&b.corpus, None, None),
     };
-    let mut inputs: Flagged = corpus.classes.iter().map(|(_, p)| ("--class", p.clone())).collect();
+    let mut inputs: Flagged = corpus
+        .classes
+        .iter()
+        .map(|(_, p)| ("--class", p.clone()))
+        .collect();
     inputs.extend(vocab.map(|v| ("--vocab", v)));
     let spec = nonneg::features::corpus::spec_path_for(&corpus.out);
     let mut outputs = vec![("--out", corpus.out.clone()), ("--out's featurizer", spec)];

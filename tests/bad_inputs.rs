@@ -96,7 +96,12 @@ fn nonneg(dir: &Path, args: &[&str], stdout: Stdio, stderr_full: bool) -> Outcom
     c.env("RUST_BACKTRACE", "0");
     c.stdout(stdout);
     if stderr_full {
-        c.stderr(std::fs::File::options().write(true).open("/dev/full").unwrap());
+        c.stderr(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        );
     } else {
         c.stderr(std::fs::File::create(&err_file).unwrap());
     }
@@ -130,7 +135,13 @@ fn nonneg(dir: &Path, args: &[&str], stdout: Stdio, stderr_full: bool) -> Outcom
 fn must_run(dir: &Path, args: &[&str]) {
     let stdout = Stdio::from(std::fs::File::create(dir.join(".stdout")).unwrap());
     let o = nonneg(dir, args, stdout, false);
-    assert_eq!(o.code, Some(0), "setup `nonneg {}` failed: {}", args.join(" "), o.stderr);
+    assert_eq!(
+        o.code,
+        Some(0),
+        "setup `nonneg {}` failed: {}",
+        args.join(" "),
+        o.stderr
+    );
 }
 
 /// A `.npy` array: `descr` one of `<f4 <f8 <i4 <i8 |u1`, the header's shape text taken
@@ -168,7 +179,9 @@ fn set(v: &mut serde_json::Value, assignment: &str) {
     let (pointer, value) = assignment.split_once('=').expect("pointer=json");
     let value: serde_json::Value = serde_json::from_str(value).expect("json value");
     let (parent, key) = pointer.rsplit_once('/').expect("/pointer");
-    let target = v.pointer_mut(parent).unwrap_or_else(|| panic!("no {parent}"));
+    let target = v
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no {parent}"));
     match target {
         serde_json::Value::Array(a) => a[key.parse::<usize>().unwrap()] = value,
         serde_json::Value::Object(o) => {
@@ -185,7 +198,10 @@ fn edit_model(src: &Path, dst: &Path, edits: &[&str], inner: bool) {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     if inner {
-        let text = header["__metadata__"]["nonneg"].as_str().unwrap().to_string();
+        let text = header["__metadata__"]["nonneg"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let mut meta: serde_json::Value = serde_json::from_str(&text).unwrap();
         for e in edits {
             set(&mut meta, e);
@@ -355,7 +371,12 @@ fn run_case(case: &Case, prelude: &Path, root: &Path) -> Option<String> {
         })
         .collect();
     let stdout = if stdout_full {
-        Stdio::from(std::fs::File::options().write(true).open("/dev/full").unwrap())
+        Stdio::from(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
     } else {
         Stdio::from(std::fs::File::create(dir.join(".stdout")).unwrap())
     };
@@ -386,7 +407,11 @@ fn run_case(case: &Case, prelude: &Path, root: &Path) -> Option<String> {
         let new: Vec<_> = after
             .iter()
             .filter(|f| !before.contains(f))
-            .filter(|f| !redirected || f.to_string_lossy().contains("/.") || f.to_string_lossy().starts_with('.'))
+            .filter(|f| {
+                !redirected
+                    || f.to_string_lossy().contains("/.")
+                    || f.to_string_lossy().starts_with('.')
+            })
             .collect();
         if !new.is_empty() {
             problems.push(format!("a failed command left files behind: {new:?}"));

@@ -165,7 +165,12 @@ fn spambase(a: &DemoArgs, ctx: &Context) -> Result<()> {
     )?;
     crate::cli::outln!(
         "\n{:<15} {:>8} {:>9} {:>10} {:>17} {:>10}",
-        "model", "ROC AUC", "accuracy", "TPR@1%FPR", "negative weights", "certified"
+        "model",
+        "ROC AUC",
+        "accuracy",
+        "TPR@1%FPR",
+        "negative weights",
+        "certified"
     )?;
     for (name, preset) in MODELS {
         let bar = Bar::new(ctx.quiet);

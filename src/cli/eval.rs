@@ -121,7 +121,12 @@ pub fn print_table(model: &Model, per: &[LabelMetrics]) -> Result<()> {
         )?;
         crate::cli::outln!(
             "{:<16} threshold (logit) {}: tp {} fp {} tn {} fn {}",
-            "", m.threshold, m.tp, m.fp, m.tn, m.fn_
+            "",
+            m.threshold,
+            m.tp,
+            m.fp,
+            m.tn,
+            m.fn_
         )?;
     }
     Ok(())

@@ -108,6 +108,10 @@ mod tests {
         assert!(e.to_string().contains("same file as --train-out"), "{e}");
         let fine = dir.path().join("new.csv");
         check_outputs(&[("--data", &data)], &[("--out", &fine)]).unwrap();
-        check_outputs(&[("--data", &data)], &[("--out", std::path::PathBuf::from("-"))]).unwrap();
+        check_outputs(
+            &[("--data", &data)],
+            &[("--out", std::path::PathBuf::from("-"))],
+        )
+        .unwrap();
     }
 }

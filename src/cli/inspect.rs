@@ -82,7 +82,10 @@ pub fn model_json(m: &Model) -> Value {
 
 /// The stored data info in words ("CSV, label column type, classes ham (0) / spam (1)").
 pub fn describe_input(i: &nonneg::data::DataInfo) -> String {
-    let mut parts = vec![i.kind.map_or("format not recorded", |k| k.name()).to_string()];
+    let mut parts = vec![i
+        .kind
+        .map_or("format not recorded", |k| k.name())
+        .to_string()];
     if let Some(b) = i.index_base {
         parts.push(format!(
             "{}-based indices",

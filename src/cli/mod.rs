@@ -58,7 +58,10 @@ impl DataArgs {
     pub fn options(&self, model: Option<&Model>, require_labels: bool) -> LoadOptions {
         let info = model.map(|m| &m.input);
         let stored = |f: fn(&nonneg::data::DataInfo) -> Option<String>| info.and_then(f);
-        let positive = self.positive.clone().or_else(|| stored(|i| i.positive.clone()));
+        let positive = self
+            .positive
+            .clone()
+            .or_else(|| stored(|i| i.positive.clone()));
         let negative = match &self.positive {
             Some(_) => self.negative.clone(),
             None => stored(|i| i.negative.clone()),

@@ -197,7 +197,9 @@ fn read_tar<R: Read>(
         if let Some(len) = file_len.filter(|&len| claimed > len) {
             return Err(Error::format(
                 path,
-                format!("corrupt tar member {name}: it claims {claimed} bytes, the archive has {len}"),
+                format!(
+                    "corrupt tar member {name}: it claims {claimed} bytes, the archive has {len}"
+                ),
             ));
         }
         let mut buf = Vec::with_capacity(claimed.min(MEMBER_RESERVE) as usize);

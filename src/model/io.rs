@@ -436,6 +436,44 @@ mod tests {
     }
 
     #[test]
+    fn data_info_round_trips_and_is_absent_from_files_without_it() {
+        use crate::data::{DataInfo, IndexBase, InputKind};
+        let old = to_bytes(&small_model()).unwrap();
+        assert!(!String::from_utf8_lossy(&old).contains("\\\"input\\\""));
+        let mut m = small_model();
+        m.input = DataInfo {
+            kind: Some(InputKind::Svmlight),
+            index_base: Some(IndexBase::Zero),
+            label_column: None,
+            positive: Some("spam".into()),
+            negative: Some("ham".into()),
+        };
+        let back = from_bytes(&to_bytes(&m).unwrap(), Path::new("m.safetensors")).unwrap();
+        assert_eq!(back.input, m.input);
+        assert_eq!(back.class_names(), Some(["ham", "spam"]));
+    }
+
+    #[test]
+    fn non_finite_thresholds_and_name_lists_of_the_wrong_length_are_refused() {
+        let p = Path::new("m.safetensors");
+        let mut m = small_model();
+        m.threshold = vec![f32::INFINITY];
+        let e = from_bytes(&to_bytes(&m).unwrap(), p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bad nonneg metadata") || e.contains("not a finite"),
+            "{e}"
+        );
+        let mut m = small_model();
+        m.feature_names = Some(vec!["a".into()]);
+        let e = from_bytes(&to_bytes(&m).unwrap(), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1 feature names for an input width of 3"), "{e}");
+    }
+
+    #[test]
     fn skip_connection_round_trips_and_adds_to_the_logit() {
         let mut m = small_model();
         let x = crate::data::Features::Dense(crate::data::DenseMatrix {

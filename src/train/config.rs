@@ -267,13 +267,20 @@ impl TrainConfig {
             }
             crate::optim::Schedule::Constant => {}
         }
-        if let Some(w) = self.pos_weight.iter().flatten().find(|w| !(**w > 0.0 && w.is_finite())) {
+        if let Some(w) = self
+            .pos_weight
+            .iter()
+            .flatten()
+            .find(|w| !(**w > 0.0 && w.is_finite()))
+        {
             return bad(format!(
                 "positive-class weights (the `pos_weight` option) must be positive numbers, got {w}"
             ));
         }
         if let Some(f) = self.threshold_fpr.filter(|f| !(0.0..1.0).contains(f)) {
-            return bad(format!("the `threshold_fpr` option must be in [0, 1), got {f}"));
+            return bad(format!(
+                "the `threshold_fpr` option must be in [0, 1), got {f}"
+            ));
         }
         Ok(())
     }

@@ -55,10 +55,12 @@ fn to_file(path: &Path, input: &[u8]) -> PathBuf {
 }
 
 fn text_spec() -> FeaturizerSpec {
-    let mut options = TextOptions::default();
-    options.header_tokens = true;
-    options.url_hosts = true;
-    options.raw_headers = true;
+    let options = TextOptions {
+        header_tokens: true,
+        url_hosts: true,
+        raw_headers: true,
+        ..TextOptions::default()
+    };
     let terms = ["cash", "click", "free", "host:example.com", "money", "win"];
     FeaturizerSpec::text(TextSpec {
         options,
@@ -102,7 +104,8 @@ fn npz(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
     z.finish().unwrap().into_inner()
 }
 
-const EMAIL: &[u8] = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: =?utf-8?q?win_cash?=\r\n\
+const EMAIL: &[u8] =
+    b"From: a@example.com\r\nTo: b@example.com\r\nSubject: =?utf-8?q?win_cash?=\r\n\
 MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"XX\"\r\n\r\n--XX\r\n\
 Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
 free money =E2=82=AC click http://example.com/x\r\n--XX\r\nContent-Type: text/html\r\n\
@@ -145,7 +148,9 @@ fn model_bytes() -> Vec<u8> {
     };
     let mut cfg = TrainConfig::new(vec![4], Preset::Monotone);
     cfg.epochs = 1;
-    let m = fit(&FitOptions::new(cfg), &ds, None, &mut |_| {}).unwrap().model;
+    let m = fit(&FitOptions::new(cfg), &ds, None, &mut |_| {})
+        .unwrap()
+        .model;
     nonneg::model::io::to_bytes(&m).unwrap()
 }
 
@@ -176,7 +181,10 @@ pub fn targets() -> Vec<Target> {
         b"a;b,c,label\r\n1e3,2,1\r\n0,-0.5,0\r\n".to_vec(),
     ];
     let dense = npz(&[
-        ("X", npy("<f4", "(2,3)", &f32s(&[1.0, 2.0, 0.0, 0.5, 0.0, 3.0]))),
+        (
+            "X",
+            npy("<f4", "(2,3)", &f32s(&[1.0, 2.0, 0.0, 0.5, 0.0, 3.0])),
+        ),
         ("y", npy("<f4", "(2,)", &f32s(&[0.0, 1.0]))),
     ]);
     let mut fmt = Vec::new();
