@@ -255,6 +255,17 @@ impl Group {
         Ok(())
     }
 
+    /// Where `path`'s staged new content is until the commit (to read it back, e.g. to
+    /// fingerprint it); `None` when the group does not write `path`.
+    pub fn staged_path(&self, path: &Path) -> Option<&Path> {
+        let target = check_output(path).ok()?;
+        self.staged
+            .iter()
+            .find(|s| s.target == target)
+            .and_then(|s| s.temp.as_ref())
+            .map(|t| t.path.as_path())
+    }
+
     /// Removes `path` (when it exists) at the commit: a stale companion file.
     pub fn remove(&mut self, path: &Path) -> Result<()> {
         let target = self.target(path)?;

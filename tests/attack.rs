@@ -73,6 +73,7 @@ fn model(
         nonneg_mode: NonNegMode::Project,
         feature_max: Some(nonneg::pipeline::feature_max(x)),
         featurizer: None,
+        input: Default::default(),
         training: serde_json::Value::Null,
     }
 }

@@ -143,6 +143,7 @@ fn model(case: &Case, rows: &[Vec<f32>], rng: &mut Rng) -> Model {
         nonneg_mode: NonNegMode::Project,
         feature_max: Some(feature_max),
         featurizer: None,
+        input: Default::default(),
         training: serde_json::Value::Null,
     }
 }

@@ -122,6 +122,7 @@ fn model(mlp: Mlp) -> Model {
         nonneg_mode: NonNegMode::Project,
         feature_max: None,
         featurizer: None,
+        input: Default::default(),
         training: serde_json::Value::Null,
     }
 }

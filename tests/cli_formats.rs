@@ -16,10 +16,15 @@ fn predict_writes_scores_in_input_order_as_csv_and_jsonl() {
     args.extend(SPAMBASE_LABEL);
     let csv = String::from_utf8(run(&args).stdout).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("score,logit,label"));
-    let rows: Vec<Vec<f64>> = lines
-        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
-        .collect();
+    // The model stores the class values of its string labels: each row names its class.
+    assert_eq!(lines.next(), Some("score,logit,label,class"));
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    for l in lines {
+        let (numbers, class) = l.rsplit_once(',').unwrap();
+        let r: Vec<f64> = numbers.split(',').map(|v| v.parse().unwrap()).collect();
+        assert_eq!(class, if r[2] == 1.0 { "spam" } else { "nonspam" }, "{l}");
+        rows.push(r);
+    }
     assert_eq!(rows.len(), 921);
     for r in &rows {
         let p = 1.0 / (1.0 + (-r[1]).exp());

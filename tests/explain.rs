@@ -40,6 +40,7 @@ fn model(x: &Features, hidden: &[usize], skip: bool, scale: ScaleKind, seed: u64
         feature_max: None,
         featurizer: None,
         training: serde_json::Value::Null,
+        input: Default::default(),
     }
 }
 

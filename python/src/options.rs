@@ -265,6 +265,7 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
         scale,
         featurizer: None,
         stop: None,
+        checkpoint: None,
     })
 }
 

@@ -405,6 +405,7 @@ mod tests {
             nonneg_mode: NonNegMode::Project,
             feature_max: None,
             featurizer: None,
+            input: Default::default(),
             training: serde_json::Value::Null,
         }
     }

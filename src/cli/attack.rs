@@ -74,7 +74,7 @@ pub struct AttackArgs {
     /// Raise an added feature to this value (default: its maximum in the training data).
     #[arg(long)]
     pub max_value: Option<f32>,
-    /// Attack only the first N detected positives (row order).
+    /// Attack only the first N detected positives (row order); 0 means all, as in `demo`.
     #[arg(long)]
     pub limit: Option<usize>,
     /// Seed of the query and random attacks.
@@ -128,8 +128,10 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         bail!("--queries-per-step must be at least 1");
     }
     if let Some(v) = a.max_value {
-        if !v.is_finite() {
-            bail!("--max-value must be a finite number");
+        // Adding a feature raises it: a negative (or zero) value would "add" nothing, and
+        // report a model that is fully evadable as robust.
+        if !(v > 0.0 && v.is_finite()) {
+            bail!("--max-value must be a positive number, got {v}");
         }
     }
     let features_text = match &a.features {
@@ -163,7 +165,7 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
             budgets: budgets.clone(),
             addable,
             max_value: a.max_value,
-            limit: a.limit,
+            limit: a.limit.filter(|&n| n > 0),
             seed: a.seed,
             queries_per_step: a.queries_per_step,
             label: resolve_label(&model, a.label.as_deref())?,
@@ -178,12 +180,12 @@ pub fn run(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
             super::write_output(None, &format!("{sep}{}", report::table(name, &report)))?;
         }
         if !ctx.quiet {
-            eprintln!(
+            crate::cli::errln!(
                 "{name}: {} targets attacked in {:.2}s ({} scoring)",
                 report.outcomes.len(),
                 report.seconds,
                 report.scoring
-            );
+            )?;
         }
         let feature_names = nonneg::certify::feature_names(&model);
         runs.push(Run::of_features(
@@ -255,7 +257,7 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
         };
         let cfg = GoodWordsConfig {
             label: resolve_label(&model, a.label.as_deref())?,
-            limit: a.limit,
+            limit: a.limit.filter(|&n| n > 0),
             ..GoodWordsConfig::new(source, budgets.clone())
         };
         let spinner = Spinner::start(ctx.quiet, format!("{name}: good-words attack"));
@@ -276,11 +278,11 @@ fn run_good_words(a: &AttackArgs, ctx: &Context) -> Result<ExitCode> {
             )?;
         }
         if !ctx.quiet {
-            eprintln!(
+            crate::cli::errln!(
                 "{name}: {} targets attacked in {:.2}s",
                 report.outcomes.len(),
                 report.seconds
-            );
+            )?;
         }
         runs.push(Run::of_words(path.display().to_string(), &report));
     }

@@ -138,23 +138,24 @@ pub fn fit(
                     result.best_epoch
                 ),
             };
-            eprintln!(
+            crate::cli::errln!(
                 "trial {:>3}: {} -> {outcome} ({seconds:.1}s)",
                 trial + 1,
                 describe(&result.settings)
-            );
+            )
+            .ok(); // progress only: the summary after it reports a failed write
         }
         _ => {}
     })?;
     if !quiet {
         let w = &tuned.trials[tuned.winner];
-        eprintln!(
+        crate::cli::errln!(
             "autotune chose trial {} of {}: {}, {} epochs on all the training data",
             tuned.winner + 1,
             tuned.trials.len(),
             describe(&w.settings),
             w.best_epoch
-        );
+        )?;
     }
     Ok(tuned.fitted)
 }

@@ -37,7 +37,7 @@ pub fn run(a: &CvArgs, ctx: &Context) -> Result<ExitCode> {
     }
     let opts = train::fit_options(t)?;
     let featurizer = train::find_featurizer(t)?;
-    let (data, _) = train::load_train_valid(t, featurizer.as_ref())?;
+    let (data, _, _) = train::load_train_valid(t, featurizer.as_ref())?;
     let opts = pipeline::FitOptions {
         signs: train::feature_signs(t, &data, &opts.config)?,
         ..opts
@@ -45,7 +45,7 @@ pub fn run(a: &CvArgs, ctx: &Context) -> Result<ExitCode> {
     let k = a.folds;
     let report = pipeline::cross_validate(&opts, &data, k, t.seed, &mut |f| {
         if !ctx.quiet {
-            eprintln!("fold {}/{k}: training", f + 1);
+            crate::cli::errln!("fold {}/{k}: training", f + 1).ok(); // progress only
         }
     })
     .map_err(|e| anyhow::anyhow!("--folds {k}: {e}"))?;

@@ -50,7 +50,7 @@ fn spamassassin(a: &DemoArgs, ctx: &Context) -> Result<()> {
     let data = demo::load_spamassassin(&a.spamassassin);
     spinner.finish();
     let data = data?;
-    println!(
+    crate::cli::outln!(
         "SpamAssassin, read from {}: train on *-1 ({} emails), test on *-2 ({} emails); \
          binary token presence, {} features (vocabulary from training only); featurized in {:.1}s",
         a.spamassassin.display(),
@@ -58,7 +58,7 @@ fn spamassassin(a: &DemoArgs, ctx: &Context) -> Result<()> {
         data.test.rows(),
         data.spec.n_features(),
         data.seconds
-    );
+    )?;
     let mut rows = Vec::new();
     for (name, preset) in MODELS {
         let mut bar = TrainProgress::new(ctx.quiet, false);
@@ -67,31 +67,31 @@ fn spamassassin(a: &DemoArgs, ctx: &Context) -> Result<()> {
         })?;
         bar.finish()?;
         if !ctx.quiet {
-            eprintln!(
+            crate::cli::errln!(
                 "{name}: trained in {:.1}s, certify: {}, greedy attack on {} + {} detected spam in {:.1}s",
                 r.fitted.report.seconds,
                 r.certified,
                 r.evasion.first().map_or(0, |b| b.targets),
                 r.evasion_at_1pct.first().map_or(0, |b| b.targets),
                 r.attack_seconds
-            );
+            )?;
         }
         rows.push(r);
     }
-    print_evasion_table(&rows, &plan.budgets, a.limit);
-    print_operating_point_table(&rows, &plan.budgets);
+    print_evasion_table(&rows, &plan.budgets, a.limit)?;
+    print_operating_point_table(&rows, &plan.budgets)?;
     let plot = demo::write_spamassassin_outputs(&rows, &plan.budgets, &a.out_dir)?;
-    println!(
+    crate::cli::outln!(
         "models and summary.json in {}, evasion plot {} (training took {:.1}s in all)",
         a.out_dir.display(),
         plot.display(),
         rows.iter().map(|r| r.fitted.report.seconds).sum::<f64>()
-    );
+    )?;
     Ok(())
 }
 
-fn print_evasion_table(rows: &[SpamAssassinRow], budgets: &[usize], limit: usize) {
-    println!(
+fn print_evasion_table(rows: &[SpamAssassinRow], budgets: &[usize], limit: usize) -> Result<()> {
+    crate::cli::outln!(
         "\n{:<14} {:>8} {:>8} {:>10} {:>10} {}",
         "model",
         "accuracy",
@@ -102,9 +102,9 @@ fn print_evasion_table(rows: &[SpamAssassinRow], budgets: &[usize], limit: usize
             .iter()
             .map(|b| format!("{:>12}", format!("evasion@{b}")))
             .collect::<String>()
-    );
+    )?;
     for r in rows {
-        println!(
+        crate::cli::outln!(
             "{:<14} {:>8.4} {:>8.4} {:>10.4} {:>10} {}",
             r.name,
             r.accuracy,
@@ -115,9 +115,9 @@ fn print_evasion_table(rows: &[SpamAssassinRow], budgets: &[usize], limit: usize
                 .iter()
                 .map(|b| format!("{:>12}", format!("{:.1}%", 100.0 * b.evasion_rate)))
                 .collect::<String>()
-        );
+        )?;
     }
-    println!(
+    crate::cli::outln!(
         "\nevasion = share of the detected test spam ({}) that the white-box greedy attack \
          pushes below the model's threshold by adding at most that many features",
         if limit > 0 {
@@ -128,11 +128,12 @@ fn print_evasion_table(rows: &[SpamAssassinRow], budgets: &[usize], limit: usize
                 .collect::<Vec<_>>()
                 .join(", ")
         }
-    );
+    )?;
+    Ok(())
 }
 
-fn print_operating_point_table(rows: &[SpamAssassinRow], budgets: &[usize]) {
-    println!(
+fn print_operating_point_table(rows: &[SpamAssassinRow], budgets: &[usize]) -> Result<()> {
+    crate::cli::outln!(
         "\nAt a common operating point, 1% false positives on the test ham: share of ALL test \
          spam detected after the same attack\n{:<14} {}",
         "model",
@@ -140,41 +141,47 @@ fn print_operating_point_table(rows: &[SpamAssassinRow], budgets: &[usize]) {
             .chain(budgets.iter().map(|b| format!("budget {b}")))
             .map(|h| format!("{h:>11}"))
             .collect::<String>()
-    );
+    )?;
     for r in rows {
-        println!(
+        crate::cli::outln!(
             "{:<14} {:>10.1}% {}",
             r.name,
             100.0 * r.detected_at_1pct,
             (0..budgets.len())
                 .map(|k| format!("{:>10.1}%", 100.0 * r.detected_under_attack(k)))
                 .collect::<String>()
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn spambase(a: &DemoArgs, ctx: &Context) -> Result<()> {
     let data = demo::load_spambase(&a.spambase, a.seed)
         .with_context(|| format!("the demo needs {}", a.spambase.display()))?;
-    println!(
+    crate::cli::outln!(
         "Spambase: {} rows, {} features; stratified 80/20 split, seed {}: {} train, {} test",
         data.rows,
         data.features,
         a.seed,
         data.train.rows(),
         data.test.rows()
-    );
-    println!(
+    )?;
+    crate::cli::outln!(
         "\n{:<15} {:>8} {:>9} {:>10} {:>17} {:>10}",
-        "model", "ROC AUC", "accuracy", "TPR@1%FPR", "negative weights", "certified"
-    );
+        "model",
+        "ROC AUC",
+        "accuracy",
+        "TPR@1%FPR",
+        "negative weights",
+        "certified"
+    )?;
     for (name, preset) in MODELS {
         let mut bar = TrainProgress::new(ctx.quiet, false);
         let r = demo::spambase_model(name, preset, &data, a.seed, &a.out_dir, &mut |p| {
             bar.observe(p)
         })?;
         bar.finish()?;
-        println!(
+        crate::cli::outln!(
             "{:<15} {:>8.4} {:>9.4} {:>10.4} {:>17} {:>10}",
             r.name,
             r.auc,
@@ -182,9 +189,9 @@ fn spambase(a: &DemoArgs, ctx: &Context) -> Result<()> {
             r.tpr1,
             r.negative,
             if r.certified { "yes" } else { "no" }
-        );
+        )?;
     }
-    println!("\nmodels in {}", a.out_dir.display());
+    crate::cli::outln!("\nmodels in {}", a.out_dir.display())?;
     Ok(())
 }
 

@@ -108,8 +108,8 @@ fn fmt(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |x| format!("{x:.4}"))
 }
 
-pub fn print_table(model: &Model, per: &[LabelMetrics]) {
-    println!(
+pub fn print_table(model: &Model, per: &[LabelMetrics]) -> Result<()> {
+    crate::cli::outln!(
         "{:<16} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>11}",
         "label",
         "n",
@@ -121,9 +121,9 @@ pub fn print_table(model: &Model, per: &[LabelMetrics]) {
         "avg prec",
         "TPR@1%FPR",
         "TPR@.1%FPR"
-    );
+    )?;
     for (m, name) in per.iter().zip(&model.label_names) {
-        println!(
+        crate::cli::outln!(
             "{:<16} {:>6} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8} {:>8} {:>10} {:>11}",
             name,
             m.n,
@@ -135,34 +135,41 @@ pub fn print_table(model: &Model, per: &[LabelMetrics]) {
             fmt(m.average_precision),
             fmt(m.tpr_at_fpr_1pct),
             fmt(m.tpr_at_fpr_0_1pct)
-        );
-        println!(
+        )?;
+        crate::cli::outln!(
             "{:<16} threshold (logit) {}: tp {} fp {} tn {} fn {}",
-            "", m.threshold, m.tp, m.fp, m.tn, m.fn_
-        );
+            "",
+            m.threshold,
+            m.tp,
+            m.fp,
+            m.tn,
+            m.fn_
+        )?;
     }
+    Ok(())
 }
 
-fn print_budgets(model: &Model, rows: &[BudgetDetection]) {
+fn print_budgets(model: &Model, rows: &[BudgetDetection]) -> Result<()> {
     for d in rows {
-        println!(
+        crate::cli::outln!(
             "\n{} at {}% FPR (threshold {}): clean TPR {:.4} of {} positives",
             model.label_names[d.label],
             d.fpr * 100.0,
             d.threshold,
             d.clean,
             d.positives
-        );
-        println!("{:>8} {:>10} {:>10}", "budget", "certified", "attacked");
+        )?;
+        crate::cli::outln!("{:>8} {:>10} {:>10}", "budget", "certified", "attacked")?;
         for p in &d.points {
-            println!(
+            crate::cli::outln!(
                 "{:>8} {:>10.4} {:>10}",
                 p.budget.to_string(),
                 p.certified,
                 fmt(p.empirical)
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 /// Certified and attacked TPR at 1% FPR against the (finite) budget, per label.
@@ -221,7 +228,10 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
     let mut model = model;
     super::operating_point(&mut model, a.threshold, a.threshold_fpr.map(|f| (f, &data)))?;
     let logits = model.logits(&data.x);
-    let y = data.y.as_ref().expect("labels required");
+    let y = data
+        .y
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("{}: no labels to evaluate against", data.source))?;
     let per = label_metrics(&model, &logits, y);
     let budgets = match &a.budget {
         Some(b) => {
@@ -231,6 +241,9 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         None => None,
     };
     let mut v = report_json(&model, &per);
+    if let Some([neg, pos]) = model.class_names() {
+        v["classes"] = json!({"negative": neg, "positive": pos});
+    }
     if let Some(b) = &budgets {
         v["budgets"] = json!(b);
     }
@@ -238,11 +251,14 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         super::write_output(Some(p), &format!("{v}\n"))?;
     }
     if a.json {
-        println!("{v}");
+        crate::cli::outln!("{v}")?;
     } else {
-        print_table(&model, &per);
+        print_table(&model, &per)?;
+        if let Some([neg, pos]) = model.class_names() {
+            crate::cli::outln!("classes: positive (1) {pos}, negative (0) {neg}")?;
+        }
         if let Some(b) = &budgets {
-            print_budgets(&model, b);
+            print_budgets(&model, b)?;
         }
     }
     if let (Some(path), Some(b)) = (&a.plot, &budgets) {

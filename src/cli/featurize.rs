@@ -171,7 +171,7 @@ pub fn run(args: &FeaturizeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     spinner.finish();
     let corpus = corpus?;
     if let Err(why) = corpus.spec.add_monotone() {
-        eprintln!("warning: this featurizer is NOT add-monotone ({why}); certify will refuse models trained on it");
+        crate::cli::errln!("warning: this featurizer is NOT add-monotone ({why}); certify will refuse models trained on it")?;
     }
     let spec_path = write_corpus(&corpus_args.out, &corpus)
         .with_context(|| format!("writing {}", corpus_args.out.display()))?;
@@ -184,17 +184,17 @@ pub fn run(args: &FeaturizeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     if ctx.quiet {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("{}", corpus.summary);
-    eprintln!(
+    crate::cli::errln!("{}", corpus.summary)?;
+    crate::cli::errln!(
         "wrote {} ({} rows, {} non-zeros) and {} in {:.2}s",
         corpus_args.out.display(),
         corpus.x.rows,
         corpus.x.indices.len(),
         spec_path.display(),
         start.elapsed().as_secs_f64()
-    );
+    )?;
     if let Some(v) = vocab_out {
-        eprintln!("vocabulary/spec: {} (use with --vocab)", v.display());
+        crate::cli::errln!("vocabulary/spec: {} (use with --vocab)", v.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -77,6 +77,7 @@ pub fn model_json(m: &Model) -> Value {
         "layers": m.mlp.layers.iter().enumerate().map(|(i, l)| layer_json(i, l)).collect::<Vec<_>>(),
         "skip": m.mlp.skip.as_ref().map(|s| layer_json(m.mlp.layers.len(), s)),
         "featurizer": m.featurizer.is_some(),
+        "input": m.input,
         "training": m.training,
     })
 }
@@ -87,14 +88,35 @@ fn cli_name(v: &impl clap::ValueEnum) -> String {
         .map_or_else(String::new, |p| p.get_name().to_string())
 }
 
+/// The stored data info in words ("CSV, label column type, classes ham (0) / spam (1)").
+pub fn describe_input(i: &nonneg::data::DataInfo) -> String {
+    let mut parts = vec![i
+        .kind
+        .map_or("format not recorded", |k| k.name())
+        .to_string()];
+    if let Some(b) = i.index_base {
+        parts.push(format!(
+            "{}-based indices",
+            u8::from(b == nonneg::data::IndexBase::One)
+        ));
+    }
+    if let Some(c) = &i.label_column {
+        parts.push(format!("label column {c}"));
+    }
+    if let Some([neg, pos]) = i.class_names() {
+        parts.push(format!("classes {neg} (0) / {pos} (1)"));
+    }
+    parts.join(", ")
+}
+
 pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
     let m = load_model(&a.model)?;
     let j = model_json(&m);
     if a.json {
-        println!("{j}");
+        crate::cli::outln!("{j}")?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    crate::cli::outln!(
         "model: {} inputs ({}), {} label(s) {:?}, {} parameters, scaling {}, non-negativity by {}",
         m.mlp.input_dim,
         if m.mlp.sparse_input {
@@ -107,8 +129,9 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
         j["parameters"],
         cli_name(&m.scaler.kind),
         cli_name(&m.nonneg_mode)
-    );
-    println!("threshold (logit): {:?}", m.threshold);
+    )?;
+    crate::cli::outln!("threshold (logit): {:?}", m.threshold)?;
+    crate::cli::outln!("input: {}", describe_input(&m.input))?;
     let named = m
         .mlp
         .layers
@@ -128,15 +151,15 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
                     .join(" + ")
             }
         };
-        println!(
+        crate::cli::outln!(
             "{name}: {} -> {} {:<10} kernel [{}] bias [{}]",
             l.n_in,
             l.n_out,
             l.activation.name(),
             cons(&l.kernel_constraints),
             cons(&l.bias_constraints)
-        );
-        println!(
+        )?;
+        crate::cli::outln!(
             "         weights min {:.4} max {:.4}, negative {} ({:.1}%), norm {:.3}, max unit norm {:.3}; bias min {:.4} max {:.4}",
             l.weight.iter().copied().fold(f32::INFINITY, f32::min),
             l.weight.iter().copied().fold(f32::NEG_INFINITY, f32::max),
@@ -146,7 +169,7 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
             v["max_unit_norm"].as_f64().unwrap_or(0.0),
             v["bias_min"].as_f64().unwrap_or(0.0),
             v["bias_max"].as_f64().unwrap_or(0.0),
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod featurize;
+pub mod guard;
 pub mod inspect;
 pub mod predict;
 pub mod progress;
@@ -18,7 +19,7 @@ pub mod train;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use nonneg::data::{self, Dataset, Features, IndexBase, LoadOptions};
+use nonneg::data::{self, Dataset, Features, IndexBase, InputKind, LoadOptions};
 use nonneg::features::corpus::{featurize_corpus, SpecSource};
 use nonneg::model::Model;
 use std::path::{Path, PathBuf};
@@ -33,13 +34,19 @@ pub struct DataArgs {
     /// CSV: the label column (default: the last column).
     #[arg(long)]
     pub label_column: Option<String>,
-    /// CSV: the label value of the positive class (e.g. `spam`); others are negative.
+    /// CSV: the label value of the positive class (e.g. `spam`); the column may hold one
+    /// other value, the negative class (default with a model: the model's).
     #[arg(long)]
     pub positive: Option<String>,
+    /// CSV with --positive: the label value of the negative class; any third value is an
+    /// error (default with a model: the model's; without: the one other value).
+    #[arg(long, requires = "positive")]
+    pub negative: Option<String>,
     /// scipy.sparse CSR .npz: labels as a .npy file.
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// svmlight: feature index base: auto (1-based unless a 0 appears), 0 or 1.
+    /// svmlight: feature index base: auto (1-based unless a 0 appears; with a model: the
+    /// base of its training data), 0 or 1.
     #[arg(long, value_enum, default_value_t = IndexBase::Auto)]
     pub index_base: IndexBase,
     /// svmlight: labels are comma-separated class ids (multi-label).
@@ -48,12 +55,31 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The load options; with a model, what it stored of its training data fills in what
+    /// the flags leave out (label column, class values, index base).
     pub fn options(&self, model: Option<&Model>, require_labels: bool) -> LoadOptions {
+        let info = model.map(|m| &m.input);
+        let stored = |f: fn(&nonneg::data::DataInfo) -> Option<String>| info.and_then(f);
+        let positive = self
+            .positive
+            .clone()
+            .or_else(|| stored(|i| i.positive.clone()));
+        let negative = match &self.positive {
+            Some(_) => self.negative.clone(),
+            None => stored(|i| i.negative.clone()),
+        };
         LoadOptions {
-            label_column: self.label_column.clone(),
-            positive: self.positive.clone(),
+            label_column: self
+                .label_column
+                .clone()
+                .or_else(|| stored(|i| i.label_column.clone())),
+            positive,
+            negative,
             labels_path: self.labels.clone(),
-            index_base: self.index_base,
+            index_base: match (self.index_base, info.and_then(|i| i.index_base)) {
+                (IndexBase::Auto, Some(b)) => b,
+                (b, _) => b,
+            },
             multilabel: self.multilabel,
             n_features: model.map(|m| m.mlp.input_dim),
             expected_features: model.and_then(|m| m.feature_names.clone()),
@@ -72,11 +98,42 @@ pub fn load_data(
     model: Option<&Model>,
     require_labels: bool,
 ) -> Result<Dataset> {
+    if let Some(m) = model {
+        check_format(path, args, m)?;
+    }
     let ds = data::load(path, &args.options(model, require_labels))?;
     if let Some(m) = model {
         check_matches(&ds, m, path)?;
     }
     Ok(ds)
+}
+
+/// Refuses a file the model would read differently than its training data: svmlight or
+/// npz columns for a model of named features (they would be matched by position, and a
+/// short row zero-padded), or an index base other than the training data's.
+fn check_format(path: &Path, args: &DataArgs, m: &Model) -> Result<()> {
+    let kind = InputKind::of(path);
+    if let (Some(names), true) = (&m.feature_names, kind != InputKind::Csv) {
+        bail!(
+            "{}: {} columns have no names, and this model's {} features are named \
+             ({}, ...): give a CSV with these columns",
+            path.display(),
+            kind.name(),
+            names.len(),
+            names.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let (Some(stored), true) = (m.input.index_base, args.index_base != IndexBase::Auto) {
+        if stored != args.index_base {
+            bail!(
+                "--index-base {}: the model was trained on {}-based indices; the same \
+                 file would score differently",
+                u8::from(args.index_base == IndexBase::One),
+                u8::from(stored == IndexBase::One)
+            );
+        }
+    }
+    Ok(())
 }
 
 pub fn check_matches(ds: &Dataset, m: &Model, path: &Path) -> Result<()> {
@@ -124,15 +181,32 @@ pub fn operating_point(
 pub fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
     match path {
         Some(p) if p != Path::new("-") => Ok(nonneg::atomic::write_bytes(p, text.as_bytes())?),
-        _ => {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
-            Ok(())
-        }
+        _ => print_to(std::io::stdout().lock(), "standard output", text),
     }
 }
+
+/// Writes `text` and flushes, naming the stream on failure (a full disk, a closed pipe):
+/// `println!` would panic instead.
+pub fn print_to(mut w: impl std::io::Write, name: &str, text: &str) -> Result<()> {
+    w.write_all(text.as_bytes())
+        .and_then(|()| w.flush())
+        .with_context(|| format!("cannot write to {name}"))
+}
+
+/// `println!` that returns an error instead of panicking when stdout cannot be written.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::print_to(std::io::stdout().lock(), "standard output", &format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprintln!` that returns an error instead of panicking when stderr cannot be written.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::print_to(std::io::stderr().lock(), "standard error", &format!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use {errln, outln};
 
 /// Raw samples (`--class NAME=PATH`, or plain paths) featurized with the model's own
 /// featurizer, exactly as `nonneg featurize` did for its training data. Labels are 1 for
@@ -148,7 +222,7 @@ pub fn featurize_raw(
     };
     let corpus = featurize_corpus(classes, positive, SpecSource::Fixed(spec))?;
     if !quiet {
-        eprintln!("{}", corpus.summary);
+        crate::cli::errln!("{}", corpus.summary)?;
     }
     let names = corpus.names.clone();
     let ds = Dataset {

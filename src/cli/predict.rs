@@ -70,7 +70,8 @@ fn explain_cell(c: &[Contribution]) -> String {
     nonneg::data::write::csv_field(&text.join("|"))
 }
 
-/// Formats scores, logits and labels for every row, in input order.
+/// Formats scores, logits and labels for every row, in input order; with `classes`
+/// (`[negative, positive]` of a binary model) each row also names its class.
 pub fn format_predictions(
     predictions: &[Prediction],
     labels: usize,
@@ -78,7 +79,9 @@ pub fn format_predictions(
     jsonl: bool,
     names: Option<&[String]>,
     explain: Option<&Explanations>,
+    classes: Option<[&str; 2]>,
 ) -> String {
+    let class_of = |p: &Prediction| classes.map(|c| c[usize::from(p.label)]);
     let l = labels;
     let mut out = String::new();
     if !jsonl {
@@ -97,6 +100,9 @@ pub fn format_predictions(
                 .collect()
         };
         out.push_str(&cols.join(","));
+        if classes.is_some() {
+            out.push_str(",class");
+        }
         if explain.is_some() {
             for k in 0..l {
                 match label_names.get(k).filter(|_| l > 1) {
@@ -117,11 +123,14 @@ pub fn format_predictions(
                 .iter()
                 .enumerate()
                 .map(|(k, p)| {
+                    let class = class_of(p).map_or(String::new(), |c| {
+                        format!(",\"class\":{}", serde_json::Value::from(c))
+                    });
                     let why = explain.map_or(String::new(), |e| {
                         format!(",\"explain\":{}", serde_json::json!(e[r * l + k]))
                     });
                     format!(
-                        "{{\"score\":{},\"logit\":{},\"label\":{}{why}}}",
+                        "{{\"score\":{},\"logit\":{},\"label\":{}{class}{why}}}",
                         p.score, p.logit, p.label
                     )
                 })
@@ -146,6 +155,10 @@ pub fn format_predictions(
                     out.push(',');
                 }
                 let _ = write!(out, "{},{},{}", p.score, p.logit, p.label);
+                if let Some(c) = class_of(p) {
+                    out.push(',');
+                    out.push_str(&nonneg::data::write::csv_field(c));
+                }
             }
             if let Some(e) = explain {
                 for k in 0..l {
@@ -202,6 +215,7 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
         a.format == Format::Jsonl,
         names.as_deref(),
         explanations.as_ref(),
+        model.class_names(),
     );
     write_output(a.out.as_deref(), &text)?;
     Ok(ExitCode::SUCCESS)

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use nonneg::atomic::Group;
 use nonneg::data::{split, write};
-use nonneg::features::corpus::spec_path_for;
+use nonneg::features::corpus::{load_sidecar, spec_path_for, stage_sidecar};
 use nonneg::features::FeaturizerSpec;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,23 +72,22 @@ fn write_part(
     }
 }
 
-/// The bytes of `data`'s featurizer sidecar, checked to be a spec; `None` when it has none.
-fn read_sidecar(data: &Path) -> Result<Option<Vec<u8>>> {
+/// `data`'s featurizer sidecar, checked to be its own; `None` when it has none.
+fn read_sidecar(data: &Path) -> Result<Option<FeaturizerSpec>> {
     let path = spec_path_for(data);
     if !path.is_file() {
         return Ok(None);
     }
-    FeaturizerSpec::load(&path)?;
-    Ok(Some(std::fs::read(&path)?))
+    Ok(Some(load_sidecar(&path, data)?))
 }
 
-/// Stages `out`'s sidecar as a copy of the input's, or the removal of a stale one left by
-/// an earlier run, which `train` would otherwise pick up.
-fn write_sidecar(sidecar: Option<&[u8]>, out: &Path, group: &mut Group) -> Result<()> {
-    let path = spec_path_for(out);
+/// Stages `out`'s sidecar (the input's featurizer, with the fingerprint of the part staged
+/// for `out`), or the removal of a stale one left by an earlier run, which `train` would
+/// otherwise pick up.
+fn write_sidecar(sidecar: Option<&FeaturizerSpec>, out: &Path, group: &mut Group) -> Result<()> {
     match sidecar {
-        Some(bytes) => group.write_bytes(&path, bytes)?,
-        None => group.remove(&path)?,
+        Some(spec) => stage_sidecar(group, spec, out)?,
+        None => group.remove(&spec_path_for(out))?,
     }
     Ok(())
 }
@@ -102,23 +101,34 @@ pub fn run(a: &SplitArgs, ctx: &Context) -> Result<ExitCode> {
     }
     let data = load_data(&a.data, &a.data_args, None, true)?;
     let (train, test) = split::stratified_split(&data, a.test_fraction, a.seed)?;
+    if train.is_empty() || test.is_empty() {
+        bail!(
+            "--test-fraction {} of {} rows leaves {} train and {} test rows: both parts need \
+             at least one",
+            a.test_fraction,
+            data.rows(),
+            train.len(),
+            test.len()
+        );
+    }
     let sidecar = read_sidecar(&a.data)?;
     // All four files (two parts, two sidecars) are replaced together or not at all.
     let mut group = Group::new();
     for (rows, out) in [(&train, &a.train_out), (&test, &a.test_out)] {
-        write_sidecar(sidecar.as_deref(), out, &mut group)?;
+        // The part first: its sidecar records the part's fingerprint.
         write_part(&a.data, &data, rows, out, &mut group)?;
+        write_sidecar(sidecar.as_ref(), out, &mut group)?;
     }
     group.commit()?;
     if !ctx.quiet {
-        eprintln!(
+        crate::cli::errln!(
             "{} rows: {} train -> {}, {} test -> {}",
             data.rows(),
             train.len(),
             a.train_out.display(),
             test.len(),
             a.test_out.display()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use super::{Context, DataArgs};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use nonneg::data::feature_list::{resolve_direction_list, resolve_feature_list};
-use nonneg::data::{split, Dataset};
+use nonneg::data::{split, DataInfo, Dataset, InputKind};
 use nonneg::features::corpus::spec_path_for;
 use nonneg::features::FeaturizerSpec;
 use nonneg::model::init::InitScheme;
@@ -359,32 +359,37 @@ pub fn feature_signs(
 
 /// The featurizer for `--data`: `--featurizer F`, or the one written beside the data.
 pub fn find_featurizer(a: &TrainArgs) -> Result<Option<FeaturizerSpec>> {
-    let path = match &a.featurizer {
-        Some(p) => p.clone(),
-        None => {
-            let beside = spec_path_for(&a.data);
-            if !beside.exists() {
-                return Ok(None);
-            }
-            beside
-        }
+    let read = |path: &Path, spec: nonneg::Result<FeaturizerSpec>| {
+        spec.with_context(|| format!("cannot read the featurizer {}", path.display()))
     };
-    Ok(Some(FeaturizerSpec::load(&path).with_context(|| {
-        format!("cannot read the featurizer {}", path.display())
-    })?))
+    if let Some(p) = &a.featurizer {
+        return Ok(Some(read(p, FeaturizerSpec::load(p))?));
+    }
+    // The one beside the data must be the data's own (not left from another vocabulary).
+    let beside = spec_path_for(&a.data);
+    if !beside.exists() {
+        return Ok(None);
+    }
+    let spec = nonneg::features::corpus::load_sidecar(&beside, &a.data);
+    Ok(Some(read(&beside, spec)?))
 }
 
+/// The training data, the validation data if any, and what the model should remember of
+/// how the training data was read.
 pub fn load_train_valid(
     a: &TrainArgs,
     featurizer: Option<&FeaturizerSpec>,
-) -> Result<(Dataset, Option<Dataset>)> {
+) -> Result<(Dataset, Option<Dataset>, DataInfo)> {
     let mut opts = a.data_args.options(None, true);
     if let Some(f) = featurizer {
         // Its files are 1-based with a known width, whatever the last row holds.
         opts.n_features = Some(f.n_features());
         opts.index_base = nonneg::data::IndexBase::One;
     }
-    let data = nonneg::data::load(&a.data, &opts)?;
+    let (data, mut info) = nonneg::data::load_info(&a.data, &opts)?;
+    if featurizer.is_some() {
+        info.kind = Some(InputKind::Featurized);
+    }
     let valid = match (&a.valid, a.valid_fraction) {
         (Some(p), _) => {
             opts.n_features = Some(data.x.cols());
@@ -409,11 +414,12 @@ pub fn load_train_valid(
                 bail!("--valid-fraction must be between 0 and 1");
             }
             let (tr, va) = split::stratified_split(&data, f, a.seed)?;
-            return Ok((split::subset(&data, &tr), Some(split::subset(&data, &va))));
+            let parts = (split::subset(&data, &tr), split::subset(&data, &va));
+            return Ok((parts.0, Some(parts.1), info));
         }
         (None, None) => None,
     };
-    Ok((data, valid))
+    Ok((data, valid, info))
 }
 
 /// The stop flag that SIGINT and SIGTERM set (see [`stop_on_signals`]).
@@ -453,11 +459,11 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
         opts.stop = Some(stop_on_signals());
     }
     opts.featurizer = find_featurizer(a)?;
-    let (data, valid) = load_train_valid(a, opts.featurizer.as_ref())?;
+    let (data, valid, info) = load_train_valid(a, opts.featurizer.as_ref())?;
     opts.signs = feature_signs(a, &data, &opts.config)?;
     let mut progress = TrainProgress::new(ctx.quiet, true);
     progress.log_to(a.log.clone());
-    let fitted = if a.autotune.autotune {
+    let mut fitted = if a.autotune.autotune {
         super::autotune::fit(&opts, &data, valid.as_ref(), a, ctx)?
     } else {
         match pipeline::fit(&opts, &data, valid.as_ref(), &mut |p| progress.observe(p)) {
@@ -474,14 +480,15 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
         }
     };
     progress.finish()?;
+    fitted.model.input = info;
     nonneg::model::io::save(&fitted.model, &a.out)?;
     if !ctx.quiet {
-        print_summary(&fitted, &a.out);
+        print_summary(&fitted, &a.out)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(t: &Fitted, out: &Path) {
+fn print_summary(t: &Fitted, out: &Path) -> Result<()> {
     let r = &t.report;
     let last = r.epochs.last();
     let mut line = format!(
@@ -502,5 +509,6 @@ fn print_summary(t: &Fitted, out: &Path) {
             line += &format!(", valid AUC {a:.4}");
         }
     }
-    eprintln!("{line}\nwrote {}", out.display());
+    crate::cli::errln!("{line}\nwrote {}", out.display())?;
+    Ok(())
 }

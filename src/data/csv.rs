@@ -417,21 +417,25 @@ fn check_features(
 }
 
 /// Turns label cells into 0/1, by `--positive` when given, else by [`NumericLabels`].
+/// With `--positive`, the column may hold one other value (or exactly `--negative`): a
+/// third value is a typo (`Spam` for `spam`) that would otherwise silently be a negative.
 struct LabelParser<'a> {
     positive: Option<&'a str>,
+    negative: Option<&'a str>,
     numeric: NumericLabels,
-    /// For `positive`: whether it occurred, and the first distinct other values seen.
     positive_seen: bool,
-    seen_values: Vec<String>,
+    /// The negative value: `negative`, or the first value other than `positive`.
+    other: Option<String>,
 }
 
 impl<'a> LabelParser<'a> {
-    fn new(positive: Option<&'a str>) -> Self {
+    fn new(opts: &'a LoadOptions) -> Self {
         LabelParser {
-            positive,
+            positive: opts.positive.as_deref().map(str::trim),
+            negative: opts.negative.as_deref().map(str::trim),
             numeric: NumericLabels::default(),
             positive_seen: false,
-            seen_values: Vec::new(),
+            other: None,
         }
     }
 
@@ -445,26 +449,50 @@ impl<'a> LabelParser<'a> {
         if text.is_empty() {
             return Err(Error::parse(path, line, column, "empty label"));
         }
-        if text == pos.trim() {
+        if text == pos {
             self.positive_seen = true;
             return Ok(1.0);
         }
-        if self.seen_values.len() < 5 && !self.seen_values.iter().any(|s| s == text) {
-            self.seen_values.push(text.to_string());
+        match (self.negative, &self.other) {
+            (Some(neg), _) if text != neg => Err(Error::parse(
+                path,
+                line,
+                column,
+                format!(
+                    "label '{text}' is neither the positive '{pos}' nor the negative '{neg}' \
+                     (the `positive` and `negative` load options)"
+                ),
+            )),
+            (None, Some(other)) if text != other => {
+                let hint = if self.positive_seen {
+                    String::new()
+                } else {
+                    format!(" (the positive '{pos}' has not occurred yet: check the `positive` load option)")
+                };
+                Err(Error::parse(
+                    path,
+                    line,
+                    column,
+                    format!(
+                        "label '{text}' is a third value besides the positive '{pos}' and \
+                         '{other}'{hint}: fix the typo, or name the negative value with the \
+                         `negative` load option"
+                    ),
+                ))
+            }
+            _ => {
+                self.other.get_or_insert_with(|| text.to_string());
+                Ok(0.0)
+            }
         }
-        Ok(0.0)
     }
 
-    /// Fails if the `positive` value never occurred in the column.
-    fn finish(&self, path: &Path, column: &str) -> Result<()> {
+    /// Fails if the `positive` value never occurred in the column; returns the negative
+    /// value seen (or given).
+    fn finish(self, path: &Path, column: &str) -> Result<Option<String>> {
         match self.positive {
             Some(pos) if !self.positive_seen => {
-                let shown = self
-                    .seen_values
-                    .iter()
-                    .map(|v| format!("'{v}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let shown = self.other.map_or(String::new(), |v| format!("'{v}'"));
                 Err(Error::format(
                     path,
                     format!(
@@ -474,7 +502,7 @@ impl<'a> LabelParser<'a> {
                     ),
                 ))
             }
-            _ => Ok(()),
+            _ => Ok(self.negative.map(str::to_string).or(self.other)),
         }
     }
 }
@@ -496,6 +524,11 @@ fn field_count_error(path: &Path, line: usize, header: &[String], found: usize) 
 
 /// Reads a CSV (or gzip-compressed CSV) file; see the module documentation for the rules.
 pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    Ok(read_info(path, opts)?.0)
+}
+
+/// [`read`], plus the negative class's label value when `positive` names the other.
+pub fn read_info(path: &Path, opts: &LoadOptions) -> Result<(Dataset, Option<String>)> {
     let mut records = Records::open(path)?;
     let mut record = csv::ByteRecord::new();
     let Some(header_line) = records.next(path, &mut record)? else {
@@ -511,7 +544,7 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     check_features(path, &header, &feature_names, label, opts)?;
 
     let label_name = label_col.map(|i| header[i].clone());
-    let mut label_parser = LabelParser::new(opts.positive.as_deref());
+    let mut label_parser = LabelParser::new(opts);
     let mut values: Vec<f32> = Vec::new();
     let mut labels: Vec<f32> = Vec::new();
     let mut rows = 0usize;
@@ -533,11 +566,11 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
             "no data rows (the file has only a header)",
         ));
     }
-    if let Some(lname) = &label_name {
-        label_parser.finish(path, lname)?;
-    }
-
-    Ok(Dataset {
+    let negative = match &label_name {
+        Some(lname) => label_parser.finish(path, lname)?,
+        None => None,
+    };
+    let ds = Dataset {
         x: Features::Dense(DenseMatrix {
             rows,
             cols: feature_cols.len(),
@@ -548,7 +581,8 @@ pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
         label_names: vec![label_name.unwrap_or_else(|| "label".to_string())],
         feature_names: Some(feature_names),
         source: path.display().to_string(),
-    })
+    };
+    Ok((ds, negative))
 }
 
 #[cfg(test)]

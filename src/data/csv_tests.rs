@@ -114,22 +114,46 @@ fn positive_value_never_seen_is_error() {
         positive: Some("spma".into()),
         ..LoadOptions::labelled()
     };
-    let e = err("a,type\n1,spam\n2,nonspam\n3,spam\n", &o);
+    let e = err("a,type\n1,spam\n2,spam\n", &o);
     assert!(e.contains("bad.csv"), "{e}");
     assert!(e.contains("'spma' never occurs"), "{e}");
     assert!(e.contains("field type"), "{e}");
-    assert!(e.contains("'spam', 'nonspam'"), "{e}");
+    assert!(e.contains("'spam'"), "{e}");
+    // With two other values, the second is refused where it occurs.
+    let e = err("a,type\n1,spam\n2,nonspam\n3,spam\n", &o);
+    assert!(
+        e.contains("bad.csv:3") && e.contains("'nonspam' is a third value"),
+        "{e}"
+    );
+    assert!(e.contains("'spma' has not occurred yet"), "{e}");
 }
 
 #[test]
-fn positive_value_lists_at_most_five_values() {
+fn a_third_label_value_is_refused_unless_it_is_the_named_negative() {
     let o = LoadOptions {
-        positive: Some("z".into()),
+        positive: Some("spam".into()),
         ..LoadOptions::labelled()
     };
-    let e = err("a,y\n1,a\n1,b\n1,a\n1,c\n1,d\n1,e\n1,f\n1,g\n", &o);
-    assert!(e.contains("'a', 'b', 'c', 'd', 'e')"), "{e}");
-    assert!(!e.contains("'f'"), "{e}");
+    let typo = "a,y\n1,spam\n1,ham\n1,Spam\n1,ham\n";
+    let e = err(typo, &o);
+    assert!(
+        e.contains("bad.csv:4") && e.contains("'Spam' is a third value"),
+        "{e}"
+    );
+    let (_dir, p) = crate::data::write_temp("ok.csv", "a,y\n1,spam\n2,ham\n3,ham\n");
+    let (ds, negative) = read_info(&p, &o).unwrap();
+    assert_eq!(ds.y, Some(vec![1.0, 0.0, 0.0]));
+    assert_eq!(negative.as_deref(), Some("ham"));
+    let named = LoadOptions {
+        negative: Some("eggs".into()),
+        ..o
+    };
+    let e = err("a,y\n1,spam\n2,ham\n", &named);
+    assert!(
+        e.contains("bad.csv:3")
+            && e.contains("neither the positive 'spam' nor the negative 'eggs'"),
+        "{e}"
+    );
 }
 
 #[test]

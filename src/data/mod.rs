@@ -11,6 +11,7 @@ pub mod svmlight;
 pub mod write;
 
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Row-major dense matrix of f32.
@@ -126,7 +127,8 @@ impl Dataset {
 }
 
 /// How svmlight feature indices are numbered (command line: `auto`, `0`, `1`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum IndexBase {
     /// 1-based unless some index is 0 (as scikit-learn's `zero_based="auto"`).
@@ -138,14 +140,83 @@ pub enum IndexBase {
     One,
 }
 
+/// The file formats a data set is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputKind {
+    Csv,
+    Svmlight,
+    Npz,
+    /// Raw samples featurized by the model's featurizer (`nonneg featurize`'s svmlight).
+    Featurized,
+}
+
+impl InputKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            InputKind::Csv => "CSV",
+            InputKind::Svmlight => "svmlight",
+            InputKind::Npz => "npz",
+            InputKind::Featurized => "featurized svmlight",
+        }
+    }
+
+    /// The reader [`load`] picks for `path` (by extension).
+    pub fn of(path: &Path) -> Self {
+        let name = path.to_string_lossy().to_lowercase();
+        if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+            InputKind::Csv
+        } else if name.ends_with(".npz") {
+            InputKind::Npz
+        } else {
+            InputKind::Svmlight
+        }
+    }
+}
+
+/// What a model remembers of how its training data was read, so that later reads of other
+/// files (eval, predict, attack) read them the same way. Every field is optional: a model
+/// file written before they existed loads with none, and reads guess as they always did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<InputKind>,
+    /// svmlight: the index base the training file turned out to have (never `Auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_base: Option<IndexBase>,
+    /// CSV: the label column's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_column: Option<String>,
+    /// String labels: the positive class's value (`--positive`) ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive: Option<String>,
+    /// ... and the other class's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative: Option<String>,
+}
+
+impl DataInfo {
+    pub fn is_empty(&self) -> bool {
+        *self == DataInfo::default()
+    }
+
+    /// The class names `[negative, positive]`, when the labels were strings.
+    pub fn class_names(&self) -> Option<[&str; 2]> {
+        Some([self.negative.as_deref()?, self.positive.as_deref()?])
+    }
+}
+
 /// Options shared by every command that reads data, so a file is read the same way for
 /// train, eval and predict.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// CSV: the label column (default: the last column).
     pub label_column: Option<String>,
-    /// CSV: string labels equal to this are 1, every other value 0.
+    /// CSV: string labels equal to this are 1; the one other value (or `negative`) is 0.
     pub positive: Option<String>,
+    /// CSV with `positive`: the negative class's value; any third value is an error. Without
+    /// it the column may hold one value besides `positive`.
+    pub negative: Option<String>,
     /// scipy.sparse CSR `.npz`: the labels as a `.npy` file.
     pub labels_path: Option<PathBuf>,
     /// svmlight: index numbering.
@@ -182,21 +253,64 @@ pub(crate) fn write_temp(name: &str, content: &str) -> (tempfile::TempDir, PathB
     (dir, p)
 }
 
+/// Fails unless `path` is a regular file (or a link to one), before anything opens it: a
+/// FIFO or a device would block or never end. Returns its size in bytes.
+pub fn check_regular(path: &Path) -> Result<u64> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_file() {
+        return Ok(meta.len());
+    }
+    let what = if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file (a FIFO, socket or device)"
+    };
+    Err(Error::format(path, format!("{what}: expected a data file")))
+}
+
 /// Reads a data file, choosing the reader from the extension:
 /// `.csv` (optionally `.csv.gz`), `.npz`, and anything else as svmlight/libsvm.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
-    let name = path.to_string_lossy().to_lowercase();
-    if !path.exists() {
-        return Err(Error::io(
+    Ok(load_info(path, opts)?.0)
+}
+
+/// [`load`], plus what a model should remember of how the file was read.
+pub fn load_info(path: &Path, opts: &LoadOptions) -> Result<(Dataset, DataInfo)> {
+    check_regular(path)?;
+    let kind = InputKind::of(path);
+    let mut info = DataInfo {
+        kind: Some(kind),
+        ..DataInfo::default()
+    };
+    let ds = match kind {
+        InputKind::Csv => {
+            let (ds, negative) = csv::read_info(path, opts)?;
+            if opts.positive.is_some() {
+                info.positive = opts.positive.clone();
+                info.negative = negative;
+            }
+            info.label_column = ds.y.as_ref().map(|_| ds.label_names[0].clone());
+            ds
+        }
+        InputKind::Npz => npz::read(path, opts)?,
+        _ => {
+            let (ds, base) = svmlight::read_info(path, opts)?;
+            info.index_base = Some(base);
+            ds
+        }
+    };
+    if opts.require_labels && ds.y.is_none() {
+        return Err(Error::format(
             path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            "no label column: its columns are exactly the model's features; labels are \
+             required here",
         ));
     }
-    if name.ends_with(".csv") || name.ends_with(".csv.gz") {
-        csv::read(path, opts)
-    } else if name.ends_with(".npz") {
-        npz::read(path, opts)
-    } else {
-        svmlight::read(path, opts)
+    if ds.x.cols() == 0 {
+        return Err(Error::format(
+            path,
+            "no features: every row is empty (0 feature columns)",
+        ));
     }
+    Ok((ds, info))
 }

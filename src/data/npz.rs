@@ -205,7 +205,10 @@ impl<'a> Npz<'a> {
             return Ok(None);
         };
         let mut member = self.archive.by_index(i).map_err(|e| zip_error(path, e))?;
-        let mut bytes = Vec::with_capacity(member.size().min(1 << 30) as usize);
+        // The claimed size is reserved only as far as the compressed bytes could make it
+        // (deflate expands at most ~1032x): a tiny member may claim terabytes.
+        let plausible = member.compressed_size().saturating_mul(1032) + (1 << 16);
+        let mut bytes = Vec::with_capacity(member.size().min(plausible).min(1 << 30) as usize);
         member
             .read_to_end(&mut bytes)
             .map_err(|e| Error::format(path, format!("array '{name}': cannot decompress: {e}")))?;

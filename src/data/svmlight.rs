@@ -552,19 +552,30 @@ fn compact(x: CsrMatrix, rows: usize, cols: usize, offset: u32) -> CsrMatrix {
 
 /// Reads an svmlight/libsvm file (optionally gzip-compressed); see the module documentation.
 pub fn read(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    Ok(read_info(path, opts)?.0)
+}
+
+/// [`read`], plus the index base the file was read with (`Auto` resolved).
+pub fn read_info(path: &Path, opts: &LoadOptions) -> Result<(Dataset, IndexBase)> {
     let raw = read_raw(path, open(path)?)?;
     let rows = raw.lines.len();
     let (y, n_labels, label_names) = resolve_labels(path, &raw, opts)?;
     let zero_based = zero_based(path, &raw, opts)?;
     let cols = column_count(path, &raw, opts, zero_based)?;
-    Ok(Dataset {
+    let ds = Dataset {
         x: Features::Sparse(compact(raw.x, rows, cols, u32::from(!zero_based))),
         y,
         n_labels,
         label_names,
         feature_names: None,
         source: path.display().to_string(),
-    })
+    };
+    let base = if zero_based {
+        IndexBase::Zero
+    } else {
+        IndexBase::One
+    };
+    Ok((ds, base))
 }
 
 #[cfg(test)]

@@ -315,6 +315,7 @@ mod tests {
             feature_max: None,
             featurizer: None,
             training: serde_json::Value::Null,
+            input: Default::default(),
         }
     }
 

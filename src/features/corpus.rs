@@ -342,12 +342,64 @@ pub fn spec_path_for(out: &Path) -> PathBuf {
 /// Writes the corpus to `out` (svmlight) and its spec to `<out>.featurizer.json`, as one
 /// atomic group ([`crate::atomic::Group`]). Returns the spec path.
 pub fn write_corpus(out: &Path, corpus: &Corpus) -> Result<PathBuf> {
-    let sp = spec_path_for(out);
     let mut group = crate::atomic::Group::new();
     group.stage(out, "", |t| {
         crate::data::write::write_svmlight_csr(&corpus.x, &corpus.y, t)
     })?;
-    group.stage(&sp, "", |t| corpus.spec.save(t))?;
+    stage_sidecar(&mut group, &corpus.spec, out)?;
     group.commit()?;
-    Ok(sp)
+    Ok(spec_path_for(out))
+}
+
+/// The sidecar key holding the fingerprint of the data file it was written for.
+const DATA_KEY: &str = "data_fingerprint";
+
+/// Size and FNV-1a hash of a file, as stored in a sidecar.
+fn fingerprint(path: &Path) -> Result<serde_json::Value> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(serde_json::json!({
+        "bytes": bytes.len(),
+        "fnv1a64": format!("{:016x}", super::fnv1a64(&bytes)),
+    }))
+}
+
+/// Stages `spec` beside the data file `data` (`<data>.featurizer.json`) in `group`, with
+/// the fingerprint of `data`'s new content (staged in the same group, or on disk), so that
+/// a sidecar left from another run (another vocabulary) is recognised.
+pub fn stage_sidecar(
+    group: &mut crate::atomic::Group,
+    spec: &FeaturizerSpec,
+    data: &Path,
+) -> Result<()> {
+    let content = group.staged_path(data).unwrap_or(data).to_path_buf();
+    let mut json = serde_json::to_value(spec)
+        .map_err(|e| Error::invalid(format!("cannot serialise featurizer spec: {e}")))?;
+    json[DATA_KEY] = fingerprint(&content)?;
+    let text = serde_json::to_string_pretty(&json)
+        .map_err(|e| Error::invalid(format!("cannot serialise featurizer spec: {e}")))?;
+    group.write_bytes(&spec_path_for(data), format!("{text}\n").as_bytes())
+}
+
+/// Reads the featurizer `spec_path` for the data file `data`: when the sidecar records the
+/// fingerprint of the file it was written for, `data` must still be that file.
+pub fn load_sidecar(spec_path: &Path, data: &Path) -> Result<FeaturizerSpec> {
+    let spec = FeaturizerSpec::load(spec_path)?;
+    let text = std::fs::read_to_string(spec_path).map_err(|e| Error::io(spec_path, e))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::format(spec_path, format!("not a featurizer spec: {e}")))?;
+    if let Some(stored) = json.get(DATA_KEY) {
+        let now = fingerprint(data)?;
+        if *stored != now {
+            return Err(Error::format(
+                spec_path,
+                format!(
+                    "this featurizer was written for another data file ({stored}), not {} \
+                     ({now}): it is stale (another vocabulary?); featurize again, or name the \
+                     right one with --featurizer",
+                    data.display()
+                ),
+            ));
+        }
+    }
+    Ok(spec)
 }

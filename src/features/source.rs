@@ -95,21 +95,31 @@ pub fn list(path: &Path) -> Result<Listing> {
     let mut listing = Listing::default();
     if meta.is_dir() {
         walk(path, "", &mut listing)?;
+    } else if !meta.is_file() {
+        // Checked before opening: a FIFO or device would block or never end.
+        return Err(Error::format(
+            path,
+            "not a directory, regular file or tar archive",
+        ));
     } else if let Some(kind) = archive_kind(path) {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let reader = std::io::BufReader::with_capacity(1 << 20, file);
         match kind {
-            ArchiveKind::Tar => read_tar(path, reader, &mut listing)?,
+            ArchiveKind::Tar => read_tar(path, reader, Some(meta.len()), &mut listing)?,
             ArchiveKind::TarGz => read_tar(
                 path,
                 flate2::read::MultiGzDecoder::new(reader),
+                None,
                 &mut listing,
             )?,
-            ArchiveKind::TarBz2 => {
-                read_tar(path, bzip2::read::MultiBzDecoder::new(reader), &mut listing)?
-            }
+            ArchiveKind::TarBz2 => read_tar(
+                path,
+                bzip2::read::MultiBzDecoder::new(reader),
+                None,
+                &mut listing,
+            )?,
         }
-    } else if meta.is_file() {
+    } else {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -118,11 +128,6 @@ pub fn list(path: &Path) -> Result<Listing> {
             name,
             data: SampleData::File(path.to_path_buf()),
         });
-    } else {
-        return Err(Error::format(
-            path,
-            "not a directory, regular file or tar archive",
-        ));
     }
     // Stable sort by name (byte order of the UTF-8 / lossy name).
     listing.samples.sort_by(|a, b| a.name.cmp(&b.name));
@@ -155,7 +160,18 @@ fn walk(dir: &Path, prefix: &str, listing: &mut Listing) -> Result<()> {
     Ok(())
 }
 
-fn read_tar<R: Read>(path: &Path, reader: R, listing: &mut Listing) -> Result<()> {
+/// Memory reserved up front for an archive member: its header's claimed size is not
+/// trusted beyond this (a 1 KiB archive may claim 2^62 bytes); bigger members grow as read.
+const MEMBER_RESERVE: u64 = 1 << 20;
+
+/// Reads the members of a tar stream; `file_len` is the archive's size when it is not
+/// compressed, so a member that claims more than the whole file is refused at once.
+fn read_tar<R: Read>(
+    path: &Path,
+    reader: R,
+    file_len: Option<u64>,
+    listing: &mut Listing,
+) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
     let entries = archive
         .entries()
@@ -177,7 +193,16 @@ fn read_tar<R: Read>(path: &Path, reader: R, listing: &mut Listing) -> Result<()
             listing.skipped_names.push(name);
             continue;
         }
-        let mut buf = Vec::with_capacity(entry.size() as usize);
+        let claimed = entry.size();
+        if let Some(len) = file_len.filter(|&len| claimed > len) {
+            return Err(Error::format(
+                path,
+                format!(
+                    "corrupt tar member {name}: it claims {claimed} bytes, the archive has {len}"
+                ),
+            ));
+        }
+        let mut buf = Vec::with_capacity(claimed.min(MEMBER_RESERVE) as usize);
         entry
             .read_to_end(&mut buf)
             .map_err(|e| Error::format(path, format!("corrupt tar member {name}: {e}")))?;

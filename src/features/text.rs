@@ -391,6 +391,16 @@ pub fn fit_transform(
             kept.truncate(maxf);
         }
     }
+    if kept.is_empty() {
+        // A model needs at least one input: refuse here, not after writing an empty file.
+        let most = df.iter().max().copied().unwrap_or(0);
+        return Err(Error::invalid(format!(
+            "the vocabulary is empty: {} distinct tokens, the most common in {most} samples; \
+             the `min_df` option is {min_df} and the `max_features` option {}",
+            names.len(),
+            max_features.map_or("unset".to_string(), |m| m.to_string())
+        )));
+    }
     kept.sort_unstable_by(|&a, &b| names[a as usize].cmp(names[b as usize]));
     let mut remap = vec![u32::MAX; names.len()];
     for (new, &old) in kept.iter().enumerate() {

@@ -6,6 +6,7 @@
 //! Written atomically: a temp file in the same folder, then rename.
 
 use super::{Activation, Constraint, Dense, Mlp, Model, NonNegMode, Scaler};
+use crate::data::DataInfo;
 use crate::error::{Error, Result};
 use crate::features::FeaturizerSpec;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -48,6 +49,9 @@ struct Metadata {
     /// the bytes of a model file stay what they have always been.
     #[serde(default)]
     featurizer: Option<serde_json::Value>,
+    /// How the training data was read; absent in older files (and then empty).
+    #[serde(default, skip_serializing_if = "DataInfo::is_empty")]
+    input: DataInfo,
     #[serde(default)]
     training: serde_json::Value,
 }
@@ -110,6 +114,7 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
             .map(serde_json::to_value)
             .transpose()
             .map_err(|e| Error::invalid(format!("cannot serialise the featurizer: {e}")))?,
+        input: model.input.clone(),
         training: model.training.clone(),
     };
     let json = serde_json::to_string(&meta).map_err(|e| Error::invalid(e.to_string()))?;
@@ -153,6 +158,7 @@ pub fn save(model: &Model, path: &Path) -> Result<()> {
 }
 
 pub fn load(path: &Path) -> Result<Model> {
+    crate::data::check_regular(path)?;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     from_bytes(&bytes, path)
 }
@@ -200,6 +206,12 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
     if n_labels != meta.n_labels || meta.threshold.len() != n_labels {
         return Err(bad("architecture: label count mismatch".into()));
     }
+    if let Some(t) = meta.threshold.iter().find(|t| !t.is_finite()) {
+        return Err(bad(format!(
+            "the decision threshold {t} is not a finite number"
+        )));
+    }
+    check_names(&meta, path)?;
     let skip = read_skip(&st, &meta, n_labels, path)?;
     meta.scaler
         .validate(meta.input_dim)
@@ -229,8 +241,30 @@ pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
         nonneg_mode: meta.nonneg_mode,
         feature_max,
         featurizer,
+        input: meta.input,
         training: meta.training,
     })
+}
+
+/// The name lists must match the widths they name.
+fn check_names(meta: &Metadata, path: &Path) -> Result<()> {
+    let bad = |msg: String| Err(Error::format(path, msg));
+    if let Some(n) = meta.feature_names.as_ref().map(Vec::len) {
+        if n != meta.input_dim {
+            return bad(format!(
+                "{n} feature names for an input width of {}",
+                meta.input_dim
+            ));
+        }
+    }
+    if meta.label_names.len() != meta.n_labels {
+        return bad(format!(
+            "{} label names for {} labels",
+            meta.label_names.len(),
+            meta.n_labels
+        ));
+    }
+    Ok(())
 }
 
 /// The `nonneg` metadata of a safetensors file, in a format version this build reads.
@@ -381,6 +415,7 @@ mod tests {
             nonneg_mode: NonNegMode::Project,
             feature_max: Some(vec![1.0, 2.0, 3.0]),
             featurizer: None,
+            input: Default::default(),
             training: serde_json::json!({"seed": 0}),
         }
     }
@@ -398,6 +433,44 @@ mod tests {
         assert_eq!(w.shape(), &[4, 3]);
         let first = f32::from_le_bytes(w.data()[4..8].try_into().unwrap());
         assert_eq!(first, m.mlp.layers[0].weight[4]); // [o=0][i=1] == kernel[1][0]
+    }
+
+    #[test]
+    fn data_info_round_trips_and_is_absent_from_files_without_it() {
+        use crate::data::{DataInfo, IndexBase, InputKind};
+        let old = to_bytes(&small_model()).unwrap();
+        assert!(!String::from_utf8_lossy(&old).contains("\\\"input\\\""));
+        let mut m = small_model();
+        m.input = DataInfo {
+            kind: Some(InputKind::Svmlight),
+            index_base: Some(IndexBase::Zero),
+            label_column: None,
+            positive: Some("spam".into()),
+            negative: Some("ham".into()),
+        };
+        let back = from_bytes(&to_bytes(&m).unwrap(), Path::new("m.safetensors")).unwrap();
+        assert_eq!(back.input, m.input);
+        assert_eq!(back.class_names(), Some(["ham", "spam"]));
+    }
+
+    #[test]
+    fn non_finite_thresholds_and_name_lists_of_the_wrong_length_are_refused() {
+        let p = Path::new("m.safetensors");
+        let mut m = small_model();
+        m.threshold = vec![f32::INFINITY];
+        let e = from_bytes(&to_bytes(&m).unwrap(), p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bad nonneg metadata") || e.contains("not a finite"),
+            "{e}"
+        );
+        let mut m = small_model();
+        m.feature_names = Some(vec!["a".into()]);
+        let e = from_bytes(&to_bytes(&m).unwrap(), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1 feature names for an input width of 3"), "{e}");
     }
 
     #[test]

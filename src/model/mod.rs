@@ -50,8 +50,20 @@ pub struct Model {
     pub feature_max: Option<Vec<f32>>,
     /// The featurizer that turns raw samples into this model's features, if any.
     pub featurizer: Option<crate::features::FeaturizerSpec>,
+    /// How the training data was read (format, index base, class names), so other files
+    /// are read the same way; empty for models from before it was stored.
+    pub input: crate::data::DataInfo,
     /// The training configuration, for the record.
     pub training: serde_json::Value,
+}
+
+impl Model {
+    /// The class names `[negative, positive]` of a binary model trained on string labels.
+    pub fn class_names(&self) -> Option<[&str; 2]> {
+        (self.mlp.n_labels() == 1)
+            .then(|| self.input.class_names())
+            .flatten()
+    }
 }
 
 impl Model {

@@ -103,6 +103,8 @@ pub fn fit(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Fitted> {
     let cfg = opts.resolve(data.x.is_sparse())?;
+    cfg.validate()?;
+    cfg.check_size(data.x.cols(), data.n_labels)?;
     let kind = opts.scale.unwrap_or_else(|| {
         train::recipe(
             &cfg.constraints,
@@ -140,6 +142,7 @@ pub fn fit(
         nonneg_mode: cfg.nonneg_mode,
         feature_max: Some(feature_max(&data.x)),
         featurizer: opts.featurizer.clone(),
+        input: Default::default(),
         training: training_record(&cfg, kind, data, valid, &report)?,
     };
     Ok(Fitted { model, report })

@@ -213,13 +213,113 @@ impl TrainConfig {
     }
 }
 
-/// Per-label weights of positive examples.
+/// Largest batch size: a batch's activations are allocated up front.
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+/// Largest hidden layer width.
+pub const MAX_WIDTH: usize = 1 << 16;
+/// Largest parameter count (2^28, 1 GiB of f32; training keeps about four copies: weights,
+/// gradients and two optimizer moments), and largest batch size x widest layer.
+pub const MAX_PARAMETERS: usize = 1 << 28;
+
+impl TrainConfig {
+    /// Checks every value that has a range, before anything is allocated; errors name the
+    /// option by its field (the command line names the flag).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::invalid(msg));
+        self.optimizer.validate()?;
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return bad(format!(
+                "the `batch_size` option must be between 1 and {MAX_BATCH_SIZE}, got {}",
+                self.batch_size
+            ));
+        }
+        if let Some(w) = self.hidden.iter().find(|&&w| !(1..=MAX_WIDTH).contains(&w)) {
+            return bad(format!(
+                "hidden layer widths (the `hidden` option) must be between 1 and {MAX_WIDTH}, got {w}"
+            ));
+        }
+        if let Some(c) = self.clip_grad_norm.filter(|c| !(*c > 0.0 && c.is_finite())) {
+            return bad(format!(
+                "the `clip_grad_norm` option must be a positive number, got {c}"
+            ));
+        }
+        match self.schedule {
+            crate::optim::Schedule::Step {
+                every_epochs,
+                gamma,
+            } => {
+                if !(gamma > 0.0 && gamma.is_finite()) {
+                    return bad(format!(
+                        "the `lr_gamma` option must be a positive number, got {gamma}"
+                    ));
+                }
+                if every_epochs == 0 {
+                    return bad("the `lr_step_epochs` option must be at least 1, got 0".into());
+                }
+            }
+            crate::optim::Schedule::Cosine { min_lr } => {
+                if !(0.0..=self.optimizer.lr).contains(&min_lr) {
+                    return bad(format!(
+                        "the `min_lr` option must be in [0, lr = {}], got {min_lr}",
+                        self.optimizer.lr
+                    ));
+                }
+            }
+            crate::optim::Schedule::Constant => {}
+        }
+        if let Some(w) = self
+            .pos_weight
+            .iter()
+            .flatten()
+            .find(|w| !(**w > 0.0 && w.is_finite()))
+        {
+            return bad(format!(
+                "positive-class weights (the `pos_weight` option) must be positive numbers, got {w}"
+            ));
+        }
+        if let Some(f) = self.threshold_fpr.filter(|f| !(0.0..1.0).contains(f)) {
+            return bad(format!(
+                "the `threshold_fpr` option must be in [0, 1), got {f}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the network's size for `inputs` input features against the stated limits.
+    pub fn check_size(&self, inputs: usize, labels: usize) -> Result<()> {
+        if inputs == 0 {
+            return Err(Error::invalid("the training data has no features"));
+        }
+        let widths: Vec<usize> = std::iter::once(inputs)
+            .chain(self.hidden.iter().copied())
+            .chain(std::iter::once(labels))
+            .collect();
+        let params = widths
+            .windows(2)
+            .try_fold(0usize, |acc, w| acc.checked_add(w[0].checked_mul(w[1])?));
+        let widest = self.hidden.iter().copied().max().unwrap_or(0).max(labels);
+        let activations = self.batch_size.checked_mul(widest);
+        match (params, activations) {
+            (Some(p), Some(a)) if p <= MAX_PARAMETERS && a <= MAX_PARAMETERS => Ok(()),
+            _ => Err(Error::invalid(format!(
+                "the network is too large: {inputs} inputs, hidden {:?}, batch size {}: \
+                 at most {MAX_PARAMETERS} parameters and batch size x widest layer at most \
+                 {MAX_PARAMETERS}",
+                self.hidden, self.batch_size
+            ))),
+        }
+    }
+}
+
+/// Per-label weights of positive examples. Every label needs both classes, whatever the
+/// weights.
 pub fn pos_weights(cfg: &TrainConfig, data: &Dataset) -> Result<Vec<f32>> {
     let y = data
         .y
         .as_ref()
         .ok_or_else(|| Error::invalid("the training data has no labels"))?;
     let l = data.n_labels;
+    let auto = auto_pos_weights(cfg, data, y)?;
     if let Some(w) = &cfg.pos_weight {
         if w.len() == 1 {
             return Ok(vec![w[0]; l]);
@@ -232,6 +332,12 @@ pub fn pos_weights(cfg: &TrainConfig, data: &Dataset) -> Result<Vec<f32>> {
         }
         return Ok(w.clone());
     }
+    Ok(auto)
+}
+
+/// The weights of `pos_weight_mode`, failing for a label with one class only.
+fn auto_pos_weights(cfg: &TrainConfig, data: &Dataset, y: &[f32]) -> Result<Vec<f32>> {
+    let l = data.n_labels;
     let mut pos = vec![0usize; l];
     for (i, &v) in y.iter().enumerate() {
         if v > 0.5 {
