@@ -46,6 +46,9 @@ enum Command {
     /// Stratified k-fold cross-validation of the train options: mean and spread of ROC AUC,
     /// average precision and TPR at 1% FPR.
     Cv(Box<cli::cv::CvArgs>),
+    /// HTTP scoring service: JSON rows and raw samples, certificate status, hot reload.
+    #[cfg(feature = "serve")]
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +92,8 @@ fn main() -> ExitCode {
         Command::Featurize(a) => cli::featurize::run(a, &ctx),
         Command::Demo(a) => cli::demo::run(a, &ctx),
         Command::Cv(a) => cli::cv::run(a, &ctx),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => cli::serve::run(a, &ctx),
     };
     match result {
         Ok(code) => code,

@@ -11,6 +11,8 @@ pub mod eval;
 pub mod featurize;
 pub mod inspect;
 pub mod predict;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod split;
 pub mod train;
 
