@@ -5,8 +5,8 @@
 use super::error::ApiError;
 use super::state::Served;
 use super::{raw, rows, App};
-use crate::data::{CsrMatrix, Features};
-use crate::model::Prediction;
+use crate::data::{CsrMatrix, DenseMatrix, Features};
+use crate::model::{Model, Prediction};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Request, State};
@@ -76,10 +76,35 @@ struct Row<'a> {
     problems: &'a [String],
 }
 
+/// [`Model::logits`], as `nonneg predict` computes them. Its products take a matrix-vector
+/// path for a single row, whose sums round differently from the matrix-matrix path of
+/// every larger block: a lone row is scored as a block of two copies of itself.
+fn logits(m: &Model, x: &Features) -> Vec<f32> {
+    if x.rows() != 1 {
+        return m.logits(x);
+    }
+    let twice = match x {
+        Features::Dense(d) => Features::Dense(DenseMatrix {
+            rows: 2,
+            cols: d.cols,
+            values: [d.values.as_slice(), d.values.as_slice()].concat(),
+        }),
+        Features::Sparse(s) => {
+            let mut t = s.clone();
+            let (idx, val) = s.row(0);
+            t.push_row(idx, val);
+            Features::Sparse(t)
+        }
+    };
+    let mut z = m.logits(&twice);
+    z.truncate(m.mlp.n_labels());
+    z
+}
+
 /// `{"model", "generation", "labels", "threshold", "results": [...]}`.
 fn scored(name: &str, served: &Served, x: &Features, samples: &[(String, Vec<String>)]) -> Vec<u8> {
     let m = &served.model;
-    let predictions = m.decide(&m.logits(x));
+    let predictions = m.decide(&logits(m, x));
     let l = m.threshold.len().max(1);
     let results: Vec<Row> = predictions
         .chunks_exact(l)
