@@ -76,6 +76,16 @@ struct Row<'a> {
     problems: &'a [String],
 }
 
+#[derive(Serialize)]
+struct Scored<'a> {
+    model: &'a str,
+    generation: u64,
+    labels: &'a [String],
+    /// The decision threshold on the logit, per label.
+    threshold: &'a [f32],
+    results: Vec<Row<'a>>,
+}
+
 /// [`Model::logits`], as `nonneg predict` computes them. Its products take a matrix-vector
 /// path for a single row, whose sums round differently from the matrix-matrix path of
 /// every larger block: a lone row is scored as a block of two copies of itself.
@@ -101,7 +111,7 @@ fn logits(m: &Model, x: &Features) -> Vec<f32> {
     z
 }
 
-/// `{"model", "generation", "labels", "threshold", "results": [...]}`.
+/// The reply: `{"model", "generation", "labels", "threshold", "results": [...]}`.
 fn scored(name: &str, served: &Served, x: &Features, samples: &[(String, Vec<String>)]) -> Vec<u8> {
     let m = &served.model;
     let predictions = m.decide(&logits(m, x));
@@ -119,13 +129,13 @@ fn scored(name: &str, served: &Served, x: &Features, samples: &[(String, Vec<Str
             problems: samples.get(r).map_or(&[], |s| s.1.as_slice()),
         })
         .collect();
-    let body = json!({
-        "model": name,
-        "generation": served.generation,
-        "labels": m.label_names,
-        "threshold": m.threshold,
-        "results": results,
-    });
+    let body = Scored {
+        model: name,
+        generation: served.generation,
+        labels: &m.label_names,
+        threshold: &m.threshold,
+        results,
+    };
     serde_json::to_vec(&body).unwrap_or_default()
 }
 

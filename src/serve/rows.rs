@@ -11,8 +11,36 @@ use serde_json::{Map, Value};
 /// The three row formats; a request body holds exactly one of these keys.
 const KINDS: [&str; 3] = ["rows", "named", "sparse"];
 
+/// The common request, dense rows only, read straight into floats (the same `f64` ->
+/// `f32` conversion as [`number`]); anything else goes the way that names the field.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DenseRows {
+    rows: Vec<Vec<f32>>,
+}
+
+fn fast_dense(body: &[u8], n: usize, max_rows: usize) -> Option<Features> {
+    let DenseRows { rows } = serde_json::from_slice(body).ok()?;
+    let fits = !rows.is_empty() && rows.len() <= max_rows;
+    if !fits
+        || rows
+            .iter()
+            .any(|r| r.len() != n || !r.iter().all(|v| v.is_finite()))
+    {
+        return None;
+    }
+    Some(Features::Dense(DenseMatrix {
+        rows: rows.len(),
+        cols: n,
+        values: rows.concat(),
+    }))
+}
+
 /// Parses a score request body for `served`, at most `max_rows` rows.
 pub fn parse(body: &[u8], served: &Served, max_rows: usize) -> Result<Features, ApiError> {
+    if let Some(x) = fast_dense(body, served.model.mlp.input_dim, max_rows) {
+        return Ok(x);
+    }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad("body", format!("not valid JSON: {e}")))?;
     let Value::Object(mut obj) = value else {
