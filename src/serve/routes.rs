@@ -17,9 +17,9 @@ use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 
-/// Dense requests up to this many values score on the async thread that received them;
-/// larger ones, and every sparse or raw request, go to the compute pool.
-const INLINE_VALUES: usize = 1 << 16;
+/// Dense requests with bodies up to this many bytes score on the async thread that
+/// received them; larger ones, and every sparse or raw request, go to the compute pool.
+const INLINE_BODY_BYTES: usize = 1 << 16;
 
 /// Runs CPU work on the rayon pool (where the library's parallel loops run without a
 /// thread hop), or right here when it is small. A panic becomes a 500, never an abort.
@@ -152,13 +152,14 @@ pub async fn score(
     let served = model(&app, &name)?;
     let body = body.map_err(|e| ApiError::new(e.status(), "body", e.body_text()))?;
     let max_rows = app.limits.max_rows;
-    let inline = body.len() <= INLINE_VALUES && !served.model.mlp.sparse_input;
+    let inline = body.len() <= INLINE_BODY_BYTES && !served.model.mlp.sparse_input;
+    let model_name = name.clone();
     let (out, n) = compute(inline, move || {
         let x = rows::parse(&body, &served, max_rows)?;
-        Ok::<_, ApiError>((scored(&name, &served, &x, &[]), (name, x.rows())))
+        Ok::<_, ApiError>((scored(&model_name, &served, &x, &[]), x.rows()))
     })
     .await??;
-    app.metrics.record_rows(&n.0, n.1);
+    app.metrics.record_rows(&name, n);
     Ok(json_bytes(out))
 }
 
