@@ -21,6 +21,8 @@ pub mod optim;
 pub mod pipeline;
 pub mod plot;
 pub mod rng;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -49,6 +49,9 @@ enum Command {
     Cv(Box<cli::cv::CvArgs>),
     /// Write the model as an ONNX graph that ONNX Runtime runs with no custom ops.
     Export(cli::export::ExportArgs),
+    /// HTTP scoring service: JSON rows and raw samples, certificate status, hot reload.
+    #[cfg(feature = "serve")]
+    Serve(cli::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +102,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => cli::demo::run(a, &ctx),
         Command::Cv(a) => cli::cv::run(a, &ctx),
         Command::Export(a) => cli::export::run(a, &ctx),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => cli::serve::run(a, &ctx),
     };
     match result {
         Ok(code) => code,
@@ -179,6 +184,9 @@ fn io_paths(command: &Command) -> (Flagged, Flagged) {
             vec![("--onnx", a.onnx.clone())],
         ),
         Command::Inspect(_) | Command::Demo(_) => (vec![], vec![]),
+        // Reads its models (and re-reads them on reload); writes nothing.
+        #[cfg(feature = "serve")]
+        Command::Serve(_) => (vec![], vec![]),
     }
 }
 

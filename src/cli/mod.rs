@@ -14,6 +14,8 @@ pub mod guard;
 pub mod inspect;
 pub mod predict;
 pub mod progress;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod split;
 pub mod train;
 
