@@ -147,7 +147,11 @@ fn print_operating_point_table(rows: &[SpamAssassinRow], f: usize) {
         points
             .iter()
             .map(|p| match p.empirical {
-                Some(_) => format!("{:>8}{:>8}", format!("att.{}", p.budget), format!("cert.{}", p.budget)),
+                Some(_) => format!(
+                    "{:>8}{:>8}",
+                    format!("att.{}", p.budget),
+                    format!("cert.{}", p.budget)
+                ),
                 None => format!("{:>9}", format!("cert.{}", p.budget)),
             })
             .collect::<String>()
