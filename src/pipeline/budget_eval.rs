@@ -5,7 +5,9 @@
 //! any attack, and the attack starts from the detected positives.
 
 use crate::attack::{attack_rows, AttackConfig, Method};
-use crate::certify::budget::{certify_budgets, threshold_at_fpr, Budget, BudgetConfig};
+use crate::certify::budget::{
+    certify_budgets, threshold_at_fpr, Budget, BudgetConfig, SampleBounds,
+};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::Model;
@@ -58,79 +60,100 @@ pub fn budget_detection_with(
 ) -> Result<Vec<BudgetDetection>> {
     let mut out = Vec::new();
     for label in 0..model.mlp.n_labels() {
-        for fpr in FPRS {
-            out.push(one(model, data, budgets, label, fpr, skip_certified)?);
-        }
+        out.extend(one_label(model, data, budgets, label, skip_certified)?);
     }
     Ok(out)
 }
 
-fn one(
+/// Every false positive rate of one label. The bounds do not depend on the threshold,
+/// and neither does the greedy attack's path (it stops once below the threshold), so both
+/// run once: the attack at the lowest threshold, each higher threshold reading the first
+/// step of the path that falls below it.
+fn one_label(
     model: &Model,
     data: &Dataset,
     budgets: &[Budget],
     label: usize,
-    fpr: f64,
     skip_certified: bool,
-) -> Result<BudgetDetection> {
-    let threshold = threshold_at_fpr(model, data, label, fpr)?;
+) -> Result<Vec<BudgetDetection>> {
+    let thresholds = FPRS
+        .iter()
+        .map(|&f| threshold_at_fpr(model, data, label, f))
+        .collect::<Result<Vec<f32>>>()?;
+    let lowest = thresholds.iter().copied().fold(f32::INFINITY, f32::min);
     let cfg = BudgetConfig {
         label,
         ..BudgetConfig::new(budgets.to_vec())
     };
-    let cert = certify_budgets(model, data, &cfg, threshold)?;
+    let samples = certify_budgets(model, data, &cfg, lowest)?.samples;
     let attack_budgets: Vec<usize> = budgets
         .iter()
         .filter_map(|b| b.finite())
         .filter(|&k| k > 0)
         .collect();
     let top = (0..budgets.len()).max_by_key(|&b| budgets[b].finite().map(|k| (1, k)));
-    // The attack's targets: the positives detected at this threshold (less the certified).
-    let targets: Vec<usize> = cert
-        .samples
+    // A positive is a target at threshold `t` when detected there (and, with
+    // `skip_certified`, not certified at the largest finite budget).
+    let target = |s: &SampleBounds, t: f32| {
+        s.clean >= t && !(skip_certified && top.is_some_and(|b| s.bound[b] >= t))
+    };
+    let rows: Vec<usize> = samples
         .iter()
-        .filter(|s| s.clean >= threshold)
-        .filter(|s| !skip_certified || top.is_none_or(|b| s.bound[b] < threshold))
+        .filter(|s| thresholds.iter().any(|&t| target(s, t)))
         .map(|s| s.row)
         .collect();
-    let outcomes = if attack_budgets.is_empty() || targets.is_empty() {
+    let outcomes = if attack_budgets.is_empty() || rows.is_empty() {
         Vec::new()
     } else {
         let mut at = model.clone();
-        at.threshold[label] = threshold;
+        at.threshold[label] = lowest;
         let acfg = AttackConfig {
             label,
             ..AttackConfig::new(Method::Greedy, attack_budgets)
         };
-        attack_rows(&at, data, &acfg, &targets)?.0
+        attack_rows(&at, data, &acfg, &rows)?.0
     };
-    let n = cert.positives;
+    let n = samples.len();
     let share = |c: usize| if n == 0 { 0.0 } else { c as f64 / n as f64 };
-    let evaded = |k: usize| {
-        outcomes
-            .iter()
-            .filter(|o| o.evaded_at.is_some_and(|s| s <= k))
-            .count()
-    };
-    let points = budgets
+    Ok(FPRS
         .iter()
-        .zip(&cert.rates)
-        .map(|(&budget, rate)| BudgetPoint {
-            budget,
-            certified: rate.rate,
-            empirical: match budget {
-                Budget::Unbounded => None,
-                Budget::Finite(0) => Some(cert.clean_rate),
-                Budget::Finite(k) => Some(share(cert.detected - evaded(k))),
-            },
+        .zip(&thresholds)
+        .map(|(&fpr, &t)| {
+            let detected = samples.iter().filter(|s| s.clean >= t).count();
+            // Steps until the path first falls below `t`, for this threshold's targets.
+            let evaded_at: Vec<Option<usize>> = outcomes
+                .iter()
+                .zip(
+                    samples
+                        .iter()
+                        .filter(|s| thresholds.iter().any(|&u| target(s, u))),
+                )
+                .filter(|(_, s)| target(s, t))
+                .map(|(o, _)| o.logits.iter().position(|&l| l < t).map(|i| i + 1))
+                .collect();
+            let points = budgets
+                .iter()
+                .enumerate()
+                .map(|(b, &budget)| BudgetPoint {
+                    budget,
+                    certified: share(samples.iter().filter(|s| s.bound[b] >= t).count()),
+                    empirical: match budget {
+                        Budget::Unbounded => None,
+                        Budget::Finite(k) => {
+                            let evaded = evaded_at.iter().filter(|e| e.is_some_and(|s| s <= k));
+                            Some(share(detected - evaded.count()))
+                        }
+                    },
+                })
+                .collect();
+            BudgetDetection {
+                label,
+                fpr,
+                threshold: t,
+                positives: n,
+                clean: share(detected),
+                points,
+            }
         })
-        .collect();
-    Ok(BudgetDetection {
-        label,
-        fpr,
-        threshold,
-        positives: n,
-        clean: cert.clean_rate,
-        points,
-    })
+        .collect())
 }
