@@ -76,6 +76,37 @@ fn demo_shows_why_the_last_layer_is_not_enough() {
     }
     assert!(under(&free, 2) < 0.5 * clean(&free), "{free}");
     assert!(under(&free, 2) < under(&mono, 2), "{free}");
+    // Budget certificates at 1% and 0.1% FPR: certified <= attacked <= clean everywhere;
+    // the monotone model certified at every budget, the verified one far above the
+    // unconstrained one at budget 20.
+    let points = |m: &serde_json::Value, f: usize| m["budget_detection"][f].clone();
+    for m in models {
+        for f in 0..2 {
+            let d = points(m, f);
+            let clean = d["clean"].as_f64().unwrap();
+            for p in d["points"].as_array().unwrap() {
+                let cert = p["certified"].as_f64().unwrap();
+                assert!(cert <= clean + 1e-12, "{m}");
+                if let Some(att) = p["empirical"].as_f64() {
+                    assert!(cert <= att + 1e-12 && att <= clean + 1e-12, "{p} in {m}");
+                }
+            }
+        }
+    }
+    let cert_at = |m: &serde_json::Value, budget: serde_json::Value| {
+        points(m, 0)["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["budget"] == budget)
+            .unwrap()["certified"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(cert_at(&mono, "inf".into()), clean(&mono), "{mono}");
+    let verified = get("verified");
+    assert!(cert_at(&verified, 20.into()) > 0.9, "{verified}");
+    assert!(cert_at(&free, 20.into()) < 0.5, "{free}");
     let png = std::fs::read(dir.path().join("evasion.png")).unwrap();
     assert_eq!(&png[..4], b"\x89PNG");
 }

@@ -148,6 +148,7 @@ fn verified_training_resumes_identically_at_every_batch() {
         budget: 2,
         weight: 0.5,
         warmup_epochs: 2,
+        crown: 0.0,
     });
     resumes_identically_everywhere(&opts, &small_sparse(), None);
 }

@@ -7,7 +7,7 @@ use nonneg::data::{CsrMatrix, Dataset, DenseMatrix, Features};
 use nonneg::model::{Activation, Mlp};
 use nonneg::pipeline::{self, FitOptions};
 use nonneg::rng::Rng;
-use nonneg::train::robust::{lower_bounds, Threat};
+use nonneg::train::robust::{crown_ibp_lower_bounds, lower_bounds, Threat};
 use nonneg::train::{build_network, Preset, RobustConfig, TrainConfig, Trainer};
 
 fn dataset(x: Features, y: Vec<f32>, labels: usize) -> Dataset {
@@ -53,8 +53,19 @@ fn dense(rows: usize, cols: usize, rng: &mut Rng) -> Features {
 
 /// A random network (normal weights everywhere, skip included) for this data.
 fn random_net(x: &Features, hidden: Vec<usize>, skip: bool, labels: usize, seed: u64) -> Mlp {
+    random_net_of(x, hidden, skip, labels, seed, Activation::Tanh)
+}
+
+fn random_net_of(
+    x: &Features,
+    hidden: Vec<usize>,
+    skip: bool,
+    labels: usize,
+    seed: u64,
+    act: Activation,
+) -> Mlp {
     let mut cfg = TrainConfig::new(hidden, Preset::None);
-    cfg.activation = Activation::Tanh;
+    cfg.activation = act;
     cfg.skip = skip;
     cfg.seed = seed;
     let mut mlp = build_network(&cfg, x.cols(), x.is_sparse(), labels).unwrap();
@@ -147,6 +158,58 @@ fn the_bound_is_never_above_the_exact_worst_case() {
 }
 
 #[test]
+fn the_crown_ibp_bound_is_never_above_the_exact_worst_case() {
+    let mut rng = Rng::new(13);
+    let mut tighter = 0;
+    for case in 0..12u64 {
+        let sparse_in = case % 2 == 0;
+        let x = if sparse_in {
+            sparse(6, 9, case % 4 == 0, &mut rng)
+        } else {
+            dense(6, 7, &mut rng)
+        };
+        let labels = 1 + (case % 3 == 0) as usize;
+        let mut mlp = random_net_of(&x, vec![6], case % 3 != 1, labels, case, Activation::Relu);
+        mlp.sparse_input = sparse_in;
+        let cap: Vec<f32> = (0..x.cols()).map(|j| 1.0 + (j % 3) as f32 * 0.5).collect();
+        let threat = Threat::new(&mlp.layers[0], cap);
+        for k in 0..=3 {
+            let lo = crown_ibp_lower_bounds(&mlp, &threat, &x, k).unwrap();
+            let ibp = lower_bounds(&mlp, &threat, &x, k);
+            tighter += lo.iter().zip(&ibp).filter(|(c, i)| c > i).count();
+            for r in 0..x.rows() {
+                let exact = exhaustive_min(&mlp, &x, &threat, r, k);
+                for l in 0..labels {
+                    let b = lo[r * labels + l];
+                    assert!(
+                        b <= exact[l] + 1e-4 * (1.0 + exact[l].abs()),
+                        "case {case} k {k} row {r}: bound {b} above the exact minimum {}",
+                        exact[l]
+                    );
+                }
+            }
+        }
+    }
+    // Not vacuous: sharing one worst set among the units is often tighter than IBP.
+    assert!(tighter > 20, "CROWN-IBP above IBP only {tighter} times");
+}
+
+#[test]
+fn the_crown_ibp_bound_needs_one_relu_hidden_layer() {
+    let mut rng = Rng::new(2);
+    let x = dense(3, 4, &mut rng);
+    let threat = |m: &Mlp| Threat::new(&m.layers[0], vec![1.0; 4]);
+    for (hidden, act) in [(vec![3, 2], Activation::Relu), (vec![3], Activation::Tanh)] {
+        let mlp = random_net_of(&x, hidden, false, 1, 1, act);
+        let err = crown_ibp_lower_bounds(&mlp, &threat(&mlp), &x, 2).unwrap_err();
+        assert!(
+            err.to_string().contains("one hidden layer of relu"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn the_linear_bound_is_exact() {
     let mut rng = Rng::new(5);
     let x = sparse(8, 10, true, &mut rng);
@@ -188,8 +251,18 @@ fn a_monotone_network_s_bound_is_its_clean_logit() {
 /// gradient, against central differences on every tensor.
 #[test]
 fn the_bound_s_gradient_matches_finite_differences() {
+    gradient_check(0.0, 8, Activation::Tanh);
+}
+
+/// The same with CROWN-IBP's share 0.6 of the bound (one hidden relu layer).
+#[test]
+fn the_crown_ibp_bound_s_gradient_matches_finite_differences() {
+    gradient_check(0.6, 8, Activation::Relu);
+}
+
+fn gradient_check(beta: f32, cases: u64, act: Activation) {
     let mut rng = Rng::new(21);
-    for case in 0..8u64 {
+    for case in 0..cases {
         let sparse_in = case % 2 == 0;
         let x = if sparse_in {
             sparse(7, 11, case % 4 == 0, &mut rng)
@@ -199,18 +272,22 @@ fn the_bound_s_gradient_matches_finite_differences() {
         let labels = 1 + (case / 4) as usize;
         let y: Vec<f32> = (0..7 * labels).map(|i| (i % 3 != 1) as u8 as f32).collect();
         let data = dataset(x, y, labels);
-        let hidden = [vec![], vec![5], vec![4, 3], vec![6]][(case % 4) as usize].clone();
-        let skip = !hidden.is_empty();
+        let hidden = match beta > 0.0 {
+            true => vec![5 + (case % 2) as usize],
+            false => [vec![], vec![5], vec![4, 3], vec![6]][(case % 4) as usize].clone(),
+        };
+        let skip = !hidden.is_empty() && (beta == 0.0 || case % 4 != 1);
         let mut cfg = TrainConfig::new(hidden.clone(), Preset::None);
-        cfg.activation = Activation::Tanh;
+        cfg.activation = act;
         cfg.skip = skip;
         cfg.batch_size = 7;
         cfg.robust = Some(RobustConfig {
             budget: 3,
             weight: 0.7,
             warmup_epochs: 0,
+            crown: beta,
         });
-        let mut mlp = random_net(&data.x, hidden.clone(), skip, labels, case);
+        let mut mlp = random_net_of(&data.x, hidden.clone(), skip, labels, case, act);
         mlp.sparse_input = sparse_in;
         let cap: Vec<f32> = (0..data.x.cols()).map(|j| 1.0 + (j % 2) as f32).collect();
         let threat = Threat::new(&mlp.layers[0], cap);
@@ -223,7 +300,13 @@ fn the_bound_s_gradient_matches_finite_differences() {
         };
         let (loss, gw, gb) = loss_at(&mlp);
         // The loss is the documented mix, computed from the public bound.
-        let lo = lower_bounds(&mlp, &threat, &data.x, 3);
+        let mut lo = lower_bounds(&mlp, &threat, &data.x, 3);
+        if beta > 0.0 {
+            let crown = crown_ibp_lower_bounds(&mlp, &threat, &data.x, 3).unwrap();
+            for (l, c) in lo.iter_mut().zip(crown) {
+                *l = beta * c + (1.0 - beta) * *l;
+            }
+        }
         let clean = mlp.logits(&data.x);
         let y = data.y.as_ref().unwrap();
         let mut want = 0f64;

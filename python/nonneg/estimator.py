@@ -101,6 +101,7 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         robust_budget=0,
         robust_weight=0.5,
         robust_warmup=2,
+        robust_crown=0.0,
         threads=None,
         verbose=False,
     ):
@@ -140,6 +141,7 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         self.robust_budget = robust_budget
         self.robust_weight = robust_weight
         self.robust_warmup = robust_warmup
+        self.robust_crown = robust_crown
         self.threads = threads
         self.verbose = verbose
 

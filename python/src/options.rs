@@ -79,6 +79,7 @@ struct Params {
     robust_budget: usize,
     robust_weight: f32,
     robust_warmup: usize,
+    robust_crown: f32,
     threads: Option<usize>,
 }
 
@@ -234,6 +235,7 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
         budget: p.robust_budget,
         weight: p.robust_weight,
         warmup_epochs: p.robust_warmup,
+        crown: p.robust_crown,
     });
     let activation = match p.activation.as_str() {
         "auto" => None,

@@ -176,6 +176,10 @@ pub struct TrainArgs {
     /// when DIR holds no checkpoint yet), checkpointing on into DIR.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Verified training: CROWN-IBP's share of the bound after the warm-up (it falls from 1
+    /// during it); 0: IBP alone. Needs one hidden layer of relu units.
+    #[arg(long, default_value_t = 0.0)]
+    pub robust_crown: f32,
     #[command(flatten)]
     pub autotune: super::autotune::AutotuneArgs,
 }
@@ -311,10 +315,14 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
     if !(0.0..=1.0).contains(&a.robust_weight) {
         bail!("--robust-weight must be in [0, 1], got {}", a.robust_weight);
     }
+    if !(0.0..=1.0).contains(&a.robust_crown) {
+        bail!("--robust-crown must be in [0, 1], got {}", a.robust_crown);
+    }
     cfg.robust = (a.robust_budget > 0).then_some(RobustConfig {
         budget: a.robust_budget,
         weight: a.robust_weight,
         warmup_epochs: a.robust_warmup,
+        crown: a.robust_crown,
     });
     Ok(FitOptions {
         config: cfg,

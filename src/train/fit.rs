@@ -254,7 +254,7 @@ fn check(cfg: &TrainConfig, data: &Dataset, valid: Option<&Dataset>) -> Result<(
         return Err(Error::invalid("training data has no rows"));
     }
     if let Some(r) = &cfg.robust {
-        r.validate()?;
+        r.validate(&cfg.hidden, cfg.activation)?;
     }
     if cfg.threshold_fpr.is_some() && valid.is_none() {
         return Err(Error::invalid(

@@ -22,6 +22,11 @@
 //! the most harmful absent terms are sorted once ([`Candidates`]); a row walks that list,
 //! skipping its own present features, and merges the present features that still have room.
 
+mod crown;
+mod scatter;
+
+use scatter::{clean_part, finish_extra, input_scatter};
+
 use super::update::ExtraRows;
 use crate::attack::RowRef;
 use crate::data::{CsrMatrix, DenseMatrix, Features};
@@ -41,6 +46,14 @@ pub struct RobustConfig {
     pub weight: f32,
     /// Epochs over which K and `w` rise linearly from 0 (0: full from the first step).
     pub warmup_epochs: usize,
+    /// CROWN-IBP's share `beta` of the bound, `beta crown_ibp + (1 - beta) ibp`, after the
+    /// warm-up; during it `beta` falls linearly from 1 (Zhang et al. 2020). 0: IBP only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub crown: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 impl RobustConfig {
@@ -54,6 +67,7 @@ impl RobustConfig {
             budget,
             weight: Self::DEFAULT_WEIGHT,
             warmup_epochs: Self::DEFAULT_WARMUP,
+            crown: 0.0,
         }
     }
 
@@ -62,21 +76,38 @@ impl RobustConfig {
         self.budget > 0 && self.weight > 0.0
     }
 
-    pub fn validate(&self) -> Result<()> {
-        if !(0.0..=1.0).contains(&self.weight) {
-            return Err(Error::invalid(format!(
-                "the robust loss weight must be in [0, 1], got {}",
-                self.weight
-            )));
+    /// Checks the values, and that the bound exists for a network with these `hidden`
+    /// units of activation `act`.
+    pub fn validate(&self, hidden: &[usize], act: crate::model::Activation) -> Result<()> {
+        for (what, v) in [
+            ("robust loss weight", self.weight),
+            ("CROWN-IBP share", self.crown),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::invalid(format!(
+                    "the {what} must be in [0, 1], got {v}"
+                )));
+            }
+        }
+        if self.crown > 0.0 && self.active() {
+            crown::supported(hidden, act)?;
         }
         Ok(())
     }
 
-    /// K and `w` after `done` of the warm-up's steps (a fraction, capped at 1): both rise
-    /// linearly, K rounded up.
-    pub fn ramped(&self, done: f32) -> (usize, f32) {
+    /// K, `w` and CROWN-IBP's share after `done` of the warm-up's steps (a fraction,
+    /// capped at 1): K and `w` rise linearly (K rounded up), the share falls from 1.
+    pub fn ramped(&self, done: f32) -> (usize, f32, f32) {
         let f = done.clamp(0.0, 1.0);
-        ((self.budget as f32 * f).ceil() as usize, self.weight * f)
+        let beta = match self.crown > 0.0 {
+            true => 1.0 - (1.0 - self.crown) * f,
+            false => 0.0,
+        };
+        (
+            (self.budget as f32 * f).ceil() as usize,
+            self.weight * f,
+            beta,
+        )
     }
 }
 
@@ -428,11 +459,7 @@ fn clean_z1(layer: &Dense, row: RowRef) -> Vec<f32> {
 /// Sound lower bounds `[rows x labels]` of every row's logits under any set of at most `k`
 /// additions (the certificate verified training optimises), for already-scaled `x`.
 pub fn lower_bounds(mlp: &Mlp, threat: &Threat, x: &Features, k: usize) -> Vec<f32> {
-    let max_nnz = match x {
-        Features::Sparse(m) => (0..m.rows).map(|r| m.row(r).0.len()).max().unwrap_or(0),
-        Features::Dense(_) => 0,
-    };
-    let bound = Bound::new(mlp, threat, k, max_nnz);
+    let bound = Bound::new(mlp, threat, k, max_nnz(x));
     let n = mlp.layers.len();
     (0..x.rows())
         .into_par_iter()
@@ -442,6 +469,42 @@ pub fn lower_bounds(mlp: &Mlp, threat: &Threat, x: &Features, k: usize) -> Vec<f
             bound.intervals(row, &z1).lo.swap_remove(n - 1)
         })
         .collect()
+}
+
+/// CROWN-IBP's sound lower bounds `[rows x labels]` (the bound `--robust-crown` trains
+/// with), for already-scaled `x`; only for one hidden layer of relu units.
+pub fn crown_ibp_lower_bounds(
+    mlp: &Mlp,
+    threat: &Threat,
+    x: &Features,
+    k: usize,
+) -> Result<Vec<f32>> {
+    let hidden: Vec<usize> = mlp.layers[..mlp.layers.len() - 1]
+        .iter()
+        .map(|l| l.n_out)
+        .collect();
+    crown::supported(&hidden, mlp.layers[0].activation)?;
+    let bound = Bound::new(mlp, threat, k, max_nnz(x));
+    let labels: Vec<usize> = (0..mlp.n_labels()).collect();
+    Ok((0..x.rows())
+        .into_par_iter()
+        .flat_map_iter(|r| {
+            let row = RowRef::of(x, r);
+            let z1 = clean_z1(&mlp.layers[0], row);
+            let iv = bound.intervals(row, &z1);
+            crown::bound(mlp, threat, row, &z1, &iv, k, &labels)
+                .into_iter()
+                .map(|c| c.value)
+        })
+        .collect())
+}
+
+/// The most features present in a row of `x` (0 for dense input).
+fn max_nnz(x: &Features) -> usize {
+    match x {
+        Features::Sparse(m) => (0..m.rows).map(|r| m.row(r).0.len()).max().unwrap_or(0),
+        Features::Dense(_) => 0,
+    }
 }
 
 /// A model's lower bounds on raw (unscaled) data: [`lower_bounds`] after its scaling,
@@ -454,7 +517,8 @@ pub fn model_lower_bounds(model: &Model, x: &Features, k: usize) -> Result<Vec<f
 }
 
 /// One row's bound gradient: per upper layer `l >= 1` its input ends `(lo_a, hi_a)` and its
-/// output ends' gradients `(g_lo, g_hi)`; the first layer's; the logits'.
+/// output ends' gradients `(g_lo, g_hi)`; the first layer's; the logits' (IBP's share in
+/// `g_out`, the whole bound's in `g_logit`); CROWN-IBP's labels with their share.
 struct RowGrad {
     row: usize,
     loss: f64,
@@ -462,27 +526,46 @@ struct RowGrad {
     g_lo0: Vec<f32>,
     g_hi0: Vec<f32>,
     g_out: Vec<f32>,
+    g_logit: Vec<f32>,
+    crown: Vec<(crown::CrownLabel, f32)>,
     iv: Intervals,
 }
 
 impl Bound<'_> {
-    /// The loss `coef * bce(lower bound, 1)` summed over the row's positive labels and its
-    /// gradient back to every interval end (hand-written; see the module documentation).
-    fn row_grad(&self, row: RowRef, z1: &[f32], y: &[f32], coef: &[f32], r: usize) -> RowGrad {
+    /// The loss `coef * bce(bound, 1)` summed over the row's positive labels, the bound
+    /// `beta crown_ibp + (1 - beta) ibp`, and its gradient back to every interval end
+    /// (hand-written; see the module documentation).
+    #[allow(clippy::too_many_arguments)]
+    fn row_grad(
+        &self,
+        row: RowRef,
+        z1: &[f32],
+        y: &[f32],
+        coef: &[f32],
+        r: usize,
+        beta: f32,
+    ) -> RowGrad {
         let (mlp, n) = (self.mlp, self.mlp.layers.len());
         let iv = self.intervals(row, z1);
+        let labels: Vec<usize> = (0..y.len()).filter(|&c| y[c] >= 0.5).collect();
+        let crown = match beta > 0.0 {
+            true => crown::bound(mlp, self.threat, row, z1, &iv, self.k, &labels),
+            false => vec![],
+        };
         let mut loss = 0f64;
-        let g_out: Vec<f32> = iv.lo[n - 1]
-            .iter()
-            .zip(y.iter().zip(coef))
-            .map(|(&z, (&t, &c))| {
-                if t < 0.5 {
-                    return 0.0;
-                }
-                loss += (c * crate::loss::bce_with_logits(z, 1.0, 1.0)) as f64;
-                c * crate::loss::bce_with_logits_grad(z, 1.0, 1.0)
-            })
-            .collect();
+        let mut g_logit = vec![0f32; y.len()];
+        let mut shares = Vec::with_capacity(crown.len());
+        for (p, &c) in labels.iter().enumerate() {
+            let ibp = iv.lo[n - 1][c];
+            let z = crown
+                .get(p)
+                .map_or(ibp, |cl| beta * cl.value + (1.0 - beta) * ibp);
+            loss += (coef[c] * crate::loss::bce_with_logits(z, 1.0, 1.0)) as f64;
+            g_logit[c] = coef[c] * crate::loss::bce_with_logits_grad(z, 1.0, 1.0);
+            shares.push(beta * g_logit[c]);
+        }
+        let ibp_share = if crown.is_empty() { 1.0 } else { 1.0 - beta };
+        let g_out: Vec<f32> = g_logit.iter().map(|g| g * ibp_share).collect();
         let (mut g_lo, mut g_hi) = (g_out.clone(), vec![0f32; g_out.len()]);
         let mut upper = Vec::with_capacity(n.saturating_sub(1));
         for l in (1..n).rev() {
@@ -512,6 +595,13 @@ impl Bound<'_> {
         if n == 1 {
             g_hi.clear();
         }
+        // CROWN-IBP's chords move with the first layer's interval ends.
+        for (cl, &g) in crown.iter().zip(&shares) {
+            for (i, (dl, dh)) in cl.d_lo.iter().zip(&cl.d_hi).enumerate() {
+                g_lo[i] += g * dl;
+                g_hi[i] += g * dh;
+            }
+        }
         RowGrad {
             row: r,
             loss,
@@ -519,79 +609,11 @@ impl Bound<'_> {
             g_lo0: g_lo,
             g_hi0: g_hi,
             g_out,
+            g_logit,
+            crown: crown.into_iter().zip(shares).collect(),
             iv,
         }
     }
-}
-
-/// Gradients of an input-fed tensor's kernel from the bound, per feature: the rows a dense
-/// input adds into the full gradient, or a sparse input's [`ExtraRows`].
-struct Scatter<'s> {
-    n_out: usize,
-    target: Target<'s>,
-}
-
-enum Target<'s> {
-    Dense(&'s mut [f32]),
-    Sparse {
-        rows: &'s mut ExtraRows,
-        slots: &'s mut Vec<u32>,
-    },
-}
-
-impl Scatter<'_> {
-    fn add(&mut self, j: usize, i: usize, v: f32) {
-        let n_out = self.n_out;
-        match &mut self.target {
-            Target::Dense(g) => g[j * n_out + i] += v,
-            Target::Sparse { rows, slots } => {
-                if slots[j] == u32::MAX {
-                    slots[j] = rows.features.len() as u32;
-                    rows.features.push(j as u32);
-                    rows.grads.resize(rows.grads.len() + n_out, 0.0);
-                }
-                rows.grads[slots[j] as usize * n_out + i] += v;
-            }
-        }
-    }
-
-    /// Adds `g[i] * d` for each chosen `(j, d)` of each unit `i`.
-    fn chosen(&mut self, s: &Shift, g: &[f32]) {
-        for (i, (picked, &gi)) in s.chosen.iter().zip(g).enumerate() {
-            for &(j, d) in picked {
-                self.add(j as usize, i, gi * d);
-            }
-        }
-    }
-
-    /// Adds `x_j * g` (the clean part) for a dense row.
-    fn clean_dense(&mut self, x: &[f32], g: &[f32]) {
-        for (j, &v) in x.iter().enumerate() {
-            for (i, &gi) in g.iter().enumerate() {
-                self.add(j, i, v * gi);
-            }
-        }
-    }
-}
-
-/// Sorts `rows` by feature and clears the slot marks.
-fn finish_extra(rows: &mut ExtraRows, slots: &mut [u32]) {
-    let n_out = if rows.features.is_empty() {
-        return;
-    } else {
-        rows.grads.len() / rows.features.len()
-    };
-    let mut order: Vec<usize> = (0..rows.features.len()).collect();
-    order.sort_unstable_by_key(|&s| rows.features[s]);
-    let grads: Vec<f32> = order
-        .iter()
-        .flat_map(|&s| rows.grads[s * n_out..(s + 1) * n_out].iter().copied())
-        .collect();
-    let features: Vec<u32> = order.iter().map(|&s| rows.features[s]).collect();
-    for &j in &features {
-        slots[j as usize] = u32::MAX;
-    }
-    *rows = ExtraRows { features, grads };
 }
 
 /// Verified training's workspace in the trainer: the threat, the ramped budget and
@@ -600,6 +622,8 @@ pub(super) struct RobustState {
     pub(super) threat: Threat,
     pub(super) k: usize,
     pub(super) weight: f32,
+    /// CROWN-IBP's share of the bound.
+    pub(super) beta: f32,
     pub(super) first: ExtraRows,
     pub(super) skip: ExtraRows,
     slots: [Vec<u32>; 2],
@@ -612,6 +636,7 @@ impl RobustState {
             threat,
             k: 0,
             weight: 0.0,
+            beta: 0.0,
             first: ExtraRows::default(),
             skip: ExtraRows::default(),
             slots: [vec![u32::MAX; d], vec![u32::MAX; d]],
@@ -652,7 +677,7 @@ impl RobustState {
             .map(|&k| {
                 let z1 = &tape.z[0][k * h1..(k + 1) * h1];
                 let yk = &y[k * labels..(k + 1) * labels];
-                bound.row_grad(RowRef::of(x, rows[k]), z1, yk, &coef, k)
+                bound.row_grad(RowRef::of(x, rows[k]), z1, yk, &coef, k, self.beta)
             })
             .collect();
         let loss = results.iter().map(|r| r.loss).sum::<f64>();
@@ -693,10 +718,18 @@ impl RobustState {
                 *b += gl + gh;
             }
         }
-        let g_z1: Vec<f32> = match r.g_hi0.is_empty() {
+        let mut g_z1: Vec<f32> = match r.g_hi0.is_empty() {
             true => r.g_lo0.clone(),
             false => r.g_lo0.iter().zip(&r.g_hi0).map(|(a, b)| a + b).collect(),
         };
+        let n_lab = mlp.n_labels();
+        for (cl, g) in &r.crown {
+            for (i, (z, lam)) in g_z1.iter_mut().zip(&cl.lam).enumerate() {
+                *z += g * lam;
+                grads.kernel[n - 1][i * n_lab + cl.label] += g * cl.dw[i];
+            }
+            grads.bias[n - 1][cl.label] += g;
+        }
         for (b, g) in grads.bias[0].iter_mut().zip(&g_z1) {
             *b += g;
         }
@@ -707,45 +740,20 @@ impl RobustState {
         if let Some(up) = &r.iv.upper0 {
             first.chosen(up, &r.g_hi0);
         }
+        for (cl, g) in &r.crown {
+            let g_lam: Vec<f32> = cl.lam.iter().map(|l| g * l).collect();
+            first.shared(&cl.chosen, &g_lam);
+        }
         clean_part(&mut first, row, tape, 0, r.row, &g_z1);
         if let Some(skip_shift) = &r.iv.skip {
             let mut skip = input_scatter(mlp, n, &mut grads.skip, &mut self.skip, s1);
             skip.chosen(skip_shift, &r.g_out);
-            clean_part(&mut skip, row, tape, n - 1, r.row, &r.g_out);
-        }
-    }
-}
-
-/// The scatter into layer 0's kernel gradient (`l == 0`) or the skip connection's.
-fn input_scatter<'s>(
-    mlp: &Mlp,
-    l: usize,
-    dense: &'s mut [f32],
-    rows: &'s mut ExtraRows,
-    slots: &'s mut Vec<u32>,
-) -> Scatter<'s> {
-    let n_out = match l {
-        0 => mlp.layers[0].n_out,
-        _ => mlp.n_labels(),
-    };
-    let target = match mlp.sparse_input {
-        true => Target::Sparse { rows, slots },
-        false => Target::Dense(dense),
-    };
-    Scatter { n_out, target }
-}
-
-/// The clean pre-activation's share `g` of an input-fed tensor's gradient: on a dense row
-/// `x^T g` now; on a sparse one added to `dz` of layer `l` (row `k`), which the lazy update
-/// turns into the active features' rows.
-fn clean_part(s: &mut Scatter, row: RowRef, tape: &mut Tape, l: usize, k: usize, g: &[f32]) {
-    match row {
-        RowRef::Dense(x) => s.clean_dense(x, g),
-        RowRef::Sparse(..) => {
-            let n = g.len();
-            for (d, g) in tape.dz[l][k * n..(k + 1) * n].iter_mut().zip(g) {
-                *d += g;
+            for (cl, g) in &r.crown {
+                let mut unit = vec![0f32; n_lab];
+                unit[cl.label] = *g;
+                skip.shared(&cl.chosen, &unit);
             }
+            clean_part(&mut skip, row, tape, n - 1, r.row, &r.g_logit);
         }
     }
 }

@@ -94,7 +94,7 @@ impl<'a> Trainer<'a> {
     pub fn enable_robust(&mut self, threat: Threat) {
         if let Some(r) = self.cfg.robust.as_ref().filter(|r| r.active()) {
             let mut st = RobustState::new(threat);
-            (st.k, st.weight) = r.ramped(1.0);
+            (st.k, st.weight, st.beta) = r.ramped(1.0);
             self.robust = Some(st);
         }
     }
@@ -102,7 +102,7 @@ impl<'a> Trainer<'a> {
     /// Sets verified training's budget and weight to `done` (0..1) of the warm-up.
     pub fn set_ramp(&mut self, done: f32) {
         if let (Some(st), Some(r)) = (self.robust.as_mut(), self.cfg.robust.as_ref()) {
-            (st.k, st.weight) = r.ramped(done);
+            (st.k, st.weight, st.beta) = r.ramped(done);
         }
     }
 
