@@ -212,6 +212,48 @@ fn plot_budgets(model: &Model, rows: &[BudgetDetection], path: &std::path::Path)
     Ok(())
 }
 
+/// One ROC curve per label on a log FPR axis, the model file named in the legend.
+fn plot_roc(
+    model: &Model,
+    file: &std::path::Path,
+    logits: &[f32],
+    y: &[f32],
+    per: &[LabelMetrics],
+    path: &std::path::Path,
+) -> Result<()> {
+    let model_name = nonneg::attack::report::display_names(&[file.to_path_buf()]).remove(0);
+    let l = model.mlp.n_labels();
+    let series = (0..l)
+        .map(|k| {
+            let s = metrics::label_column(logits, l, k);
+            let t = metrics::label_column(y, l, k);
+            Series {
+                name: format!(
+                    "{model_name}: {} (AUC {})",
+                    model.label_names[k],
+                    fmt(per[k].auc)
+                ),
+                points: metrics::roc_curve(&s, &t),
+            }
+        })
+        .collect();
+    plot::draw(
+        &Chart {
+            title: "ROC curve",
+            x_label: "false positive rate (log scale)",
+            y_label: "true positive rate",
+            x_range: (1e-4, 1.0),
+            y_range: (0.0, 1.0),
+            series,
+            diagonal: true,
+            markers: false,
+            log_x: true,
+        },
+        path,
+    )?;
+    Ok(())
+}
+
 pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
     let model = load_model(&a.model)?;
     let data = match &a.data {
@@ -265,37 +307,7 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         plot_budgets(&model, b, path)?;
     }
     if let Some(path) = &a.roc {
-        let model_name =
-            nonneg::attack::report::display_names(std::slice::from_ref(&a.model)).remove(0);
-        let l = model.mlp.n_labels();
-        let series = (0..l)
-            .map(|k| {
-                let s = metrics::label_column(&logits, l, k);
-                let t = metrics::label_column(y, l, k);
-                Series {
-                    name: format!(
-                        "{model_name}: {} (AUC {})",
-                        model.label_names[k],
-                        fmt(per[k].auc)
-                    ),
-                    points: metrics::roc_curve(&s, &t),
-                }
-            })
-            .collect();
-        plot::draw(
-            &Chart {
-                title: "ROC curve",
-                x_label: "false positive rate (log scale)",
-                y_label: "true positive rate",
-                x_range: (1e-4, 1.0),
-                y_range: (0.0, 1.0),
-                series,
-                diagonal: true,
-                markers: false,
-                log_x: true,
-            },
-            path,
-        )?;
+        plot_roc(&model, &a.model, &logits, y, &per, path)?;
     }
     Ok(ExitCode::SUCCESS)
 }

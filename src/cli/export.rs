@@ -23,7 +23,7 @@ pub fn run(args: &ExportArgs, ctx: &Context) -> Result<ExitCode> {
     onnx::save_onnx(&model, &args.onnx)
         .with_context(|| format!("cannot export {} to ONNX", args.model.display()))?;
     if !ctx.quiet {
-        eprintln!(
+        crate::cli::errln!(
             "wrote {} (ONNX opset {}: `{}` [N, {}] -> `{}`, `{}` [N, {}])",
             args.onnx.display(),
             onnx::OPSET,
@@ -32,7 +32,7 @@ pub fn run(args: &ExportArgs, ctx: &Context) -> Result<ExitCode> {
             onnx::LOGIT,
             onnx::SCORE,
             model.mlp.n_labels()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

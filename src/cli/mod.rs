@@ -175,7 +175,7 @@ pub fn operating_point(
     }
     if let Some((f, data)) = fpr {
         let t = model.set_threshold_for_fpr(data, f)?;
-        eprintln!("threshold (logit) for FPR {f}: {t:?}");
+        errln!("threshold (logit) for FPR {f}: {t:?}")?;
     }
     Ok(())
 }

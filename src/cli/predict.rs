@@ -3,9 +3,9 @@
 use super::{featurize_raw, load_data, load_model, write_output, Context, DataArgs};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use nonneg::data::write::csv_field;
 use nonneg::model::explain::Contribution;
 use nonneg::model::Prediction;
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -67,28 +67,51 @@ fn explain_cell(c: &[Contribution]) -> String {
         .iter()
         .map(|c| format!("{}={}", c.name, c.total()))
         .collect();
-    nonneg::data::write::csv_field(&text.join("|"))
+    csv_field(&text.join("|"))
 }
 
-/// Formats scores, logits and labels for every row, in input order; with `classes`
-/// (`[negative, positive]` of a binary model) each row also names its class.
-pub fn format_predictions(
-    predictions: &[Prediction],
-    labels: usize,
-    label_names: &[String],
-    jsonl: bool,
-    names: Option<&[String]>,
-    explain: Option<&Explanations>,
-    classes: Option<[&str; 2]>,
-) -> String {
-    let class_of = |p: &Prediction| classes.map(|c| c[usize::from(p.label)]);
-    let l = labels;
-    let mut out = String::new();
-    if !jsonl {
-        let cols: Vec<String> = if l == 1 {
+/// What the output holds besides scores, logits and labels.
+pub struct Columns<'a> {
+    pub labels: usize,
+    pub label_names: &'a [String],
+    pub jsonl: bool,
+    /// Per row: the sample's name (raw samples).
+    pub names: Option<&'a [String]>,
+    /// `--explain`: per row and label.
+    pub explain: Option<&'a Explanations>,
+    /// `[negative, positive]` class names of a binary model: each row names its class.
+    pub classes: Option<[&'a str; 2]>,
+}
+
+impl Columns<'_> {
+    /// Formats every row, in input order (CSV with a header, or one JSON value a line).
+    pub fn format(&self, predictions: &[Prediction]) -> String {
+        let mut out = if self.jsonl {
+            String::new()
+        } else {
+            self.csv_header()
+        };
+        for (r, row) in predictions.chunks_exact(self.labels.max(1)).enumerate() {
+            out.push_str(&if self.jsonl {
+                self.jsonl_row(r, row)
+            } else {
+                self.csv_row(r, row)
+            });
+            out.push('\n');
+        }
+        out
+    }
+
+    fn class_of(&self, p: &Prediction) -> Option<&str> {
+        self.classes.map(|c| c[usize::from(p.label)])
+    }
+
+    fn csv_header(&self) -> String {
+        let l = self.labels;
+        let mut cols: Vec<String> = if l == 1 {
             vec!["score".into(), "logit".into(), "label".into()]
         } else {
-            label_names
+            self.label_names
                 .iter()
                 .flat_map(|n| {
                     [
@@ -99,81 +122,67 @@ pub fn format_predictions(
                 })
                 .collect()
         };
-        out.push_str(&cols.join(","));
-        if classes.is_some() {
-            out.push_str(",class");
+        if self.classes.is_some() {
+            cols.push("class".into());
         }
-        if explain.is_some() {
+        if self.explain.is_some() {
             for k in 0..l {
-                match label_names.get(k).filter(|_| l > 1) {
-                    Some(n) => out.push_str(&format!(",explain_{n}")),
-                    None => out.push_str(",explain"),
-                }
+                cols.push(match self.label_names.get(k).filter(|_| l > 1) {
+                    Some(n) => format!("explain_{n}"),
+                    None => "explain".into(),
+                });
             }
         }
-        if names.is_some() {
-            out.push_str(",sample");
+        if self.names.is_some() {
+            cols.push("sample".into());
         }
-        out.push('\n');
+        cols.join(",") + "\n"
     }
-    for (r, row) in predictions.chunks_exact(l.max(1)).enumerate() {
-        let name = names.map(|n| n[r].as_str());
-        if jsonl {
-            let vals: Vec<String> = row
-                .iter()
-                .enumerate()
-                .map(|(k, p)| {
-                    let class = class_of(p).map_or(String::new(), |c| {
-                        format!(",\"class\":{}", serde_json::Value::from(c))
-                    });
-                    let why = explain.map_or(String::new(), |e| {
-                        format!(",\"explain\":{}", serde_json::json!(e[r * l + k]))
-                    });
-                    format!(
-                        "{{\"score\":{},\"logit\":{},\"label\":{}{class}{why}}}",
-                        p.score, p.logit, p.label
-                    )
-                })
-                .collect();
-            if let Some(n) = name {
-                let joined = vals.join(",");
-                let _ = write!(
-                    out,
-                    "{{\"sample\":{},\"scores\":[{joined}]}}",
-                    serde_json::Value::from(n)
-                );
-            } else if l == 1 {
-                out.push_str(&vals[0]);
-            } else {
-                out.push('[');
-                out.push_str(&vals.join(","));
-                out.push(']');
-            }
-        } else {
-            for (k, p) in row.iter().enumerate() {
-                if k > 0 {
-                    out.push(',');
-                }
-                let _ = write!(out, "{},{},{}", p.score, p.logit, p.label);
-                if let Some(c) = class_of(p) {
-                    out.push(',');
-                    out.push_str(&nonneg::data::write::csv_field(c));
-                }
-            }
-            if let Some(e) = explain {
-                for k in 0..l {
-                    out.push(',');
-                    out.push_str(&explain_cell(&e[r * l + k]));
-                }
-            }
-            if let Some(n) = name {
-                out.push(',');
-                out.push_str(&nonneg::data::write::csv_field(n));
-            }
+
+    fn csv_row(&self, r: usize, row: &[Prediction]) -> String {
+        let mut cells = Vec::new();
+        for p in row {
+            cells.extend([
+                p.score.to_string(),
+                p.logit.to_string(),
+                p.label.to_string(),
+            ]);
+            cells.extend(self.class_of(p).map(csv_field));
         }
-        out.push('\n');
+        if let Some(e) = self.explain {
+            cells.extend((0..self.labels).map(|k| explain_cell(&e[r * self.labels + k])));
+        }
+        cells.extend(self.names.map(|n| csv_field(&n[r])));
+        cells.join(",")
     }
-    out
+
+    fn jsonl_row(&self, r: usize, row: &[Prediction]) -> String {
+        let vals: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                let class = self.class_of(p).map_or(String::new(), |c| {
+                    format!(",\"class\":{}", serde_json::Value::from(c))
+                });
+                let why = self.explain.map_or(String::new(), |e| {
+                    format!(",\"explain\":{}", serde_json::json!(e[r * self.labels + k]))
+                });
+                format!(
+                    "{{\"score\":{},\"logit\":{},\"label\":{}{class}{why}}}",
+                    p.score, p.logit, p.label
+                )
+            })
+            .collect();
+        match self.names.map(|n| n[r].as_str()) {
+            Some(n) => format!(
+                "{{\"sample\":{},\"scores\":[{}]}}",
+                serde_json::Value::from(n),
+                vals.join(",")
+            ),
+            None if self.labels == 1 => vals[0].clone(),
+            None => format!("[{}]", vals.join(",")),
+        }
+    }
 }
 
 pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
@@ -208,15 +217,15 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
             .map(|i| model.explain(&data.x, i / l, i % l, n))
             .collect()
     });
-    let text = format_predictions(
-        &predictions,
-        l,
-        &model.label_names,
-        a.format == Format::Jsonl,
-        names.as_deref(),
-        explanations.as_ref(),
-        model.class_names(),
-    );
+    let text = Columns {
+        labels: l,
+        label_names: &model.label_names,
+        jsonl: a.format == Format::Jsonl,
+        names: names.as_deref(),
+        explain: explanations.as_ref(),
+        classes: model.class_names(),
+    }
+    .format(&predictions);
     write_output(a.out.as_deref(), &text)?;
     Ok(ExitCode::SUCCESS)
 }

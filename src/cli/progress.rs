@@ -55,7 +55,8 @@ impl TrainProgress {
                 log.push(r);
             }
             if self.lines {
-                eprintln!("{}", epoch_line(r));
+                // Best effort: a progress line that cannot be written is not an error.
+                let _ = super::errln!("{}", epoch_line(r));
             }
         }
         let Some(b) = &self.bar else { return };

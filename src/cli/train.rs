@@ -459,10 +459,10 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     opts.checkpoint = checkpoint_plan(a)?;
     if let Some(p) = &opts.checkpoint {
         if p.resume && !p.path().exists() && !ctx.quiet {
-            eprintln!(
+            crate::cli::errln!(
                 "{} holds no checkpoint yet: training from the start",
                 p.dir.display()
-            );
+            )?;
         }
         opts.stop = Some(stop_on_signals());
     }
@@ -478,10 +478,10 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
             Err(nonneg::Error::Interrupted) => {
                 progress.finish()?;
                 let dir = opts.checkpoint.map(|p| p.dir).unwrap_or_default();
-                eprintln!(
+                crate::cli::errln!(
                     "interrupted; the run is saved: continue it with --resume {}",
                     dir.display()
-                );
+                )?;
                 return Ok(ExitCode::from(130));
             }
             fitted => fitted?,
