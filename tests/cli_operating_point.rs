@@ -55,7 +55,7 @@ fn thresholds_set_at_eval_and_predict_time() {
         run_stdout(&args)
             .lines()
             .skip(1)
-            .map(|l| l.rsplit(',').next().unwrap().to_string())
+            .map(|l| l.split(',').nth(2).unwrap().to_string())
             .collect()
     };
     assert!(labels(&["--threshold", "1000"]).iter().all(|l| l == "0"));

@@ -148,12 +148,12 @@ fn predict_explain_lists_the_top_features_by_name() {
     args.extend(common::SPAMBASE_LABEL);
     let out = run_stdout(&args);
     let mut lines = out.lines();
-    assert_eq!(lines.next().unwrap(), "score,logit,label,explain");
+    assert_eq!(lines.next().unwrap(), "score,logit,label,class,explain");
     let header = std::fs::read_to_string(&test).unwrap();
     let names: Vec<&str> = header.lines().next().unwrap().split(',').collect();
     let mut rows = 0;
     for line in lines {
-        let cell = line.splitn(4, ',').nth(3).unwrap().trim_matches('"');
+        let cell = line.splitn(5, ',').nth(4).unwrap().trim_matches('"');
         let pairs: Vec<&str> = cell.split('|').collect();
         assert!(pairs.len() <= 3 && !pairs.is_empty(), "{line}");
         for p in pairs {
@@ -167,5 +167,5 @@ fn predict_explain_lists_the_top_features_by_name() {
     // Without the option, no column.
     let mut args = vec!["predict", "--model", &model, "--data", &test];
     args.extend(common::SPAMBASE_LABEL);
-    assert!(run_stdout(&args).starts_with("score,logit,label\n"));
+    assert!(run_stdout(&args).starts_with("score,logit,label,class\n"));
 }
