@@ -89,8 +89,9 @@ def test_onnx_runtime_logits_equal_nonneg_predict(dataset, kind, request):
     assert [l["activation"] for l in info["layers"][:-1]] == [activation] * 2
     assert (info["skip"] is not None) == skip
     nonneg("export", "--model", model, "--onnx", onnx, "-q")
+    # score, logit, label (then the class name, for models that know their classes)
     predicted = np.loadtxt(nonneg("predict", "--model", model, *test).splitlines()[1:],
-                           delimiter=",", ndmin=2)
+                           delimiter=",", ndmin=2, usecols=(0, 1, 2))
 
     session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["features"]
