@@ -134,7 +134,7 @@ impl Job {
     pub fn run(&self, on_epoch: &mut (dyn FnMut(String) + Send)) -> Result<Fitted> {
         let mut progress = |p: nonneg::train::Progress| {
             if let nonneg::train::Progress::Epoch(r) = p {
-                on_epoch(epoch_line(r));
+                on_epoch(r.line());
             }
         };
         let fit = |progress: &mut dyn FnMut(nonneg::train::Progress)| match self.valid_fraction {
@@ -157,19 +157,6 @@ impl Job {
                 .install(|| fit(&mut progress)),
         }
     }
-}
-
-/// The line the CLI prints after each epoch.
-fn epoch_line(r: &nonneg::train::EpochReport) -> String {
-    let valid = match (r.valid_loss, r.valid_auc) {
-        (Some(l), Some(a)) => format!(", valid loss {l:.4}, valid AUC {a:.4}"),
-        (Some(l), None) => format!(", valid loss {l:.4}"),
-        _ => String::new(),
-    };
-    format!(
-        "epoch {:>3}: train loss {:.4}{valid} ({:.1}s)",
-        r.epoch, r.train_loss, r.seconds
-    )
 }
 
 fn fit_options(p: &Params) -> Result<FitOptions> {

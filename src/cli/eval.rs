@@ -43,19 +43,8 @@ pub struct EvalArgs {
     /// this PNG (finite budgets).
     #[arg(long, requires = "budget")]
     pub plot: Option<PathBuf>,
-    /// Decide at this logit instead of the model's threshold.
-    #[arg(
-        long,
-        value_name = "LOGIT",
-        conflicts_with = "threshold_fpr",
-        allow_negative_numbers = true
-    )]
-    pub threshold: Option<f32>,
-    /// Decide at the threshold that gives this false positive rate on the evaluated data's
-    /// negatives (optimistic: the data chose it; `train --threshold-fpr` chooses on
-    /// validation data).
-    #[arg(long, value_name = "FPR")]
-    pub threshold_fpr: Option<f64>,
+    #[command(flatten)]
+    pub operating_point: super::ThresholdArgs,
     /// Also write the --json object to this file.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -268,7 +257,7 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         }
     };
     let mut model = model;
-    super::operating_point(&mut model, a.threshold, a.threshold_fpr.map(|f| (f, &data)))?;
+    super::operating_point(&mut model, &a.operating_point, Some(&data))?;
     let logits = model.logits(&data.x);
     let y = data
         .y

@@ -163,19 +163,34 @@ pub fn load_model(path: &Path) -> Result<Model> {
 }
 
 /// Writes text to a file atomically, or to stdout for `-`/None.
-/// `--threshold T` or `--threshold-fpr F` (on the negatives of the data given with it):
-/// the model's operating point for this run; the chosen thresholds are said on stderr.
-pub fn operating_point(
-    model: &mut nonneg::model::Model,
-    threshold: Option<f32>,
-    fpr: Option<(f64, &nonneg::data::Dataset)>,
-) -> Result<()> {
-    if let Some(t) = threshold {
-        model.set_threshold(t)?;
+/// The operating point of this run: `eval` and `predict` decide at the model's threshold
+/// unless told otherwise.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ThresholdArgs {
+    /// Decide at this logit instead of the model's threshold.
+    #[arg(
+        long,
+        value_name = "LOGIT",
+        conflicts_with = "threshold_fpr",
+        allow_negative_numbers = true
+    )]
+    pub threshold: Option<f32>,
+    /// Decide at the threshold that gives this false positive rate on the negatives of the
+    /// evaluated data (eval: optimistic, the data chose it; `train --threshold-fpr` chooses on
+    /// validation data) or of --calibration (predict).
+    #[arg(long, value_name = "FPR")]
+    pub threshold_fpr: Option<f64>,
+}
+
+/// Applies `--threshold` or `--threshold-fpr` (on the negatives of `data`) to the model for
+/// this run; the chosen thresholds are said on stderr.
+pub fn operating_point(model: &mut Model, t: &ThresholdArgs, data: Option<&Dataset>) -> Result<()> {
+    if let Some(v) = t.threshold {
+        model.set_threshold(v)?;
     }
-    if let Some((f, data)) = fpr {
-        let t = model.set_threshold_for_fpr(data, f)?;
-        errln!("threshold (logit) for FPR {f}: {t:?}")?;
+    if let (Some(f), Some(data)) = (t.threshold_fpr, data) {
+        let th = model.set_threshold_for_fpr(data, f)?;
+        errln!("threshold (logit) for FPR {f}: {th:?}")?;
     }
     Ok(())
 }

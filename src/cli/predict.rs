@@ -41,18 +41,8 @@ pub struct PredictArgs {
     /// an `explain` list per label.
     #[arg(long, value_name = "N")]
     pub explain: Option<usize>,
-    /// Decide at this logit instead of the model's threshold.
-    #[arg(
-        long,
-        value_name = "LOGIT",
-        conflicts_with = "threshold_fpr",
-        allow_negative_numbers = true
-    )]
-    pub threshold: Option<f32>,
-    /// Decide at the threshold that gives this false positive rate on the negatives of
-    /// --calibration.
-    #[arg(long, value_name = "FPR", requires = "calibration")]
-    pub threshold_fpr: Option<f64>,
+    #[command(flatten)]
+    pub operating_point: super::ThresholdArgs,
     /// Labelled data (read like --data) whose negatives set --threshold-fpr.
     #[arg(long, value_name = "DATA", requires = "threshold_fpr")]
     pub calibration: Option<PathBuf>,
@@ -205,11 +195,10 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
         None => None,
     };
     let mut model = model;
-    super::operating_point(
-        &mut model,
-        a.threshold,
-        a.threshold_fpr.zip(calibration.as_ref()),
-    )?;
+    if a.operating_point.threshold_fpr.is_some() && calibration.is_none() {
+        anyhow::bail!("--threshold-fpr needs --calibration DATA: labelled data whose negatives set the threshold");
+    }
+    super::operating_point(&mut model, &a.operating_point, calibration.as_ref())?;
     let predictions = model.decide(&model.logits(&data.x));
     let l = model.threshold.len();
     let explanations: Option<Explanations> = a.explain.map(|n| {

@@ -56,7 +56,7 @@ impl TrainProgress {
             }
             if self.lines {
                 // Best effort: a progress line that cannot be written is not an error.
-                let _ = super::errln!("{}", epoch_line(r));
+                let _ = super::errln!("{}", r.line());
             }
         }
         let Some(b) = &self.bar else { return };
@@ -67,7 +67,7 @@ impl TrainProgress {
                 b.inc(1);
                 b.set_message(format!("loss {loss:.4}"));
             }
-            Progress::Epoch(r) => b.println(epoch_line(r)),
+            Progress::Epoch(r) => b.println(r.line()),
         }
     }
 
@@ -81,18 +81,6 @@ impl TrainProgress {
             None => Ok(()),
         }
     }
-}
-
-fn epoch_line(r: &EpochReport) -> String {
-    let valid = match (r.valid_loss, r.valid_auc) {
-        (Some(l), Some(a)) => format!(", valid loss {l:.4}, valid AUC {a:.4}"),
-        (Some(l), None) => format!(", valid loss {l:.4}"),
-        _ => String::new(),
-    };
-    format!(
-        "epoch {:>3}: train loss {:.4}{valid} ({:.1}s)",
-        r.epoch, r.train_loss, r.seconds
-    )
 }
 
 /// The `--log` file: the history so far, and the first error writing it.

@@ -28,6 +28,21 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
+impl EpochReport {
+    /// The epoch in one line, as `train` and the Python `verbose` print it.
+    pub fn line(&self) -> String {
+        let valid = match (self.valid_loss, self.valid_auc) {
+            (Some(l), Some(a)) => format!(", valid loss {l:.4}, valid AUC {a:.4}"),
+            (Some(l), None) => format!(", valid loss {l:.4}"),
+            _ => String::new(),
+        };
+        format!(
+            "epoch {:>3}: train loss {:.4}{valid} ({:.1}s)",
+            self.epoch, self.train_loss, self.seconds
+        )
+    }
+}
+
 /// What the caller hears during training.
 pub enum Progress<'a> {
     Start {
