@@ -2,6 +2,7 @@
 //! input would replace it (after reading it, so nothing warns), and two outputs that are
 //! the same file would keep only the last one.
 
+use super::command::Command;
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
@@ -84,6 +85,121 @@ pub fn check_outputs<I: AsRef<Path>, O: AsRef<Path>>(
         }
     }
     Ok(())
+}
+
+type Flagged = Vec<(&'static str, PathBuf)>;
+
+/// Each command's input and output files, by flag, for [`check_outputs`].
+pub fn io_paths(command: &Command) -> (Flagged, Flagged) {
+    let one = |flag: &'static str, p: &Option<PathBuf>| -> Flagged {
+        p.iter().map(|p| (flag, p.clone())).collect()
+    };
+    let data_args = |a: &super::DataArgs| one("--labels", &a.labels);
+    match command {
+        Command::Train(a) => train_paths(a, "--out"),
+        Command::Cv(a) => train_paths(&a.train, "--out"),
+        Command::Eval(a) => (
+            [
+                vec![("--model", a.model.clone())],
+                one("--data", &a.data),
+                data_args(&a.data_args),
+            ]
+            .concat(),
+            [
+                one("--roc", &a.roc),
+                one("--plot", &a.plot),
+                one("--out", &a.out),
+            ]
+            .concat(),
+        ),
+        Command::Predict(a) => (
+            [
+                vec![("--model", a.model.clone())],
+                one("--data", &a.data),
+                one("--calibration", &a.calibration),
+                data_args(&a.data_args),
+            ]
+            .concat(),
+            one("--out", &a.out),
+        ),
+        Command::Certify(a) => (
+            [
+                vec![("--model", a.model.clone())],
+                one("--data", &a.data),
+                one("--features", &a.features),
+                one("--directions", &a.directions),
+            ]
+            .concat(),
+            one("--out", &a.out),
+        ),
+        Command::Attack(a) => (
+            [
+                a.model.iter().map(|m| ("--model", m.clone())).collect(),
+                one("--data", &a.data),
+                one("--features", &a.features),
+                data_args(&a.data_args),
+            ]
+            .concat(),
+            [
+                one("--out", &a.out),
+                one("--csv", &a.csv),
+                one("--plot", &a.plot),
+            ]
+            .concat(),
+        ),
+        Command::Split(a) => (
+            [vec![("--data", a.data.clone())], data_args(&a.data_args)].concat(),
+            vec![
+                ("--train-out", a.train_out.clone()),
+                ("--test-out", a.test_out.clone()),
+            ],
+        ),
+        Command::Featurize(a) => featurize_paths(a),
+        Command::Export(a) => (
+            vec![("--model", a.model.clone())],
+            vec![("--onnx", a.onnx.clone())],
+        ),
+        Command::Inspect(_) | Command::Demo(_) => (vec![], vec![]),
+        // Reads its models (and re-reads them on reload); writes nothing.
+        #[cfg(feature = "serve")]
+        Command::Serve(_) => (vec![], vec![]),
+    }
+}
+
+fn train_paths(a: &super::train::TrainArgs, out_flag: &'static str) -> (Flagged, Flagged) {
+    let one = |flag: &'static str, p: &Option<PathBuf>| -> Flagged {
+        p.iter().map(|p| (flag, p.clone())).collect()
+    };
+    let inputs = [
+        vec![("--data", a.data.clone())],
+        one("--valid", &a.valid),
+        one("--featurizer", &a.featurizer),
+        one("--labels", &a.data_args.labels),
+        one("--constraint-config", &a.constraint_config),
+        one("--monotone-features", &a.monotone_features),
+        one("--feature-directions", &a.feature_directions),
+    ]
+    .concat();
+    let outputs = [vec![(out_flag, a.out.clone())], one("--log", &a.log)].concat();
+    (inputs, outputs)
+}
+
+fn featurize_paths(a: &super::featurize::FeaturizeArgs) -> (Flagged, Flagged) {
+    use super::featurize::FeaturizeKind;
+    let (corpus, vocab, build) = match &a.kind {
+        FeaturizeKind::Text(t) => (&t.corpus, t.vocab.clone(), t.build_vocab.clone()),
+        FeaturizeKind::Bytes(b) => (&b.corpus, None, None),
+    };
+    let mut inputs: Flagged = corpus
+        .classes
+        .iter()
+        .map(|(_, p)| ("--class", p.clone()))
+        .collect();
+    inputs.extend(vocab.map(|v| ("--vocab", v)));
+    let spec = nonneg::features::corpus::spec_path_for(&corpus.out);
+    let mut outputs = vec![("--out", corpus.out.clone()), ("--out's featurizer", spec)];
+    outputs.extend(build.map(|b| ("--build-vocab", b)));
+    (inputs, outputs)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod attack;
 pub mod autotune;
 pub mod certify;
 pub mod choices;
+pub mod command;
 pub mod cv;
 pub mod demo;
 pub mod eval;
