@@ -257,7 +257,7 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         }
     };
     let mut model = model;
-    super::operating_point(&mut model, &a.operating_point, Some(&data))?;
+    super::operating_point(&mut model, &a.operating_point, Some(&data), ctx.quiet)?;
     let logits = model.logits(&data.x);
     let y = data
         .y

@@ -191,7 +191,9 @@ pub fn operating_point(model: &mut Model, t: &ThresholdArgs, data: Option<&Datas
     }
     if let (Some(f), Some(data)) = (t.threshold_fpr, data) {
         let th = model.set_threshold_for_fpr(data, f)?;
-        errln!("threshold (logit) for FPR {f}: {th:?}")?;
+        if !quiet {
+            errln!("threshold (logit) for FPR {f}: {th:?}")?;
+        }
     }
     Ok(())
 }
