@@ -184,8 +184,13 @@ pub struct ThresholdArgs {
 }
 
 /// Applies `--threshold` or `--threshold-fpr` (on the negatives of `data`) to the model for
-/// this run; the chosen thresholds are said on stderr.
-pub fn operating_point(model: &mut Model, t: &ThresholdArgs, data: Option<&Dataset>) -> Result<()> {
+/// this run; the chosen thresholds are said on stderr unless `quiet`.
+pub fn operating_point(
+    model: &mut Model,
+    t: &ThresholdArgs,
+    data: Option<&Dataset>,
+    quiet: bool,
+) -> Result<()> {
     if let Some(v) = t.threshold {
         model.set_threshold(v)?;
     }

@@ -198,7 +198,12 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
     if a.operating_point.threshold_fpr.is_some() && calibration.is_none() {
         anyhow::bail!("--threshold-fpr needs --calibration DATA: labelled data whose negatives set the threshold");
     }
-    super::operating_point(&mut model, &a.operating_point, calibration.as_ref(), ctx.quiet)?;
+    super::operating_point(
+        &mut model,
+        &a.operating_point,
+        calibration.as_ref(),
+        ctx.quiet,
+    )?;
     let predictions = model.decide(&model.logits(&data.x));
     let l = model.threshold.len();
     let explanations: Option<Explanations> = a.explain.map(|n| {
