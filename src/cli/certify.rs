@@ -86,7 +86,7 @@ pub fn run(a: &CertifyArgs, _ctx: &Context) -> Result<ExitCode> {
         None => certify(&model, declared.as_deref()),
     };
     let text = if a.json {
-        serde_json::to_string_pretty(&cert)? + "\n"
+        serde_json::to_string(&cert)? + "\n"
     } else {
         cert.to_string()
     };
