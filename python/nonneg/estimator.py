@@ -61,6 +61,11 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
     names become the model's feature names) or a scipy.sparse matrix (kept sparse).
     ``monotone_features``: feature names or indices; ``feature_directions``: a dict or
     pairs ``feature -> +1 | -1 | 0``. ``verbose`` prints each epoch's line as the CLI does.
+    ``autotune=True`` is ``nonneg train --autotune``: a search on held-out data (or
+    ``autotune_folds`` folds) bounded by ``autotune_duration`` seconds (default 300 s unless
+    ``autotune_trials`` bounds it), maximising ``autotune_metric`` (``"auc"`` or
+    ``"tpr@fpr"``), over the hidden layers too unless ``autotune_hidden=False``; the winner
+    is refit on all of X and its settings are in the model's training record.
     """
 
     def __init__(
@@ -103,6 +108,12 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         robust_warmup=2,
         robust_crown=0.0,
         threads=None,
+        autotune=False,
+        autotune_duration=None,
+        autotune_trials=None,
+        autotune_metric="auc",
+        autotune_folds=None,
+        autotune_hidden=True,
         verbose=False,
     ):
         self.hidden = hidden
@@ -143,6 +154,12 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         self.robust_warmup = robust_warmup
         self.robust_crown = robust_crown
         self.threads = threads
+        self.autotune = autotune
+        self.autotune_duration = autotune_duration
+        self.autotune_trials = autotune_trials
+        self.autotune_metric = autotune_metric
+        self.autotune_folds = autotune_folds
+        self.autotune_hidden = autotune_hidden
         self.verbose = verbose
 
     # -- parameters -> the library's options ------------------------------------------

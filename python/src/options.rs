@@ -9,7 +9,8 @@ use nonneg::features::text::{InputKind, TextOptions, TextSpec, ValueMode, Vocabu
 use nonneg::features::FeaturizerSpec;
 use nonneg::model::Activation;
 use nonneg::optim::{OptimizerConfig, Schedule};
-use nonneg::pipeline::{self, FeatureSigns, FitOptions, Fitted, RecipeOverrides};
+use nonneg::pipeline::autotune::{self, TuneProgress};
+use nonneg::pipeline::{self, AutotuneOptions, FeatureSigns, FitOptions, Fitted, RecipeOverrides};
 use nonneg::train::{Preset, RobustConfig, TrainConfig};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A choice by its command-line name (`log1p-standard` or `log1p_standard` alike).
 pub fn parse_choice<T: DeserializeOwned>(name: &str, what: &str) -> Result<T> {
@@ -81,6 +83,12 @@ struct Params {
     robust_warmup: usize,
     robust_crown: f32,
     threads: Option<usize>,
+    autotune: bool,
+    autotune_duration: Option<f64>,
+    autotune_trials: Option<usize>,
+    autotune_metric: String,
+    autotune_folds: Option<usize>,
+    autotune_hidden: bool,
 }
 
 /// A training run ready to go to its thread.
@@ -89,6 +97,8 @@ pub struct Job {
     data: Arc<Dataset>,
     valid_fraction: Option<f64>,
     threads: Option<usize>,
+    /// `autotune=True`: the search, then the winner refit on all the data.
+    tune: Option<AutotuneOptions>,
 }
 
 impl Job {
@@ -116,6 +126,7 @@ impl Job {
             data: Arc::clone(data),
             valid_fraction: p.valid_fraction,
             threads: p.threads,
+            tune: p.autotune.then(|| tune_options(&p)).transpose()?,
         })
     }
 
@@ -130,33 +141,114 @@ impl Job {
         }
     }
 
-    /// Fits (on `threads` workers when set), calling `on_epoch` with each epoch's line.
-    pub fn run(&self, on_epoch: &mut (dyn FnMut(String) + Send)) -> Result<Fitted> {
-        let mut progress = |p: nonneg::train::Progress| {
-            if let nonneg::train::Progress::Epoch(r) = p {
-                on_epoch(r.line());
-            }
-        };
-        let fit = |progress: &mut dyn FnMut(nonneg::train::Progress)| match self.valid_fraction {
-            None => pipeline::fit(&self.opts, &self.data, None, progress),
-            Some(f) => {
-                let (tr, va) = split::stratified_split(&self.data, f, self.opts.config.seed)?;
-                let (tr, va) = (
-                    split::subset(&self.data, &tr),
-                    split::subset(&self.data, &va),
-                );
-                pipeline::fit(&self.opts, &tr, Some(&va), progress)
-            }
-        };
+    /// Fits (on `threads` workers when set), calling `say` with each epoch's line (with
+    /// `autotune`: each trial's).
+    pub fn run(&self, say: &mut (dyn FnMut(String) + Send)) -> Result<Fitted> {
         match self.threads {
-            None => fit(&mut progress),
+            None => self.fit_here(say),
             Some(n) => rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build()
                 .map_err(|e| Error::invalid(format!("cannot start {n} threads: {e}")))?
-                .install(|| fit(&mut progress)),
+                .install(|| self.fit_here(say)),
         }
     }
+
+    fn fit_here(&self, say: &mut (dyn FnMut(String) + Send)) -> Result<Fitted> {
+        let parts = match self.valid_fraction {
+            None => None,
+            Some(f) => {
+                let (tr, va) = split::stratified_split(&self.data, f, self.opts.config.seed)?;
+                Some((
+                    split::subset(&self.data, &tr),
+                    split::subset(&self.data, &va),
+                ))
+            }
+        };
+        let (data, valid) = match &parts {
+            None => (&*self.data, None),
+            Some((tr, va)) => (tr, Some(va)),
+        };
+        match &self.tune {
+            None => pipeline::fit(&self.opts, data, valid, &mut |p| {
+                if let nonneg::train::Progress::Epoch(r) = p {
+                    say(r.line());
+                }
+            }),
+            Some(t) => self.autotune(t, data, valid, say),
+        }
+    }
+}
+
+impl Job {
+    /// `nonneg train --autotune`: a line per trial and one for the winner, as the CLI's.
+    fn autotune(
+        &self,
+        t: &AutotuneOptions,
+        data: &Dataset,
+        valid: Option<&Dataset>,
+        say: &mut (dyn FnMut(String) + Send),
+    ) -> Result<Fitted> {
+        let tuned = pipeline::autotune(&self.opts, data, valid, t, &mut |p| {
+            if let TuneProgress::Done {
+                trial,
+                result,
+                seconds,
+            } = p
+            {
+                say(format!(
+                    "trial {:>3}: {} -> AUC {:.4} ({seconds:.1}s)",
+                    trial + 1,
+                    result.settings.describe(),
+                    result.auc.unwrap_or(f64::NAN)
+                ));
+            }
+        })?;
+        let w = &tuned.trials[tuned.winner];
+        say(format!(
+            "autotune chose trial {} of {}: {}",
+            tuned.winner + 1,
+            tuned.trials.len(),
+            w.settings.describe()
+        ));
+        Ok(tuned.fitted)
+    }
+}
+
+/// The search the `autotune_*` parameters ask for (as `nonneg train --autotune`).
+fn tune_options(p: &Params) -> Result<AutotuneOptions> {
+    if p.autotune_trials == Some(0) {
+        return Err(Error::invalid(
+            "the `autotune_trials` option must be at least 1, got 0",
+        ));
+    }
+    if p.autotune_folds.is_some_and(|k| k < 2) {
+        return Err(Error::invalid(format!(
+            "the `autotune_folds` option must be at least 2, got {}",
+            p.autotune_folds.unwrap_or(0)
+        )));
+    }
+    let budget = match p.autotune_duration {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            return Err(Error::invalid(format!(
+                "the `autotune_duration` option must be a positive number of seconds, got {s}"
+            )))
+        }
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => p
+            .autotune_trials
+            .is_none()
+            .then_some(autotune::DEFAULT_BUDGET),
+    };
+    let preset: Preset = parse_choice(&p.constraint, "constraint")?;
+    Ok(AutotuneOptions {
+        metric: parse_choice(&p.autotune_metric, "autotune_metric")?,
+        budget,
+        trials: p.autotune_trials,
+        folds: p.autotune_folds,
+        valid_fraction: 0.2,
+        hidden_preset: (p.autotune_hidden && p.layer_constraint.is_empty()).then_some(preset),
+    })
 }
 
 fn fit_options(p: &Params) -> Result<FitOptions> {

@@ -1,6 +1,7 @@
 """NonNegClassifier as a scikit-learn estimator: the estimator checks, model selection,
 input kinds, labels, pickling, progress, the GIL and Ctrl-C."""
 
+import json
 import pickle
 import signal
 import subprocess
@@ -132,6 +133,21 @@ def test_same_seed_same_model_other_seed_other_model(spambase):
     c = NonNegClassifier(epochs=2, hidden=(8,), seed=1).fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_autotune_searches_records_and_is_deterministic(spambase, capsys):
+    X, y = spambase
+    X, y = X[::3], y[::3]  # a third of the rows, both classes
+    clf = NonNegClassifier(autotune=True, autotune_trials=3, verbose=True).fit(X, y)
+    err = capsys.readouterr().err
+    trials = [l for l in err.splitlines() if l.startswith("trial")]
+    assert len(trials) == 3 and "autotune chose trial" in err, err
+    record = json.loads(clf.model_.training)["autotune"]
+    assert len(record["trials"]) == 3
+    again = NonNegClassifier(autotune=True, autotune_trials=3).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), again.predict_proba(X))
+    with pytest.raises(ValueError, match="autotune_trials"):
+        NonNegClassifier(autotune=True, autotune_trials=0).fit(X, y)
 
 
 def test_verbose_prints_the_epochs(spambase, capsys):

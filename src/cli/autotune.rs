@@ -6,12 +6,9 @@ use super::Context;
 use anyhow::{anyhow, Result};
 use clap::Args;
 use nonneg::data::Dataset;
-use nonneg::pipeline::autotune::{Candidate, TuneProgress};
+use nonneg::pipeline::autotune::TuneProgress;
 use nonneg::pipeline::{self, AutotuneOptions, FitOptions, Fitted, TuneMetric};
 use std::time::Duration;
-
-/// The search's time budget when neither a duration nor a trial bound is given.
-const DEFAULT_BUDGET: Duration = Duration::from_secs(300);
 
 #[derive(Args, Debug, Clone)]
 pub struct AutotuneArgs {
@@ -75,41 +72,16 @@ fn options(a: &TrainArgs) -> Result<AutotuneOptions> {
     let own_constraints = a.constraint_config.is_some() || !a.layer_constraint.is_empty();
     Ok(AutotuneOptions {
         metric: t.autotune_metric,
-        budget: t
-            .autotune_duration
-            .or(t.autotune_trials.is_none().then_some(DEFAULT_BUDGET)),
+        budget: t.autotune_duration.or(t
+            .autotune_trials
+            .is_none()
+            .then_some(pipeline::autotune::DEFAULT_BUDGET)),
         trials: t.autotune_trials,
         folds: t.autotune_folds,
         valid_fraction: 0.2,
         // Depth is searched unless --hidden (or per-layer constraints) fix it.
         hidden_preset: (a.hidden.is_none() && !own_constraints).then_some(a.constraint),
     })
-}
-
-fn describe(c: &Candidate) -> String {
-    let hidden = if c.hidden.is_empty() {
-        "none".to_string()
-    } else {
-        c.hidden
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let mut s = format!(
-        "hidden {hidden}, lr {}, batch {}, patience {}",
-        c.lr, c.batch_size, c.patience
-    );
-    if let Some(wd) = c.weight_decay {
-        s += &format!(", weight decay {wd}");
-    }
-    if let Some(act) = c.activation {
-        s += &format!(", activation {}", act.name());
-    }
-    if let Some(skip) = c.skip {
-        s += &format!(", skip {}", if skip { "on" } else { "off" });
-    }
-    s
 }
 
 /// Runs the search and the refit, printing a line per trial and the winner on stderr.
@@ -141,7 +113,7 @@ pub fn fit(
             crate::cli::errln!(
                 "trial {:>3}: {} -> {outcome} ({seconds:.1}s)",
                 trial + 1,
-                describe(&result.settings)
+                result.settings.describe()
             )
             .ok(); // progress only: the summary after it reports a failed write
         }
@@ -153,7 +125,7 @@ pub fn fit(
             "autotune chose trial {} of {}: {}, {} epochs on all the training data",
             tuned.winner + 1,
             tuned.trials.len(),
-            describe(&w.settings),
+            w.settings.describe(),
             w.best_epoch
         )?;
     }

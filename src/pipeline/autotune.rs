@@ -36,6 +36,9 @@ pub enum TuneMetric {
     TprAtFpr,
 }
 
+/// The search's time budget when neither a duration nor a trial bound is given.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(300);
+
 /// How the search runs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AutotuneOptions {
@@ -76,6 +79,35 @@ pub struct Candidate {
     pub patience: usize,
     pub activation: Option<Activation>,
     pub skip: Option<bool>,
+}
+
+impl Candidate {
+    /// The settings in words (`hidden 64,32, lr 0.001, batch 128, patience 5, ...`).
+    pub fn describe(&self) -> String {
+        let hidden = if self.hidden.is_empty() {
+            "none".to_string()
+        } else {
+            self.hidden
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut s = format!(
+            "hidden {hidden}, lr {}, batch {}, patience {}",
+            self.lr, self.batch_size, self.patience
+        );
+        if let Some(wd) = self.weight_decay {
+            s += &format!(", weight decay {wd}");
+        }
+        if let Some(act) = self.activation {
+            s += &format!(", activation {}", act.name());
+        }
+        if let Some(skip) = self.skip {
+            s += &format!(", skip {}", if skip { "on" } else { "off" });
+        }
+        s
+    }
 }
 
 const HIDDEN: [&[usize]; 5] = [&[], &[32], &[64], &[64, 32], &[256, 64]];
