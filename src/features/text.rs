@@ -378,29 +378,7 @@ pub fn fit_transform(
         })
         .collect();
     drop(ids);
-    let mut kept: Vec<u32> = (0..names.len() as u32)
-        .filter(|&i| df[i as usize] >= min_df)
-        .collect();
-    if let Some(maxf) = max_features {
-        if kept.len() > maxf {
-            kept.sort_unstable_by(|&a, &b| {
-                df[b as usize]
-                    .cmp(&df[a as usize])
-                    .then_with(|| names[a as usize].cmp(names[b as usize]))
-            });
-            kept.truncate(maxf);
-        }
-    }
-    if kept.is_empty() {
-        // A model needs at least one input: refuse here, not after writing an empty file.
-        let most = df.iter().max().copied().unwrap_or(0);
-        return Err(Error::invalid(format!(
-            "the vocabulary is empty: {} distinct tokens, the most common in {most} samples; \
-             the `min_df` option is {min_df} and the `max_features` option {}",
-            names.len(),
-            max_features.map_or("unset".to_string(), |m| m.to_string())
-        )));
-    }
+    let mut kept = select_terms(&names, &df, min_df, max_features)?;
     kept.sort_unstable_by(|&a, &b| names[a as usize].cmp(names[b as usize]));
     let mut remap = vec![u32::MAX; names.len()];
     for (new, &old) in kept.iter().enumerate() {
@@ -433,6 +411,39 @@ pub fn fit_transform(
         })
         .collect();
     Ok((spec, rows))
+}
+
+/// The ids of the tokens kept: document frequency `>= min_df`, then the `max_features`
+/// most frequent (ties by token). An empty vocabulary is an error: a model needs an input.
+fn select_terms(
+    names: &[&str],
+    df: &[usize],
+    min_df: usize,
+    max_features: Option<usize>,
+) -> Result<Vec<u32>> {
+    let mut kept: Vec<u32> = (0..names.len() as u32)
+        .filter(|&i| df[i as usize] >= min_df)
+        .collect();
+    if let Some(maxf) = max_features {
+        if kept.len() > maxf {
+            kept.sort_unstable_by(|&a, &b| {
+                df[b as usize]
+                    .cmp(&df[a as usize])
+                    .then_with(|| names[a as usize].cmp(names[b as usize]))
+            });
+            kept.truncate(maxf);
+        }
+    }
+    if kept.is_empty() {
+        let most = df.iter().max().copied().unwrap_or(0);
+        return Err(Error::invalid(format!(
+            "the vocabulary is empty: {} distinct tokens, the most common in {most} samples; \
+             the `min_df` option is {min_df} and the `max_features` option {}",
+            names.len(),
+            max_features.map_or("unset".to_string(), |m| m.to_string())
+        )));
+    }
+    Ok(kept)
 }
 
 /// Term -> index map of a vocabulary (see [`TextSpec::term_index`]).
