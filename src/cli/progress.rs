@@ -40,13 +40,19 @@ impl TrainProgress {
     }
 
     /// Also keeps the epoch history in `path` as CSV, rewritten (atomically) after every
-    /// epoch, so it is complete whenever it is read.
-    pub fn log_to(&mut self, path: Option<PathBuf>) {
-        self.log = path.map(|path| EpochLog {
+    /// epoch, so it is complete whenever it is read. The header is written at once: a path
+    /// that cannot be written fails before training, not after it.
+    pub fn log_to(&mut self, path: Option<PathBuf>) -> Result<()> {
+        let Some(path) = path else { return Ok(()) };
+        let text = String::from("epoch,train_loss,valid_loss,valid_auc,lr,seconds\n");
+        nonneg::atomic::write_bytes(&path, text.as_bytes())
+            .map_err(|e| anyhow::Error::new(e).context("--log"))?;
+        self.log = Some(EpochLog {
             path,
-            text: "epoch,train_loss,valid_loss,valid_auc,lr,seconds\n".into(),
+            text,
             error: None,
         });
+        Ok(())
     }
 
     pub fn observe(&mut self, p: Progress) {

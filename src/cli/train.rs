@@ -470,7 +470,7 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let (data, valid, info) = load_train_valid(a, opts.featurizer.as_ref())?;
     opts.signs = feature_signs(a, &data, &opts.config)?;
     let mut progress = TrainProgress::new(ctx.quiet, true);
-    progress.log_to(a.log.clone());
+    progress.log_to(a.log.clone())?;
     let mut fitted = if a.autotune.autotune {
         super::autotune::fit(&opts, &data, valid.as_ref(), a, ctx)?
     } else {
