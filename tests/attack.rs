@@ -12,7 +12,7 @@ use nonneg::attack::{
 use nonneg::data::feature_list::resolve_feature_list;
 use nonneg::data::{CsrMatrix, Dataset, DenseMatrix, Features};
 use nonneg::model::scaler::{ScaleKind, Scaler};
-use nonneg::model::{Activation, Constraint, Model, NonNegMode};
+use nonneg::model::{Activation, Constraint, Model};
 use nonneg::rng::Rng;
 use nonneg::train::{build_network, Preset, TrainConfig};
 use std::path::Path;
@@ -65,16 +65,9 @@ fn model(
         (kind, _) => Scaler::fit(kind, x).unwrap(),
     };
     Model {
-        mlp,
         scaler,
-        threshold: vec![0.0],
-        feature_names: None,
-        label_names: vec!["label".into()],
-        nonneg_mode: NonNegMode::Project,
         feature_max: Some(nonneg::pipeline::feature_max(x)),
-        featurizer: None,
-        input: Default::default(),
-        training: serde_json::Value::Null,
+        ..Model::new(mlp)
     }
 }
 

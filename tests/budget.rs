@@ -9,7 +9,7 @@ use nonneg::certify::budget::{
 };
 use nonneg::data::{CsrMatrix, Dataset, DenseMatrix, Features};
 use nonneg::model::scaler::{ScaleKind, Scaler};
-use nonneg::model::{Activation, Constraint, Dense, Mlp, Model, NonNegMode};
+use nonneg::model::{Activation, Constraint, Dense, Mlp, Model};
 use nonneg::rng::Rng;
 
 const ACTS: [Activation; 6] = Activation::HIDDEN;
@@ -130,21 +130,14 @@ fn model(case: &Case, rows: &[Vec<f32>], rng: &mut Rng) -> Model {
         (kind, false) => Scaler::fit(kind, &features(rows, false)).unwrap(),
     };
     Model {
-        mlp: Mlp {
+        scaler,
+        feature_max: Some(feature_max),
+        ..Model::new(Mlp {
             input_dim: d,
             sparse_input: case.sparse,
             layers,
             skip,
-        },
-        scaler,
-        threshold: vec![0.0],
-        feature_names: None,
-        label_names: vec!["label".into()],
-        nonneg_mode: NonNegMode::Project,
-        feature_max: Some(feature_max),
-        featurizer: None,
-        input: Default::default(),
-        training: serde_json::Value::Null,
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use nonneg::certify::{certify, certify_directions, resolve_features, Certificate
 use nonneg::data::{CsrMatrix, DenseMatrix, Features};
 use nonneg::features::{FeaturizerSpec, TextOptions, TextSpec, Vocabulary};
 use nonneg::model::scaler::ScaleKind;
-use nonneg::model::{Activation, Dense, Mlp, Model, NonNegMode, Scaler};
+use nonneg::model::{Activation, Dense, Mlp, Model, Scaler};
 use nonneg::rng::Rng;
 use std::path::Path;
 
@@ -114,16 +114,8 @@ fn random_positive(shape: &Shape, rng: &mut Rng) -> Mlp {
 fn model(mlp: Mlp) -> Model {
     let labels = mlp.n_labels();
     Model {
-        mlp,
-        scaler: Scaler::identity(),
-        threshold: vec![0.0; labels],
-        feature_names: None,
         label_names: (0..labels).map(|k| format!("y{k}")).collect(),
-        nonneg_mode: NonNegMode::Project,
-        feature_max: None,
-        featurizer: None,
-        input: Default::default(),
-        training: serde_json::Value::Null,
+        ..Model::new(mlp)
     }
 }
 

@@ -8,7 +8,7 @@ mod common;
 use common::{dense_normal, run_stdout, sparse, split_spambase, tempdir, train_spambase};
 use nonneg::data::Features;
 use nonneg::model::scaler::{ScaleKind, Scaler};
-use nonneg::model::{Activation, Model, NonNegMode};
+use nonneg::model::{Activation, Model};
 use nonneg::rng::Rng;
 use nonneg::train::{build_network, Preset, TrainConfig};
 
@@ -27,20 +27,12 @@ fn model(x: &Features, hidden: &[usize], skip: bool, scale: ScaleKind, seed: u64
             .for_each(|w| *w = rng.uniform_f32() - 0.5);
     }
     Model {
-        mlp,
         scaler: if scale == ScaleKind::None {
             Scaler::identity()
         } else {
             Scaler::fit(scale, x).unwrap()
         },
-        threshold: vec![0.0],
-        feature_names: None,
-        label_names: vec!["label".into()],
-        nonneg_mode: NonNegMode::Project,
-        feature_max: None,
-        featurizer: None,
-        training: serde_json::Value::Null,
-        input: Default::default(),
+        ..Model::new(mlp)
     }
 }
 

@@ -375,7 +375,7 @@ fn malformed(model: &Model) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Activation, Dense, Mlp, NonNegMode, Scaler};
+    use crate::model::{Activation, Dense, Mlp};
 
     fn dense(n_in: usize, n_out: usize, w: Vec<f32>, act: Activation) -> Dense {
         assert_eq!(w.len(), n_in * n_out);
@@ -391,23 +391,12 @@ mod tests {
     }
 
     fn model(layers: Vec<Dense>) -> Model {
-        Model {
-            mlp: Mlp {
-                input_dim: layers[0].n_in,
-                sparse_input: false,
-                layers,
-                skip: None,
-            },
-            scaler: Scaler::identity(),
-            threshold: vec![0.0],
-            feature_names: None,
-            label_names: vec!["y".into()],
-            nonneg_mode: NonNegMode::Project,
-            feature_max: None,
-            featurizer: None,
-            input: Default::default(),
-            training: serde_json::Value::Null,
-        }
+        Model::new(Mlp {
+            input_dim: layers[0].n_in,
+            sparse_input: false,
+            layers,
+            skip: None,
+        })
     }
 
     #[test]

@@ -297,26 +297,15 @@ fn value_info(name: &str, width: usize, doc: &str) -> pb::ValueInfoProto {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Mlp, NonNegMode};
+    use crate::model::Mlp;
 
     fn model(layers: Vec<Dense>) -> Model {
-        Model {
-            mlp: Mlp {
-                input_dim: layers.first().map_or(0, |l| l.n_in),
-                sparse_input: false,
-                layers,
-                skip: None,
-            },
-            scaler: Scaler::identity(),
-            threshold: vec![0.0],
-            feature_names: None,
-            label_names: vec!["y".into()],
-            nonneg_mode: NonNegMode::Project,
-            feature_max: None,
-            featurizer: None,
-            training: serde_json::Value::Null,
-            input: Default::default(),
-        }
+        Model::new(Mlp {
+            input_dim: layers.first().map_or(0, |l| l.n_in),
+            sparse_input: false,
+            layers,
+            skip: None,
+        })
     }
 
     #[test]

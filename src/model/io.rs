@@ -402,21 +402,17 @@ mod tests {
         init_layer(&mut l0, InitScheme::Auto, &mut rng);
         init_layer(&mut l1, InitScheme::Auto, &mut rng);
         Model {
-            mlp: Mlp {
+            threshold: vec![0.25],
+            feature_names: Some(vec!["a".into(), "b".into(), "c".into()]),
+            label_names: vec!["type".into()],
+            feature_max: Some(vec![1.0, 2.0, 3.0]),
+            training: serde_json::json!({"seed": 0}),
+            ..Model::new(Mlp {
                 input_dim: 3,
                 sparse_input: false,
                 layers: vec![l0, l1],
                 skip: None,
-            },
-            scaler: Scaler::identity(),
-            threshold: vec![0.25],
-            feature_names: Some(vec!["a".into(), "b".into(), "c".into()]),
-            label_names: vec!["type".into()],
-            nonneg_mode: NonNegMode::Project,
-            feature_max: Some(vec![1.0, 2.0, 3.0]),
-            featurizer: None,
-            input: Default::default(),
-            training: serde_json::json!({"seed": 0}),
+            })
         }
     }
 

@@ -58,6 +58,27 @@ pub struct Model {
 }
 
 impl Model {
+    /// `mlp` as a model with nothing around it: no scaling, threshold 0 and labels named
+    /// `label` (`label0`, `label1`, ... with several), no names, featurizer or record.
+    pub fn new(mlp: Mlp) -> Self {
+        let labels = mlp.n_labels();
+        Model {
+            mlp,
+            scaler: Scaler::identity(),
+            threshold: vec![0.0; labels],
+            feature_names: None,
+            label_names: match labels {
+                1 => vec!["label".into()],
+                n => (0..n).map(|k| format!("label{k}")).collect(),
+            },
+            nonneg_mode: NonNegMode::Project,
+            feature_max: None,
+            featurizer: None,
+            input: Default::default(),
+            training: serde_json::Value::Null,
+        }
+    }
+
     /// The class names `[negative, positive]` of a binary model trained on string labels.
     pub fn class_names(&self) -> Option<[&str; 2]> {
         (self.mlp.n_labels() == 1)
