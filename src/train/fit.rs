@@ -380,18 +380,8 @@ impl EarlyStopping {
 
 /// Per-label logit thresholds for false positive rate `fpr` on validation data.
 fn fpr_thresholds(mlp: &Mlp, v: &Dataset, fpr: f64) -> Result<Vec<f32>> {
-    let logits = mlp.logits(&v.x);
     let y = v.y.as_ref().expect("validation data has labels");
-    let l = v.n_labels;
-    (0..l)
-        .map(|k| {
-            let s = metrics::label_column(&logits, l, k);
-            let t = metrics::label_column(y, l, k);
-            metrics::threshold_for_fpr(&s, &t, fpr).ok_or_else(|| {
-                Error::invalid(
-                    "no threshold for a target FPR: the validation data has no negatives",
-                )
-            })
-        })
-        .collect()
+    metrics::thresholds_for_fpr(&mlp.logits(&v.x), y, v.n_labels, fpr).ok_or_else(|| {
+        Error::invalid("no threshold for a target FPR: the validation data has no negatives")
+    })
 }
