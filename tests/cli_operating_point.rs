@@ -67,37 +67,13 @@ fn thresholds_set_at_eval_and_predict_time() {
     assert_eq!(flagged as u64, expected);
 
     // Bad values: exit 2, naming the option.
-    let mut args = vec![
-        "eval",
-        "--model",
-        &model,
-        "--data",
-        &test,
-        "--threshold",
-        "inf",
-    ];
-    args.extend(SPAMBASE_LABEL);
-    assert!(fails(&args).contains("--threshold"));
-    let mut args = vec![
-        "eval",
-        "--model",
-        &model,
-        "--data",
-        &test,
-        "--threshold-fpr",
-        "1.5",
-    ];
-    args.extend(SPAMBASE_LABEL);
-    assert!(fails(&args).contains("--threshold-fpr"));
-    let mut args = vec![
-        "predict",
-        "--model",
-        &model,
-        "--data",
-        &test,
-        "--threshold-fpr",
-        "0.01",
-    ];
-    args.extend(SPAMBASE_LABEL);
-    assert!(fails(&args).contains("--calibration"));
+    let refused = |command: &str, extra: &[&str]| -> String {
+        let mut args = vec![command, "--model", &model, "--data", &test];
+        args.extend(extra);
+        args.extend(SPAMBASE_LABEL);
+        fails(&args)
+    };
+    assert!(refused("eval", &["--threshold", "inf"]).contains("--threshold"));
+    assert!(refused("eval", &["--threshold-fpr", "1.5"]).contains("--threshold-fpr"));
+    assert!(refused("predict", &["--threshold-fpr", "0.01"]).contains("--calibration"));
 }
