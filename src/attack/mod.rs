@@ -303,6 +303,15 @@ impl<'a> RowRef<'a> {
 /// Rows that are positive for `label` and that the model detects (logit >= threshold),
 /// in row order, and the number of positives.
 pub fn find_targets(model: &Model, data: &Dataset, label: usize) -> Result<(Vec<usize>, usize)> {
+    detected_positives(model, data, label).map(|(targets, positives, _)| (targets, positives))
+}
+
+/// [`find_targets`] and the logits `[rows x labels]` it read them from.
+fn detected_positives(
+    model: &Model,
+    data: &Dataset,
+    label: usize,
+) -> Result<(Vec<usize>, usize, Vec<f32>)> {
     let y = data
         .y
         .as_ref()
@@ -331,7 +340,7 @@ pub fn find_targets(model: &Model, data: &Dataset, label: usize) -> Result<(Vec<
             }
         }
     }
-    Ok((targets, positives))
+    Ok((targets, positives, logits))
 }
 
 /// Attacks the detected positives of `cfg.label` in `data`.
@@ -352,7 +361,7 @@ pub fn attack(model: &Model, data: &Dataset, cfg: &AttackConfig) -> Result<Attac
             model.mlp.input_dim
         )));
     }
-    let (mut targets, positives) = find_targets(model, data, cfg.label)?;
+    let (mut targets, positives, logits) = detected_positives(model, data, cfg.label)?;
     let detected = targets.len();
     if let Some(n) = cfg.limit {
         targets.truncate(n);
@@ -362,7 +371,7 @@ pub fn attack(model: &Model, data: &Dataset, cfg: &AttackConfig) -> Result<Attac
         // Searching a proven model only confirms the proof, at full cost (seconds to
         // minutes on large vocabularies): report its targets as not evaded at once.
         Some((_, addable)) => (
-            unattacked(model, data, &targets, cfg.label),
+            unattacked(&logits, model.mlp.n_labels(), &targets, cfg.label),
             "proof",
             *addable,
         ),
@@ -407,13 +416,11 @@ fn proof_of_robustness(model: &Model, cfg: &AttackConfig) -> Result<Option<(Stri
     }))
 }
 
-/// The targets' outcomes when no addition can lower their logits: nothing added, not evaded.
-fn unattacked(model: &Model, data: &Dataset, rows: &[usize], label: usize) -> Vec<TargetOutcome> {
-    let l = model.mlp.n_labels();
-    let logits = model.logits(&crate::data::split::subset(data, rows).x);
+/// The targets' outcomes when no addition can lower their logits: nothing added, not
+/// evaded; `logits` are every row's `[rows x labels]`.
+fn unattacked(logits: &[f32], labels: usize, rows: &[usize], label: usize) -> Vec<TargetOutcome> {
     rows.iter()
-        .enumerate()
-        .map(|(i, &r)| TargetOutcome::start(r, logits[i * l + label]))
+        .map(|&r| TargetOutcome::start(r, logits[r * labels + label]))
         .collect()
 }
 
