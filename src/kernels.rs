@@ -22,6 +22,22 @@ pub fn axpy(dst: &mut [f32], a: f32, src: &[f32]) {
     }
 }
 
+/// `dst += src`, summed in f64 (see `Dense::affine_sparse_rows`).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]
+pub fn add_assign_wide(dst: &mut [f64], src: &[f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += f64::from(s);
+    }
+}
+
+/// `dst += a * src`, summed in f64.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]
+pub fn axpy_wide(dst: &mut [f64], a: f64, src: &[f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += a * f64::from(s);
+    }
+}
+
 /// The correction of a piecewise-linear unit (slope 1 above 0, `alpha` at or below):
 /// `out[r] = (slope(t) - s0) * t` with `t = z + d[r] * w[r]`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx2+avx", "x86_64+avx2+avx"))]

@@ -102,10 +102,8 @@ def test_onnx_runtime_logits_equal_nonneg_predict(dataset, kind, request):
     assert logit.shape == score.shape == (len(predicted), 1)
     want = predicted[:, 1]
     diff = np.abs(logit[:, 0] - want)
-    # 1e-5, relative for logits beyond 1 in size (float32 sums in another order).
-    worst = (diff / np.maximum(1.0, np.abs(want))).max()
-    print(f"{dataset} {kind}: max |logit diff| {diff.max():.3g}, scaled {worst:.3g}")
-    assert worst <= 1e-5
+    print(f"{dataset} {kind}: max |logit diff| {diff.max():.3g} (largest |logit| {np.abs(want).max():.3g})")
+    assert diff.max() <= 1e-5
     assert np.abs(score[:, 0] - predicted[:, 0]).max() <= 1e-6
     assert want.std() > 0.1, "a model that scores every row alike proves nothing"
 
@@ -127,5 +125,5 @@ def test_multi_label_models_export_one_logit_per_label(tmp_path):
     want = predicted[:, 1::3]  # score_k, logit_k, label_k per label
     logit, _ = ort.InferenceSession(str(onnx)).run(None, {"features": x})
     assert logit.shape == want.shape == (400, 3)
-    assert (np.abs(logit - want) / np.maximum(1.0, np.abs(want))).max() <= 1e-5
+    assert np.abs(logit - want).max() <= 1e-5
     assert want.std(axis=0).min() > 0.1

@@ -53,7 +53,8 @@ pub fn to_onnx_proto(model: &Model) -> Result<pb::ModelProto> {
             (true, None) => LOGIT.to_string(),
             _ => format!("layer{l}.z"),
         };
-        affine(&mut g, &format!("layer{l}"), layer, &h, &z);
+        let wide = l == 0 && mlp.sparse_input;
+        affine(&mut g, &format!("layer{l}"), layer, &h, &z, wide);
         h = if l == last {
             z
         } else {
@@ -61,7 +62,7 @@ pub fn to_onnx_proto(model: &Model) -> Result<pb::ModelProto> {
         };
     }
     if let Some(skip) = &mlp.skip {
-        let s = affine(&mut g, "skip", skip, &x, "skip.z");
+        let s = affine(&mut g, "skip", skip, &x, "skip.z", mlp.sparse_input);
         g.node("Add", &[&h, &s], LOGIT, vec![]);
     }
     g.node("Sigmoid", &[LOGIT], SCORE, vec![]);
@@ -160,6 +161,21 @@ impl Graph {
         name.into()
     }
 
+    /// `Cast(input) -> output` to the ONNX data type `to`; returns the output's name. A
+    /// cast already in the graph (the input widened for layer 0 and the skip) is reused.
+    fn cast(&mut self, input: &str, output: &str, to: i32) -> String {
+        if self.nodes.iter().any(|n| n.output[0] == output) {
+            return output.into();
+        }
+        let to = pb::AttributeProto {
+            name: "to".into(),
+            r#type: pb::ATTRIBUTE_INT,
+            f: 0.0,
+            i: to.into(),
+        };
+        self.node("Cast", &[input], output, vec![to])
+    }
+
     /// A node `op(inputs) -> output`, named after its output; returns the output's name.
     fn node(
         &mut self,
@@ -219,14 +235,22 @@ fn signed_log1p(g: &mut Graph, x: &str) -> String {
 }
 
 /// `out = x W + b` (the kernel is stored `[in, out]`, as Gemm's B); returns `out`.
-fn affine(g: &mut Graph, name: &str, layer: &Dense, x: &str, out: &str) -> String {
+/// `wide`: computed in float64 and rounded once, as nonneg sums a sparse-input model's
+/// first layer and skip connection (`Dense::affine_sparse_rows`); the weights stay float32
+/// in the file and are widened in the graph.
+fn affine(g: &mut Graph, name: &str, layer: &Dense, x: &str, out: &str, wide: bool) -> String {
     let w = g.constant(
         &format!("{name}.weight"),
         &[layer.n_in, layer.n_out],
         &layer.weight,
     );
     let b = g.constant(&format!("{name}.bias"), &[layer.n_out], &layer.bias);
-    g.node("Gemm", &[x, &w, &b], out, vec![])
+    if !wide {
+        return g.node("Gemm", &[x, &w, &b], out, vec![]);
+    }
+    let [x, w, b] = [x, &w, &b].map(|t| g.cast(t, &format!("{t}.f64"), pb::DATA_TYPE_DOUBLE));
+    let z = g.node("Gemm", &[&x, &w, &b], &format!("{out}.f64"), vec![]);
+    g.cast(&z, out, pb::DATA_TYPE_FLOAT)
 }
 
 /// The layer's activation applied to its pre-activations `z`; returns the output's name.

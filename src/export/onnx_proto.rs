@@ -109,6 +109,8 @@ pub struct TensorProto {
 
 /// `TensorProto.DataType.FLOAT` (float32).
 pub const DATA_TYPE_FLOAT: i32 = 1;
+/// `TensorProto.DataType.DOUBLE` (float64).
+pub const DATA_TYPE_DOUBLE: i32 = 11;
 
 /// `onnx.ValueInfoProto`: a graph input or output.
 #[derive(Clone, PartialEq, prost::Message)]
