@@ -94,6 +94,8 @@ NONNEG_MODELS = [
     ("nonneg --hidden ''", ["--hidden", ""]),
     ("nonneg monotone", ["--constraint", "monotone"]),
     ("nonneg monotone --hidden ''", ["--constraint", "monotone", "--hidden", ""]),
+    ("nonneg autotuned", ["--autotune", "--autotune-trials", "30"]),
+    ("nonneg monotone autotuned", ["--constraint", "monotone", "--autotune", "--autotune-trials", "30"]),
 ]
 
 
