@@ -254,7 +254,11 @@ fn quantile(g: &mut Graph, qs: &[Quantiles], x: &str) -> String {
     let first = g.constant("quantile.first", &[d], &ends(|q| q.at[0]));
     let last = g.constant("quantile.last", &[d], &ends(|q| q.at[q.at.len() - 1]));
     let first_level = g.constant("quantile.first_level", &[d], &ends(|q| q.level[0]));
-    let last_level = g.constant("quantile.last_level", &[d], &ends(|q| q.level[q.level.len() - 1]));
+    let last_level = g.constant(
+        "quantile.last_level",
+        &[d],
+        &ends(|q| q.level[q.level.len() - 1]),
+    );
     let zero = g.constant("quantile.zero", &[], &[0.0]);
     let from = g.node("GreaterOrEqual", &[x, &lo], "quantile.from", vec![]);
     let before = g.node("Less", &[x, &hi], "quantile.before", vec![]);
@@ -276,11 +280,26 @@ fn quantile(g: &mut Graph, qs: &[Quantiles], x: &str) -> String {
         i: 0,
         ..Default::default()
     };
-    let inner = g.node("ReduceMax", &[&held], "quantile.inner", vec![axes, keepdims]);
+    let inner = g.node(
+        "ReduceMax",
+        &[&held],
+        "quantile.inner",
+        vec![axes, keepdims],
+    );
     let below = g.node("Less", &[x, &first], "quantile.below", vec![]);
     let above = g.node("GreaterOrEqual", &[x, &last], "quantile.above", vec![]);
-    let top = g.node("Where", &[&above, &last_level, &inner], "quantile.top", vec![]);
-    g.node("Where", &[&below, &first_level, &top], "quantile.out", vec![])
+    let top = g.node(
+        "Where",
+        &[&above, &last_level, &inner],
+        "quantile.top",
+        vec![],
+    );
+    g.node(
+        "Where",
+        &[&below, &first_level, &top],
+        "quantile.out",
+        vec![],
+    )
 }
 
 /// `out = x W + b` (the kernel is stored `[in, out]`, as Gemm's B); returns `out`.

@@ -27,6 +27,20 @@ pub enum ScaleKind {
     Quantile,
 }
 
+impl ScaleKind {
+    /// The name on the command line (`--scale`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ScaleKind::None => "none",
+            ScaleKind::Standard => "standard",
+            ScaleKind::Minmax => "minmax",
+            ScaleKind::Log1p => "log1p",
+            ScaleKind::Log1pStandard => "log1p-standard",
+            ScaleKind::Quantile => "quantile",
+        }
+    }
+}
+
 /// `x' = (t(x) - shift) * mult`, with `t` the identity, `sign(x) * log1p(|x|)` or the
 /// feature's [`Quantiles`], `mult > 0`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
