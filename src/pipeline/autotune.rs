@@ -233,7 +233,12 @@ impl Space {
             patience: PATIENCE[pick(rng, PATIENCE.len())],
             activation: Some(ACTIVATION[pick(rng, ACTIVATION.len())]),
             skip: Some(pick(rng, 2) == 0),
-            scale: SCALE[pick(rng, SCALE.len())],
+            // No draw for sparse data: its candidate sequence stays what it was.
+            scale: if self.dense {
+                SCALE[pick(rng, SCALE.len())]
+            } else {
+                None
+            },
         }
     }
 }
@@ -497,4 +502,31 @@ fn record(
         "epochs": trials[winner].best_epoch,
     }))
     .map_err(|e| Error::invalid(format!("autotune record: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::TrainConfig;
+
+    fn sequence(dense: bool, scale: Option<ScaleKind>) -> Vec<Candidate> {
+        let mut base = FitOptions::new(TrainConfig::new(vec![64, 32], Preset::None));
+        base.scale = scale;
+        let mut opts = AutotuneOptions::new(TuneMetric::Auc);
+        opts.hidden_preset = Some(Preset::None);
+        candidates(&Space::new(&base, &opts, false, dense), 7, 40)
+    }
+
+    #[test]
+    fn scalings_are_searched_for_dense_data_only_unless_fixed() {
+        let dense = sequence(true, None);
+        let quantile = |c: &&Candidate| c.scale == Some(ScaleKind::Quantile);
+        // In the grid and among the random draws.
+        assert!(dense[..8].iter().filter(quantile).count() == 3, "{dense:?}");
+        assert!(dense[8..].iter().filter(quantile).count() >= 5, "{dense:?}");
+        assert!(dense[8..].iter().any(|c| c.scale.is_none()), "{dense:?}");
+        assert!(sequence(false, None).iter().all(|c| c.scale.is_none()));
+        let fixed = sequence(true, Some(ScaleKind::Minmax));
+        assert!(fixed.iter().all(|c| c.scale == Some(ScaleKind::Minmax)));
+    }
 }
