@@ -275,6 +275,46 @@ mod tests {
     }
 
     #[test]
+    fn quantile_scaling_is_non_decreasing_standardised_and_dense_only() {
+        let train = dense(vec![0.0, 0.0, 0.0, 1.0, 0.0, 5.0, 2.0, 40.0, 3.0, 900.0], 2);
+        let s = Scaler::fit(ScaleKind::Quantile, &train).unwrap();
+        s.validate(2).unwrap();
+        let mut x = train.clone();
+        s.apply(&mut x);
+        let Features::Dense(m) = x else {
+            unreachable!()
+        };
+        let col = |c: usize| (0..5).map(|r| m.row(r)[c]).collect::<Vec<f32>>();
+        // Ranks, not values: 900 is one step above 40, as 40 is above 5.
+        let c1 = col(1);
+        assert!(((c1[4] - c1[3]) - (c1[3] - c1[2])).abs() < 1e-5, "{c1:?}");
+        assert!(c1.iter().sum::<f32>().abs() < 1e-5);
+        let mut grid = dense((-20..2000).flat_map(|i| [i as f32 * 0.5; 2]).collect(), 2);
+        s.apply(&mut grid);
+        let Features::Dense(g) = grid else {
+            unreachable!()
+        };
+        for c in 0..2 {
+            assert!(
+                (1..g.rows).all(|r| g.row(r)[c] >= g.row(r - 1)[c]),
+                "col {c}"
+            );
+        }
+        let mut short = s.clone();
+        short.quantiles.pop();
+        assert!(short.validate(2).is_err());
+        let sparse = Features::Sparse(CsrMatrix {
+            rows: 1,
+            cols: 1,
+            indptr: vec![0, 1],
+            indices: vec![0],
+            values: vec![1.0],
+        });
+        let e = Scaler::fit(ScaleKind::Quantile, &sparse).unwrap_err();
+        assert!(e.to_string().contains("dense"), "{e}");
+    }
+
+    #[test]
     fn standard_scaling_centres_training_data() {
         let train = dense(vec![1.0, 2.0, 3.0, 4.0], 1);
         let s = Scaler::fit(ScaleKind::Standard, &train).unwrap();
