@@ -60,6 +60,7 @@ fn model(
                 kind: ScaleKind::Standard,
                 shift: vec![0.0; x.cols()],
                 mult: (0..x.cols()).map(|_| 0.5 + rng.uniform_f32()).collect(),
+                ..Scaler::identity()
             }
         }
         (kind, _) => Scaler::fit(kind, x).unwrap(),

@@ -126,6 +126,7 @@ fn model(case: &Case, rows: &[Vec<f32>], rng: &mut Rng) -> Model {
             kind,
             shift: vec![0.0; d],
             mult: (0..d).map(|_| 0.5 + rng.uniform_f32()).collect(),
+            ..Scaler::identity()
         },
         (kind, false) => Scaler::fit(kind, &features(rows, false)).unwrap(),
     };

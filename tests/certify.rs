@@ -675,6 +675,7 @@ fn a_decreasing_scaler_is_a_reason() {
         kind: ScaleKind::Standard,
         shift: vec![0.0; 3],
         mult: vec![1.0, -1.0, 1.0],
+        ..Scaler::identity()
     };
     let c = certify(&m, None);
     assert!(!c.certified);

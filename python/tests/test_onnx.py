@@ -108,6 +108,30 @@ def test_onnx_runtime_logits_equal_nonneg_predict(dataset, kind, request):
     assert want.std() > 0.1, "a model that scores every row alike proves nothing"
 
 
+@pytest.mark.parametrize("constraint", [[], ["--constraint", "monotone"]])
+def test_quantile_scaling_exports_the_same_logits(spambase, constraint):
+    """The quantile transform in the graph; rows beyond the training range (scaled up a
+    thousandfold, negative) take the end levels as in `nonneg predict`."""
+    d, train, test, x = spambase
+    model, onnx = d / "quantile.safetensors", d / "quantile.onnx"
+    nonneg("train", *train, "--out", model, "--scale", "quantile", *constraint, "-q")
+    assert json.loads(nonneg("inspect", "--model", model, "--json"))["scaler"] == "quantile"
+    nonneg("export", "--model", model, "--onnx", onnx, "-q")
+    wide = np.concatenate([x, x[:50] * 1000.0, -x[:50] - 1.0]).astype(np.float32)
+    rows = d / "quantile-rows.csv"
+    with open(rows, "w") as f:
+        cols = [c for c in csv.DictReader(open(test[1])).fieldnames if c != "type"]
+        f.write(",".join(cols) + "\n")
+        f.writelines(",".join(f"{v:.9g}" for v in r) + "\n" for r in wide)
+    want = np.loadtxt(nonneg("predict", "--model", model, "--data", rows).splitlines()[1:],
+                      delimiter=",", ndmin=2, usecols=(1,))[:, 0]
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    logit, _ = session.run(None, {"features": wide})
+    worst = (np.abs(logit[:, 0] - want) / np.maximum(1.0, np.abs(want))).max()
+    assert worst <= 1e-5, worst
+    assert want.std() > 0.1
+
+
 def test_multi_label_models_export_one_logit_per_label(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.exponential(1.0, size=(400, 12)).astype(np.float32)

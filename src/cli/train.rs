@@ -92,7 +92,8 @@ pub struct TrainArgs {
     /// Zero the momentum (first moment) of every weight the NonNeg projection clips.
     #[arg(long)]
     pub reset_clipped_moments: bool,
-    /// Input scaling: none, standard, minmax, log1p, log1p-standard (default for dense data:
+    /// Input scaling: none, standard, minmax, log1p, log1p-standard, quantile (dense data:
+    /// each value's training quantile, standardised) (default for dense data:
     /// log1p-standard for monotone networks, standard otherwise; none for sparse data).
     #[arg(long, value_enum)]
     pub scale: Option<ScaleKind>,

@@ -9,7 +9,7 @@
 use super::onnx_proto::{self as pb, tensor_shape_proto::dimension, type_proto};
 use crate::error::{Error, Result};
 use crate::model::activation::LEAKY_SLOPE;
-use crate::model::scaler::ScaleKind;
+use crate::model::scaler::{Quantiles, ScaleKind, MAX_KNOTS};
 use crate::model::{Activation, Dense, Model, Scaler};
 use prost::Message as _;
 use std::path::Path;
@@ -105,7 +105,9 @@ fn check_size(model: &Model) -> Result<()> {
         .map(|l| (l.n_in + 1) * l.n_out)
         .sum::<usize>()
         + model.scaler.shift.len()
-        + model.scaler.mult.len();
+        + model.scaler.mult.len()
+        // The quantile graph's five per-segment tensors.
+        + model.scaler.quantiles.len() * 5 * MAX_KNOTS;
     let names: usize = model
         .feature_names
         .iter()
@@ -203,6 +205,9 @@ fn scale(g: &mut Graph, s: &Scaler, x: String) -> String {
     if matches!(s.kind, ScaleKind::Log1p | ScaleKind::Log1pStandard) {
         x = signed_log1p(g, &x);
     }
+    if s.kind == ScaleKind::Quantile {
+        x = quantile(g, &s.quantiles, &x);
+    }
     if s.kind == ScaleKind::None || s.mult.is_empty() {
         return x;
     }
@@ -232,6 +237,85 @@ fn signed_log1p(g: &mut Graph, x: &str) -> String {
     let log1p = g.node("Where", &[&tiny, &a, &product], "scaler.log1p", vec![]);
     let sign = g.node("Sign", &[x], "scaler.sign", vec![]);
     g.node("Mul", &[&sign, &log1p], "scaler.log", vec![])
+}
+
+/// The quantile transform ([`Quantiles::value`]) of `[N, d]` rows. Segment `s` of feature
+/// `j` is `[at_s, at_s+1)` (features with fewer knots padded with empty segments); the one
+/// segment holding `x` gives `level + rise * ((x - at) / width)`, the same float steps as
+/// `Quantiles::value`, the others 0, and ReduceMax over segments picks it (levels are
+/// positive); values outside the knots take the end levels.
+fn quantile(g: &mut Graph, qs: &[Quantiles], x: &str) -> String {
+    let d = qs.len();
+    let segments = qs.iter().map(|q| q.at.len() - 1).max().unwrap_or(0).max(1);
+    let mut t = [(); 5].map(|_| vec![0f32; segments * d]); // lo, hi, width, level, rise
+    for (j, q) in qs.iter().enumerate() {
+        let last = q.at[q.at.len() - 1];
+        for s in 0..segments {
+            let row = if s + 1 < q.at.len() {
+                let (k0, k1, l0, l1) = (q.at[s], q.at[s + 1], q.level[s], q.level[s + 1]);
+                [k0, k1, k1 - k0, l0, l1 - l0]
+            } else {
+                [last, last, 1.0, 0.0, 0.0] // empty: nothing is >= last and < last
+            };
+            for (tensor, v) in t.iter_mut().zip(row) {
+                tensor[s * d + j] = v;
+            }
+        }
+    }
+    let shape = [segments, 1, d];
+    let names = ["lo", "hi", "width", "level", "rise"];
+    let [lo, hi, width, level, rise] =
+        [0, 1, 2, 3, 4].map(|i| g.constant(&format!("quantile.{}", names[i]), &shape, &t[i]));
+    let ends = |f: fn(&Quantiles) -> f32| qs.iter().map(f).collect::<Vec<f32>>();
+    let first = g.constant("quantile.first", &[d], &ends(|q| q.at[0]));
+    let last = g.constant("quantile.last", &[d], &ends(|q| q.at[q.at.len() - 1]));
+    let first_level = g.constant("quantile.first_level", &[d], &ends(|q| q.level[0]));
+    let last_level = g.constant(
+        "quantile.last_level",
+        &[d],
+        &ends(|q| q.level[q.level.len() - 1]),
+    );
+    let zero = g.constant("quantile.zero", &[], &[0.0]);
+    let from = g.node("GreaterOrEqual", &[x, &lo], "quantile.from", vec![]);
+    let before = g.node("Less", &[x, &hi], "quantile.before", vec![]);
+    let inside = g.node("And", &[&from, &before], "quantile.inside", vec![]);
+    let offset = g.node("Sub", &[x, &lo], "quantile.offset", vec![]);
+    let frac = g.node("Div", &[&offset, &width], "quantile.frac", vec![]);
+    let step = g.node("Mul", &[&rise, &frac], "quantile.step", vec![]);
+    let value = g.node("Add", &[&level, &step], "quantile.value", vec![]);
+    let held = g.node("Where", &[&inside, &value, &zero], "quantile.held", vec![]);
+    let axes = pb::AttributeProto {
+        name: "axes".into(),
+        r#type: pb::ATTRIBUTE_INTS,
+        ints: vec![0],
+        ..Default::default()
+    };
+    let keepdims = pb::AttributeProto {
+        name: "keepdims".into(),
+        r#type: pb::ATTRIBUTE_INT,
+        i: 0,
+        ..Default::default()
+    };
+    let inner = g.node(
+        "ReduceMax",
+        &[&held],
+        "quantile.inner",
+        vec![axes, keepdims],
+    );
+    let below = g.node("Less", &[x, &first], "quantile.below", vec![]);
+    let above = g.node("GreaterOrEqual", &[x, &last], "quantile.above", vec![]);
+    let top = g.node(
+        "Where",
+        &[&above, &last_level, &inner],
+        "quantile.top",
+        vec![],
+    );
+    g.node(
+        "Where",
+        &[&below, &first_level, &top],
+        "quantile.out",
+        vec![],
+    )
 }
 
 /// `out = x W + b` (the kernel is stored `[in, out]`, as Gemm's B); returns `out`.
@@ -267,7 +351,7 @@ fn activate(g: &mut Graph, name: &str, layer: &Dense, z: String) -> String {
                 name: "alpha".into(),
                 r#type: pb::ATTRIBUTE_FLOAT,
                 f: LEAKY_SLOPE,
-                i: 0,
+                ..Default::default()
             }],
         ),
         Activation::Sigmoid => g.node("Sigmoid", &[&z], &out, vec![]),

@@ -74,24 +74,28 @@ pub struct NodeProto {
     pub attribute: Vec<AttributeProto>,
 }
 
-/// `onnx.AttributeProto` (only the scalar float and int kinds nonneg writes).
+/// `onnx.AttributeProto` (only the float, int and ints kinds nonneg writes).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct AttributeProto {
     #[prost(string, tag = "1")]
     pub name: String,
-    /// `AttributeType`: [`ATTRIBUTE_FLOAT`] or [`ATTRIBUTE_INT`].
+    /// `AttributeType`: [`ATTRIBUTE_FLOAT`], [`ATTRIBUTE_INT`] or [`ATTRIBUTE_INTS`].
     #[prost(int32, tag = "20")]
     pub r#type: i32,
     #[prost(float, tag = "2")]
     pub f: f32,
     #[prost(int64, tag = "3")]
     pub i: i64,
+    #[prost(int64, repeated, tag = "8")]
+    pub ints: Vec<i64>,
 }
 
 /// `AttributeProto.AttributeType.FLOAT`.
 pub const ATTRIBUTE_FLOAT: i32 = 1;
 /// `AttributeProto.AttributeType.INT`.
 pub const ATTRIBUTE_INT: i32 = 2;
+/// `AttributeProto.AttributeType.INTS`.
+pub const ATTRIBUTE_INTS: i32 = 7;
 
 /// `onnx.TensorProto`, data in `raw_data` (little-endian).
 #[derive(Clone, PartialEq, prost::Message)]

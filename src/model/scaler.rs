@@ -1,7 +1,11 @@
 //! Input scaling, fitted on training data, stored in the model and applied at predict
-//! time. Every scaling is strictly increasing per feature (a positive factor after an
-//! optional signed log1p), so a model monotone in its scaled inputs is monotone in the raw
-//! features.
+//! time. Every scaling is non-decreasing per feature (a positive factor after an optional
+//! signed log1p or quantile transform; all but the quantile transform strictly
+//! increasing), so a model monotone in its scaled inputs is monotone in the raw features.
+
+mod quantile;
+
+pub use quantile::{Quantiles, MAX_KNOTS};
 
 use crate::data::Features;
 use crate::error::{Error, Result};
@@ -18,9 +22,27 @@ pub enum ScaleKind {
     /// log1p, then standardised: heavy-tailed counts and frequencies.
     #[cfg_attr(feature = "cli", value(alias = "log1p_standard"))]
     Log1pStandard,
+    /// The training quantile (piecewise linear, constant outside the training range),
+    /// then standardised: dense data whose thresholds matter more than its scale.
+    Quantile,
 }
 
-/// `x' = (t(x) - shift) * mult`, with `t` the identity or `sign(x) * log1p(|x|)`, `mult > 0`.
+impl ScaleKind {
+    /// The name on the command line (`--scale`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ScaleKind::None => "none",
+            ScaleKind::Standard => "standard",
+            ScaleKind::Minmax => "minmax",
+            ScaleKind::Log1p => "log1p",
+            ScaleKind::Log1pStandard => "log1p-standard",
+            ScaleKind::Quantile => "quantile",
+        }
+    }
+}
+
+/// `x' = (t(x) - shift) * mult`, with `t` the identity, `sign(x) * log1p(|x|)` or the
+/// feature's [`Quantiles`], `mult > 0`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scaler {
     pub kind: ScaleKind,
@@ -28,6 +50,9 @@ pub struct Scaler {
     pub shift: Vec<f32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mult: Vec<f32>,
+    /// Per feature, for [`ScaleKind::Quantile`] only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quantiles: Vec<Quantiles>,
 }
 
 #[inline]
@@ -41,34 +66,41 @@ impl Scaler {
             kind: ScaleKind::None,
             shift: Vec::new(),
             mult: Vec::new(),
+            quantiles: Vec::new(),
         }
     }
 
-    fn log(&self) -> bool {
-        matches!(self.kind, ScaleKind::Log1p | ScaleKind::Log1pStandard)
+    /// `t`, the transform before the shift and factor.
+    #[inline]
+    fn transform(&self, j: usize, v: f32) -> f32 {
+        match self.kind {
+            ScaleKind::Log1p | ScaleKind::Log1pStandard => signed_log1p(v),
+            ScaleKind::Quantile => self.quantiles[j].value(v),
+            _ => v,
+        }
     }
 
     /// Fits on training features. Sparse data only takes scalings that keep zeros at zero.
     pub fn fit(kind: ScaleKind, x: &Features) -> Result<Self> {
         let cols = x.cols();
-        let log = matches!(kind, ScaleKind::Log1p | ScaleKind::Log1pStandard);
         let mut s = Scaler {
             kind,
-            shift: Vec::new(),
-            mult: Vec::new(),
+            ..Scaler::identity()
         };
         if matches!(kind, ScaleKind::None | ScaleKind::Log1p) {
             return Ok(s);
         }
-        let t = |v: f32| if log { signed_log1p(v) } else { v };
         match x {
             Features::Dense(m) => {
+                if kind == ScaleKind::Quantile {
+                    s.quantiles = quantiles(m)?;
+                }
                 let n = m.rows.max(1) as f64;
                 let (mut sum, mut sq) = (vec![0f64; cols], vec![0f64; cols]);
                 let (mut lo, mut hi) = (vec![f32::INFINITY; cols], vec![f32::NEG_INFINITY; cols]);
                 for r in 0..m.rows {
                     for (c, &v) in m.row(r).iter().enumerate() {
-                        let v = t(v);
+                        let v = s.transform(c, v);
                         sum[c] += v as f64;
                         sq[c] += (v as f64) * (v as f64);
                         lo[c] = lo[c].min(v);
@@ -148,7 +180,7 @@ impl Scaler {
         if self.kind == ScaleKind::None {
             return v;
         }
-        let t = if self.log() { signed_log1p(v) } else { v };
+        let t = self.transform(j, v);
         match (self.mult.is_empty(), sparse) {
             (true, _) => t,
             (false, true) => t * self.mult[j],
@@ -156,8 +188,25 @@ impl Scaler {
         }
     }
 
-    /// Checks the scaler fits `cols` features.
+    /// Checks the scaler fits `cols` features and is non-decreasing in each.
     pub fn validate(&self, cols: usize) -> Result<()> {
+        if self.kind == ScaleKind::Quantile {
+            if self.quantiles.len() != cols || self.mult.len() != cols {
+                return Err(Error::invalid(format!(
+                    "quantile scaler has {} features and {} factors, the model {cols}",
+                    self.quantiles.len(),
+                    self.mult.len()
+                )));
+            }
+            for (j, q) in self.quantiles.iter().enumerate() {
+                q.validate(j)?;
+            }
+        } else if !self.quantiles.is_empty() {
+            return Err(Error::invalid(format!(
+                "scaler {:?} has quantiles: only the quantile scaler takes them",
+                self.kind
+            )));
+        }
         if !self.mult.is_empty() && (self.mult.len() != cols || self.shift.len() != cols) {
             return Err(Error::invalid(format!(
                 "scaler has {} features, the model {cols}",
@@ -171,6 +220,21 @@ impl Scaler {
         }
         Ok(())
     }
+}
+
+/// Each dense column's [`Quantiles`]; data without rows has none to fit.
+fn quantiles(m: &crate::data::DenseMatrix) -> Result<Vec<Quantiles>> {
+    if m.rows == 0 {
+        return Err(Error::invalid(
+            "quantile scaling needs at least one training row, got 0",
+        ));
+    }
+    Ok((0..m.cols)
+        .map(|c| {
+            let mut col: Vec<f32> = (0..m.rows).map(|r| m.row(r)[c]).collect();
+            Quantiles::fit(&mut col)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -208,6 +272,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn quantile_scaling_is_non_decreasing_standardised_and_dense_only() {
+        let train = dense(vec![0.0, 0.0, 0.0, 1.0, 0.0, 5.0, 2.0, 40.0, 3.0, 900.0], 2);
+        let s = Scaler::fit(ScaleKind::Quantile, &train).unwrap();
+        s.validate(2).unwrap();
+        let mut x = train.clone();
+        s.apply(&mut x);
+        let Features::Dense(m) = x else {
+            unreachable!()
+        };
+        let col = |c: usize| (0..5).map(|r| m.row(r)[c]).collect::<Vec<f32>>();
+        // Ranks, not values: 900 is one step above 40, as 40 is above 5.
+        let c1 = col(1);
+        assert!(((c1[4] - c1[3]) - (c1[3] - c1[2])).abs() < 1e-5, "{c1:?}");
+        assert!(c1.iter().sum::<f32>().abs() < 1e-5);
+        let mut grid = dense((-20..2000).flat_map(|i| [i as f32 * 0.5; 2]).collect(), 2);
+        s.apply(&mut grid);
+        let Features::Dense(g) = grid else {
+            unreachable!()
+        };
+        for c in 0..2 {
+            assert!(
+                (1..g.rows).all(|r| g.row(r)[c] >= g.row(r - 1)[c]),
+                "col {c}"
+            );
+        }
+        let mut short = s.clone();
+        short.quantiles.pop();
+        assert!(short.validate(2).is_err());
+        let sparse = Features::Sparse(CsrMatrix {
+            rows: 1,
+            cols: 1,
+            indptr: vec![0, 1],
+            indices: vec![0],
+            values: vec![1.0],
+        });
+        let e = Scaler::fit(ScaleKind::Quantile, &sparse).unwrap_err();
+        assert!(e.to_string().contains("dense"), "{e}");
     }
 
     #[test]

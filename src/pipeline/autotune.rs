@@ -12,6 +12,7 @@ use super::{fit, FitOptions, Fitted};
 use crate::data::{split, Dataset};
 use crate::error::{Error, Result};
 use crate::metrics;
+use crate::model::scaler::ScaleKind;
 use crate::model::Activation;
 use crate::rng::Rng;
 use crate::train::{is_monotone, Monitor, Preset};
@@ -79,6 +80,8 @@ pub struct Candidate {
     pub patience: usize,
     pub activation: Option<Activation>,
     pub skip: Option<bool>,
+    /// The input scaling (dense data only; `None`: the recipe's).
+    pub scale: Option<ScaleKind>,
 }
 
 impl Candidate {
@@ -106,6 +109,9 @@ impl Candidate {
         if let Some(skip) = self.skip {
             s += &format!(", skip {}", if skip { "on" } else { "off" });
         }
+        if let Some(scale) = self.scale {
+            s += &format!(", scale {}", scale.name());
+        }
         s
     }
 }
@@ -116,6 +122,8 @@ const BATCH: [usize; 4] = [32, 64, 128, 512];
 const DECAY: [f32; 5] = [0.0, 1e-5, 1e-4, 1e-3, 1e-2];
 const PATIENCE: [usize; 3] = [3, 5, 10];
 const ACTIVATION: [Activation; 3] = [Activation::Tanh, Activation::Mixed, Activation::Relu];
+/// Dense data: the recipe's scaling, or the quantile transform (thresholds, as trees use).
+const SCALE: [Option<ScaleKind>; 2] = [None, Some(ScaleKind::Quantile)];
 
 /// What the caller fixed, and whether the recipe's monotone choices are searched.
 struct Space {
@@ -124,11 +132,14 @@ struct Space {
     activation: Option<Activation>,
     skip: Option<bool>,
     weight_decay: Option<f32>,
+    scale: Option<ScaleKind>,
     monotone: bool,
+    /// Scalings are searched for dense data only (sparse data takes none that densify).
+    dense: bool,
 }
 
 impl Space {
-    fn new(base: &FitOptions, opts: &AutotuneOptions, monotone: bool) -> Self {
+    fn new(base: &FitOptions, opts: &AutotuneOptions, monotone: bool, dense: bool) -> Self {
         let o = &base.overrides;
         Space {
             hidden: opts
@@ -139,7 +150,9 @@ impl Space {
             activation: o.activation,
             skip: o.skip,
             weight_decay: o.weight_decay,
+            scale: base.scale,
             monotone,
+            dense,
         }
     }
 
@@ -162,6 +175,9 @@ impl Space {
         if self.weight_decay.is_some() {
             c.weight_decay = self.weight_decay;
         }
+        if self.scale.is_some() || !self.dense {
+            c.scale = self.scale;
+        }
         c
     }
 
@@ -176,6 +192,7 @@ impl Space {
             patience: 5,
             activation: None,
             skip: None,
+            scale: None,
         };
         let mut g = vec![
             c(&self.base_hidden, 1e-3, 128, None),
@@ -191,6 +208,18 @@ impl Space {
             no_skip.skip = Some(false);
             g.extend([mixed, no_skip]);
         }
+        if self.dense {
+            // Quantile inputs: the defaults, spambase's winner, the one-layer candidate.
+            let quantile = [
+                c(&self.base_hidden, 1e-3, 128, None),
+                c(&[256, 64], 3e-3, 128, Some(1e-2)),
+                c(&[64], 3e-3, 64, Some(1e-4)),
+            ];
+            g.extend(quantile.into_iter().map(|c| Candidate {
+                scale: Some(ScaleKind::Quantile),
+                ..c
+            }));
+        }
         g
     }
 
@@ -204,6 +233,12 @@ impl Space {
             patience: PATIENCE[pick(rng, PATIENCE.len())],
             activation: Some(ACTIVATION[pick(rng, ACTIVATION.len())]),
             skip: Some(pick(rng, 2) == 0),
+            // No draw for sparse data: its candidate sequence stays what it was.
+            scale: if self.dense {
+                SCALE[pick(rng, SCALE.len())]
+            } else {
+                None
+            },
         }
     }
 }
@@ -240,6 +275,7 @@ fn apply(base: &FitOptions, c: &Candidate, opts: &AutotuneOptions) -> FitOptions
     o.overrides.weight_decay = c.weight_decay;
     o.overrides.activation = c.activation;
     o.overrides.skip = c.skip;
+    o.scale = c.scale;
     o
 }
 
@@ -386,7 +422,7 @@ pub fn autotune(
     }
     let seed = base.config.seed;
     let monotone = is_monotone(&base.resolve(data.x.is_sparse())?.constraints);
-    let space = Space::new(base, opts, monotone);
+    let space = Space::new(base, opts, monotone, !data.x.is_sparse());
     let list = candidates(&space, seed, opts.trials.unwrap_or(1000));
     let parts = parts(data, valid, opts, seed)?;
     let start = Instant::now();
@@ -466,4 +502,31 @@ fn record(
         "epochs": trials[winner].best_epoch,
     }))
     .map_err(|e| Error::invalid(format!("autotune record: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::TrainConfig;
+
+    fn sequence(dense: bool, scale: Option<ScaleKind>) -> Vec<Candidate> {
+        let mut base = FitOptions::new(TrainConfig::new(vec![64, 32], Preset::None));
+        base.scale = scale;
+        let mut opts = AutotuneOptions::new(TuneMetric::Auc);
+        opts.hidden_preset = Some(Preset::None);
+        candidates(&Space::new(&base, &opts, false, dense), 7, 40)
+    }
+
+    #[test]
+    fn scalings_are_searched_for_dense_data_only_unless_fixed() {
+        let dense = sequence(true, None);
+        let quantile = |c: &&Candidate| c.scale == Some(ScaleKind::Quantile);
+        // In the grid and among the random draws.
+        assert!(dense[..8].iter().filter(quantile).count() == 3, "{dense:?}");
+        assert!(dense[8..].iter().filter(quantile).count() >= 5, "{dense:?}");
+        assert!(dense[8..].iter().any(|c| c.scale.is_none()), "{dense:?}");
+        assert!(sequence(false, None).iter().all(|c| c.scale.is_none()));
+        let fixed = sequence(true, Some(ScaleKind::Minmax));
+        assert!(fixed.iter().all(|c| c.scale == Some(ScaleKind::Minmax)));
+    }
 }
