@@ -30,7 +30,7 @@
 //! A linear skip connection (input -> logits) is one more set of edges into the outputs,
 //! judged by the same rule: the logit is then a sum of two non-decreasing functions.
 //!
-//! Around the network: the input scaling must be strictly increasing
+//! Around the network: the input scaling must be non-decreasing per feature
 //! ([`Scaler::validate`](crate::model::Scaler::validate)), and a stored featurizer must be
 //! add-monotone ([`FeaturizerSpec::add_monotone`]): adding content to a raw sample may then
 //! only switch features on or increase them.
@@ -246,7 +246,7 @@ fn declared_mask(n: usize, declared: Option<&[usize]>) -> (Vec<bool>, Vec<String
 }
 
 /// Reasons around the network: the featurizer must be add-monotone and fit the model, and
-/// the input scaling strictly increasing.
+/// the input scaling non-decreasing per feature.
 fn reasons_around_network(model: &Model) -> Vec<String> {
     let n = model.mlp.input_dim;
     let mut reasons = Vec::new();
