@@ -50,73 +50,9 @@ impl Scaler {
 
     /// Fits on training features. Sparse data only takes scalings that keep zeros at zero.
     pub fn fit(kind: ScaleKind, x: &Features) -> Result<Self> {
-        let cols = x.cols();
-        let log = matches!(kind, ScaleKind::Log1p | ScaleKind::Log1pStandard);
-        let mut s = Scaler {
-            kind,
-            shift: Vec::new(),
-            mult: Vec::new(),
-        };
-        if matches!(kind, ScaleKind::None | ScaleKind::Log1p) {
-            return Ok(s);
-        }
-        let t = |v: f32| if log { signed_log1p(v) } else { v };
-        match x {
-            Features::Dense(m) => {
-                let n = m.rows.max(1) as f64;
-                let (mut sum, mut sq) = (vec![0f64; cols], vec![0f64; cols]);
-                let (mut lo, mut hi) = (vec![f32::INFINITY; cols], vec![f32::NEG_INFINITY; cols]);
-                for r in 0..m.rows {
-                    for (c, &v) in m.row(r).iter().enumerate() {
-                        let v = t(v);
-                        sum[c] += v as f64;
-                        sq[c] += (v as f64) * (v as f64);
-                        lo[c] = lo[c].min(v);
-                        hi[c] = hi[c].max(v);
-                    }
-                }
-                for c in 0..cols {
-                    let (shift, range) = match kind {
-                        ScaleKind::Minmax => (lo[c], (hi[c] - lo[c]) as f64),
-                        _ => {
-                            let mean = sum[c] / n;
-                            (mean as f32, (sq[c] / n - mean * mean).max(0.0).sqrt())
-                        }
-                    };
-                    s.shift.push(shift);
-                    s.mult.push(if range > 1e-12 {
-                        (1.0 / range) as f32
-                    } else {
-                        1.0
-                    });
-                }
-            }
-            Features::Sparse(m) => {
-                if kind != ScaleKind::Minmax {
-                    return Err(Error::invalid(
-                        format!(
-                        "scaling {kind:?} (the `scale` option) would make sparse data dense; use none, log1p or minmax",
-                    )
-                        .to_lowercase(),
-                    ));
-                }
-                let mut hi = vec![0f32; cols];
-                for (&j, &v) in m.indices.iter().zip(&m.values) {
-                    if v < 0.0 {
-                        return Err(Error::invalid(
-                            "minmax scaling (the `scale` option) on sparse data with negative values would make it dense",
-                        ));
-                    }
-                    hi[j as usize] = hi[j as usize].max(v);
-                }
-                s.shift = vec![0.0; cols];
-                s.mult = hi
-                    .iter()
-                    .map(|&h| if h > 0.0 { 1.0 / h } else { 1.0 })
-                    .collect();
-            }
-        }
-        Ok(s)
+        let mut fit = ScalerFit::new(kind);
+        fit.add(x)?;
+        Ok(fit.finish(x.cols()))
     }
 
     /// Scales features in place (the model's view of the data).
@@ -170,6 +106,127 @@ impl Scaler {
             ));
         }
         Ok(())
+    }
+}
+
+/// A [`Scaler`] fitted over data that comes in parts (streamed shards): the statistics
+/// are summed part by part in row order, so one part gives the bits of [`Scaler::fit`].
+#[derive(Clone, Debug)]
+pub struct ScalerFit {
+    kind: ScaleKind,
+    /// Whether the parts are sparse (then only `hi` is kept).
+    sparse: bool,
+    rows: usize,
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+    lo: Vec<f32>,
+    hi: Vec<f32>,
+}
+
+impl ScalerFit {
+    pub fn new(kind: ScaleKind) -> Self {
+        ScalerFit {
+            kind,
+            sparse: false,
+            rows: 0,
+            sum: Vec::new(),
+            sq: Vec::new(),
+            lo: Vec::new(),
+            hi: Vec::new(),
+        }
+    }
+
+    /// Adds the rows of `x`; sparse parts may be narrower than the final width.
+    pub fn add(&mut self, x: &Features) -> Result<()> {
+        let kind = self.kind;
+        if matches!(kind, ScaleKind::None | ScaleKind::Log1p) {
+            return Ok(());
+        }
+        let log = kind == ScaleKind::Log1pStandard;
+        let t = |v: f32| if log { signed_log1p(v) } else { v };
+        self.grow(x.cols());
+        match x {
+            Features::Dense(m) => {
+                self.rows += m.rows;
+                for r in 0..m.rows {
+                    for (c, &v) in m.row(r).iter().enumerate() {
+                        let v = t(v);
+                        self.sum[c] += v as f64;
+                        self.sq[c] += (v as f64) * (v as f64);
+                        self.lo[c] = self.lo[c].min(v);
+                        self.hi[c] = self.hi[c].max(v);
+                    }
+                }
+            }
+            Features::Sparse(m) => {
+                if kind != ScaleKind::Minmax {
+                    return Err(Error::invalid(
+                        format!(
+                        "scaling {kind:?} (the `scale` option) would make sparse data dense; use none, log1p or minmax",
+                    )
+                        .to_lowercase(),
+                    ));
+                }
+                for (&j, &v) in m.indices.iter().zip(&m.values) {
+                    if v < 0.0 {
+                        return Err(Error::invalid(
+                            "minmax scaling (the `scale` option) on sparse data with negative values would make it dense",
+                        ));
+                    }
+                    self.hi[j as usize] = self.hi[j as usize].max(v);
+                }
+                self.sparse = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn grow(&mut self, cols: usize) {
+        if cols > self.sum.len() {
+            self.sum.resize(cols, 0.0);
+            self.sq.resize(cols, 0.0);
+            self.lo.resize(cols, f32::INFINITY);
+            self.hi.resize(cols, f32::NEG_INFINITY);
+        }
+    }
+
+    /// The scaler for `cols` features.
+    pub fn finish(mut self, cols: usize) -> Scaler {
+        let kind = self.kind;
+        let mut s = Scaler {
+            kind,
+            shift: Vec::new(),
+            mult: Vec::new(),
+        };
+        if matches!(kind, ScaleKind::None | ScaleKind::Log1p) {
+            return s;
+        }
+        self.grow(cols);
+        if self.sparse {
+            // Sparse minmax: implicit zeros make the minimum 0, and the maximum at least 0.
+            s.shift = vec![0.0; cols];
+            s.mult = (self.hi[..cols].iter())
+                .map(|&h| if h > 0.0 { 1.0 / h } else { 1.0 })
+                .collect();
+            return s;
+        }
+        let n = self.rows.max(1) as f64;
+        for c in 0..cols {
+            let (shift, range) = match kind {
+                ScaleKind::Minmax => (self.lo[c], (self.hi[c] - self.lo[c]) as f64),
+                _ => {
+                    let mean = self.sum[c] / n;
+                    (mean as f32, (self.sq[c] / n - mean * mean).max(0.0).sqrt())
+                }
+            };
+            s.shift.push(shift);
+            s.mult.push(if range > 1e-12 {
+                (1.0 / range) as f32
+            } else {
+                1.0
+            });
+        }
+        s
     }
 }
 
