@@ -101,7 +101,7 @@ pub fn io_paths(command: &Command) -> (Flagged, Flagged) {
         Command::Eval(a) => (
             [
                 vec![("--model", a.model.clone())],
-                one("--data", &a.data),
+                a.data.iter().map(|p| ("--data", p.clone())).collect(),
                 data_args(&a.data_args),
             ]
             .concat(),
@@ -115,7 +115,7 @@ pub fn io_paths(command: &Command) -> (Flagged, Flagged) {
         Command::Predict(a) => (
             [
                 vec![("--model", a.model.clone())],
-                one("--data", &a.data),
+                a.data.iter().map(|p| ("--data", p.clone())).collect(),
                 one("--calibration", &a.calibration),
                 data_args(&a.data_args),
             ]

@@ -1,16 +1,19 @@
-//! Streaming flags (`train --shuffle-buffer`, `--valid-shards`, `--max-memory`, ...) and
-//! `train` on shards: the statistics pass, the memory bound, then
-//! [`pipeline::stream::fit_stream`].
+//! Streaming flags (`train --shuffle-buffer`, `--valid-shards`, `--max-memory`, ...),
+//! `train` on shards (the statistics pass, the memory bound, then
+//! [`nonneg::pipeline::stream::fit_stream`]), and `eval` and `predict` on shards.
 
+use super::predict::PredictArgs;
 use super::progress::TrainProgress;
 use super::train::{print_summary, signs_for, TrainArgs};
-use super::Context;
-use anyhow::{anyhow, bail, Result};
+use super::{load_data, Context, DataArgs};
+use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use nonneg::data::stream::{self as shards, Stats, StreamOptions};
 use nonneg::data::InputKind;
 use nonneg::pipeline::stream::{fit_stream, memory_bound, StreamData};
+use nonneg::model::Model;
 use nonneg::pipeline::FitOptions;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// The order of the shards in each epoch.
@@ -177,5 +180,51 @@ mod tests {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("0").is_err());
+    }
+}
+
+/// `eval` on several shards: the logits of `model` and the labels, read shard by shard.
+pub fn scores(paths: &[PathBuf], args: &DataArgs, model: &Model) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (mut logits, mut y) = (Vec::new(), Vec::new());
+    for p in paths {
+        let d = load_data(p, args, Some(model), true)?;
+        logits.extend(model.logits(&d.x));
+        y.extend(d.y.ok_or_else(|| anyhow!("{}: no labels to evaluate against", p.display()))?);
+    }
+    Ok((logits, y))
+}
+
+/// `predict` on several shards: each shard's rows are written once scored, to --out
+/// atomically (nothing is left of it when a shard fails) or to standard output.
+pub fn predict(a: &PredictArgs, model: &Model, paths: &[PathBuf]) -> Result<()> {
+    let mut failed: Option<anyhow::Error> = None;
+    let write = |w: &mut dyn std::io::Write| -> Result<()> {
+        for (k, p) in paths.iter().enumerate() {
+            let d = load_data(p, &a.data_args, Some(model), false)?;
+            let text = super::predict::format(a, model, &d, None, k == 0);
+            w.write_all(text.as_bytes())?;
+        }
+        Ok(())
+    };
+    match &a.out {
+        Some(out) if out != Path::new("-") => {
+            let result = nonneg::atomic::write_with(out, |w| {
+                write(w).map_err(|e| {
+                    let message = format!("{e:#}");
+                    failed = Some(e);
+                    nonneg::Error::invalid(message)
+                })
+            });
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(result?),
+            }
+        }
+        _ => {
+            let stdout = std::io::stdout();
+            let mut lock = std::io::BufWriter::new(stdout.lock());
+            write(&mut lock)?;
+            std::io::Write::flush(&mut lock).context("cannot write to standard output")
+        }
     }
 }
