@@ -40,6 +40,8 @@ fn write_shards(dir: &Path, shards: usize, rows: usize, nnz: usize, features: u6
 }
 
 /// Runs `nonneg args` and returns its peak resident set (KiB) and stderr.
+// The child is reaped by wait4, which also gives its own rusage (not all children's).
+#[allow(clippy::zombie_processes)]
 fn peak_rss_kib(args: &[&str]) -> (u64, String) {
     let child = command()
         .args(args)
@@ -57,14 +59,20 @@ fn peak_rss_kib(args: &[&str]) -> (u64, String) {
     let got = unsafe { libc::wait4(pid, &mut status, 0, usage.as_mut_ptr()) };
     assert_eq!(got, pid);
     let err = stderr.join().unwrap();
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{args:?}: {err}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{args:?}: {err}"
+    );
     // SAFETY: filled by wait4 above.
     (unsafe { usage.assume_init() }.ru_maxrss as u64, err)
 }
 
 /// The memory bound `train` prints for a streamed run, in KiB.
 fn printed_bound_kib(stderr: &str) -> u64 {
-    let tail = stderr.split("memory bound ").nth(1).expect("a memory bound line");
+    let tail = stderr
+        .split("memory bound ")
+        .nth(1)
+        .expect("a memory bound line");
     let mib: u64 = tail.split(' ').next().unwrap().parse().unwrap();
     mib * 1024
 }
@@ -94,10 +102,16 @@ fn peak_memory_does_not_grow_with_the_number_of_shards() {
         in_memory / 1024
     );
     // Four times the data, the same memory (within 8 MiB of allocator noise)...
-    assert!(twenty < five + 8 * 1024, "5 shards {five} KiB, 20 shards {twenty} KiB");
+    assert!(
+        twenty < five + 8 * 1024,
+        "5 shards {five} KiB, 20 shards {twenty} KiB"
+    );
     // ... below the stated bound, and well below reading all rows into memory.
     assert!(twenty < printed_bound_kib(&err), "{twenty} KiB; {err}");
-    assert!(twenty + 40 * 1024 < in_memory, "{twenty} KiB vs {in_memory} KiB");
+    assert!(
+        twenty + 40 * 1024 < in_memory,
+        "{twenty} KiB vs {in_memory} KiB"
+    );
 }
 
 /// The model's tensors, scaling and per-feature maxima (what training computed).
@@ -156,7 +170,9 @@ fn shuffled_streams_are_deterministic_and_shuffle() {
     let shards = write_shards(dir.path(), 6, 80, 10, 2000);
     let model = |name: &str, extra: &[&str]| {
         let out = path_in(dir.path(), name);
-        let mut a = vec!["train", "--out", &out, "--hidden", "4", "--epochs", "2", "-q"];
+        let mut a = vec![
+            "train", "--out", &out, "--hidden", "4", "--epochs", "2", "-q",
+        ];
         a.extend(["--shuffle-buffer", "50", "--batch-size", "16", "--data"]);
         a.extend(shards.iter().map(String::as_str));
         a.extend(extra);
@@ -164,7 +180,10 @@ fn shuffled_streams_are_deterministic_and_shuffle() {
         std::fs::read(&out).unwrap()
     };
     let a = model("a", &["--seed", "1"]);
-    assert_eq!(a, model("b", &["--seed", "1", "--threads", "1", "--read-ahead", "3"]));
+    assert_eq!(
+        a,
+        model("b", &["--seed", "1", "--threads", "1", "--read-ahead", "3"])
+    );
     assert_ne!(a, model("c", &["--seed", "2"]));
     assert_ne!(a, model("d", &["--seed", "1", "--shard-order", "given"]));
     let with_valid = model("e", &["--seed", "1", "--valid-shards", "2"]);
@@ -197,4 +216,37 @@ fn errors_name_the_shard_and_line_and_refuse_checkpoints() {
     a.extend(ok.iter().map(String::as_str));
     let err = fails(&a);
     assert!(err.contains("over --max-memory"), "{err}");
+}
+
+#[test]
+fn eval_and_predict_read_shards_as_one_file() {
+    let dir = tempdir();
+    let shards = write_shards(dir.path(), 5, 40, 8, 1000);
+    let (all, model) = (path_in(dir.path(), "all.svm"), path_in(dir.path(), "m"));
+    run(&[
+        "train", "--data", &all, "--out", &model, "--hidden", "4", "-q",
+    ]);
+    let pattern = path_in(dir.path(), "part-*.svm");
+    let eval =
+        |data: &str| common::run_stdout(&["eval", "--model", &model, "--data", data, "--json"]);
+    assert_eq!(eval(&all), eval(&pattern));
+    let (one, many) = (
+        path_in(dir.path(), "one.csv"),
+        path_in(dir.path(), "many.csv"),
+    );
+    run(&["predict", "--model", &model, "--data", &all, "--out", &one]);
+    run(&[
+        "predict", "--model", &model, "--data", &pattern, "--out", &many,
+    ]);
+    let text = std::fs::read_to_string(&many).unwrap();
+    assert_eq!(std::fs::read_to_string(&one).unwrap(), text);
+    assert_eq!(text.lines().count(), 1 + 5 * 40);
+    // A bad last shard: an error naming it, and no output file at all.
+    std::fs::write(&shards[4], "1 3:1\n0 2:oops\n").unwrap();
+    let failed = path_in(dir.path(), "failed.csv");
+    let err = fails(&[
+        "predict", "--model", &model, "--data", &pattern, "--out", &failed,
+    ]);
+    assert!(err.contains("part-04.svm:2"), "{err}");
+    assert!(!Path::new(&failed).exists());
 }

@@ -4,8 +4,8 @@ use super::{featurize_raw, load_data, load_model, write_output, Context, DataArg
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use nonneg::data::write::csv_field;
-use nonneg::model::explain::Contribution;
 use nonneg::data::Dataset;
+use nonneg::model::explain::Contribution;
 use nonneg::model::{Model, Prediction};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -10,8 +10,8 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use nonneg::data::stream::{self as shards, Stats, StreamOptions};
 use nonneg::data::InputKind;
-use nonneg::pipeline::stream::{fit_stream, memory_bound, StreamData};
 use nonneg::model::Model;
+use nonneg::pipeline::stream::{fit_stream, memory_bound, StreamData};
 use nonneg::pipeline::FitOptions;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -169,20 +169,6 @@ pub fn train(
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_take_binary_suffixes() {
-        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("0").is_err());
-    }
-}
-
 /// `eval` on several shards: the logits of `model` and the labels, read shard by shard.
 pub fn scores(paths: &[PathBuf], args: &DataArgs, model: &Model) -> Result<(Vec<f32>, Vec<f32>)> {
     let (mut logits, mut y) = (Vec::new(), Vec::new());
@@ -226,5 +212,19 @@ pub fn predict(a: &PredictArgs, model: &Model, paths: &[PathBuf]) -> Result<()> 
             write(&mut lock)?;
             std::io::Write::flush(&mut lock).context("cannot write to standard output")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
     }
 }

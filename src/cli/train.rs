@@ -418,7 +418,10 @@ pub fn load_train_valid(
 ) -> Result<(Dataset, Option<Dataset>, DataInfo)> {
     let opts = load_options(a, featurizer);
     let [path] = a.data.as_slice() else {
-        bail!("--data names {} files: this command reads one", a.data.len());
+        bail!(
+            "--data names {} files: this command reads one",
+            a.data.len()
+        );
     };
     let (data, mut info) = nonneg::data::load_info(path, &opts)?;
     let mut opts = opts;
@@ -426,7 +429,10 @@ pub fn load_train_valid(
         info.kind = Some(InputKind::Featurized);
     }
     if a.valid.len() > 1 {
-        bail!("--valid names {} files: this command reads one", a.valid.len());
+        bail!(
+            "--valid names {} files: this command reads one",
+            a.valid.len()
+        );
     }
     let valid = match (a.valid.first(), a.valid_fraction) {
         (Some(p), _) => {

@@ -144,7 +144,13 @@ pub fn fit(
         feature_max: Some(feature_max(&data.x)),
         featurizer: opts.featurizer.clone(),
         input: Default::default(),
-        training: training_record(&cfg, kind, data.rows(), valid.map_or(0, |v| v.rows()), &report)?,
+        training: training_record(
+            &cfg,
+            kind,
+            data.rows(),
+            valid.map_or(0, |v| v.rows()),
+            &report,
+        )?,
     };
     Ok(Fitted { model, report })
 }

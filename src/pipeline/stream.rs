@@ -56,7 +56,12 @@ pub fn fit_stream(
     cfg.validate()?;
     cfg.check_size(schema.cols, schema.n_labels)?;
     let kind = opts.scale.unwrap_or_else(|| {
-        let r = train::recipe(&cfg.constraints, &cfg.hidden, cfg.nonneg_mode, schema.sparse);
+        let r = train::recipe(
+            &cfg.constraints,
+            &cfg.hidden,
+            cfg.nonneg_mode,
+            schema.sparse,
+        );
         r.scale
     });
     let scaler = stats.scaler(kind)?;
@@ -72,7 +77,8 @@ pub fn fit_stream(
         rows: 0,
     });
     let (rows, feature_max) = (stats.rows, stats.feature_max.clone());
-    let mut source = StreamBatches::new(shards(&data.train), stats, data.options.clone(), cfg.seed)?;
+    let mut source =
+        StreamBatches::new(shards(&data.train), stats, data.options.clone(), cfg.seed)?;
     let v = valid.as_mut().map(|v| v as &mut dyn ValidSource);
     let stop = opts.stop.as_deref();
     let (mlp, report) = train::train_source(&cfg, &mut source, v, stop, progress)?;

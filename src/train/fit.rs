@@ -75,7 +75,12 @@ pub fn validate(mlp: &Mlp, data: &Dataset, pos_weight: &[f32]) -> (f64, Option<f
 }
 
 /// Mean loss and macro AUC of `logits` against `y` (both `[rows x labels]`).
-fn loss_and_auc(logits: &[f32], y: &[f32], labels: usize, pos_weight: &[f32]) -> (f64, Option<f64>) {
+fn loss_and_auc(
+    logits: &[f32],
+    y: &[f32],
+    labels: usize,
+    pos_weight: &[f32],
+) -> (f64, Option<f64>) {
     let loss = loss::mean_loss_and_grad(logits, y, pos_weight, None);
     (loss, macro_auc(logits, y, labels))
 }

@@ -27,8 +27,8 @@ pub mod trainer;
 mod update;
 
 pub use config::{
-    is_monotone, pos_weights, pos_weights_of_counts, recipe, LayerConstraints, Monitor, PosWeight, Preset, Recipe,
-    TrainConfig,
+    is_monotone, pos_weights, pos_weights_of_counts, recipe, LayerConstraints, Monitor, PosWeight,
+    Preset, Recipe, TrainConfig,
 };
 pub use fit::{
     macro_auc, train, train_source, train_with, validate, BatchSource, Control, EpochReport,

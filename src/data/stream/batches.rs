@@ -5,7 +5,7 @@
 //! training permutes the previous epoch's order. So with one window holding all rows and
 //! the shards in their given order, training sees exactly in-memory training's batches.
 
-use super::{clear, empty, push_row, Shards, ShardReader, Stats, StreamOptions};
+use super::{clear, empty, push_row, ShardReader, Shards, Stats, StreamOptions};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Mlp;
@@ -62,7 +62,10 @@ impl StreamBatches {
 
     /// A reader over the shards in the current shard order.
     fn start_reader(&mut self) {
-        let paths = self.shard_order.iter().map(|&i| self.shards.paths[i].clone());
+        let paths = self
+            .shard_order
+            .iter()
+            .map(|&i| self.shards.paths[i].clone());
         self.reader = None; // ends the previous epoch's thread first
         self.reader = Some(self.shards.reader(paths.collect(), self.opts.read_ahead));
         self.shard = None;
@@ -176,7 +179,9 @@ pub struct StreamValid {
 impl ValidSource for StreamValid {
     fn score(&mut self, mlp: &Mlp) -> Result<(Vec<f32>, Vec<f32>)> {
         let (mut logits, mut y) = (Vec::new(), Vec::new());
-        let mut reader = self.shards.reader(self.shards.paths.clone(), self.read_ahead);
+        let mut reader = self
+            .shards
+            .reader(self.shards.paths.clone(), self.read_ahead);
         while let Some((_, shard)) = reader.next_shard() {
             let d = shard?;
             logits.extend(mlp.logits(&d.x));

@@ -140,9 +140,8 @@ fn run_pass(paths: &[PathBuf], opts: &LoadOptions, read_ahead: usize) -> Result<
         bytes: 0,
     };
     let o = opts.clone();
-    let mut reader = ShardReader::start(paths.to_vec(), read_ahead, move |p| {
-        data::load_info(p, &o)
-    });
+    let mut reader =
+        ShardReader::start(paths.to_vec(), read_ahead, move |p| data::load_info(p, &o));
     while let Some((path, shard)) = reader.next_shard() {
         let (d, info) = shard?;
         pass.add(&path, &d, info)?;
@@ -161,9 +160,17 @@ impl Pass {
         };
         // Sparse shards may be narrower than the widest; multi-label classes are merged.
         let expected = Schema {
-            cols: if first.sparse { schema.cols } else { first.cols },
+            cols: if first.sparse {
+                schema.cols
+            } else {
+                first.cols
+            },
             sparse: first.sparse,
-            n_labels: if self.multilabel { schema.n_labels } else { first.n_labels },
+            n_labels: if self.multilabel {
+                schema.n_labels
+            } else {
+                first.n_labels
+            },
             label_names: match self.multilabel {
                 true => schema.label_names,
                 false => first.label_names.clone(),
