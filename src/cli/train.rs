@@ -388,7 +388,8 @@ pub fn find_featurizer(a: &TrainArgs) -> Result<Option<FeaturizerSpec>> {
     }
     // The one beside the (first) data file must be the data's own (not left from
     // another vocabulary).
-    let Some(data) = a.data.first() else {
+    let paths = nonneg::data::stream::expand(&a.data)?;
+    let Some(data) = paths.first() else {
         return Ok(None);
     };
     let beside = spec_path_for(data);
@@ -417,24 +418,23 @@ pub fn load_train_valid(
     featurizer: Option<&FeaturizerSpec>,
 ) -> Result<(Dataset, Option<Dataset>, DataInfo)> {
     let opts = load_options(a, featurizer);
-    let [path] = a.data.as_slice() else {
-        bail!(
-            "--data names {} files: this command reads one",
-            a.data.len()
-        );
+    let paths = nonneg::data::stream::expand(&a.data)?;
+    let [path] = paths.as_slice() else {
+        bail!("--data names {} files: this command reads one", paths.len());
     };
     let (data, mut info) = nonneg::data::load_info(path, &opts)?;
     let mut opts = opts;
     if featurizer.is_some() {
         info.kind = Some(InputKind::Featurized);
     }
-    if a.valid.len() > 1 {
+    let valid_paths = nonneg::data::stream::expand(&a.valid)?;
+    if valid_paths.len() > 1 {
         bail!(
             "--valid names {} files: this command reads one",
-            a.valid.len()
+            valid_paths.len()
         );
     }
-    let valid = match (a.valid.first(), a.valid_fraction) {
+    let valid = match (valid_paths.first(), a.valid_fraction) {
         (Some(p), _) => {
             opts.n_features = Some(data.x.cols());
             opts.expected_features = data.feature_names.clone();

@@ -36,7 +36,7 @@ pub struct Stats {
 /// The running sums of one pass.
 struct Pass {
     rows: usize,
-    first: Option<(PathBuf, Schema, DataInfo)>,
+    first: Option<(Schema, DataInfo)>,
     cols: usize,
     /// Multi-label: positives per class id; binary: one entry, key 0.
     positives: BTreeMap<u64, usize>,
@@ -152,10 +152,10 @@ fn run_pass(paths: &[PathBuf], opts: &LoadOptions, read_ahead: usize) -> Result<
 impl Pass {
     fn add(&mut self, path: &Path, d: &Dataset, info: DataInfo) -> Result<()> {
         let schema = Schema::of(d);
-        let Some((_, first, _)) = &self.first else {
+        let Some((first, _)) = &self.first else {
             self.multilabel = d.n_labels > 1
                 || (info.kind == Some(data::InputKind::Svmlight) && d.label_names != ["label"]);
-            self.first = Some((path.to_path_buf(), schema, info.clone()));
+            self.first = Some((schema, info.clone()));
             return self.add(path, d, info);
         };
         // Sparse shards may be narrower than the widest; multi-label classes are merged.
@@ -237,7 +237,7 @@ impl Pass {
     }
 
     fn finish(mut self, opts: &LoadOptions) -> Result<Stats> {
-        let Some((_, mut schema, mut info)) = self.first.take() else {
+        let Some((mut schema, mut info)) = self.first.take() else {
             return Err(Error::invalid("no training shards"));
         };
         let mut opts = opts.clone();
