@@ -290,3 +290,96 @@ fn merge_max(acc: &mut Vec<f32>, max: &[f32], sparse: bool) {
         *a = a.max(m);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `files` (name, content) into a fresh folder; returns it and their paths.
+    fn files(files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<PathBuf>) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = files
+            .iter()
+            .map(|(name, text)| {
+                let p = dir.path().join(name);
+                std::fs::write(&p, text).unwrap();
+                p
+            })
+            .collect();
+        (dir, paths)
+    }
+
+    /// The statistics of `shards`, and of `whole` (one file holding them all), read alike.
+    fn stats_and_whole(
+        shards: &[(&str, &str)],
+        whole: &str,
+        opts: &LoadOptions,
+    ) -> (Stats, Dataset) {
+        let ext = shards[0].0.rsplit('.').next().unwrap();
+        let (_d, p) = files(shards);
+        let (_w, all) = files(&[(&format!("all.{ext}"), whole)]);
+        let stats = Stats::gather(&p, opts, 1).unwrap();
+        (stats, crate::data::load(&all[0], opts).unwrap())
+    }
+
+    #[test]
+    fn svmlight_shards_agree_with_one_file_of_them_all() {
+        let shards = [("a.svm", "1 3:2 5:1\n0 4:1\n"), ("b.svm", "0 0:1 7:3\n")];
+        let all = "1 3:2 5:1\n0 4:1\n0 0:1 7:3\n";
+        let (s, whole) = stats_and_whole(&shards, all, &LoadOptions::labelled());
+        assert_eq!(s.opts.index_base, IndexBase::Zero, "index 0 in one shard");
+        assert_eq!(s.rows, 3);
+        assert_eq!(s.schema.cols, whole.x.cols());
+        assert_eq!(s.feature_max, crate::pipeline::feature_max(&whole.x));
+        assert_eq!(s.positives, vec![1]);
+        let multi = [("a.svm", "1,3 1:1\n2 2:1\n"), ("b.svm", "7 1:1\n")];
+        let opts = LoadOptions {
+            multilabel: true,
+            ..LoadOptions::labelled()
+        };
+        let (s, whole) = stats_and_whole(&multi, "1,3 1:1\n2 2:1\n7 1:1\n", &opts);
+        assert_eq!(
+            s.schema.label_names, whole.label_names,
+            "the union of class ids"
+        );
+        assert_eq!(s.positives, vec![1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn dense_scalers_have_the_bits_of_one_matrix() {
+        let shards = [
+            ("a.csv", "x,y,label\n1.5,2,1\n0.25,7,0\n"),
+            ("b.csv", "x,y,label\n3,0.125,0\n9,1,1\n"),
+        ];
+        let all = "x,y,label\n1.5,2,1\n0.25,7,0\n3,0.125,0\n9,1,1\n";
+        let (s, whole) = stats_and_whole(&shards, all, &LoadOptions::labelled());
+        for kind in [
+            ScaleKind::Standard,
+            ScaleKind::Minmax,
+            ScaleKind::Log1pStandard,
+            ScaleKind::Log1p,
+        ] {
+            assert_eq!(
+                s.scaler(kind).unwrap(),
+                Scaler::fit(kind, &whole.x).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn shards_that_disagree_are_named() {
+        let opts = LoadOptions {
+            positive: Some("spam".into()),
+            ..LoadOptions::labelled()
+        };
+        let (_d, p) = files(&[
+            ("a.csv", "x,label\n1,spam\n2,ham\n"),
+            ("b.csv", "x,label\n1,spam\n2,eggs\n"),
+        ]);
+        let err = Stats::gather(&p, &opts, 1).unwrap_err().to_string();
+        assert!(err.contains("b.csv") && err.contains("a.csv"), "{err}");
+        let (_d, p) = files(&[("a.csv", "x,label\n1,1\n"), ("b.csv", "z,label\n1,0\n")]);
+        let err = Stats::gather(&p, &LoadOptions::labelled(), 1).unwrap_err();
+        assert!(err.to_string().contains("b.csv"), "{err}");
+    }
+}
