@@ -18,9 +18,10 @@ pub struct EvalArgs {
     /// The model file (.safetensors) to evaluate.
     #[arg(long)]
     pub model: PathBuf,
-    /// Labelled data, read as for training.
-    #[arg(long, required_unless_present = "classes")]
-    pub data: Option<PathBuf>,
+    /// Labelled data, read as for training; several files or a quoted pattern are read
+    /// shard by shard (keeping 8 bytes per row: the logit and the label).
+    #[arg(long, num_args = 1.., required_unless_present = "classes")]
+    pub data: Vec<PathBuf>,
     /// Raw samples instead of --data, for a model with a featurizer: NAME=PATH (directory,
     /// file or .tar/.tar.gz/.tar.bz2), repeatable; the positive class is --positive or the
     /// first NAME.
@@ -245,7 +246,20 @@ fn plot_roc(
 
 pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
     let model = load_model(&a.model)?;
-    let data = match &a.data {
+    let paths = nonneg::data::stream::expand(&a.data)?;
+    if paths.len() > 1 {
+        if a.budget.is_some() || a.operating_point.threshold_fpr.is_some() {
+            anyhow::bail!(
+                "--budget and --threshold-fpr read one file into memory; --data names {} shards",
+                paths.len()
+            );
+        }
+        let mut model = model;
+        super::operating_point(&mut model, &a.operating_point, None, ctx.quiet)?;
+        let (logits, y) = super::stream::scores(&paths, &a.data_args, &model)?;
+        return report(a, &model, &logits, &y, None);
+    }
+    let data = match paths.first() {
         Some(d) => load_data(d, &a.data_args, Some(&model), true)?,
         None => {
             let positive = a
@@ -263,7 +277,6 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         .y
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("{}: no labels to evaluate against", data.source))?;
-    let per = label_metrics(&model, &logits, y);
     let budgets = match &a.budget {
         Some(b) => {
             let budgets = parse_budgets(b).context("--budget")?;
@@ -271,11 +284,23 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
         }
         None => None,
     };
-    let mut v = report_json(&model, &per);
+    report(a, &model, &logits, y, budgets.as_deref())
+}
+
+/// Prints (and writes, and plots) the metrics of `logits` against `y`.
+fn report(
+    a: &EvalArgs,
+    model: &Model,
+    logits: &[f32],
+    y: &[f32],
+    budgets: Option<&[BudgetDetection]>,
+) -> Result<ExitCode> {
+    let per = label_metrics(model, logits, y);
+    let mut v = report_json(model, &per);
     if let Some([neg, pos]) = model.class_names() {
         v["classes"] = json!({"negative": neg, "positive": pos});
     }
-    if let Some(b) = &budgets {
+    if let Some(b) = budgets {
         v["budgets"] = json!(b);
     }
     if let Some(p) = &a.out {
@@ -284,19 +309,19 @@ pub fn run(a: &EvalArgs, ctx: &Context) -> Result<ExitCode> {
     if a.json {
         crate::cli::outln!("{v}")?;
     } else {
-        print_table(&model, &per)?;
+        print_table(model, &per)?;
         if let Some([neg, pos]) = model.class_names() {
             crate::cli::outln!("classes: positive (1) {pos}, negative (0) {neg}")?;
         }
-        if let Some(b) = &budgets {
-            print_budgets(&model, b)?;
+        if let Some(b) = budgets {
+            print_budgets(model, b)?;
         }
     }
-    if let (Some(path), Some(b)) = (&a.plot, &budgets) {
-        plot_budgets(&model, b, path)?;
+    if let (Some(path), Some(b)) = (&a.plot, budgets) {
+        plot_budgets(model, b, path)?;
     }
     if let Some(path) = &a.roc {
-        plot_roc(&model, &a.model, &logits, y, &per, path)?;
+        plot_roc(model, &a.model, logits, y, &per, path)?;
     }
     Ok(ExitCode::SUCCESS)
 }

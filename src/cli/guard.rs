@@ -101,7 +101,7 @@ pub fn io_paths(command: &Command) -> (Flagged, Flagged) {
         Command::Eval(a) => (
             [
                 vec![("--model", a.model.clone())],
-                one("--data", &a.data),
+                a.data.iter().map(|p| ("--data", p.clone())).collect(),
                 data_args(&a.data_args),
             ]
             .concat(),
@@ -115,7 +115,7 @@ pub fn io_paths(command: &Command) -> (Flagged, Flagged) {
         Command::Predict(a) => (
             [
                 vec![("--model", a.model.clone())],
-                one("--data", &a.data),
+                a.data.iter().map(|p| ("--data", p.clone())).collect(),
                 one("--calibration", &a.calibration),
                 data_args(&a.data_args),
             ]
@@ -171,8 +171,8 @@ fn train_paths(a: &super::train::TrainArgs, out_flag: &'static str) -> (Flagged,
         p.iter().map(|p| (flag, p.clone())).collect()
     };
     let inputs = [
-        vec![("--data", a.data.clone())],
-        one("--valid", &a.valid),
+        a.data.iter().map(|p| ("--data", p.clone())).collect(),
+        a.valid.iter().map(|p| ("--valid", p.clone())).collect(),
         one("--featurizer", &a.featurizer),
         one("--labels", &a.data_args.labels),
         one("--constraint-config", &a.constraint_config),

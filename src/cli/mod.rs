@@ -18,6 +18,7 @@ pub mod progress;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod split;
+pub mod stream;
 pub mod train;
 
 use anyhow::{bail, Context as _, Result};
@@ -90,6 +91,7 @@ impl DataArgs {
                 .filter(|m| m.mlp.n_labels() > 1)
                 .map(|m| m.label_names.clone()),
             require_labels,
+            shard: false,
         }
     }
 }

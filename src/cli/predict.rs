@@ -4,8 +4,9 @@ use super::{featurize_raw, load_data, load_model, write_output, Context, DataArg
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use nonneg::data::write::csv_field;
+use nonneg::data::Dataset;
 use nonneg::model::explain::Contribution;
-use nonneg::model::Prediction;
+use nonneg::model::{Model, Prediction};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -20,9 +21,10 @@ pub struct PredictArgs {
     /// The model file (.safetensors) that scores.
     #[arg(long)]
     pub model: PathBuf,
-    /// Data to score (labels, if present, are ignored).
-    #[arg(long, required_unless_present = "files")]
-    pub data: Option<PathBuf>,
+    /// Data to score (labels, if present, are ignored); several files or a quoted pattern
+    /// are scored shard by shard, rows written as they are scored.
+    #[arg(long, num_args = 1.., required_unless_present = "files")]
+    pub data: Vec<PathBuf>,
     /// Raw samples to score with the model's featurizer (files, directories or
     /// .tar/.tar.gz/.tar.bz2 archives); output adds a `sample` column.
     #[arg(conflicts_with = "data")]
@@ -76,11 +78,23 @@ pub struct Columns<'a> {
 impl Columns<'_> {
     /// Formats every row, in input order (CSV with a header, or one JSON value a line).
     pub fn format(&self, predictions: &[Prediction]) -> String {
-        let mut out = if self.jsonl {
+        let mut out = self.header();
+        out.push_str(&self.rows(predictions));
+        out
+    }
+
+    /// The CSV header line (nothing for jsonl).
+    pub fn header(&self) -> String {
+        if self.jsonl {
             String::new()
         } else {
             self.csv_header()
-        };
+        }
+    }
+
+    /// Formats every row, without the header.
+    pub fn rows(&self, predictions: &[Prediction]) -> String {
+        let mut out = String::new();
         for (r, row) in predictions.chunks_exact(self.labels.max(1)).enumerate() {
             out.push_str(&if self.jsonl {
                 self.jsonl_row(r, row)
@@ -176,8 +190,26 @@ impl Columns<'_> {
 }
 
 pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
-    let model = load_model(&a.model)?;
-    let (data, names) = match &a.data {
+    let mut model = load_model(&a.model)?;
+    let calibration = match &a.calibration {
+        Some(p) => Some(load_data(p, &a.data_args, Some(&model), true)?),
+        None => None,
+    };
+    if a.operating_point.threshold_fpr.is_some() && calibration.is_none() {
+        anyhow::bail!("--threshold-fpr needs --calibration DATA: labelled data whose negatives set the threshold");
+    }
+    super::operating_point(
+        &mut model,
+        &a.operating_point,
+        calibration.as_ref(),
+        ctx.quiet,
+    )?;
+    let paths = nonneg::data::stream::expand(&a.data)?;
+    if paths.len() > 1 {
+        super::stream::predict(a, &model, &paths)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (data, names) = match paths.first() {
         Some(d) => (load_data(d, &a.data_args, Some(&model), false)?, None),
         None => {
             let classes: Vec<(String, PathBuf)> = a
@@ -190,20 +222,19 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
             (ds, Some(names))
         }
     };
-    let calibration = match &a.calibration {
-        Some(p) => Some(load_data(p, &a.data_args, Some(&model), true)?),
-        None => None,
-    };
-    let mut model = model;
-    if a.operating_point.threshold_fpr.is_some() && calibration.is_none() {
-        anyhow::bail!("--threshold-fpr needs --calibration DATA: labelled data whose negatives set the threshold");
-    }
-    super::operating_point(
-        &mut model,
-        &a.operating_point,
-        calibration.as_ref(),
-        ctx.quiet,
-    )?;
+    let text = format(a, &model, &data, names.as_deref(), true);
+    write_output(a.out.as_deref(), &text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The output for the rows of `data` (with the CSV header when `header`).
+pub fn format(
+    a: &PredictArgs,
+    model: &Model,
+    data: &Dataset,
+    names: Option<&[String]>,
+    header: bool,
+) -> String {
     let predictions = model.decide(&model.logits(&data.x));
     let l = model.threshold.len();
     let explanations: Option<Explanations> = a.explain.map(|n| {
@@ -211,15 +242,16 @@ pub fn run(a: &PredictArgs, ctx: &Context) -> Result<ExitCode> {
             .map(|i| model.explain(&data.x, i / l, i % l, n))
             .collect()
     });
-    let text = Columns {
+    let columns = Columns {
         labels: l,
         label_names: &model.label_names,
         jsonl: a.format == Format::Jsonl,
-        names: names.as_deref(),
+        names,
         explain: explanations.as_ref(),
         classes: model.class_names(),
+    };
+    match header {
+        true => columns.format(&predictions),
+        false => columns.rows(&predictions),
     }
-    .format(&predictions);
-    write_output(a.out.as_deref(), &text)?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use super::{Context, DataArgs};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use nonneg::data::feature_list::{resolve_direction_list, resolve_feature_list};
-use nonneg::data::{split, DataInfo, Dataset, InputKind};
+use nonneg::data::{split, DataInfo, Dataset, InputKind, LoadOptions};
 use nonneg::features::corpus::spec_path_for;
 use nonneg::features::FeaturizerSpec;
 use nonneg::model::init::InitScheme;
@@ -23,9 +23,11 @@ use std::sync::{Arc, OnceLock};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Training data: .csv, svmlight/libsvm, or .npz.
-    #[arg(long)]
-    pub data: PathBuf,
+    /// Training data: .csv, svmlight/libsvm, or .npz (each optionally .gz). Several files
+    /// or a quoted pattern ('shards/part-*.svm') are streamed shard by shard in bounded
+    /// memory (see --shuffle-buffer).
+    #[arg(long, num_args = 1.., required = true)]
+    pub data: Vec<PathBuf>,
     /// Where to write the model (.safetensors).
     #[arg(long)]
     pub out: PathBuf,
@@ -35,9 +37,9 @@ pub struct TrainArgs {
     /// stored in the model so it can score raw samples.
     #[arg(long)]
     pub featurizer: Option<PathBuf>,
-    /// Validation data, read like --data.
-    #[arg(long, conflicts_with = "valid_fraction")]
-    pub valid: Option<PathBuf>,
+    /// Validation data, read like --data (several files or a pattern: streamed).
+    #[arg(long, num_args = 1.., conflicts_with = "valid_fraction")]
+    pub valid: Vec<PathBuf>,
     /// Hold out this stratified fraction of --data for validation.
     #[arg(long)]
     pub valid_fraction: Option<f64>,
@@ -183,6 +185,8 @@ pub struct TrainArgs {
     pub robust_crown: f32,
     #[command(flatten)]
     pub autotune: super::autotune::AutotuneArgs,
+    #[command(flatten)]
+    pub stream: super::stream::StreamArgs,
 }
 
 /// The checkpoint plan of --checkpoint, --checkpoint-every and --resume.
@@ -347,10 +351,19 @@ pub fn feature_signs(
     data: &Dataset,
     cfg: &TrainConfig,
 ) -> Result<Option<FeatureSigns>> {
+    signs_for(a, data.feature_names.as_deref(), data.x.cols(), cfg)
+}
+
+/// [`feature_signs`] for data of `n` features named `names`.
+pub fn signs_for(
+    a: &TrainArgs,
+    names: Option<&[String]>,
+    n: usize,
+    cfg: &TrainConfig,
+) -> Result<Option<FeatureSigns>> {
     let read = |path: &Path| {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     };
-    let (names, n) = (data.feature_names.as_deref(), data.x.cols());
     if let Some(path) = &a.monotone_features {
         let features =
             resolve_feature_list(names, n, &read(path)?, path).context("--monotone-features")?;
@@ -374,13 +387,29 @@ pub fn find_featurizer(a: &TrainArgs) -> Result<Option<FeaturizerSpec>> {
     if let Some(p) = &a.featurizer {
         return Ok(Some(read(p, FeaturizerSpec::load(p))?));
     }
-    // The one beside the data must be the data's own (not left from another vocabulary).
-    let beside = spec_path_for(&a.data);
+    // The one beside the (first) data file must be the data's own (not left from
+    // another vocabulary).
+    let paths = nonneg::data::stream::expand(&a.data)?;
+    let Some(data) = paths.first() else {
+        return Ok(None);
+    };
+    let beside = spec_path_for(data);
     if !beside.exists() {
         return Ok(None);
     }
-    let spec = nonneg::features::corpus::load_sidecar(&beside, &a.data);
+    let spec = nonneg::features::corpus::load_sidecar(&beside, data);
     Ok(Some(read(&beside, spec)?))
+}
+
+/// How `--data` is read: the flags, and a featurizer's width and index base.
+pub fn load_options(a: &TrainArgs, featurizer: Option<&FeaturizerSpec>) -> LoadOptions {
+    let mut opts = a.data_args.options(None, true);
+    if let Some(f) = featurizer {
+        // Its files are 1-based with a known width, whatever the last row holds.
+        opts.n_features = Some(f.n_features());
+        opts.index_base = nonneg::data::IndexBase::One;
+    }
+    opts
 }
 
 /// The training data, the validation data if any, and what the model should remember of
@@ -389,17 +418,24 @@ pub fn load_train_valid(
     a: &TrainArgs,
     featurizer: Option<&FeaturizerSpec>,
 ) -> Result<(Dataset, Option<Dataset>, DataInfo)> {
-    let mut opts = a.data_args.options(None, true);
-    if let Some(f) = featurizer {
-        // Its files are 1-based with a known width, whatever the last row holds.
-        opts.n_features = Some(f.n_features());
-        opts.index_base = nonneg::data::IndexBase::One;
-    }
-    let (data, mut info) = nonneg::data::load_info(&a.data, &opts)?;
+    let opts = load_options(a, featurizer);
+    let paths = nonneg::data::stream::expand(&a.data)?;
+    let [path] = paths.as_slice() else {
+        bail!("--data names {} files: this command reads one", paths.len());
+    };
+    let (data, mut info) = nonneg::data::load_info(path, &opts)?;
+    let mut opts = opts;
     if featurizer.is_some() {
         info.kind = Some(InputKind::Featurized);
     }
-    let valid = match (&a.valid, a.valid_fraction) {
+    let valid_paths = nonneg::data::stream::expand(&a.valid)?;
+    if valid_paths.len() > 1 {
+        bail!(
+            "--valid names {} files: this command reads one",
+            valid_paths.len()
+        );
+    }
+    let valid = match (valid_paths.first(), a.valid_fraction) {
         (Some(p), _) => {
             opts.n_features = Some(data.x.cols());
             opts.expected_features = data.feature_names.clone();
@@ -412,7 +448,7 @@ pub fn load_train_valid(
                     "{} has {} features, {} has {}",
                     p.display(),
                     v.x.cols(),
-                    a.data.display(),
+                    path.display(),
                     data.x.cols()
                 )));
             }
@@ -468,6 +504,9 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
         opts.stop = Some(stop_on_signals());
     }
     opts.featurizer = find_featurizer(a)?;
+    if let Some(data) = super::stream::streamed(a)? {
+        return super::stream::train(a, ctx, opts, data);
+    }
     let (data, valid, info) = load_train_valid(a, opts.featurizer.as_ref())?;
     opts.signs = feature_signs(a, &data, &opts.config)?;
     let mut progress = TrainProgress::new(ctx.quiet, true);
@@ -497,7 +536,7 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_summary(t: &Fitted, out: &Path) -> Result<()> {
+pub fn print_summary(t: &Fitted, out: &Path) -> Result<()> {
     let r = &t.report;
     let last = r.epochs.last();
     let mut line = format!(

@@ -489,9 +489,9 @@ impl<'a> LabelParser<'a> {
 
     /// Fails if the `positive` value never occurred in the column; returns the negative
     /// value seen (or given).
-    fn finish(self, path: &Path, column: &str) -> Result<Option<String>> {
+    fn finish(self, path: &Path, column: &str, shard: bool) -> Result<Option<String>> {
         match self.positive {
-            Some(pos) if !self.positive_seen => {
+            Some(pos) if !self.positive_seen && !shard => {
                 let shown = self.other.map_or(String::new(), |v| format!("'{v}'"));
                 Err(Error::format(
                     path,
@@ -567,7 +567,7 @@ pub fn read_info(path: &Path, opts: &LoadOptions) -> Result<(Dataset, Option<Str
         ));
     }
     let negative = match &label_name {
-        Some(lname) => label_parser.finish(path, lname)?,
+        Some(lname) => label_parser.finish(path, lname, opts.shard)?,
         None => None,
     };
     let ds = Dataset {

@@ -7,6 +7,7 @@ pub mod feature_list;
 mod npy;
 pub mod npz;
 pub mod split;
+pub mod stream;
 pub mod svmlight;
 pub mod write;
 
@@ -232,6 +233,9 @@ pub struct LoadOptions {
     pub label_names: Option<Vec<String>>,
     /// Fail when the data has no labels (train, eval); predict sets this to false.
     pub require_labels: bool,
+    /// The file is one shard of a data set: a class missing from it is no error (the
+    /// set's classes are counted over all its shards).
+    pub shard: bool,
 }
 
 impl LoadOptions {

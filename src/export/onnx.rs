@@ -172,8 +172,8 @@ impl Graph {
         let to = pb::AttributeProto {
             name: "to".into(),
             r#type: pb::ATTRIBUTE_INT,
-            f: 0.0,
             i: to.into(),
+            ..Default::default()
         };
         self.node("Cast", &[input], output, vec![to])
     }

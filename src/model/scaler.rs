@@ -82,73 +82,12 @@ impl Scaler {
 
     /// Fits on training features. Sparse data only takes scalings that keep zeros at zero.
     pub fn fit(kind: ScaleKind, x: &Features) -> Result<Self> {
-        let cols = x.cols();
-        let mut s = Scaler {
-            kind,
-            ..Scaler::identity()
-        };
-        if matches!(kind, ScaleKind::None | ScaleKind::Log1p) {
-            return Ok(s);
+        let mut fit = ScalerFit::new(kind);
+        if let (ScaleKind::Quantile, Features::Dense(m)) = (kind, x) {
+            fit.base.quantiles = quantiles(m)?;
         }
-        match x {
-            Features::Dense(m) => {
-                if kind == ScaleKind::Quantile {
-                    s.quantiles = quantiles(m)?;
-                }
-                let n = m.rows.max(1) as f64;
-                let (mut sum, mut sq) = (vec![0f64; cols], vec![0f64; cols]);
-                let (mut lo, mut hi) = (vec![f32::INFINITY; cols], vec![f32::NEG_INFINITY; cols]);
-                for r in 0..m.rows {
-                    for (c, &v) in m.row(r).iter().enumerate() {
-                        let v = s.transform(c, v);
-                        sum[c] += v as f64;
-                        sq[c] += (v as f64) * (v as f64);
-                        lo[c] = lo[c].min(v);
-                        hi[c] = hi[c].max(v);
-                    }
-                }
-                for c in 0..cols {
-                    let (shift, range) = match kind {
-                        ScaleKind::Minmax => (lo[c], (hi[c] - lo[c]) as f64),
-                        _ => {
-                            let mean = sum[c] / n;
-                            (mean as f32, (sq[c] / n - mean * mean).max(0.0).sqrt())
-                        }
-                    };
-                    s.shift.push(shift);
-                    s.mult.push(if range > 1e-12 {
-                        (1.0 / range) as f32
-                    } else {
-                        1.0
-                    });
-                }
-            }
-            Features::Sparse(m) => {
-                if kind != ScaleKind::Minmax {
-                    return Err(Error::invalid(
-                        format!(
-                        "scaling {kind:?} (the `scale` option) would make sparse data dense; use none, log1p or minmax",
-                    )
-                        .to_lowercase(),
-                    ));
-                }
-                let mut hi = vec![0f32; cols];
-                for (&j, &v) in m.indices.iter().zip(&m.values) {
-                    if v < 0.0 {
-                        return Err(Error::invalid(
-                            "minmax scaling (the `scale` option) on sparse data with negative values would make it dense",
-                        ));
-                    }
-                    hi[j as usize] = hi[j as usize].max(v);
-                }
-                s.shift = vec![0.0; cols];
-                s.mult = hi
-                    .iter()
-                    .map(|&h| if h > 0.0 { 1.0 / h } else { 1.0 })
-                    .collect();
-            }
-        }
-        Ok(s)
+        fit.add(x)?;
+        Ok(fit.finish(x.cols()))
     }
 
     /// Scales features in place (the model's view of the data).
@@ -235,6 +174,131 @@ fn quantiles(m: &crate::data::DenseMatrix) -> Result<Vec<Quantiles>> {
             Quantiles::fit(&mut col)
         })
         .collect())
+}
+
+/// A [`Scaler`] fitted over data that comes in parts (streamed shards): the statistics
+/// are summed part by part in row order, so one part gives the bits of [`Scaler::fit`].
+#[derive(Clone, Debug)]
+pub struct ScalerFit {
+    /// The kind and, for the quantile scaling, the quantiles: the transform before the
+    /// statistics (its shift and factors are what the fit finds).
+    base: Scaler,
+    /// Whether the parts are sparse (then only `hi` is kept).
+    sparse: bool,
+    rows: usize,
+    sum: Vec<f64>,
+    sq: Vec<f64>,
+    lo: Vec<f32>,
+    hi: Vec<f32>,
+}
+
+impl ScalerFit {
+    pub fn new(kind: ScaleKind) -> Self {
+        ScalerFit {
+            base: Scaler {
+                kind,
+                ..Scaler::identity()
+            },
+            sparse: false,
+            rows: 0,
+            sum: Vec::new(),
+            sq: Vec::new(),
+            lo: Vec::new(),
+            hi: Vec::new(),
+        }
+    }
+
+    /// Adds the rows of `x`; sparse parts may be narrower than the final width.
+    pub fn add(&mut self, x: &Features) -> Result<()> {
+        let kind = self.base.kind;
+        if matches!(kind, ScaleKind::None | ScaleKind::Log1p) {
+            return Ok(());
+        }
+        self.grow(x.cols());
+        match x {
+            Features::Dense(m) => {
+                if kind == ScaleKind::Quantile && self.base.quantiles.len() < m.cols {
+                    return Err(Error::invalid(
+                        "quantile scaling (the `scale` option) needs all training rows at once: it cannot be fitted on streamed shards",
+                    ));
+                }
+                self.rows += m.rows;
+                for r in 0..m.rows {
+                    for (c, &v) in m.row(r).iter().enumerate() {
+                        let v = self.base.transform(c, v);
+                        self.sum[c] += v as f64;
+                        self.sq[c] += (v as f64) * (v as f64);
+                        self.lo[c] = self.lo[c].min(v);
+                        self.hi[c] = self.hi[c].max(v);
+                    }
+                }
+            }
+            Features::Sparse(m) => {
+                if kind != ScaleKind::Minmax {
+                    return Err(Error::invalid(
+                        format!(
+                        "scaling {kind:?} (the `scale` option) would make sparse data dense; use none, log1p or minmax",
+                    )
+                        .to_lowercase(),
+                    ));
+                }
+                for (&j, &v) in m.indices.iter().zip(&m.values) {
+                    if v < 0.0 {
+                        return Err(Error::invalid(
+                            "minmax scaling (the `scale` option) on sparse data with negative values would make it dense",
+                        ));
+                    }
+                    self.hi[j as usize] = self.hi[j as usize].max(v);
+                }
+                self.sparse = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn grow(&mut self, cols: usize) {
+        if cols > self.sum.len() {
+            self.sum.resize(cols, 0.0);
+            self.sq.resize(cols, 0.0);
+            self.lo.resize(cols, f32::INFINITY);
+            self.hi.resize(cols, f32::NEG_INFINITY);
+        }
+    }
+
+    /// The scaler for `cols` features.
+    pub fn finish(mut self, cols: usize) -> Scaler {
+        let kind = self.base.kind;
+        let mut s = std::mem::replace(&mut self.base, Scaler::identity());
+        if matches!(kind, ScaleKind::None | ScaleKind::Log1p) {
+            return s;
+        }
+        self.grow(cols);
+        if self.sparse {
+            // Sparse minmax: implicit zeros make the minimum 0, and the maximum at least 0.
+            s.shift = vec![0.0; cols];
+            s.mult = (self.hi[..cols].iter())
+                .map(|&h| if h > 0.0 { 1.0 / h } else { 1.0 })
+                .collect();
+            return s;
+        }
+        let n = self.rows.max(1) as f64;
+        for c in 0..cols {
+            let (shift, range) = match kind {
+                ScaleKind::Minmax => (self.lo[c], (self.hi[c] - self.lo[c]) as f64),
+                _ => {
+                    let mean = self.sum[c] / n;
+                    (mean as f32, (self.sq[c] / n - mean * mean).max(0.0).sqrt())
+                }
+            };
+            s.shift.push(shift);
+            s.mult.push(if range > 1e-12 {
+                (1.0 / range) as f32
+            } else {
+                1.0
+            });
+        }
+        s
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod budget_eval;
 pub mod constraints;
 pub mod cv;
 pub mod demo;
+pub mod stream;
 
 pub use autotune::{autotune, AutotuneOptions, TuneMetric, Tuned};
 pub use constraints::{apply_layer_constraint, parse_constraint_file, FeatureSigns};
@@ -143,7 +144,13 @@ pub fn fit(
         feature_max: Some(feature_max(&data.x)),
         featurizer: opts.featurizer.clone(),
         input: Default::default(),
-        training: training_record(&cfg, kind, data, valid, &report)?,
+        training: training_record(
+            &cfg,
+            kind,
+            data.rows(),
+            valid.map_or(0, |v| v.rows()),
+            &report,
+        )?,
     };
     Ok(Fitted { model, report })
 }
@@ -178,15 +185,15 @@ fn checkpoint_plan(
 fn training_record(
     cfg: &TrainConfig,
     scale: ScaleKind,
-    data: &Dataset,
-    valid: Option<&Dataset>,
+    train_rows: usize,
+    valid_rows: usize,
     report: &TrainReport,
 ) -> Result<serde_json::Value> {
     let json = |e: serde_json::Error| Error::invalid(format!("training record: {e}"));
     let mut training = serde_json::to_value(cfg).map_err(json)?;
     training["scale"] = serde_json::to_value(scale).map_err(json)?;
-    training["train_rows"] = data.rows().into();
-    training["valid_rows"] = valid.map_or(0, |v| v.rows()).into();
+    training["train_rows"] = train_rows.into();
+    training["valid_rows"] = valid_rows.into();
     training["epochs_run"] = report.epochs.len().into();
     training["best_epoch"] = report.best_epoch.into();
     training["pos_weight_used"] = serde_json::to_value(&report.pos_weight).map_err(json)?;

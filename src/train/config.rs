@@ -319,38 +319,30 @@ pub fn pos_weights(cfg: &TrainConfig, data: &Dataset) -> Result<Vec<f32>> {
         .as_ref()
         .ok_or_else(|| Error::invalid("the training data has no labels"))?;
     let l = data.n_labels;
-    let auto = auto_pos_weights(cfg, data, y)?;
-    if let Some(w) = &cfg.pos_weight {
-        if w.len() == 1 {
-            return Ok(vec![w[0]; l]);
-        }
-        if w.len() != l {
-            return Err(Error::invalid(format!(
-                "{} positive-class weights for {l} labels",
-                w.len()
-            )));
-        }
-        return Ok(w.clone());
-    }
-    Ok(auto)
-}
-
-/// The weights of `pos_weight_mode`, failing for a label with one class only.
-fn auto_pos_weights(cfg: &TrainConfig, data: &Dataset, y: &[f32]) -> Result<Vec<f32>> {
-    let l = data.n_labels;
     let mut pos = vec![0usize; l];
     for (i, &v) in y.iter().enumerate() {
         if v > 0.5 {
             pos[i % l] += 1;
         }
     }
-    let n = data.rows();
-    (0..l)
+    pos_weights_of_counts(cfg, &pos, data.rows(), &data.label_names)
+}
+
+/// [`pos_weights`] of `n` rows of which `pos[k]` are positive for label `k` (what a
+/// streaming pass counts).
+pub fn pos_weights_of_counts(
+    cfg: &TrainConfig,
+    pos: &[usize],
+    n: usize,
+    label_names: &[String],
+) -> Result<Vec<f32>> {
+    let l = pos.len();
+    let auto = (0..l)
         .map(|k| {
             if pos[k] == 0 || pos[k] == n {
                 return Err(Error::invalid(format!(
                     "label {} has only one class in the training data",
-                    data.label_names.get(k).map_or("0", |s| s.as_str())
+                    label_names.get(k).map_or("0", |s| s.as_str())
                 )));
             }
             Ok(match cfg.pos_weight_mode {
@@ -358,5 +350,14 @@ fn auto_pos_weights(cfg: &TrainConfig, data: &Dataset, y: &[f32]) -> Result<Vec<
                 PosWeight::Auto => (n - pos[k]) as f32 / pos[k] as f32,
             })
         })
-        .collect()
+        .collect::<Result<Vec<f32>>>()?;
+    match &cfg.pos_weight {
+        Some(w) if w.len() == 1 => Ok(vec![w[0]; l]),
+        Some(w) if w.len() != l => Err(Error::invalid(format!(
+            "{} positive-class weights for {l} labels",
+            w.len()
+        ))),
+        Some(w) => Ok(w.clone()),
+        None => Ok(auto),
+    }
 }

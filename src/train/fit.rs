@@ -13,6 +13,7 @@ use crate::metrics;
 use crate::model::Mlp;
 use crate::rng::Rng;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -70,8 +71,96 @@ pub struct TrainReport {
 pub fn validate(mlp: &Mlp, data: &Dataset, pos_weight: &[f32]) -> (f64, Option<f64>) {
     let logits = mlp.logits(&data.x);
     let y = data.y.as_ref().expect("labels");
-    let loss = loss::mean_loss_and_grad(&logits, y, pos_weight, None);
-    (loss, macro_auc(&logits, y, data.n_labels))
+    loss_and_auc(&logits, y, data.n_labels, pos_weight)
+}
+
+/// Mean loss and macro AUC of `logits` against `y` (both `[rows x labels]`).
+fn loss_and_auc(
+    logits: &[f32],
+    y: &[f32],
+    labels: usize,
+    pos_weight: &[f32],
+) -> (f64, Option<f64>) {
+    let loss = loss::mean_loss_and_grad(logits, y, pos_weight, None);
+    (loss, macro_auc(logits, y, labels))
+}
+
+/// Where a run's batches come from: a data set in memory, or shards streamed from disk
+/// (`crate::data::stream`). A source yields each epoch's rows in `size`-row batches.
+pub trait BatchSource {
+    /// Rows in an epoch.
+    fn rows(&self) -> usize;
+    /// Input width, whether sparse, and the number of labels.
+    fn shape(&self) -> (usize, bool, usize);
+    /// The per-label positive weights of `cfg` on these rows.
+    fn pos_weights(&self, cfg: &TrainConfig) -> Result<Vec<f32>>;
+    /// The largest (scaled) value of each feature: verified training's threat.
+    fn feature_max(&self) -> Vec<f32>;
+    /// The rows bias centring draws its 1,024 rows from (at random, by the shuffle stream).
+    fn first_rows(&mut self) -> Result<Cow<'_, Dataset>>;
+    /// The length of the row order the shuffle stream permutes.
+    fn order_len(&self) -> usize;
+    /// Starts an epoch whose row order is drawn from `rng`.
+    fn start_epoch(&mut self, order: &mut [usize], rng: &mut Rng) -> Result<()>;
+    /// Batch `bi` of the epoch: the data holding it and its rows there.
+    fn batch<'a>(
+        &'a mut self,
+        order: &'a mut [usize],
+        rng: &mut Rng,
+        bi: usize,
+        size: usize,
+    ) -> Result<(&'a Dataset, &'a [usize])>;
+}
+
+/// Validation data: in memory, or streamed.
+pub trait ValidSource {
+    /// The logits of `mlp` on every validation row, and their labels.
+    fn score(&mut self, mlp: &Mlp) -> Result<(Vec<f32>, Vec<f32>)>;
+}
+
+/// Data in memory: each epoch shuffles the previous epoch's order.
+struct InMemory<'d>(&'d Dataset);
+
+impl BatchSource for InMemory<'_> {
+    fn rows(&self) -> usize {
+        self.0.rows()
+    }
+    fn shape(&self) -> (usize, bool, usize) {
+        (self.0.x.cols(), self.0.x.is_sparse(), self.0.n_labels)
+    }
+    fn pos_weights(&self, cfg: &TrainConfig) -> Result<Vec<f32>> {
+        pos_weights(cfg, self.0)
+    }
+    fn feature_max(&self) -> Vec<f32> {
+        crate::pipeline::feature_max(&self.0.x)
+    }
+    fn first_rows(&mut self) -> Result<Cow<'_, Dataset>> {
+        Ok(Cow::Borrowed(self.0))
+    }
+    fn order_len(&self) -> usize {
+        self.0.rows()
+    }
+    fn start_epoch(&mut self, order: &mut [usize], rng: &mut Rng) -> Result<()> {
+        rng.shuffle(order);
+        Ok(())
+    }
+    fn batch<'a>(
+        &'a mut self,
+        order: &'a mut [usize],
+        _: &mut Rng,
+        bi: usize,
+        size: usize,
+    ) -> Result<(&'a Dataset, &'a [usize])> {
+        let end = order.len().min((bi + 1) * size);
+        Ok((self.0, &order[bi * size..end]))
+    }
+}
+
+impl ValidSource for &Dataset {
+    fn score(&mut self, mlp: &Mlp) -> Result<(Vec<f32>, Vec<f32>)> {
+        let y = self.y.clone().expect("validation data has labels");
+        Ok((mlp.logits(&self.x), y))
+    }
 }
 
 /// Mean ROC AUC over labels that have both classes.
@@ -143,30 +232,61 @@ pub fn train_with(
     control: &Control,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Mlp, TrainReport)> {
-    check(cfg, data, valid)?;
-    let n = data.rows();
-    let pos_weight = pos_weights(cfg, data)?;
+    check(cfg, data.rows(), valid.is_some())?;
+    let saver = match &control.checkpoint {
+        Some(plan) => Some(Checkpoints::new(plan, cfg, data, valid)?),
+        None => None,
+    };
+    let mut valid = valid;
+    let valid = valid.as_mut().map(|v| v as &mut dyn ValidSource);
+    let hooks = Hooks {
+        stop: control.stop.as_deref(),
+        saver: saver.as_ref(),
+    };
+    train_on(cfg, &mut InMemory(data), valid, &hooks, progress)
+}
+
+/// [`train`] on batches from `source` (streamed shards), validating on `valid`; with a
+/// stop flag, no checkpoints (a streamed run's position is not saved).
+pub fn train_source(
+    cfg: &TrainConfig,
+    source: &mut dyn BatchSource,
+    valid: Option<&mut dyn ValidSource>,
+    stop: Option<&AtomicBool>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Mlp, TrainReport)> {
+    check(cfg, source.rows(), valid.is_some())?;
+    let hooks = Hooks { stop, saver: None };
+    train_on(cfg, source, valid, &hooks, progress)
+}
+
+/// The run: the initial network, the epochs, the best one, the thresholds.
+fn train_on(
+    cfg: &TrainConfig,
+    source: &mut dyn BatchSource,
+    mut valid: Option<&mut dyn ValidSource>,
+    hooks: &Hooks,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(Mlp, TrainReport)> {
+    let n = source.rows();
+    let pos_weight = source.pos_weights(cfg)?;
     let mut shuffle_rng = Rng::new(cfg.seed ^ 0x5348_5546_464C_4521);
-    let mlp = initial_network(cfg, data, &mut shuffle_rng)?;
+    let mlp = initial_network(cfg, source, &mut shuffle_rng)?;
     let mut trainer = Trainer::new(mlp, cfg);
     if cfg.robust.as_ref().is_some_and(|r| r.active()) {
-        trainer.enable_robust(Threat::of_training_data(&trainer.mlp, &data.x));
+        trainer.enable_robust(Threat::new(&trainer.mlp.layers[0], source.feature_max()));
     }
     let mut pos = Position {
         epoch: 0,
         batch: 0,
-        order: (0..n).collect(),
+        order: (0..source.order_len()).collect(),
         loss_sum: 0.0,
         lr: cfg.optimizer.lr,
         shuffle_rng,
         epochs: Vec::new(),
         stopper: EarlyStopping::new(cfg),
     };
-    let saver = match &control.checkpoint {
-        Some(plan) => Some(Checkpoints::new(plan, cfg, data, valid)?),
-        None => None,
-    };
-    if let Some(s) = &saver {
+    if let Some(s) = hooks.saver {
         s.restore(&mut trainer, &mut pos)?;
     }
     progress(Progress::Start {
@@ -174,18 +294,14 @@ pub fn train_with(
         batches: n.div_ceil(cfg.batch_size),
     });
     let start = Instant::now();
-    let hooks = Hooks {
-        stop: control.stop.as_deref(),
-        saver: saver.as_ref(),
-    };
     while pos.epoch < cfg.epochs {
         let t0 = Instant::now();
         if pos.batch == 0 {
-            pos.shuffle_rng.shuffle(&mut pos.order);
+            source.start_epoch(&mut pos.order, &mut pos.shuffle_rng)?;
             pos.loss_sum = 0.0;
         }
-        run_epoch(&mut trainer, data, &mut pos, &pos_weight, &hooks, progress)?;
-        if end_epoch(&trainer, valid, &mut pos, &pos_weight, t0, progress) {
+        run_epoch(&mut trainer, source, &mut pos, &pos_weight, hooks, progress)?;
+        if end_epoch(&trainer, n, &mut valid, &mut pos, &pos_weight, t0, progress)? {
             break;
         }
     }
@@ -196,7 +312,7 @@ pub fn train_with(
     };
     let threshold = match (cfg.threshold_fpr, valid) {
         (Some(fpr), Some(v)) => fpr_thresholds(&mlp, v, fpr)?,
-        _ => vec![0.0; data.n_labels],
+        _ => vec![0.0; source.shape().2],
     };
     Ok((
         mlp,
@@ -214,22 +330,25 @@ pub fn train_with(
 /// Moves `pos` to the next epoch; returns whether to stop.
 fn end_epoch(
     trainer: &Trainer,
-    valid: Option<&Dataset>,
+    rows: usize,
+    valid: &mut Option<&mut dyn ValidSource>,
     pos: &mut Position,
     pos_weight: &[f32],
     t0: Instant,
     progress: &mut dyn FnMut(Progress),
-) -> bool {
+) -> Result<bool> {
     let (valid_loss, valid_auc) = match valid {
         Some(v) => {
-            let (l, a) = validate(&trainer.mlp, v, pos_weight);
+            let (logits, y) = v.score(&trainer.mlp)?;
+            let labels = trainer.mlp.n_labels();
+            let (l, a) = loss_and_auc(&logits, &y, labels, pos_weight);
             (Some(l), a)
         }
         None => (None, None),
     };
     let report = EpochReport {
         epoch: pos.epoch + 1,
-        train_loss: pos.loss_sum / pos.order.len() as f64,
+        train_loss: pos.loss_sum / rows as f64,
         valid_loss,
         valid_auc,
         lr: pos.lr,
@@ -240,14 +359,20 @@ fn end_epoch(
     pos.epochs.push(report);
     pos.epoch += 1;
     pos.batch = 0;
-    stop
+    Ok(stop)
 }
 
 /// The network before the first step: built, initialised, and with its biases centred on
-/// 1,024 shuffled training rows (the first draw of the shuffle stream).
-fn initial_network(cfg: &TrainConfig, data: &Dataset, shuffle_rng: &mut Rng) -> Result<Mlp> {
-    let mut mlp = build_network(cfg, data.x.cols(), data.x.is_sparse(), data.n_labels)?;
+/// 1,024 shuffled rows of the source's first rows (the first draw of the shuffle stream).
+fn initial_network(
+    cfg: &TrainConfig,
+    source: &mut dyn BatchSource,
+    shuffle_rng: &mut Rng,
+) -> Result<Mlp> {
+    let (cols, sparse, labels) = source.shape();
+    let mut mlp = build_network(cfg, cols, sparse, labels)?;
     if cfg.center_bias {
+        let data = source.first_rows()?;
         let mut order: Vec<usize> = (0..data.rows()).collect();
         shuffle_rng.shuffle(&mut order);
         order.truncate(1024);
@@ -257,7 +382,7 @@ fn initial_network(cfg: &TrainConfig, data: &Dataset, shuffle_rng: &mut Rng) -> 
 }
 
 /// The checks on the config and data that need no network.
-fn check(cfg: &TrainConfig, data: &Dataset, valid: Option<&Dataset>) -> Result<()> {
+fn check(cfg: &TrainConfig, rows: usize, valid: bool) -> Result<()> {
     cfg.optimizer.validate()?;
     if cfg.batch_size == 0 || cfg.epochs == 0 {
         return Err(Error::invalid(format!(
@@ -265,18 +390,18 @@ fn check(cfg: &TrainConfig, data: &Dataset, valid: Option<&Dataset>) -> Result<(
             cfg.batch_size, cfg.epochs
         )));
     }
-    if data.rows() == 0 {
+    if rows == 0 {
         return Err(Error::invalid("training data has no rows"));
     }
     if let Some(r) = &cfg.robust {
         r.validate(&cfg.hidden, cfg.activation)?;
     }
-    if cfg.threshold_fpr.is_some() && valid.is_none() {
+    if cfg.threshold_fpr.is_some() && !valid {
         return Err(Error::invalid(
             "a threshold for a target FPR needs validation data",
         ));
     }
-    if cfg.monitor == Monitor::Auc && cfg.patience.is_some() && valid.is_none() {
+    if cfg.monitor == Monitor::Auc && cfg.patience.is_some() && !valid {
         return Err(Error::invalid("early stopping needs validation data"));
     }
     Ok(())
@@ -286,14 +411,14 @@ fn check(cfg: &TrainConfig, data: &Dataset, valid: Option<&Dataset>) -> Result<(
 /// flag before each and saves the checkpoints due after each.
 fn run_epoch(
     trainer: &mut Trainer,
-    data: &Dataset,
+    source: &mut dyn BatchSource,
     pos: &mut Position,
     pos_weight: &[f32],
     hooks: &Hooks,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
     let cfg = trainer.config();
-    let (n, size) = (pos.order.len(), cfg.batch_size);
+    let (n, size) = (source.rows(), cfg.batch_size);
     let batches = n.div_ceil(size);
     let total_steps = (batches * cfg.epochs) as u64;
     let warmup = cfg.robust.as_ref().map_or(0, |r| r.warmup_epochs * batches);
@@ -310,11 +435,12 @@ fn run_epoch(
         if warmup > 0 {
             trainer.set_ramp((epoch * batches + bi + 1) as f32 / warmup as f32);
         }
-        pos.lr = cfg
+        let lr = cfg
             .schedule
             .lr(cfg.optimizer.lr, epoch, trainer.step, total_steps);
-        let chunk = &pos.order[bi * size..n.min((bi + 1) * size)];
-        let loss = trainer.step(data, chunk, pos_weight, pos.lr);
+        pos.lr = lr;
+        let (data, chunk) = source.batch(&mut pos.order, &mut pos.shuffle_rng, bi, size)?;
+        let loss = trainer.step(data, chunk, pos_weight, lr);
         if !loss.is_finite() {
             return Err(Error::invalid(format!(
                 "training diverged (loss {loss}) in epoch {}: try a lower learning rate or gradient clipping",
@@ -379,9 +505,9 @@ impl EarlyStopping {
 }
 
 /// Per-label logit thresholds for false positive rate `fpr` on validation data.
-fn fpr_thresholds(mlp: &Mlp, v: &Dataset, fpr: f64) -> Result<Vec<f32>> {
-    let y = v.y.as_ref().expect("validation data has labels");
-    metrics::thresholds_for_fpr(&mlp.logits(&v.x), y, v.n_labels, fpr).ok_or_else(|| {
+fn fpr_thresholds(mlp: &Mlp, v: &mut dyn ValidSource, fpr: f64) -> Result<Vec<f32>> {
+    let (logits, y) = v.score(mlp)?;
+    metrics::thresholds_for_fpr(&logits, &y, mlp.n_labels(), fpr).ok_or_else(|| {
         Error::invalid("no threshold for a target FPR: the validation data has no negatives")
     })
 }

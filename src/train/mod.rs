@@ -27,11 +27,12 @@ pub mod trainer;
 mod update;
 
 pub use config::{
-    is_monotone, pos_weights, recipe, LayerConstraints, Monitor, PosWeight, Preset, Recipe,
-    TrainConfig,
+    is_monotone, pos_weights, pos_weights_of_counts, recipe, LayerConstraints, Monitor, PosWeight,
+    Preset, Recipe, TrainConfig,
 };
 pub use fit::{
-    macro_auc, train, train_with, validate, Control, EpochReport, Progress, TrainReport,
+    macro_auc, train, train_source, train_with, validate, BatchSource, Control, EpochReport,
+    Progress, TrainReport, ValidSource,
 };
 pub use network::{build_network, center_biases};
 pub use robust::RobustConfig;
