@@ -491,7 +491,10 @@ fn run_distributed(_: &TrainArgs, _: &Context) -> Result<ExitCode> {
 fn run_distributed(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     use nonneg::train::distributed::Session;
     let refused = [
-        (a.checkpoint.is_some() || a.resume.is_some(), "--checkpoint and --resume"),
+        (
+            a.checkpoint.is_some() || a.resume.is_some(),
+            "--checkpoint and --resume",
+        ),
         (a.autotune.autotune, "--autotune"),
     ];
     if let Some((_, what)) = refused.iter().find(|r| r.0) {

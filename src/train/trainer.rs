@@ -174,7 +174,8 @@ impl<'a> Trainer<'a> {
         let (logits, dlogits) = self.tape.logits_and_dlogits();
         let Some(robust) = self.robust.as_mut() else {
             let (y, total) = (&self.batch_y, batch_rows * labels);
-            let loss = loss::share_of_mean_loss_and_grad(logits, y, pos_weight, 1.0, total, Some(dlogits));
+            let loss =
+                loss::share_of_mean_loss_and_grad(logits, y, pos_weight, 1.0, total, Some(dlogits));
             self.mlp
                 .backward(input, &mut self.tape, Some(&mut self.grads));
             return loss;
@@ -302,7 +303,11 @@ impl<'a> Trainer<'a> {
         let loss = if local.is_empty() {
             // A last batch smaller than the number of ranks: nothing from this one.
             let g = &mut self.grads;
-            g.kernel.iter_mut().chain(&mut g.bias).chain(Some(&mut g.skip)).for_each(|v| v.fill(0.0));
+            g.kernel
+                .iter_mut()
+                .chain(&mut g.bias)
+                .chain(Some(&mut g.skip))
+                .for_each(|v| v.fill(0.0));
             self.sparse_keys.clear();
             0.0
         } else {
@@ -317,7 +322,11 @@ impl<'a> Trainer<'a> {
             self.mlp.skip.as_ref().map_or(0, |_| self.mlp.n_labels()),
         ];
         let g = &mut self.grads;
-        let dense = g.kernel.iter_mut().chain(&mut g.bias).chain(Some(&mut g.skip));
+        let dense = g
+            .kernel
+            .iter_mut()
+            .chain(&mut g.bias)
+            .chain(Some(&mut g.skip));
         let dist = self.dist.as_mut().expect("distributed step under MPI");
         let loss = dist.sum_dense(dense, loss);
         self.reduced = mine.map(|m| dist.sum_sparse(&m, widths));
@@ -337,7 +346,9 @@ impl<'a> Trainer<'a> {
             let n_out = self.mlp.layers[l].n_out;
             let grads = std::sync::Mutex::new(vec![0f32; features.len() * n_out]);
             self.sparse_grad_rows(x, rows, skip, |j, g| {
-                let at = features.binary_search(&(j as u32)).expect("a batch feature");
+                let at = features
+                    .binary_search(&(j as u32))
+                    .expect("a batch feature");
                 grads.lock().unwrap()[at * n_out..(at + 1) * n_out].copy_from_slice(g);
             });
             ExtraRows {
