@@ -194,70 +194,64 @@ impl Reducer {
 
     /// All ranks' sparse-fed gradient rows summed by feature, over the union of their
     /// features; `[w1, w2]`: the first layer's and skip connection's row widths (0: none).
-    pub(super) fn sum_sparse(&mut self, mine: &SparseRows, [w1, w2]: [usize; 2]) -> SparseRows {
-        let features = &mine.first.features;
-        let width = w1 + w2;
+    pub(super) fn sum_sparse(&mut self, mine: SparseRows, [w1, w2]: [usize; 2]) -> SparseRows {
         let world = SimpleCommunicator::world();
-        let mut rows = Vec::with_capacity(features.len() * width);
-        for i in 0..features.len() {
-            rows.extend_from_slice(&mine.first.grads[i * w1..(i + 1) * w1]);
-            rows.extend_from_slice(&mine.skip.grads[i * w2..(i + 1) * w2]);
-        }
-        let (union, sums) = self.merge_at_root(&world, features, &rows, width);
-        let (mut first, mut skip) = (Vec::new(), Vec::new());
-        for row in sums.chunks_exact(width.max(1)) {
-            first.extend_from_slice(&row[..w1]);
-            skip.extend_from_slice(&row[w1..]);
-        }
-        UNION_ROWS.fetch_add(union.len() as u64, Ordering::Relaxed);
-        SparseRows {
-            first: ExtraRows {
-                features: union.clone(),
-                grads: first,
-            },
-            skip: ExtraRows {
-                features: if w2 > 0 { union } else { Vec::new() },
-                grads: skip,
-            },
-        }
-    }
-
-    /// Rank 0 gathers every rank's (features, rows of `width`), sums the rows by feature
-    /// in rank order and broadcasts the union; every rank returns it.
-    fn merge_at_root(
-        &mut self,
-        world: &SimpleCommunicator,
-        features: &[u32],
-        rows: &[f32],
-        width: usize,
-    ) -> (Vec<u32>, Vec<f32>) {
         let root = world.process_at_rank(0);
-        let count = features.len() as Count;
-        let (mut union, mut sums) = (Vec::new(), Vec::new());
+        let features = mine.first.features;
+        let tensors = [(mine.first.grads, w1), (mine.skip.grads, w2)];
+        let tensors = &tensors[..if w2 > 0 { 2 } else { 1 }];
         let mut size = [0u64];
+        let (mut union, mut sums) = (Vec::new(), Vec::new());
         if self.rank == 0 {
             let mut counts = vec![0 as Count; self.size];
-            root.gather_into_root(&count, &mut counts[..]);
-            let all_features = gather_varcount(&root, features, &counts);
-            let row_counts: Vec<Count> = counts.iter().map(|&c| c * width as Count).collect();
-            let all_rows = gather_varcount(&root, rows, &row_counts);
-            (union, sums) = merge_by_feature(&all_features, &all_rows, width);
+            root.gather_into_root(&(features.len() as Count), &mut counts[..]);
+            let all = gather_varcount(&root, &features, &counts);
+            let order = by_feature(&all);
+            for (rows, width) in tensors {
+                let row_counts: Vec<Count> = counts.iter().map(|&c| c * *width as Count).collect();
+                let all_rows = gather_varcount(&root, rows, &row_counts);
+                let summed;
+                (union, summed) = sum_by_feature(&all, &order, &all_rows, *width);
+                sums.push(summed);
+            }
             size[0] = union.len() as u64;
-            let received = (all_features.len() - features.len()) * (4 + 4 * width);
-            let sent = union.len() * (4 + 4 * width);
-            let bytes = (received + (sent + 8) * (self.size - 1) + 4 * (self.size - 1)) as u64;
-            SPARSE_BYTES.fetch_add(bytes, Ordering::Relaxed);
+            // In: every other rank's count, features and rows; out: the union's, to each.
+            let width: usize = tensors.iter().map(|t| t.1).sum();
+            let received = 4 * (self.size - 1) + (all.len() - features.len()) * 4 * (1 + width);
+            let sent = (8 + union.len() * 4 * (1 + width)) * (self.size - 1);
+            SPARSE_BYTES.fetch_add((received + sent) as u64, Ordering::Relaxed);
         } else {
-            root.gather_into(&count);
-            root.gather_varcount_into(features);
-            root.gather_varcount_into(rows);
+            root.gather_into(&(features.len() as Count));
+            root.gather_varcount_into(&features[..]);
+            for (rows, _) in tensors {
+                root.gather_varcount_into(&rows[..]);
+            }
+            sums = vec![Vec::new(); tensors.len()];
         }
         root.broadcast_into(&mut size[..]);
         union.resize(size[0] as usize, 0);
-        sums.resize(union.len() * width, 0.0);
         root.broadcast_into(&mut union[..]);
-        root.broadcast_into(&mut sums[..]);
-        (union, sums)
+        for (sum, (_, width)) in sums.iter_mut().zip(tensors) {
+            sum.resize(union.len() * width, 0.0);
+            root.broadcast_into(&mut sum[..]);
+        }
+        UNION_ROWS.fetch_add(union.len() as u64, Ordering::Relaxed);
+        let mut sums = sums.into_iter();
+        let first = sums.next().unwrap_or_default();
+        let skip = match sums.next() {
+            Some(grads) => ExtraRows {
+                features: union.clone(),
+                grads,
+            },
+            None => ExtraRows::default(),
+        };
+        SparseRows {
+            first: ExtraRows {
+                features: union,
+                grads: first,
+            },
+            skip,
+        }
     }
 }
 
@@ -281,15 +275,24 @@ where
     all
 }
 
-/// Sums rows of `width` by feature over ranks' runs of sorted features, concatenated in
-/// rank order: the union, sorted, and its rows, each the first rank's row plus the later
-/// ranks' in rank order.
-fn merge_by_feature(features: &[u32], rows: &[f32], width: usize) -> (Vec<u32>, Vec<f32>) {
+/// The positions of `features` (ranks' sorted runs, concatenated in rank order) sorted
+/// by feature, each feature's in rank order.
+fn by_feature(features: &[u32]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..features.len()).collect();
-    // Stable: a feature's rows stay in rank order.
-    order.sort_by_key(|&i| features[i]);
+    order.sort_by_key(|&i| features[i]); // stable
+    order
+}
+
+/// The union of `features` (in `order`, from [`by_feature`]) and its rows of `width`: each
+/// the first rank's row plus the later ranks' in rank order.
+fn sum_by_feature(
+    features: &[u32],
+    order: &[usize],
+    rows: &[f32],
+    width: usize,
+) -> (Vec<u32>, Vec<f32>) {
     let (mut union, mut sums) = (Vec::new(), Vec::<f32>::new());
-    for i in order {
+    for &i in order {
         let row = &rows[i * width..(i + 1) * width];
         if union.last() == Some(&features[i]) {
             let at = sums.len() - width;
@@ -331,7 +334,7 @@ mod tests {
         // Rank 0 touched features 2 and 5, rank 1 features 1 and 5 (rows of width 2).
         let features = [2, 5, 1, 5];
         let rows = [1.0, 2.0, 3.0, 4.0, 10.0, 20.0, 0.5, 0.25];
-        let (union, sums) = merge_by_feature(&features, &rows, 2);
+        let (union, sums) = sum_by_feature(&features, &by_feature(&features), &rows, 2);
         assert_eq!(union, vec![1, 2, 5]);
         assert_eq!(sums, vec![10.0, 20.0, 1.0, 2.0, 3.5, 4.25]);
     }

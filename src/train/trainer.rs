@@ -59,6 +59,15 @@ fn batch_input<'a>(x: &'a Features, rows: &'a [usize], buf: &'a mut Vec<f32>) ->
     }
 }
 
+/// Every gradient the backward pass forms densely (kernels, biases, skip connection).
+#[cfg(feature = "distributed")]
+fn dense_grads(g: &mut Grads) -> impl Iterator<Item = &mut Vec<f32>> {
+    g.kernel
+        .iter_mut()
+        .chain(&mut g.bias)
+        .chain(Some(&mut g.skip))
+}
+
 /// The rows verified training's bound chose in the last batch, besides the active
 /// features, or all ranks' rows under data-parallel training, for the sparse first layer
 /// (`skip` false) or skip connection; none when neither.
@@ -302,12 +311,7 @@ impl<'a> Trainer<'a> {
         let local = dist.slice(rows);
         let loss = if local.is_empty() {
             // A last batch smaller than the number of ranks: nothing from this one.
-            let g = &mut self.grads;
-            g.kernel
-                .iter_mut()
-                .chain(&mut g.bias)
-                .chain(Some(&mut g.skip))
-                .for_each(|v| v.fill(0.0));
+            dense_grads(&mut self.grads).for_each(|v| v.fill(0.0));
             self.sparse_keys.clear();
             0.0
         } else {
@@ -321,15 +325,10 @@ impl<'a> Trainer<'a> {
             self.mlp.layers[0].n_out,
             self.mlp.skip.as_ref().map_or(0, |_| self.mlp.n_labels()),
         ];
-        let g = &mut self.grads;
-        let dense = g
-            .kernel
-            .iter_mut()
-            .chain(&mut g.bias)
-            .chain(Some(&mut g.skip));
+        let dense = dense_grads(&mut self.grads);
         let dist = self.dist.as_mut().expect("distributed step under MPI");
         let loss = dist.sum_dense(dense, loss);
-        self.reduced = mine.map(|m| dist.sum_sparse(&m, widths));
+        self.reduced = mine.map(|m| dist.sum_sparse(m, widths));
         self.sparse_keys.clear();
         self.update(data, rows, lr);
         self.reduced = None;
