@@ -36,19 +36,34 @@ pub fn scaled_mean_loss_and_grad(
     pos_scale: f32,
     grad: Option<&mut [f32]>,
 ) -> f64 {
+    share_of_mean_loss_and_grad(logits, y, pos_weight, pos_scale, logits.len(), grad)
+}
+
+/// The share that `logits` contribute to [`scaled_mean_loss_and_grad`] over `total`
+/// elements of which they are a part (a data-parallel rank's slice of a batch): the
+/// slices' results add up to the whole batch's, and each gradient element is the whole
+/// batch's to the bit.
+pub fn share_of_mean_loss_and_grad(
+    logits: &[f32],
+    y: &[f32],
+    pos_weight: &[f32],
+    pos_scale: f32,
+    total: usize,
+    grad: Option<&mut [f32]>,
+) -> f64 {
     let labels = pos_weight.len();
-    let scale = 1.0 / logits.len() as f32;
+    let scale = 1.0 / total as f32;
     let share = |t: f32| if t >= 0.5 { pos_scale } else { 1.0 };
-    let mut total = 0f64;
+    let mut sum = 0f64;
     for (i, (&z, &t)) in logits.iter().zip(y).enumerate() {
-        total += (share(t) * bce_with_logits(z, t, pos_weight[i % labels])) as f64;
+        sum += (share(t) * bce_with_logits(z, t, pos_weight[i % labels])) as f64;
     }
     if let Some(g) = grad {
         for (i, ((g, &z), &t)) in g.iter_mut().zip(logits).zip(y).enumerate() {
             *g = share(t) * bce_with_logits_grad(z, t, pos_weight[i % labels]) * scale;
         }
     }
-    total / logits.len() as f64
+    sum / total as f64
 }
 
 #[cfg(test)]

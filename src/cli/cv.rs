@@ -32,6 +32,9 @@ pub fn run(a: &CvArgs, ctx: &Context) -> Result<ExitCode> {
     if t.checkpoint.is_some() || t.resume.is_some() {
         bail!("--checkpoint and --resume save one training run; cv runs one per fold");
     }
+    if t.distributed {
+        bail!("cv trains every fold in one process; it takes no --distributed");
+    }
     if !t.valid.is_empty() || t.valid_fraction.is_some() {
         bail!("cv holds out each fold in turn; it takes no --valid or --valid-fraction");
     }

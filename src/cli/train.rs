@@ -187,6 +187,19 @@ pub struct TrainArgs {
     pub autotune: super::autotune::AutotuneArgs,
     #[command(flatten)]
     pub stream: super::stream::StreamArgs,
+    /// Data-parallel training over MPI: `mpirun -np K nonneg train --distributed ...`; each
+    /// rank takes 1/K of every batch, rank 0 writes the model (a build with the
+    /// `distributed` feature; README "More than one machine").
+    #[arg(long)]
+    pub distributed: bool,
+}
+
+/// This process's part in a run: the only one, or one of MPI's ranks.
+struct Part<'s> {
+    /// Rank 0, or the only process: it writes the model, the log and the progress.
+    root: bool,
+    /// The communication figures, under MPI.
+    traffic: Option<&'s dyn Fn() -> String>,
 }
 
 /// The checkpoint plan of --checkpoint, --checkpoint-every and --resume.
@@ -491,7 +504,65 @@ fn stop_on_signals() -> Arc<AtomicBool> {
 }
 
 pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
-    nonneg::atomic::check_output(&a.out)?;
+    if a.distributed {
+        return run_distributed(a, ctx);
+    }
+    let whole = Part {
+        root: true,
+        traffic: None,
+    };
+    train(a, ctx, &whole)
+}
+
+#[cfg(not(feature = "distributed"))]
+fn run_distributed(_: &TrainArgs, _: &Context) -> Result<ExitCode> {
+    bail!(
+        "--distributed: this nonneg was built without MPI; build it with \
+         `cargo build --release --features distributed`"
+    )
+}
+
+/// `--distributed`: [`train`] as one of the ranks `mpirun` started. An error on any rank
+/// ends them all (the others would wait for it forever) with exit code 2.
+#[cfg(feature = "distributed")]
+fn run_distributed(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
+    use nonneg::train::distributed::Session;
+    let refused = [
+        (
+            a.checkpoint.is_some() || a.resume.is_some(),
+            "--checkpoint and --resume",
+        ),
+        (a.autotune.autotune, "--autotune"),
+    ];
+    if let Some((_, what)) = refused.iter().find(|r| r.0) {
+        bail!("{what} cannot be combined with --distributed (not supported yet)");
+    }
+    nonneg::train::distributed::check_supported(&fit_options(a)?.config)?;
+    let session = Session::start()?;
+    let rank = Context {
+        quiet: ctx.quiet || session.rank() > 0,
+    };
+    let traffic = || session.traffic().line();
+    let part = Part {
+        root: session.rank() == 0,
+        traffic: Some(&traffic),
+    };
+    match train(a, &rank, &part) {
+        Err(e) if session.size() > 1 => {
+            let (r, k) = (session.rank(), session.size());
+            let message = super::with_flag_names(&format!("{e:#}"));
+            crate::cli::errln!("error: rank {r} of {k}: {message}").ok();
+            session.abort(2)
+        }
+        result => result,
+    }
+}
+
+/// `nonneg train` as `part` of the run.
+fn train(a: &TrainArgs, ctx: &Context, part: &Part) -> Result<ExitCode> {
+    if part.root {
+        nonneg::atomic::check_output(&a.out)?;
+    }
     let mut opts = fit_options(a)?;
     opts.checkpoint = checkpoint_plan(a)?;
     if let Some(p) = &opts.checkpoint {
@@ -505,12 +576,15 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     }
     opts.featurizer = find_featurizer(a)?;
     if let Some(data) = super::stream::streamed(a)? {
+        if part.traffic.is_some() {
+            bail!("--distributed reads one training file on every rank; streaming several shards is not supported with it yet");
+        }
         return super::stream::train(a, ctx, opts, data);
     }
     let (data, valid, info) = load_train_valid(a, opts.featurizer.as_ref())?;
     opts.signs = feature_signs(a, &data, &opts.config)?;
     let mut progress = TrainProgress::new(ctx.quiet, true);
-    progress.log_to(a.log.clone())?;
+    progress.log_to(a.log.clone().filter(|_| part.root))?;
     let mut fitted = if a.autotune.autotune {
         super::autotune::fit(&opts, &data, valid.as_ref(), a, ctx)?
     } else {
@@ -528,10 +602,16 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
         }
     };
     progress.finish()?;
+    if !part.root {
+        return Ok(ExitCode::SUCCESS);
+    }
     fitted.model.input = info;
     nonneg::model::io::save(&fitted.model, &a.out)?;
     if !ctx.quiet {
         print_summary(&fitted, &a.out)?;
+        if let Some(traffic) = part.traffic {
+            crate::cli::errln!("communication: {}", traffic())?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

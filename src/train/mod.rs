@@ -9,7 +9,8 @@
 //! - [`reparam`]: NonNeg by `w = |t|` or `w = softplus(t)` instead of projection;
 //! - [`robust`]: verified training, the loss on a sound lower bound under K additions;
 //! - [`fit`]: epochs, validation, early stopping, thresholds;
-//! - [`checkpoint`]: the run's state saved between batches, to resume after a kill.
+//! - [`checkpoint`]: the run's state saved between batches, to resume after a kill;
+//! - `distributed` (feature `distributed`): data-parallel steps over MPI ranks.
 //!
 //! Determinism: one seed drives the init and the shuffles; every parallel loop splits over
 //! independent outputs (rows of a batch, units, features of a sparse layer) and no
@@ -18,6 +19,8 @@
 
 pub mod checkpoint;
 pub mod config;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 pub mod fit;
 pub mod network;
 pub mod projection;

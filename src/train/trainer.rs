@@ -30,6 +30,19 @@ pub struct Trainer<'a> {
     pub step: u64,
     /// Verified training's state, when on ([`Trainer::enable_robust`]).
     robust: Option<RobustState>,
+    /// Data-parallel training: this rank's part in each step, when under MPI.
+    #[cfg(feature = "distributed")]
+    dist: Option<super::distributed::Reducer>,
+    /// The sparse-fed kernels' gradient rows summed over all ranks, in the step that
+    /// formed them (they replace the batch's keys, which are this rank's alone).
+    reduced: Option<SparseRows>,
+}
+
+/// Gradient rows of the sparse first layer and of the skip connection, by feature.
+#[derive(Default)]
+pub(super) struct SparseRows {
+    pub(super) first: ExtraRows,
+    pub(super) skip: ExtraRows,
 }
 
 /// The batch as the network's input: dense rows gathered into `buf`, or the sparse rows.
@@ -46,17 +59,33 @@ fn batch_input<'a>(x: &'a Features, rows: &'a [usize], buf: &'a mut Vec<f32>) ->
     }
 }
 
+/// Every gradient the backward pass forms densely (kernels, biases, skip connection).
+#[cfg(feature = "distributed")]
+fn dense_grads(g: &mut Grads) -> impl Iterator<Item = &mut Vec<f32>> {
+    g.kernel
+        .iter_mut()
+        .chain(&mut g.bias)
+        .chain(Some(&mut g.skip))
+}
+
 /// The rows verified training's bound chose in the last batch, besides the active
-/// features, for the sparse first layer (`skip` false) or skip connection; none when off.
-fn extra_rows(robust: &Option<RobustState>, skip: bool) -> &ExtraRows {
+/// features, or all ranks' rows under data-parallel training, for the sparse first layer
+/// (`skip` false) or skip connection; none when neither.
+fn extra_rows<'t>(
+    robust: &'t Option<RobustState>,
+    reduced: &'t Option<SparseRows>,
+    skip: bool,
+) -> &'t ExtraRows {
     static NONE: ExtraRows = ExtraRows {
         features: Vec::new(),
         grads: Vec::new(),
     };
-    match robust {
-        Some(r) if skip => &r.skip,
-        Some(r) => &r.first,
-        None => &NONE,
+    match (robust, reduced) {
+        (Some(r), _) if skip => &r.skip,
+        (Some(r), _) => &r.first,
+        (None, Some(r)) if skip => &r.skip,
+        (None, Some(r)) => &r.first,
+        (None, None) => &NONE,
     }
 }
 
@@ -86,6 +115,9 @@ impl<'a> Trainer<'a> {
             bias_state,
             step: 0,
             robust: None,
+            #[cfg(feature = "distributed")]
+            dist: super::distributed::Reducer::if_active(),
+            reduced: None,
         }
     }
 
@@ -125,10 +157,17 @@ impl<'a> Trainer<'a> {
         out
     }
 
-    /// Forward and backward on a batch: returns the mean loss and leaves d loss / d z on
-    /// the tape, dense kernel gradients and bias gradients in `grads` (the sparse first
-    /// layer's and skip connection's kernel gradients are formed row by row from `dz`).
-    fn forward_backward(&mut self, data: &Dataset, rows: &[usize], pos_weight: &[f32]) -> f64 {
+    /// Forward and backward on `rows`, part of a batch of `batch_rows` rows: returns their
+    /// share of the batch's mean loss and leaves d loss / d z on the tape, dense kernel
+    /// gradients and bias gradients in `grads` (the sparse first layer's and skip
+    /// connection's kernel gradients are formed row by row from `dz`).
+    fn forward_backward(
+        &mut self,
+        data: &Dataset,
+        rows: &[usize],
+        batch_rows: usize,
+        pos_weight: &[f32],
+    ) -> f64 {
         let labels = data.n_labels;
         let y = data.y.as_ref().expect("training data has labels");
         self.batch_y.clear();
@@ -143,7 +182,9 @@ impl<'a> Trainer<'a> {
         self.mlp.forward(input, &mut self.tape);
         let (logits, dlogits) = self.tape.logits_and_dlogits();
         let Some(robust) = self.robust.as_mut() else {
-            let loss = loss::mean_loss_and_grad(logits, &self.batch_y, pos_weight, Some(dlogits));
+            let (y, total) = (&self.batch_y, batch_rows * labels);
+            let loss =
+                loss::share_of_mean_loss_and_grad(logits, y, pos_weight, 1.0, total, Some(dlogits));
             self.mlp
                 .backward(input, &mut self.tape, Some(&mut self.grads));
             return loss;
@@ -180,7 +221,7 @@ impl<'a> Trainer<'a> {
             &self.sparse_keys,
             &self.tape.dz[l],
             n_out,
-            extra_rows(&self.robust, skip),
+            extra_rows(&self.robust, &self.reduced, skip),
             x,
             rows,
             f,
@@ -236,14 +277,92 @@ impl<'a> Trainer<'a> {
 
     /// One optimizer step on a batch. Returns the batch's mean loss.
     pub fn step(&mut self, data: &Dataset, rows: &[usize], pos_weight: &[f32], lr: f32) -> f64 {
-        let loss = self.forward_backward(data, rows, pos_weight);
+        #[cfg(feature = "distributed")]
+        if self.dist.is_some() {
+            return self.distributed_step(data, rows, pos_weight, lr);
+        }
+        let loss = self.forward_backward(data, rows, rows.len(), pos_weight);
+        self.update(data, rows, lr);
+        loss
+    }
+
+    /// Clipping, then the update of every tensor from the gradients formed for `rows`.
+    fn update(&mut self, data: &Dataset, rows: &[usize], lr: f32) {
         let scale = self.clip_scale(data, rows);
         self.step += 1;
         for l in 0..self.mlp.layers.len() {
             self.update_layer(l, data, rows, scale, lr);
         }
         self.update_skip(data, rows, scale, lr);
+    }
+
+    /// [`Trainer::step`] as one of several MPI ranks: forward and backward on this rank's
+    /// slice of the batch, the gradients summed over all ranks, then the same update on
+    /// every rank. The batch's sparse keys give way to the summed rows of all ranks.
+    #[cfg(feature = "distributed")]
+    fn distributed_step(
+        &mut self,
+        data: &Dataset,
+        rows: &[usize],
+        pos_weight: &[f32],
+        lr: f32,
+    ) -> f64 {
+        let dist = self.dist.as_ref().expect("distributed step under MPI");
+        let local = dist.slice(rows);
+        let loss = if local.is_empty() {
+            // A last batch smaller than the number of ranks: nothing from this one.
+            dense_grads(&mut self.grads).for_each(|v| v.fill(0.0));
+            self.sparse_keys.clear();
+            0.0
+        } else {
+            self.forward_backward(data, local, rows.len(), pos_weight)
+        };
+        let mine = match &data.x {
+            Features::Sparse(x) => Some(self.sparse_grads(x, local)),
+            Features::Dense(_) => None,
+        };
+        let widths = [
+            self.mlp.layers[0].n_out,
+            self.mlp.skip.as_ref().map_or(0, |_| self.mlp.n_labels()),
+        ];
+        let dense = dense_grads(&mut self.grads);
+        let dist = self.dist.as_mut().expect("distributed step under MPI");
+        let loss = dist.sum_dense(dense, loss);
+        self.reduced = mine.map(|m| dist.sum_sparse(m, widths));
+        self.sparse_keys.clear();
+        self.update(data, rows, lr);
+        self.reduced = None;
         loss
+    }
+
+    /// This rank's gradient rows of the sparse-fed kernels, by feature.
+    #[cfg(feature = "distributed")]
+    fn sparse_grads(&self, x: &CsrMatrix, rows: &[usize]) -> SparseRows {
+        let mut features: Vec<u32> = self.sparse_keys.iter().map(|k| (k >> 32) as u32).collect();
+        features.dedup();
+        let gather = |skip: bool| {
+            let l = if skip { self.mlp.layers.len() - 1 } else { 0 };
+            let n_out = self.mlp.layers[l].n_out;
+            let grads = std::sync::Mutex::new(vec![0f32; features.len() * n_out]);
+            self.sparse_grad_rows(x, rows, skip, |j, g| {
+                let at = features
+                    .binary_search(&(j as u32))
+                    .expect("a batch feature");
+                grads.lock().unwrap()[at * n_out..(at + 1) * n_out].copy_from_slice(g);
+            });
+            ExtraRows {
+                features: features.clone(),
+                grads: grads.into_inner().unwrap(),
+            }
+        };
+        let skip = match self.mlp.skip {
+            Some(_) => gather(true),
+            None => ExtraRows::default(),
+        };
+        SparseRows {
+            first: gather(false),
+            skip,
+        }
     }
 
     /// Updates layer `l`'s kernel and bias, then projects it.
@@ -257,7 +376,7 @@ impl<'a> Trainer<'a> {
             gw.iter_mut().for_each(|g| *g *= scale);
         }
         let layer = &mut self.mlp.layers[l];
-        let extra = extra_rows(&self.robust, false);
+        let extra = extra_rows(&self.robust, &self.reduced, false);
         match &data.x {
             Features::Sparse(x) if l == 0 => update_sparse_rows(
                 &cfg.optimizer,
@@ -310,7 +429,7 @@ impl<'a> Trainer<'a> {
             Features::Sparse(x) => {
                 let dz = &self.tape.dz[self.mlp.layers.len() - 1];
                 let keys = &self.sparse_keys;
-                let extra = extra_rows(&self.robust, true);
+                let extra = extra_rows(&self.robust, &self.reduced, true);
                 update_sparse_rows(
                     &cfg.optimizer,
                     &s,
@@ -346,7 +465,7 @@ impl<'a> Trainer<'a> {
         rows: &[usize],
         pos_weight: &[f32],
     ) -> (f64, Vec<Vec<f32>>, Vec<Vec<f32>>) {
-        let loss = self.forward_backward(data, rows, pos_weight);
+        let loss = self.forward_backward(data, rows, rows.len(), pos_weight);
         let mut gw = self.grads.kernel.clone();
         if let Features::Sparse(x) = &data.x {
             gw[0] = self.dense_sparse_grad(x, rows, false);

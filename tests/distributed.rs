@@ -1,0 +1,273 @@
+//! Data-parallel training over MPI on loopback (`mpirun`, Open MPI): one rank is the
+//! single-process run to the bit, two ranks match it within a stated tolerance and repeat
+//! themselves to the bit, rank 0 alone writes, and an error on one rank ends them all.
+
+mod common;
+
+#[test]
+#[cfg(not(feature = "distributed"))]
+fn without_the_feature_distributed_says_how_to_build_it() {
+    let dir = common::tempdir();
+    let out = common::path_in(dir.path(), "m.st");
+    let mut args = vec!["train", "--distributed", "--data", "data/spambase.csv"];
+    args.extend(common::SPAMBASE_LABEL);
+    args.extend(["--out", &out]);
+    let err = common::fails(&args);
+    assert!(err.contains("--features distributed"), "{err}");
+}
+
+#[cfg(feature = "distributed")]
+mod under_mpirun {
+    use super::common;
+    use common::{path_in, random_labels, run, sparse_zipf_binary, tempdir, SPAMBASE_LABEL};
+    use nonneg::data::{self, Dataset, LoadOptions};
+    use nonneg::model::{io, Model};
+    use nonneg::rng::Rng;
+    use std::io::{Read, Seek, SeekFrom};
+    use std::path::Path;
+    use std::process::{Command, Output};
+    use std::time::{Duration, Instant};
+
+    /// How far two ranks' model may be from the single-process one after the runs below: the
+    /// largest weight difference relative to the largest weight, and the largest logit
+    /// difference relative to the largest logit. The two sum each batch's gradient in
+    /// another order (two half-batch sums, then their sum), which moves the last bits of
+    /// every step's update.
+    const TOLERANCE: f32 = 1e-5;
+
+    /// `mpirun -np ranks nonneg args` on this machine; panics when it has not ended after
+    /// [`HANG`] (a rank waits for another that is gone).
+    fn mpirun(ranks: usize, args: &[&str]) -> Output {
+        // Files, not pipes: a full pipe would stop the ranks, not a hang of theirs.
+        let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+        let mut child = Command::new("mpirun")
+            .args([
+                "--oversubscribe",
+                "--allow-run-as-root",
+                "-np",
+                &ranks.to_string(),
+            ])
+            .arg(env!("CARGO_BIN_EXE_nonneg"))
+            .args(args)
+            .current_dir(common::root())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap())
+            .spawn()
+            .expect("mpirun runs (Open MPI installed)");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > HANG {
+                // SIGTERM: mpirun passes it on to the ranks.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                child.wait().unwrap();
+                panic!("mpirun -np {ranks} nonneg {args:?} still running after {HANG:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let read = |f: &mut std::fs::File| {
+            let mut bytes = Vec::new();
+            f.seek(SeekFrom::Start(0)).unwrap();
+            f.read_to_end(&mut bytes).unwrap();
+            bytes
+        };
+        Output {
+            status,
+            stdout: read(&mut out),
+            stderr: read(&mut err),
+        }
+    }
+
+    /// Longer than any run here takes (a few seconds on a loaded 2-core machine).
+    const HANG: Duration = Duration::from_secs(60);
+
+    /// `mpirun -np ranks nonneg train --distributed` with `args`; panics unless it succeeds.
+    /// Returns stderr.
+    fn train_ranks(ranks: usize, args: &[&str]) -> String {
+        let mut all = vec!["train", "--distributed"];
+        all.extend(args);
+        let out = mpirun(ranks, &all);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{ranks} ranks: {all:?}: {err}");
+        err
+    }
+
+    /// A sparse binary svmlight file (Zipf-distributed features, so that ranks share some
+    /// and not others) in `dir`.
+    fn sparse_file(dir: &Path) -> String {
+        let mut rng = Rng::new(11);
+        let x = sparse_zipf_binary(800, 2000, 12, &mut rng);
+        let y = random_labels(800, 1, &mut rng);
+        let path = path_in(dir, "sparse.svm");
+        data::write::write_svmlight(&common::dataset(x, y, 1), Path::new(&path)).unwrap();
+        path
+    }
+
+    /// The options of a dense and a sparse run. The sparse one has a skip connection; the
+    /// dense one clips, and its last batch (4,601 rows in batches of 100) leaves rank 0 of
+    /// two without rows.
+    fn cases(dir: &Path) -> Vec<Vec<String>> {
+        let common = ["--epochs", "2", "--seed", "3", "-q"];
+        let mut dense: Vec<String> = ["--data", &common::spambase(), "--hidden", "32,16"]
+            .iter()
+            .chain(&SPAMBASE_LABEL)
+            .chain(&["--batch-size", "100", "--clip-grad-norm", "1"])
+            .map(|s| s.to_string())
+            .collect();
+        let svm = sparse_file(dir);
+        let mut sparse: Vec<String> = ["--data", &svm, "--hidden", "16", "--skip", "on"]
+            .iter()
+            .chain(&["--batch-size", "33", "--lr", "0.01"])
+            .map(|s| s.to_string())
+            .collect();
+        for c in [&mut dense, &mut sparse] {
+            c.extend(common.iter().map(|s| s.to_string()));
+        }
+        vec![dense, sparse]
+    }
+
+    /// `args` plus `--out out`, as `&str`s.
+    fn with_out<'a>(args: &'a [String], out: &'a str) -> Vec<&'a str> {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend(["--out", out]);
+        all
+    }
+
+    /// The data a case trains on, read as the CLI reads it.
+    fn case_data(args: &[String]) -> Dataset {
+        let value = |flag: &str| {
+            let i = args.iter().position(|a| a == flag)?;
+            Some(args[i + 1].clone())
+        };
+        let opts = LoadOptions {
+            label_column: value("--label-column"),
+            positive: value("--positive"),
+            ..Default::default()
+        };
+        data::load(Path::new(&value("--data").unwrap()), &opts).unwrap()
+    }
+
+    /// Every weight and bias of a model, in one list.
+    fn parameters(m: &Model) -> Vec<f32> {
+        let mut all = Vec::new();
+        for l in m.mlp.layers.iter().chain(&m.mlp.skip) {
+            all.extend(&l.weight);
+            all.extend(&l.bias);
+        }
+        all
+    }
+
+    /// The largest difference between `a` and `b` relative to the largest magnitude in `a`.
+    fn relative_gap(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let gap = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        gap / scale
+    }
+
+    #[test]
+    fn one_rank_under_mpirun_is_the_single_process_run_to_the_bit() {
+        let dir = tempdir();
+        for case in cases(dir.path()) {
+            let (plain, one) = (
+                path_in(dir.path(), "plain.st"),
+                path_in(dir.path(), "one.st"),
+            );
+            let mut args = vec!["train"];
+            args.extend(with_out(&case, &plain));
+            run(&args);
+            train_ranks(1, &with_out(&case, &one));
+            let same = std::fs::read(&plain).unwrap() == std::fs::read(&one).unwrap();
+            assert!(same, "{case:?}");
+        }
+    }
+
+    #[test]
+    fn two_ranks_match_the_single_process_run_and_repeat_themselves() {
+        let dir = tempdir();
+        for case in cases(dir.path()) {
+            let plain = path_in(dir.path(), "plain.st");
+            let (two, again) = (
+                path_in(dir.path(), "two.st"),
+                path_in(dir.path(), "again.st"),
+            );
+            let mut args = vec!["train"];
+            args.extend(with_out(&case, &plain));
+            run(&args);
+            train_ranks(2, &with_out(&case, &two));
+            train_ranks(2, &with_out(&case, &again));
+            let bytes = |p: &str| std::fs::read(p).unwrap();
+            assert!(bytes(&two) == bytes(&again), "two runs differ: {case:?}");
+            let (a, b) = (
+                io::load(plain.as_ref()).unwrap(),
+                io::load(two.as_ref()).unwrap(),
+            );
+            let weights = relative_gap(&parameters(&a), &parameters(&b));
+            let x = &case_data(&case).x;
+            let logits = relative_gap(&a.logits(x), &b.logits(x));
+            eprintln!("{}: weights {weights:.2e}, logits {logits:.2e}", case[1]);
+            assert!(weights <= TOLERANCE && logits <= TOLERANCE, "{case:?}");
+            // The sums are another order, not another model: the runs are not the same bits.
+            assert!(weights > 0.0, "{case:?}");
+        }
+    }
+
+    #[test]
+    fn rank_zero_alone_writes_and_reports_the_traffic() {
+        let dir = tempdir();
+        let case = &cases(dir.path())[1];
+        let (out, log) = (path_in(dir.path(), "m.st"), path_in(dir.path(), "log.csv"));
+        let mut args = with_out(case, &out);
+        args.retain(|a| *a != "-q");
+        args.extend(["--log", &log]);
+        let err = train_ranks(2, &args);
+        // One summary, from rank 0, with the bytes of each step, dense and sparse.
+        assert_eq!(err.matches("wrote ").count(), 1, "{err}");
+        let line = err.lines().find(|l| l.starts_with("communication: "));
+        let line = line.unwrap_or_else(|| panic!("no traffic line: {err}"));
+        assert!(
+            line.contains("2 ranks") && line.contains("sparse "),
+            "{line}"
+        );
+        assert!(std::fs::read_to_string(&log).unwrap().lines().count() == 3);
+    }
+
+    #[test]
+    fn an_error_on_one_rank_ends_every_rank_with_exit_2() {
+        let dir = tempdir();
+        let case = &cases(dir.path())[0];
+        // Only rank 0 writes the log: it fails before the first step, when rank 1 is already
+        // waiting for its gradients.
+        let out = path_in(dir.path(), "m.st");
+        let mut args = vec!["train", "--distributed"];
+        args.extend(with_out(case, &out));
+        args.extend(["--log", "/nonexistent-folder/log.csv"]);
+        let result = mpirun(2, &args);
+        let err = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("error: rank 0 of 2: ") && err.contains("log.csv"),
+            "{err}"
+        );
+        assert!(!Path::new(&out).exists());
+    }
+
+    #[test]
+    fn what_distributed_training_cannot_do_is_refused() {
+        let dir = tempdir();
+        let case = &cases(dir.path())[0];
+        let out = path_in(dir.path(), "m.st");
+        for (extra, says) in [
+            (vec!["--resume", dir.path().to_str().unwrap()], "--resume"),
+            (vec!["--robust-budget", "2"], "verified training"),
+        ] {
+            let mut args = vec!["train", "--distributed"];
+            args.extend(with_out(case, &out));
+            args.extend(extra);
+            let err = common::fails(&args);
+            assert!(err.contains(says), "{err}");
+        }
+    }
+}
