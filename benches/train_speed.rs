@@ -2,7 +2,9 @@
 //! which runs PyTorch on the same models side by side and prints the ratio).
 //!
 //! `cargo bench --bench train_speed -- --case dense|sparse [--threads N] [--seconds S]`
-//! prints one JSON line with samples per second.
+//! prints one JSON line with samples per second and the CPU time the timed steps used
+//! (all threads: above the wall time times the busy threads when threads spin or wait
+//! on each other). bench/scaling.py runs it for 1-16 threads beside PyTorch.
 
 // The random-data generators shared with the tests.
 #[path = "../tests/common/mod.rs"]
@@ -67,16 +69,25 @@ fn main() {
     for b in batches.iter().take(5) {
         trainer.step(&data, b, &pw, 1e-3);
     }
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), cpu_seconds());
     let mut steps = 0usize;
     while start.elapsed().as_secs_f64() < seconds || steps < 20 {
         trainer.step(&data, batches[steps % batches.len()], &pw, 1e-3);
         steps += 1;
     }
-    let dt = start.elapsed().as_secs_f64();
+    let (dt, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu_start);
     println!(
-        "{{\"impl\":\"nonneg\",\"case\":\"{case}\",\"samples_per_s\":{:.1},\"steps\":{steps},\"batch\":{batch},\"threads\":{threads},\"hidden\":{hidden:?},\"input_dim\":{}}}",
+        "{{\"impl\":\"nonneg\",\"case\":\"{case}\",\"samples_per_s\":{:.1},\"cpu_seconds\":{cpu:.3},\"seconds\":{dt:.3},\"steps\":{steps},\"batch\":{batch},\"threads\":{threads},\"hidden\":{hidden:?},\"input_dim\":{}}}",
         (steps * batch) as f64 / dt,
         data.x.cols()
     );
+}
+
+/// User plus system CPU time of this process so far, all threads.
+fn cpu_seconds() -> f64 {
+    // Safety: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }
