@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """Thread scaling of dense training, nonneg vs PyTorch on CPU, side by side in one run.
 
-    /work/torchenv/bin/python bench/scaling.py [--threads 1,2,4,8,16] [--seconds 4]
-        [--rounds 3] [--baseline OLD_TRAIN_SPEED_BINARY]
+    python3 -m venv .venv && .venv/bin/pip install torch numpy
+    .venv/bin/python bench/scaling.py [--threads 1,2,4,8,16] [--seconds 4] [--rounds 3]
+        [--baseline OLD_TRAIN_SPEED_BINARY]
 
 Model 2381 -> 512 -> 512 -> 1 (ReLU), batch 256, Adam, NonNeg on every kernel, 16,384
 rows of N(0,1) in memory (benches/train_speed.rs and bench/torch_train.py, `--case
 dense`). In every round each side trains for --seconds at every thread count (one
-process a side, the data generated once), the sides' order rotating from round to round
-(A B A B), so a machine shared with other work disturbs both sides alike; the table
-shows medians over the rounds. Thread counts above the machine's cores are run and
-marked "over": they show how each side copes with more threads than cores.
+process a side, the data generated once), the order of the sides and of the thread
+counts rotating from round to round (A B A B), so a machine shared with other work
+disturbs both sides alike; the table shows medians over the rounds. Thread counts above
+the machine's cores are run and marked "over": they show how each side copes with more
+threads than cores.
 
 Besides samples/s it prints CPU milliseconds per 1,000 samples (all threads of the
 process, user + system): flat across thread counts when threads never spin or wait on
@@ -88,10 +90,11 @@ def main():
     runs = {(n, t): [] for n in names for t in counts}
     for rnd in range(a.rounds):
         # Each side runs every thread count in one process (its data generated once);
-        # the sides' order rotates from round to round.
-        k = rnd % len(names)
+        # the order of the sides and of the thread counts rotates from round to round.
+        k, c = rnd % len(names), rnd % len(counts)
+        order = counts[c:] + counts[:c]
         for name in names[k:] + names[:k]:
-            for t, r in zip(counts, sides[name](a.threads)):
+            for t, r in zip(order, sides[name](",".join(map(str, order)))):
                 runs[(name, t)].append(r)
                 print(f"  round {rnd + 1} threads {t:>2} {name:<8} {r['samples_per_s']:>9.1f} "
                       f"samples/s  load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
