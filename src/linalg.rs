@@ -14,17 +14,17 @@ use rayon::prelude::*;
 
 /// Products below this many multiply-adds (~50 us on one core) stay whole: a fork
 /// would cost more than it saves.
-pub const MIN_SPLIT_WORK: usize = 1 << 21;
+const MIN_SPLIT_WORK: usize = 1 << 21;
 
 /// Output columns per tile. Cutting by columns costs nothing measurable (each tile packs
 /// only its own columns of `b`); 64 keeps faer's microkernel busy (32 measured 15-25%
 /// slower) and cuts a 512-unit layer into 8 tiles.
-pub const TILE_COLS: usize = 64;
+const TILE_COLS: usize = 64;
 
 /// Output rows per tile. Every band of rows packs its columns of `b` again: bands of 128
 /// rows cost ~5% on the first layer's forward product (256 x 2381 x 512), bands of 512
 /// nothing measurable on its kernel gradient (2381 x 256 x 512).
-pub const TILE_ROWS: usize = 512;
+const TILE_ROWS: usize = 512;
 
 /// Which operand is used transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub fn matmul(
 }
 
 /// Rows and columns of the output tiles of an `m x k x n` product.
-pub fn tile_shape(m: usize, k: usize, n: usize) -> (usize, usize) {
+fn tile_shape(m: usize, k: usize, n: usize) -> (usize, usize) {
     let (m, n) = (m.max(1), n.max(1));
     if m * k * n < MIN_SPLIT_WORK {
         return (m, n);
@@ -62,7 +62,7 @@ pub fn tile_shape(m: usize, k: usize, n: usize) -> (usize, usize) {
 
 /// [`matmul`] with the output cut into `rows x cols` tiles.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_tiled(
+fn matmul_tiled(
     c: &mut [f32],
     a: &[f32],
     ta: Trans,
