@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch CPU training-throughput baseline for the `nonneg` benchmarks.
 
-Prints exactly ONE JSON line on stdout, e.g.
+Prints ONE JSON line on stdout per thread count (`--threads 1,2,4`), e.g.
   {"impl": "torch", "case": "dense", "samples_per_s": ..., "threads": 2, ...}
 
 Usage (project venv, CPU only):
@@ -14,7 +14,8 @@ epoch); per step: build batch -> zero_grad -> forward -> BCEWithLogitsLoss
 under no_grad.  Batch construction is inside the timed region.  The clock
 starts after --warmup steps and stops after --steps timed steps, or earlier
 once --max-seconds have elapsed (at least --min-steps are always timed).
-samples_per_s = timed_steps * batch / timed_seconds.
+samples_per_s = timed_steps * batch / timed_seconds; cpu_seconds = the process's CPU
+time (all threads) over the timed steps.
 
 Data generators (numpy, so the Rust side can reproduce the distributions; the
 exact bits need not match):
@@ -120,8 +121,18 @@ class SparseNet(nn.Module):
         return self.l3(h).squeeze(1)
 
 
-def run(args):
-    torch.set_num_threads(args.threads)
+def generated(cache, key, rng, make):
+    """`make()`'s data, made once per process: later runs (other thread counts) reuse it
+    and continue from the same generator state."""
+    if key not in cache:
+        cache[key] = (make(), rng.bit_generator.state)
+    data, state = cache[key]
+    rng.bit_generator.state = state
+    return data
+
+
+def run(args, threads, cache):
+    torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     info = {}
@@ -130,8 +141,9 @@ def run(args):
         batch = args.batch or 256
         rows = args.rows or 16384
         d_in = 2381
-        x = torch.from_numpy(rng.standard_normal((rows, d_in), dtype=np.float32))
-        y = torch.from_numpy(rng.integers(0, 2, size=rows).astype(np.float32))
+        x, y = generated(cache, "dense", rng, lambda: (
+            torch.from_numpy(rng.standard_normal((rows, d_in), dtype=np.float32)),
+            torch.from_numpy(rng.integers(0, 2, size=rows).astype(np.float32))))
         model = nn.Sequential(nn.Linear(d_in, 512), nn.ReLU(),
                               nn.Linear(512, 512), nn.ReLU(),
                               nn.Linear(512, 1))
@@ -154,8 +166,9 @@ def run(args):
         variant = args.variant
         batch = args.batch or 64
         rows = args.rows or 16384
-        offsets, indices = sparse_rows(rng, rows, args.nnz_draws)
-        y_all = rng.integers(0, 2, size=rows).astype(np.float32)
+        offsets, indices, y_all = generated(cache, "sparse", rng, lambda: (
+            *sparse_rows(rng, rows, args.nnz_draws),
+            rng.integers(0, 2, size=rows).astype(np.float32)))
         model = SparseNet(variant)
         small = [model.l2, model.l3]
         if variant == "embbag-sparse":
@@ -219,7 +232,7 @@ def run(args):
     for _ in range(args.warmup):
         step()
     n = 0
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     while True:
         loss = step()
         n += 1
@@ -227,6 +240,7 @@ def run(args):
         if n >= args.steps or (n >= args.min_steps and el >= args.max_seconds):
             break
     el = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     out = {"impl": "torch", "case": args.case}
     out.update({"variant": info.pop("variant")} if "variant" in info else {})
     out.update({
@@ -240,6 +254,8 @@ def run(args):
         "warmup_steps": args.warmup,
         "timed_steps": n,
         "seconds": el,
+        # CPU time of the timed steps, all threads (user + system).
+        "cpu_seconds": cpu,
         "final_loss": float(loss.item()),
         "optimizer": "SparseAdam+Adam" if opts and len(opts) == 2 else "Adam",
         "lr": args.lr,
@@ -260,7 +276,8 @@ def main():
     ap.add_argument("--case", choices=["dense", "sparse"], required=True)
     ap.add_argument("--variant", choices=["linear", "embbag", "embbag-sparse"],
                     default="embbag-sparse")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1",
+                    help="N or N,N,...: a JSON line per thread count, the data generated once")
     ap.add_argument("--steps", type=int, default=None,
                     help="timed steps (default dense 200, sparse linear 3, embbag 6, "
                          "embbag-sparse 500)")
@@ -286,7 +303,9 @@ def main():
         args.warmup = dwarm
     if args.min_steps is None:
         args.min_steps = min(args.steps, 40)
-    print(json.dumps(run(args)), flush=True)
+    cache = {}
+    for threads in args.threads.split(","):
+        print(json.dumps(run(args, int(threads), cache)), flush=True)
 
 
 if __name__ == "__main__":

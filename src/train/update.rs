@@ -355,3 +355,58 @@ pub(super) fn update_tensor(
         });
     raw_to_weights(mode, st, w);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::data::{Dataset, DenseMatrix, Features};
+    use crate::rng::Rng;
+    use crate::train::{build_network, Preset, TrainConfig, Trainer};
+
+    /// Training steps on products big enough to be cut into tiles (a 256-row batch of 600
+    /// features into 256-256 layers) and tensors updated in many chunks.
+    fn trained_weights(threads: usize) -> Vec<Vec<u32>> {
+        let mut rng = Rng::new(5);
+        let (rows, cols) = (512, 600);
+        let x = Features::Dense(DenseMatrix {
+            rows,
+            cols,
+            values: (0..rows * cols).map(|_| rng.normal_f32()).collect(),
+        });
+        let data = Dataset {
+            x,
+            y: Some((0..rows).map(|_| rng.below(2) as f32).collect()),
+            n_labels: 1,
+            label_names: vec!["label".into()],
+            feature_names: None,
+            source: "test".into(),
+        };
+        let mut cfg = TrainConfig::new(vec![256, 256], Preset::Monotone);
+        cfg.batch_size = 256;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mlp = build_network(&cfg, cols, false, 1).unwrap();
+            let mut trainer = Trainer::new(mlp, &cfg);
+            let order: Vec<usize> = (0..rows).collect();
+            for batch in order.chunks(256).cycle().take(4) {
+                trainer.step(&data, batch, &[1.0], 1e-2);
+            }
+            let mlp = &trainer.mlp;
+            let tensors = mlp.layers.iter().flat_map(|l| [&l.weight, &l.bias]);
+            tensors
+                .chain(mlp.skip.iter().map(|s| &s.weight))
+                .map(|t| t.iter().map(|v| v.to_bits()).collect())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn training_steps_do_not_depend_on_the_thread_count() {
+        let one = trained_weights(1);
+        for threads in [2, 3, 8] {
+            assert!(one == trained_weights(threads), "{threads} threads");
+        }
+    }
+}
