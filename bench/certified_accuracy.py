@@ -3,6 +3,7 @@
 
     cargo build --release && python3 bench/certified_accuracy.py [--only sa|sb] [--out DIR]
     cargo build --release --example verified_training && python3 bench/certified_accuracy.py --only vt
+    python3 bench/certified_accuracy.py --merge OUT.safetensors M1.safetensors M2.safetensors ...
 
 
 SpamAssassin: featurize train *-1 / test *-2 (the demo's features), then one `nonneg train`
@@ -14,11 +15,18 @@ by hand. Training time is `nonneg train`'s wall time on this machine.
 `--only vt` (never by default: about an hour on 2 cores) prints the temporal validation table
 of docs/verified-training.md: verified training on the first 75% of each `*-1` collection in
 archive order, certified on the last 25% (`examples/verified_training.rs`).
+
+`--merge OUT M...` writes the mean-logit ensemble of models with one hidden layer (same
+input, one label) as ONE model: the hidden layers side by side, the output weights and bias
+averaged, so its logit is exactly the mean; `certify --budget` bounds it jointly, which is
+at least the mean of the members' bounds.
 """
 import argparse
+from array import array
 import json
 import os
 import shlex
+import struct
 import subprocess
 import sys
 import time
@@ -262,11 +270,78 @@ def verified(out):
         print(f"| {name}: `{extra}` | {100 * e['clean_tpr']:.1f} | {cert} | {seconds:.0f} |", flush=True)
 
 
+def read_model(path):
+    """A nonneg .safetensors file: its f32 tensors (flat, with shapes) and metadata."""
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__")
+    tensors = {}
+    for name, t in header.items():
+        if t["dtype"] != "F32":
+            sys.exit(f"{path}: tensor {name} is {t['dtype']}, not F32")
+        a, b = t["data_offsets"]
+        values = array("f", raw[8 + n + a:8 + n + b])
+        if sys.byteorder != "little":
+            values.byteswap()
+        tensors[name] = (t["shape"], values)
+    return tensors, meta
+
+
+def write_model(path, tensors, meta):
+    header, blobs, offset = {}, [], 0
+    for name in sorted(tensors):
+        shape, values = tensors[name]
+        values = array("f", values)
+        if sys.byteorder != "little":
+            values.byteswap()
+        blob = values.tobytes()
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    header["__metadata__"] = meta
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def merge(out, paths):
+    """The mean-logit ensemble of one-hidden-layer models as one model (module docstring).
+    Tensors are stored [out, in]: layer 0's rows and layer 1's columns are concatenated."""
+    models = [read_model(p) for p in paths]
+    tensors, meta = dict(models[0][0]), dict(models[0][1])
+    spec = json.loads(meta["nonneg"])
+    for p, (t, m) in zip(paths, models):
+        s = json.loads(m["nonneg"])
+        if len(s["layers"]) != 2 or s["n_labels"] != 1 or s.get("skip") or s["input_dim"] != spec["input_dim"]:
+            sys.exit(f"{p}: --merge takes models with one hidden layer, one label, no skip connection and the same input")
+    k = len(models)
+    w1 = [t["layers.0.weight"] for t, _ in models]
+    tensors["layers.0.weight"] = ([sum(s[0] for s, _ in w1), w1[0][0][1]], array("f", b"".join(v.tobytes() for _, v in w1)))
+    tensors["layers.0.bias"] = ([sum(t["layers.0.bias"][0][0] for t, _ in models)],
+                                array("f", b"".join(t["layers.0.bias"][1].tobytes() for t, _ in models)))
+    w2 = array("f", [x / k for t, _ in models for x in t["layers.1.weight"][1]])
+    tensors["layers.1.weight"] = ([1, len(w2)], w2)
+    tensors["layers.1.bias"] = ([1], array("f", [sum(t["layers.1.bias"][1][0] for t, _ in models) / k]))
+    spec["layers"][0]["out"] = len(w2)
+    spec["layers"][1]["in"] = len(w2)
+    meta["nonneg"] = json.dumps(spec)
+    write_model(out, tensors, meta)
+    print(f"wrote {out}: the mean of {k} models, {len(w2)} hidden units")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--only", choices=["sa", "sb", "vt"])
+    p.add_argument("--merge", nargs="+", metavar=("OUT", "MODEL"),
+                   help="write the mean-logit ensemble of the MODELs to OUT and stop")
     p.add_argument("--out", default=os.path.join(ROOT, "out", "certified-accuracy"))
     a = p.parse_args()
+    if a.merge:
+        if len(a.merge) < 3:
+            sys.exit("--merge needs OUT and at least two models")
+        return merge(a.merge[0], a.merge[1:])
     os.makedirs(a.out, exist_ok=True)
     if a.only == "vt":
         return verified(a.out)
