@@ -113,6 +113,9 @@ VT = "--hidden 64 --activation relu --robust-crown 1 --robust-weight 1"
 LIN = "--hidden '' --robust-budget 150 --lr 1e-2"
 VT_ROWS = [
     ("`--robust-budget 150` (the random split's choice)", f"{VT} --robust-budget 150"),
+    ("K = 150, `--seed 1`", f"{VT} --robust-budget 150 --seed 1"),
+    ("K = 150, `--seed 2`", f"{VT} --robust-budget 150 --seed 2"),
+    ("K = 150, `--seed 3`", f"{VT} --robust-budget 150 --seed 3"),
     ("K = 150, `--epochs 10`", f"{VT} --robust-budget 150 --epochs 10"),
     ("`--robust-budget 100`", f"{VT} --robust-budget 100"),
     ("`--robust-budget 300`", f"{VT} --robust-budget 300"),
@@ -254,8 +257,8 @@ def verified(out):
     print("|---" * (3 + len(VT_BUDGETS.split(","))) + "|")
     tr, va = temporal_split(featurize(out)[0], out)
     example = os.path.join(ROOT, "target", "release", "examples", "verified_training")
-    model = os.path.join(out, "vt.safetensors")
-    for name, extra in VT_ROWS:
+    for i, (name, extra) in enumerate(VT_ROWS):
+        model = os.path.join(out, f"vt-{i}.safetensors")
         t0 = time.time()
         r = run(["train", "-q", "--data", tr, "--out", model, *shlex.split(extra)])
         seconds = time.time() - t0
