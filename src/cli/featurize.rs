@@ -7,6 +7,7 @@
 //!     [--header-tokens] [--url-hosts] [--counts --cap K]
 //! nonneg featurize bytes --class malicious=PATH --class benign=PATH --out data.svm
 //!     [--positive NAME] [--ngram 4] [--hash-bits 20] [--imports]
+//! nonneg featurize text|bytes ... --out DIR/part --shard-rows N   # DIR/part-00000.svm, ...
 //! ```
 //!
 //! PATH is a directory (recursive), a file, or a `.tar` / `.tar.gz` / `.tgz` / `.tar.bz2`
@@ -20,6 +21,7 @@ use super::Context;
 use anyhow::{bail, Context as _};
 use nonneg::features::bytes::BytesSpec;
 use nonneg::features::corpus::{featurize_corpus, spec_path_for, write_corpus, SpecSource};
+use nonneg::features::shards::{featurize_to_shards, shard_path};
 use nonneg::features::text::{InputKind, TextOptions, TextSpec, ValueMode, Vocabulary};
 use nonneg::features::{FeaturizerKind, FeaturizerSpec};
 use std::path::PathBuf;
@@ -47,9 +49,14 @@ pub struct CorpusArgs {
     #[arg(long = "class", value_name = "NAME=PATH", required = true, value_parser = parse_class)]
     pub classes: Vec<(String, PathBuf)>,
     /// Output svmlight file (1-based indices, labels 0/1); the spec goes beside it as
-    /// `<OUT>.featurizer.json`.
+    /// `<OUT>.featurizer.json`. With --shard-rows: the shards' prefix.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Write shards `<OUT>-00000.svm`, `<OUT>-00001.svm`, ... of N rows each (the last
+    /// may have fewer), in memory bounded by one shard, not the corpus; the spec goes
+    /// beside the first shard, where `train --data '<OUT>-*.svm'` finds it.
+    #[arg(long, value_name = "N")]
+    pub shard_rows: Option<usize>,
     /// The class labelled 1 (default: the first --class name).
     #[arg(long, value_name = "NAME")]
     pub positive: Option<String>,
@@ -162,6 +169,9 @@ pub fn run(args: &FeaturizeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         .positive
         .clone()
         .unwrap_or_else(|| corpus_args.classes[0].0.clone());
+    if let Some(rows) = corpus_args.shard_rows {
+        return run_sharded(corpus_args, &positive, source, rows, vocab_out, ctx);
+    }
     for out in [&corpus_args.out, &spec_path_for(&corpus_args.out)] {
         nonneg::atomic::check_output(out)?;
     }
@@ -170,9 +180,7 @@ pub fn run(args: &FeaturizeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     let corpus = featurize_corpus(&corpus_args.classes, &positive, source);
     spinner.finish();
     let corpus = corpus?;
-    if let Err(why) = corpus.spec.add_monotone() {
-        crate::cli::errln!("warning: this featurizer is NOT add-monotone ({why}); certify will refuse models trained on it")?;
-    }
+    warn_if_not_monotone(&corpus.spec)?;
     let spec_path = write_corpus(&corpus_args.out, &corpus)
         .with_context(|| format!("writing {}", corpus_args.out.display()))?;
     if let Some(v) = &vocab_out {
@@ -197,6 +205,65 @@ pub fn run(args: &FeaturizeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         crate::cli::errln!("vocabulary/spec: {} (use with --vocab)", v.display())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `featurize ... --shard-rows N`: the corpus in shards of N rows (see
+/// [`nonneg::features::shards`]).
+fn run_sharded(
+    corpus_args: &CorpusArgs,
+    positive: &str,
+    source: SpecSource,
+    rows: usize,
+    vocab_out: Option<PathBuf>,
+    ctx: &Context,
+) -> anyhow::Result<ExitCode> {
+    let first = shard_path(&corpus_args.out, 0);
+    for out in [&first, &spec_path_for(&first)] {
+        nonneg::atomic::check_output(out)?;
+    }
+    let start = std::time::Instant::now();
+    let spinner = super::progress::Spinner::start(ctx.quiet, "featurizing");
+    let shards = featurize_to_shards(
+        &corpus_args.classes,
+        positive,
+        source,
+        &corpus_args.out,
+        rows,
+    );
+    spinner.finish();
+    let shards = shards.with_context(|| format!("writing {}-*.svm", corpus_args.out.display()))?;
+    warn_if_not_monotone(&shards.spec)?;
+    if let Some(v) = &vocab_out {
+        shards
+            .spec
+            .save(v)
+            .with_context(|| format!("writing the vocabulary {}", v.display()))?;
+    }
+    if ctx.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::cli::errln!("{}", shards.summary)?;
+    crate::cli::errln!(
+        "wrote {} shards {}-00000.svm ... ({} rows, {} non-zeros, at most {rows} a shard) and {} in {:.2}s",
+        shards.paths.len(),
+        corpus_args.out.display(),
+        shards.summary.n_samples,
+        shards.nnz,
+        shards.sidecar.display(),
+        start.elapsed().as_secs_f64()
+    )?;
+    if let Some(v) = vocab_out {
+        crate::cli::errln!("vocabulary/spec: {} (use with --vocab)", v.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Warns (stderr, even with --quiet) that certify will refuse models on this featurizer.
+fn warn_if_not_monotone(spec: &FeaturizerSpec) -> anyhow::Result<()> {
+    if let Err(why) = spec.add_monotone() {
+        crate::cli::errln!("warning: this featurizer is NOT add-monotone ({why}); certify will refuse models trained on it")?;
+    }
+    Ok(())
 }
 
 /// The text featurizer the flags ask for: a saved spec (`--vocab`), hashing, or a

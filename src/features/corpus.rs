@@ -146,17 +146,10 @@ pub(crate) fn resolve_email_defaults(
         .par_iter()
         .map(|(_, s)| Ok(!super::email::is_email(kind, &s.bytes()?) as usize))
         .sum::<Result<usize>>()?;
-    let note = if plain == 0 {
-        options.header_tokens = true;
-        options.url_hosts = true;
-        options.raw_headers = true;
-        format!("email defaults: {EMAIL_DEFAULTS} (every sample is an email)")
-    } else {
-        format!(
-            "email defaults not applied: {plain} of {} samples are plain text (featurized as given)",
-            samples.len()
-        )
-    };
+    if plain == 0 {
+        options = with_email_defaults(options);
+    }
+    let note = email_defaults_note(plain, samples.len());
     let spec = SpecSource::BuildVocabulary {
         options,
         min_df,
@@ -166,7 +159,26 @@ pub(crate) fn resolve_email_defaults(
     Ok((spec, Some(note)))
 }
 
-fn check_classes(classes: &[(String, PathBuf)], positive: &str) -> Result<()> {
+/// `options` with [`EMAIL_DEFAULTS`] turned on.
+pub(crate) fn with_email_defaults(options: TextOptions) -> TextOptions {
+    TextOptions {
+        header_tokens: true,
+        url_hosts: true,
+        raw_headers: true,
+        ..options
+    }
+}
+
+/// What became of the email defaults when `plain` of `n` samples are plain text.
+pub(crate) fn email_defaults_note(plain: usize, n: usize) -> String {
+    if plain == 0 {
+        format!("email defaults: {EMAIL_DEFAULTS} (every sample is an email)")
+    } else {
+        format!("email defaults not applied: {plain} of {n} samples are plain text (featurized as given)")
+    }
+}
+
+pub(crate) fn check_classes(classes: &[(String, PathBuf)], positive: &str) -> Result<()> {
     if classes.is_empty() {
         return Err(Error::invalid("no classes given"));
     }
@@ -184,7 +196,7 @@ fn check_classes(classes: &[(String, PathBuf)], positive: &str) -> Result<()> {
 }
 
 /// Every class's samples, tagged with the class index, and the count of skipped entries.
-fn list_samples(classes: &[(String, PathBuf)]) -> Result<(Vec<(usize, Sample)>, usize)> {
+pub(crate) fn list_samples(classes: &[(String, PathBuf)]) -> Result<(Vec<(usize, Sample)>, usize)> {
     let mut samples: Vec<(usize, Sample)> = Vec::new();
     let mut skipped = 0;
     for (ci, (_, path)) in classes.iter().enumerate() {
@@ -203,14 +215,8 @@ pub(crate) fn featurize_all(
     match spec {
         SpecSource::Fixed(spec) => {
             spec.validate()?;
-            let index = match &spec.kind {
-                FeaturizerKind::Text(t) => t.term_index(),
-                FeaturizerKind::Bytes(_) => None,
-            };
-            let rows = samples
-                .par_iter()
-                .map(|(_, s)| featurize_sample(&spec, index.as_ref(), s))
-                .collect::<Result<Vec<_>>>()?;
+            let index = term_index(&spec);
+            let rows = featurize_rows(&spec, index.as_ref(), samples)?;
             drop(index);
             Ok((spec, rows))
         }
@@ -250,34 +256,15 @@ fn assemble(
     let mut class = Vec::with_capacity(rows.len());
     let mut names = Vec::with_capacity(rows.len());
     let mut problems = Vec::with_capacity(rows.len());
-    let mut per_class = zero_class_counts(classes);
-    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
-    let mut with_problems = 0;
+    let mut tally = Tally::new(classes, positive);
     for ((ci, s), r) in samples.into_iter().zip(rows) {
-        let cname = &classes[ci].0;
         x.push_row(&r.indices, &r.values);
-        y.push(if cname == positive { 1.0 } else { 0.0 });
-        if let Some(e) = per_class.iter_mut().find(|(n, _)| n == cname) {
-            e.1 += 1;
-        }
-        if !r.problems.is_empty() {
-            with_problems += 1;
-            count_problem_kinds(&r.problems, &mut kinds);
-        }
-        class.push(cname.clone());
+        y.push(tally.add(ci, &r.problems));
+        class.push(classes[ci].0.clone());
         names.push(s.name);
         problems.push(r.problems);
     }
-    let summary = CorpusSummary {
-        classes: per_class,
-        positive: positive.to_owned(),
-        n_samples: x.rows,
-        n_features,
-        samples_with_problems: with_problems,
-        problem_counts: most_common_first(kinds),
-        skipped_non_regular: skipped,
-        email_defaults: None,
-    };
+    let summary = tally.summary(n_features, skipped);
     Corpus {
         spec,
         x,
@@ -289,15 +276,65 @@ fn assemble(
     }
 }
 
-/// Each distinct class name with a count of 0, in order of first appearance.
-fn zero_class_counts(classes: &[(String, PathBuf)]) -> Vec<(String, usize)> {
-    let mut per_class: Vec<(String, usize)> = Vec::new();
-    for (c, _) in classes {
-        if !per_class.iter().any(|(n, _)| n == c) {
-            per_class.push((c.clone(), 0));
+/// The summary's counts, kept row by row (so rows need not be held to summarise them).
+pub(crate) struct Tally<'a> {
+    classes: &'a [(String, PathBuf)],
+    positive: &'a str,
+    /// Each distinct class name, in order of first appearance, with its rows.
+    per_class: Vec<(String, usize)>,
+    kinds: BTreeMap<String, usize>,
+    with_problems: usize,
+    rows: usize,
+}
+
+impl<'a> Tally<'a> {
+    pub(crate) fn new(classes: &'a [(String, PathBuf)], positive: &'a str) -> Self {
+        let mut per_class: Vec<(String, usize)> = Vec::new();
+        for (c, _) in classes {
+            if !per_class.iter().any(|(n, _)| n == c) {
+                per_class.push((c.clone(), 0));
+            }
+        }
+        Tally {
+            classes,
+            positive,
+            per_class,
+            kinds: BTreeMap::new(),
+            with_problems: 0,
+            rows: 0,
         }
     }
-    per_class
+
+    /// Counts a row of class `ci` with its `problems`; returns its label.
+    pub(crate) fn add(&mut self, ci: usize, problems: &[String]) -> f32 {
+        let cname = &self.classes[ci].0;
+        if let Some(e) = self.per_class.iter_mut().find(|(n, _)| n == cname) {
+            e.1 += 1;
+        }
+        if !problems.is_empty() {
+            self.with_problems += 1;
+            count_problem_kinds(problems, &mut self.kinds);
+        }
+        self.rows += 1;
+        if cname == self.positive {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
+    pub(crate) fn summary(self, n_features: usize, skipped: usize) -> CorpusSummary {
+        CorpusSummary {
+            classes: self.per_class,
+            positive: self.positive.to_owned(),
+            n_samples: self.rows,
+            n_features,
+            samples_with_problems: self.with_problems,
+            problem_counts: most_common_first(self.kinds),
+            skipped_non_regular: skipped,
+            email_defaults: None,
+        }
+    }
 }
 
 /// Counts each problem kind once per sample.
@@ -315,6 +352,26 @@ fn most_common_first(kinds: BTreeMap<String, usize>) -> Vec<(String, usize)> {
     let mut counts: Vec<(String, usize)> = kinds.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     counts
+}
+
+/// The hash index of a text vocabulary, for [`featurize_rows`].
+pub(crate) fn term_index(spec: &FeaturizerSpec) -> Option<text::TermIndex<'_>> {
+    match &spec.kind {
+        FeaturizerKind::Text(t) => t.term_index(),
+        FeaturizerKind::Bytes(_) => None,
+    }
+}
+
+/// One row per sample with a complete spec (in parallel, in sample order).
+pub(crate) fn featurize_rows(
+    spec: &FeaturizerSpec,
+    index: Option<&text::TermIndex<'_>>,
+    samples: &[(usize, Sample)],
+) -> Result<Vec<Featurized>> {
+    samples
+        .par_iter()
+        .map(|(_, s)| featurize_sample(spec, index, s))
+        .collect()
 }
 
 fn featurize_sample(

@@ -23,6 +23,7 @@ pub mod bytes;
 pub mod corpus;
 pub mod docs;
 pub mod email;
+pub mod shards;
 pub mod source;
 pub mod text;
 

@@ -353,9 +353,6 @@ pub fn fit_transform(
     min_df: usize,
     max_features: Option<usize>,
 ) -> Result<(TextSpec, Vec<Featurized>)> {
-    if min_df == 0 {
-        return Err(Error::invalid("min_df must be at least 1"));
-    }
     let mut ids: FastMap<&str, u32> =
         FastMap::with_capacity_and_hasher(1 << 16, Default::default());
     let mut names: Vec<&str> = Vec::new();
@@ -378,22 +375,8 @@ pub fn fit_transform(
         })
         .collect();
     drop(ids);
-    let mut kept = select_terms(&names, &df, min_df, max_features)?;
-    kept.sort_unstable_by(|&a, &b| names[a as usize].cmp(names[b as usize]));
-    let mut remap = vec![u32::MAX; names.len()];
-    for (new, &old) in kept.iter().enumerate() {
-        remap[old as usize] = new as u32;
-    }
-    let terms: Vec<String> = kept.iter().map(|&i| names[i as usize].to_owned()).collect();
-    let kept_df: Vec<usize> = kept.iter().map(|&i| df[i as usize]).collect();
-    let idf = options.tfidf.then(|| idf_weights(&kept_df, docs.len()));
+    let (spec, remap) = vocabulary_from_df(options, &names, &df, docs.len(), min_df, max_features)?;
     drop(names);
-    let spec = TextSpec {
-        options,
-        vocabulary: Vocabulary::Terms(terms),
-        idf,
-    };
-    spec.validate()?;
     let rows = docs
         .into_par_iter()
         .zip(doc_ids.into_par_iter())
@@ -411,6 +394,38 @@ pub fn fit_transform(
         })
         .collect();
     Ok((spec, rows))
+}
+
+/// The spec of a vocabulary built from document frequencies (`names[i]` is in `df[i]` of
+/// `n_docs` documents), and each name's feature index (`u32::MAX`: not kept). Shared by
+/// [`fit_transform`] and the streaming count of [`super::shards`], so both build the same.
+pub(crate) fn vocabulary_from_df(
+    options: TextOptions,
+    names: &[&str],
+    df: &[usize],
+    n_docs: usize,
+    min_df: usize,
+    max_features: Option<usize>,
+) -> Result<(TextSpec, Vec<u32>)> {
+    if min_df == 0 {
+        return Err(Error::invalid("min_df must be at least 1"));
+    }
+    let mut kept = select_terms(names, df, min_df, max_features)?;
+    kept.sort_unstable_by(|&a, &b| names[a as usize].cmp(names[b as usize]));
+    let mut remap = vec![u32::MAX; names.len()];
+    for (new, &old) in kept.iter().enumerate() {
+        remap[old as usize] = new as u32;
+    }
+    let terms: Vec<String> = kept.iter().map(|&i| names[i as usize].to_owned()).collect();
+    let kept_df: Vec<usize> = kept.iter().map(|&i| df[i as usize]).collect();
+    let idf = options.tfidf.then(|| idf_weights(&kept_df, n_docs));
+    let spec = TextSpec {
+        options,
+        vocabulary: Vocabulary::Terms(terms),
+        idf,
+    };
+    spec.validate()?;
+    Ok((spec, remap))
 }
 
 /// The ids of the tokens kept: document frequency `>= min_df`, then the `max_features`
