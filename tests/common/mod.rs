@@ -56,6 +56,34 @@ pub fn fails(args: &[&str]) -> String {
     err
 }
 
+/// Runs `nonneg args` and returns its peak resident set (KiB) and stderr.
+// The child is reaped by wait4, which also gives its own rusage (not all children's).
+#[allow(clippy::zombie_processes)]
+pub fn peak_rss_kib(args: &[&str]) -> (u64, String) {
+    let child = command()
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nonneg runs");
+    let pid = child.id() as libc::pid_t;
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.unwrap(), &mut s).unwrap();
+        s
+    });
+    let (mut status, mut usage) = (0, std::mem::MaybeUninit::<libc::rusage>::zeroed());
+    // SAFETY: wait4 fills `status` and `usage` for our own child.
+    let got = unsafe { libc::wait4(pid, &mut status, 0, usage.as_mut_ptr()) };
+    assert_eq!(got, pid);
+    let err = stderr.join().unwrap();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{args:?}: {err}"
+    );
+    // SAFETY: filled by wait4 above.
+    (unsafe { usage.assume_init() }.ru_maxrss as u64, err)
+}
+
 // ---------------------------------------------------------------------------------------
 // Files.
 
