@@ -109,6 +109,28 @@ fn shards_concatenate_to_the_one_file_and_train_the_same_model() {
 }
 
 #[test]
+fn a_plain_text_sample_keeps_the_email_defaults_off_as_in_one_file() {
+    let tmp = tempdir();
+    let sms = tmp.path().join("sms.txt");
+    std::fs::write(&sms, "URGENT: You have won a 1000 cash prize call now").unwrap();
+    let spam = format!("spam={}", spamassassin().join("spam-1").display());
+    let ham = format!("ham={}", sms.display());
+    let dir = tmp.path().join("shards");
+    std::fs::create_dir(&dir).unwrap();
+    let one = path_in(tmp.path(), "one.svm");
+    let mut args = vec!["featurize", "text", "--class", &spam, "--class", &ham];
+    run(&[&args[..], &["--out", &one]].concat());
+    let prefix = path_in(&dir, "part");
+    args.extend(["--out", &prefix, "--shard-rows", "128"]);
+    let err = String::from_utf8(run(&args).stderr).unwrap();
+    assert!(
+        err.contains("email defaults not applied: 1 of 501 samples are plain text"),
+        "{err}"
+    );
+    assert!(concatenated_shards(&dir) == std::fs::read(&one).unwrap());
+}
+
+#[test]
 fn a_failed_sharded_run_writes_no_shard() {
     let tmp = tempdir();
     let sa = spamassassin();
@@ -183,15 +205,16 @@ fn peak_memory_does_not_grow_with_the_corpus() {
         }
         peak_rss_kib(&args).0 as f64 / 1024.0
     };
-    let (sharded1, sharded3) = (peak_mib(4000, true), peak_mib(12000, true));
-    let (one1, one3) = (peak_mib(4000, false), peak_mib(12000, false));
+    let (n1, n3) = (3000, 9000);
+    let (sharded1, sharded3) = (peak_mib(n1, true), peak_mib(n3, true));
+    let (one1, one3) = (peak_mib(n1, false), peak_mib(n3, false));
     eprintln!(
         "peak RSS (MiB): sharded 1x {sharded1:.1}, 3x {sharded3:.1}; one file 1x {one1:.1}, \
          3x {one3:.1}"
     );
     // The one file grows with the corpus (~12 KiB a sample here: the test sees growth);
     // the shards grow only by the list of sample names (a few hundred bytes a sample).
-    let per_sample_kib = |a: f64, b: f64| (b - a) * 1024.0 / 8000.0;
+    let per_sample_kib = |a: f64, b: f64| (b - a) * 1024.0 / (n3 - n1) as f64;
     assert!(
         per_sample_kib(one1, one3) > 4.0,
         "one file: {one1:.1} -> {one3:.1} MiB"
