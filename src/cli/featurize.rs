@@ -231,7 +231,8 @@ fn run_sharded(
         rows,
     );
     spinner.finish();
-    let shards = shards.with_context(|| format!("writing {}-*.svm", corpus_args.out.display()))?;
+    // Its errors name the sample or the shard.
+    let shards = shards?;
     warn_if_not_monotone(&shards.spec)?;
     if let Some(v) = &vocab_out {
         shards
