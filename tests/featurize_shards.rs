@@ -212,15 +212,16 @@ fn peak_memory_does_not_grow_with_the_corpus() {
         "peak RSS (MiB): sharded 1x {sharded1:.1}, 3x {sharded3:.1}; one file 1x {one1:.1}, \
          3x {one3:.1}"
     );
-    // The one file grows with the corpus (~12 KiB a sample here: the test sees growth);
-    // the shards grow only by the list of sample names (a few hundred bytes a sample).
+    // The one file grows with the corpus (~13 KiB a sample here: the test sees growth);
+    // the shards grow only by the list of sample names (under 1 KiB a sample, with the
+    // list's doubling and noise).
     let per_sample_kib = |a: f64, b: f64| (b - a) * 1024.0 / (n3 - n1) as f64;
     assert!(
-        per_sample_kib(one1, one3) > 4.0,
+        per_sample_kib(one1, one3) > 6.0,
         "one file: {one1:.1} -> {one3:.1} MiB"
     );
     assert!(
-        per_sample_kib(sharded1, sharded3) < 1.0,
+        per_sample_kib(sharded1, sharded3) < 2.0,
         "sharded: {sharded1:.1} -> {sharded3:.1} MiB"
     );
 }
