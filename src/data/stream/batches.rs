@@ -14,6 +14,10 @@ use crate::train::{BatchSource, TrainConfig, ValidSource};
 use std::borrow::Cow;
 use std::path::PathBuf;
 
+/// Every rank's validation logits and labels from this rank's, concatenated in rank
+/// order, on every rank.
+pub type GatherScores = fn(&[f32], &[f32]) -> (Vec<f32>, Vec<f32>);
+
 /// A rank's part in data-parallel training over shards: each rank streams its own shards
 /// and contributes to every step a share of the global batch in proportion to its rows,
 /// so that the steps of an epoch are the same on every rank and each rank's last row
@@ -25,9 +29,8 @@ pub struct RankPart {
     pub rows: Vec<usize>,
     /// Sends rank 0's rows to every rank (bias centring draws from rank 0's first window).
     pub broadcast: fn(&mut Dataset),
-    /// Every rank's validation logits and labels, concatenated in rank order, on every
-    /// rank (each scores its share of the validation shards).
-    pub gather: fn(&[f32], &[f32]) -> (Vec<f32>, Vec<f32>),
+    /// Gathers the validation scores (each rank scores its share of the validation shards).
+    pub gather: GatherScores,
 }
 
 impl RankPart {
@@ -244,7 +247,7 @@ pub struct StreamValid {
     pub rows: usize,
     /// Data-parallel training: all ranks' logits and labels from this rank's
     /// ([`RankPart::gather`]).
-    pub gather: Option<fn(&[f32], &[f32]) -> (Vec<f32>, Vec<f32>)>,
+    pub gather: Option<GatherScores>,
 }
 
 impl ValidSource for StreamValid {
