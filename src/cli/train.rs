@@ -202,6 +202,7 @@ pub(super) struct Part<'s> {
     /// The communication figures, under MPI.
     pub(super) traffic: Option<&'s dyn Fn() -> String>,
     /// `-q` as given (every rank but 0 is quiet otherwise).
+    #[cfg(feature = "distributed")]
     pub(super) quiet: bool,
     /// The MPI session this process is a rank of.
     #[cfg(feature = "distributed")]
@@ -516,6 +517,7 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let whole = Part {
         root: true,
         traffic: None,
+        #[cfg(feature = "distributed")]
         quiet: ctx.quiet,
         #[cfg(feature = "distributed")]
         session: None,
