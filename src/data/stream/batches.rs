@@ -268,3 +268,40 @@ impl ValidSource for StreamValid {
         Ok((logits, y))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(rank: usize, rows: &[usize]) -> RankPart {
+        RankPart {
+            rank,
+            rows: rows.to_vec(),
+            broadcast: |_| {},
+            gather: |l, y| (l.to_vec(), y.to_vec()),
+        }
+    }
+
+    #[test]
+    fn ranks_share_each_batch_in_proportion_and_use_all_their_rows() {
+        let rows = [100, 37, 0, 250];
+        let (total, size) = (387usize, 32);
+        let mut used = [0; 4];
+        for bi in 0..total.div_ceil(size) {
+            let got: Vec<usize> = (0..4)
+                .map(|r| part(r, &rows).batch_rows(bi, size))
+                .collect();
+            let want = size.min(total - bi * size);
+            let sum: usize = got.iter().sum();
+            assert!(sum.abs_diff(want) < 4, "batch {bi}: {got:?}");
+            used.iter_mut().zip(&got).for_each(|(u, g)| *u += g);
+        }
+        assert_eq!(used, rows, "every rank's last row falls in the last batch");
+        let one: Vec<usize> = (0..13)
+            .map(|bi| part(0, &[387]).batch_rows(bi, 32))
+            .collect();
+        let mut plain = vec![32; 12];
+        plain.push(3);
+        assert_eq!(one, plain, "one rank: the batches of one process");
+    }
+}
