@@ -131,7 +131,7 @@ pub(super) fn train(
     part: &Part,
 ) -> Result<ExitCode> {
     let load = super::train::load_options(a, opts.featurizer.as_ref());
-    let stats = gather_stats(&mut data, &load, part)?;
+    let stats = gather_stats(&mut data, &load, part, a.batch_size)?;
     let schema = &stats.schema;
     let names = schema.feature_names.as_deref();
     opts.signs = signs_for(a, names, schema.cols, &opts.config)?;
@@ -180,13 +180,18 @@ pub(super) fn train(
 }
 
 /// The statistics pass of the run: this process's, or under MPI all ranks' together.
-fn gather_stats(data: &mut StreamData, load: &LoadOptions, part: &Part) -> Result<Stats> {
+fn gather_stats(
+    data: &mut StreamData,
+    load: &LoadOptions,
+    part: &Part,
+    batch_size: usize,
+) -> Result<Stats> {
     #[cfg(feature = "distributed")]
     if let Some(session) = part.session {
-        return rank_stats(data, load, session, part.quiet);
+        return rank_stats(data, load, session, part.quiet, batch_size);
     }
     #[cfg(not(feature = "distributed"))]
-    let _ = part; // only the ranks of an MPI run share their statistics
+    let _ = (part, batch_size); // only the ranks of an MPI run share their statistics
     Ok(Stats::gather(&data.train, load, data.options.read_ahead)?)
 }
 
@@ -200,9 +205,14 @@ fn rank_stats(
     load: &LoadOptions,
     session: &nonneg::train::distributed::Session,
     quiet: bool,
+    batch_size: usize,
 ) -> Result<Stats> {
     use nonneg::train::distributed as dist;
     let (rank, ranks) = (session.rank(), session.size());
+    if batch_size < ranks {
+        // Each step's rows are shared out in proportion to the ranks' rows.
+        bail!("--batch-size {batch_size} over {ranks} ranks of shards: give at least one row per rank");
+    }
     if data.train.len() < ranks {
         bail!(
             "--distributed over {ranks} ranks reads at least one training shard on each; \
