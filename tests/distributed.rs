@@ -1,6 +1,8 @@
 //! Data-parallel training over MPI on loopback (`mpirun`, Open MPI): one rank is the
 //! single-process run to the bit, two ranks match it within a stated tolerance and repeat
 //! themselves to the bit, rank 0 alone writes, and an error on one rank ends them all.
+//! Over streamed shards each rank reads its own, and two ranks learn what one process
+//! streaming the same shards learns.
 
 mod common;
 
@@ -20,6 +22,7 @@ fn without_the_feature_distributed_says_how_to_build_it() {
 mod under_mpirun {
     use super::common;
     use common::{path_in, random_labels, run, sparse_zipf_binary, tempdir, SPAMBASE_LABEL};
+    use nonneg::data::Features;
     use nonneg::data::{self, Dataset, LoadOptions};
     use nonneg::model::{io, Model};
     use nonneg::rng::Rng;
@@ -267,6 +270,155 @@ mod under_mpirun {
             args.extend(with_out(case, &out));
             args.extend(extra);
             let err = common::fails(&args);
+            assert!(err.contains(says), "{err}");
+        }
+    }
+
+    /// How far the validation AUC of two ranks over shards may be from one process
+    /// streaming the same shards: the ranks see the rows in another order (each its own
+    /// shards' window), so the models differ by more than rounding.
+    const SHARD_AUC_TOLERANCE: f64 = 0.01;
+
+    /// 8 svmlight shards of `150 + 23 k` rows (sparse binary, labels from a planted linear
+    /// rule, so that the AUC means something) in `dir`; returns their pattern and the rows
+    /// of each.
+    fn shards(dir: &Path) -> (String, Vec<usize>) {
+        let mut rng = Rng::new(21);
+        let weights: Vec<f32> = (0..2000).map(|_| rng.uniform_f64() as f32 - 0.4).collect();
+        let rows: Vec<usize> = (0..8).map(|k| 150 + 23 * k).collect();
+        for (k, &n) in rows.iter().enumerate() {
+            let x = sparse_zipf_binary(n, 2000, 12, &mut rng);
+            let Features::Sparse(m) = &x else {
+                unreachable!()
+            };
+            let y = (0..n)
+                .map(|r| {
+                    let z: f32 = m.row(r).0.iter().map(|&j| weights[j as usize]).sum();
+                    (z + rng.uniform_f64() as f32 - 0.5 > 0.0) as u8 as f32
+                })
+                .collect();
+            let path = Path::new(&path_in(dir, &format!("part-{k}.svm"))).to_path_buf();
+            data::write::write_svmlight(&common::dataset(x, y, 1), &path).unwrap();
+        }
+        (path_in(dir, "part-*.svm"), rows)
+    }
+
+    /// Training on the shards of [`shards`], the last 2 held out for validation.
+    fn shard_args(pattern: &str) -> Vec<&str> {
+        let flags = ["--valid-shards", "2", "--hidden", "16", "--epochs", "4"];
+        let more = ["--batch-size", "32", "--lr", "0.01", "--seed", "5"];
+        let mut args = vec!["--data", pattern];
+        args.extend(flags.iter().chain(&more));
+        args
+    }
+
+    /// The AUC of the model in `path` on the validation shards (6 and 7) in `dir`.
+    fn valid_auc(path: &str, dir: &Path) -> f64 {
+        let model = io::load(path.as_ref()).unwrap();
+        let (mut logits, mut y) = (Vec::new(), Vec::new());
+        for k in [6, 7] {
+            let p = path_in(dir, &format!("part-{k}.svm"));
+            let d = data::load(Path::new(&p), &LoadOptions::labelled()).unwrap();
+            logits.extend(model.logits(&d.x));
+            y.extend(d.y.unwrap());
+        }
+        nonneg::metrics::roc_auc(&logits, &y).unwrap()
+    }
+
+    #[test]
+    fn one_rank_over_shards_is_plain_streaming_to_the_bit() {
+        let dir = tempdir();
+        let (pattern, _) = shards(dir.path());
+        let (plain, one) = (
+            path_in(dir.path(), "plain.st"),
+            path_in(dir.path(), "one.st"),
+        );
+        let mut args = vec!["train", "-q"];
+        args.extend(shard_args(&pattern));
+        args.extend(["--out", &plain]);
+        run(&args);
+        let mut args = shard_args(&pattern);
+        args.extend(["-q", "--out", &one]);
+        train_ranks(1, &args);
+        assert!(std::fs::read(&plain).unwrap() == std::fs::read(&one).unwrap());
+    }
+
+    #[test]
+    fn two_ranks_read_their_own_shards_and_learn_as_one_process_streaming() {
+        let dir = tempdir();
+        let (pattern, rows) = shards(dir.path());
+        let (plain, two, again) = (
+            path_in(dir.path(), "plain.st"),
+            path_in(dir.path(), "two.st"),
+            path_in(dir.path(), "again.st"),
+        );
+        let mut args = vec!["train", "-q"];
+        args.extend(shard_args(&pattern));
+        args.extend(["--out", &plain]);
+        run(&args);
+        let mut args = shard_args(&pattern);
+        args.extend(["--out", &two]);
+        let err = train_ranks(2, &args);
+        // Rank r's statistics pass read shards r, r + 2 and r + 4 of the 6 training shards.
+        for r in 0..2 {
+            let own: usize = rows[..6].iter().skip(r).step_by(2).sum();
+            let line = format!("rank {r} of 2: 3 training shards, {own} rows");
+            assert!(err.contains(&line), "{line}: {err}");
+        }
+        assert!(err.contains("communication: 2 ranks"), "{err}");
+        args.push("-q");
+        *args.iter_mut().find(|a| **a == two).unwrap() = &again;
+        train_ranks(2, &args);
+        let bytes = |p: &str| std::fs::read(p).unwrap();
+        assert!(bytes(&two) == bytes(&again), "two runs differ");
+        let (one, both) = (valid_auc(&plain, dir.path()), valid_auc(&two, dir.path()));
+        eprintln!("valid AUC: one process {one:.4}, two ranks {both:.4}");
+        assert!(one > 0.8, "the task is learnt: {one}");
+        assert!((one - both).abs() <= SHARD_AUC_TOLERANCE, "{one} vs {both}");
+    }
+
+    #[test]
+    fn a_bad_shard_ends_every_rank_and_sharded_refusals() {
+        let dir = tempdir();
+        let (pattern, _) = shards(dir.path());
+        let out = path_in(dir.path(), "m.st");
+        // Shard 3 is rank 1's (of 2): its error is rank 1's, and every rank ends.
+        std::fs::write(path_in(dir.path(), "part-3.svm"), "1 7:1\nnot a row\n").unwrap();
+        let mut args = vec!["train", "--distributed"];
+        args.extend(shard_args(&pattern));
+        args.extend(["--out", &out]);
+        let result = mpirun(2, &args);
+        let err = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("error: rank 1 of 2: ") && err.contains("part-3.svm"),
+            "{err}"
+        );
+        assert!(!err.contains("error: rank 0 of 2"), "{err}");
+        assert!(!Path::new(&out).exists());
+        // More ranks than training shards; dense scalings fitted on sums over all rows.
+        let one = path_in(dir.path(), "part-0.svm");
+        let fewer = vec!["--data", &one, "--stream"];
+        let text = std::fs::read_to_string(common::spambase()).unwrap();
+        let (header, rows) = text.split_once('\n').unwrap();
+        let rows: Vec<&str> = rows.lines().collect();
+        for k in 0..2 {
+            let part: Vec<&str> = rows.iter().skip(k).step_by(2).copied().collect();
+            let text = format!("{header}\n{}\n", part.join("\n"));
+            std::fs::write(path_in(dir.path(), &format!("dense-{k}.csv")), text).unwrap();
+        }
+        let dense = path_in(dir.path(), "dense-*.csv");
+        let mut standard = vec!["--data", &dense, "--scale", "standard"];
+        standard.extend(SPAMBASE_LABEL);
+        for (extra, says) in [
+            (fewer, "at least one training shard on each"),
+            (standard, "does not exchange yet"),
+        ] {
+            let mut args = vec!["train", "--distributed", "--out", &out];
+            args.extend(extra);
+            let result = mpirun(2, &args);
+            let err = String::from_utf8_lossy(&result.stderr);
+            assert_eq!(result.status.code(), Some(2), "{err}");
             assert!(err.contains(says), "{err}");
         }
     }

@@ -4,12 +4,14 @@
 
 use super::predict::PredictArgs;
 use super::progress::TrainProgress;
-use super::train::{print_summary, signs_for, TrainArgs};
+use super::train::{print_summary, signs_for, Part, TrainArgs};
 use super::{load_data, Context, DataArgs};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, ValueEnum};
 use nonneg::data::stream::{self as shards, Stats, StreamOptions};
-use nonneg::data::InputKind;
+#[cfg(feature = "distributed")]
+use nonneg::data::{stream::RankPart, IndexBase};
+use nonneg::data::{InputKind, LoadOptions};
 use nonneg::model::Model;
 use nonneg::pipeline::stream::{fit_stream, memory_bound, StreamData};
 use nonneg::pipeline::FitOptions;
@@ -116,18 +118,20 @@ pub fn streamed(a: &TrainArgs) -> Result<Option<StreamData>> {
         train,
         valid,
         options: a.stream.options(),
+        part: None,
     }))
 }
 
-/// `train` on streamed shards.
-pub fn train(
+/// `train` on streamed shards, as `part` of the run.
+pub(super) fn train(
     a: &TrainArgs,
     ctx: &Context,
     mut opts: FitOptions,
-    data: StreamData,
+    mut data: StreamData,
+    part: &Part,
 ) -> Result<ExitCode> {
     let load = super::train::load_options(a, opts.featurizer.as_ref());
-    let stats = Stats::gather(&data.train, &load, data.options.read_ahead)?;
+    let stats = gather_stats(&mut data, &load, part, a.batch_size)?;
     let schema = &stats.schema;
     let names = schema.feature_names.as_deref();
     opts.signs = signs_for(a, names, schema.cols, &opts.config)?;
@@ -158,15 +162,89 @@ pub fn train(
         info.kind = Some(InputKind::Featurized);
     }
     let mut progress = TrainProgress::new(ctx.quiet, true);
-    progress.log_to(a.log.clone())?;
+    progress.log_to(a.log.clone().filter(|_| part.root))?;
     let mut fitted = fit_stream(&opts, stats, &data, &mut |p| progress.observe(p))?;
     progress.finish()?;
+    if !part.root {
+        return Ok(ExitCode::SUCCESS);
+    }
     fitted.model.input = info;
     nonneg::model::io::save(&fitted.model, &a.out)?;
     if !ctx.quiet {
         print_summary(&fitted, &a.out)?;
+        if let Some(traffic) = part.traffic {
+            crate::cli::errln!("communication: {}", traffic())?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The statistics pass of the run: this process's, or under MPI all ranks' together.
+fn gather_stats(
+    data: &mut StreamData,
+    load: &LoadOptions,
+    part: &Part,
+    batch_size: usize,
+) -> Result<Stats> {
+    #[cfg(feature = "distributed")]
+    if let Some(session) = part.session {
+        return rank_stats(data, load, session, part.quiet, batch_size);
+    }
+    #[cfg(not(feature = "distributed"))]
+    let _ = (part, batch_size); // only the ranks of an MPI run share their statistics
+    Ok(Stats::gather(&data.train, load, data.options.read_ahead)?)
+}
+
+/// The statistics of the run, from this rank's pass over its own training shards (every
+/// `ranks`-th from its rank on) and the other ranks' (see
+/// [`nonneg::train::distributed::share_stats`]); sets `data`'s part for this rank. Prints
+/// this rank's shards and rows unless `quiet`.
+#[cfg(feature = "distributed")]
+fn rank_stats(
+    data: &mut StreamData,
+    load: &LoadOptions,
+    session: &nonneg::train::distributed::Session,
+    quiet: bool,
+    batch_size: usize,
+) -> Result<Stats> {
+    use nonneg::train::distributed as dist;
+    let (rank, ranks) = (session.rank(), session.size());
+    if batch_size < ranks {
+        // Each step's rows are shared out in proportion to the ranks' rows.
+        bail!("--batch-size {batch_size} over {ranks} ranks of shards: give at least one row per rank");
+    }
+    if data.train.len() < ranks {
+        bail!(
+            "--distributed over {ranks} ranks reads at least one training shard on each; \
+             --data names {}",
+            data.train.len()
+        );
+    }
+    let mine = RankPart::own(&data.train, rank, ranks);
+    let read_ahead = data.options.read_ahead;
+    let mut stats = Stats::gather(&mine, load, read_ahead)?;
+    if !quiet {
+        crate::cli::errln!(
+            "rank {rank} of {ranks}: {} training shards, {} rows",
+            mine.len(),
+            stats.rows
+        )?;
+    }
+    let zero = LoadOptions {
+        index_base: IndexBase::Zero,
+        ..load.clone()
+    };
+    let regather = || Stats::gather(&mine, &zero, read_ahead);
+    let auto = load.index_base == IndexBase::Auto;
+    let rows = dist::share_stats(&mut stats, regather, auto)?;
+    session.own_batches();
+    data.part = Some(RankPart {
+        rank,
+        rows,
+        broadcast: dist::broadcast_rows,
+        gather: dist::gather_scores,
+    });
+    Ok(stats)
 }
 
 /// `eval` on several shards: the logits of `model` and the labels, read shard by shard.

@@ -188,18 +188,25 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub stream: super::stream::StreamArgs,
     /// Data-parallel training over MPI: `mpirun -np K nonneg train --distributed ...`; each
-    /// rank takes 1/K of every batch, rank 0 writes the model (a build with the
-    /// `distributed` feature; README "More than one machine").
+    /// rank takes 1/K of every batch (of one file every rank reads, or of several shards,
+    /// each rank reading its own), rank 0 writes the model (a build with the `distributed`
+    /// feature; README "More than one machine").
     #[arg(long)]
     pub distributed: bool,
 }
 
 /// This process's part in a run: the only one, or one of MPI's ranks.
-struct Part<'s> {
+pub(super) struct Part<'s> {
     /// Rank 0, or the only process: it writes the model, the log and the progress.
-    root: bool,
+    pub(super) root: bool,
     /// The communication figures, under MPI.
-    traffic: Option<&'s dyn Fn() -> String>,
+    pub(super) traffic: Option<&'s dyn Fn() -> String>,
+    /// `-q` as given (every rank but 0 is quiet otherwise).
+    #[cfg(feature = "distributed")]
+    pub(super) quiet: bool,
+    /// The MPI session this process is a rank of.
+    #[cfg(feature = "distributed")]
+    pub(super) session: Option<&'s nonneg::train::distributed::Session>,
 }
 
 /// The checkpoint plan of --checkpoint, --checkpoint-every and --resume.
@@ -510,6 +517,10 @@ pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let whole = Part {
         root: true,
         traffic: None,
+        #[cfg(feature = "distributed")]
+        quiet: ctx.quiet,
+        #[cfg(feature = "distributed")]
+        session: None,
     };
     train(a, ctx, &whole)
 }
@@ -546,6 +557,8 @@ fn run_distributed(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     let part = Part {
         root: session.rank() == 0,
         traffic: Some(&traffic),
+        quiet: ctx.quiet,
+        session: Some(&session),
     };
     match train(a, &rank, &part) {
         Err(e) if session.size() > 1 => {
@@ -576,10 +589,7 @@ fn train(a: &TrainArgs, ctx: &Context, part: &Part) -> Result<ExitCode> {
     }
     opts.featurizer = find_featurizer(a)?;
     if let Some(data) = super::stream::streamed(a)? {
-        if part.traffic.is_some() {
-            bail!("--distributed reads one training file on every rank; streaming several shards is not supported with it yet");
-        }
-        return super::stream::train(a, ctx, opts, data);
+        return super::stream::train(a, ctx, opts, data, part);
     }
     let (data, valid, info) = load_train_valid(a, opts.featurizer.as_ref())?;
     opts.signs = feature_signs(a, &data, &opts.config)?;

@@ -2,7 +2,7 @@
 //! the statistics of one pass ([`Stats`]) where `fit` looks at the data in memory.
 
 use super::{training_record, FitOptions, Fitted};
-use crate::data::stream::{Shards, Stats, StreamBatches, StreamOptions, StreamValid};
+use crate::data::stream::{RankPart, Shards, Stats, StreamBatches, StreamOptions, StreamValid};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::train::{self, Progress, TrainConfig, ValidSource};
@@ -14,6 +14,9 @@ pub struct StreamData {
     pub train: Vec<PathBuf>,
     pub valid: Vec<PathBuf>,
     pub options: StreamOptions,
+    /// Data-parallel training: this rank's part (it reads its share of `train` and
+    /// `valid`, and `stats` are all ranks').
+    pub part: Option<RankPart>,
 }
 
 /// What a streamed run holds in memory at most, in bytes, besides validation (the
@@ -71,14 +74,20 @@ pub fn fit_stream(
         schema: schema.clone(),
         scaler: scaler.clone(),
     };
+    let part = data.part.as_ref();
+    let mine = |paths: &[PathBuf]| part.map_or(paths.to_vec(), |p| p.mine(paths));
     let mut valid = (!data.valid.is_empty()).then(|| StreamValid {
-        shards: shards(&data.valid),
+        shards: shards(&mine(&data.valid)),
         read_ahead: data.options.read_ahead,
         rows: 0,
+        gather: part.map(|p| p.gather),
     });
     let (rows, feature_max) = (stats.rows, stats.feature_max.clone());
-    let mut source =
-        StreamBatches::new(shards(&data.train), stats, data.options.clone(), cfg.seed)?;
+    let train = shards(&mine(&data.train));
+    let mut source = StreamBatches::new(train, stats, data.options.clone(), cfg.seed)?;
+    if let Some(p) = part {
+        source = source.with_part(p.clone());
+    }
     let v = valid.as_mut().map(|v| v as &mut dyn ValidSource);
     let stop = opts.stop.as_deref();
     let (mlp, report) = train::train_source(&cfg, &mut source, v, stop, progress)?;

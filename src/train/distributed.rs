@@ -9,12 +9,21 @@
 //! only the rows of the features their slice touched: rank 0 merges them by feature and
 //! broadcasts the union's rows.
 //!
+//! Over streamed shards ([`Session::own_batches`]) each rank instead reads its own shards
+//! and brings its own rows to every step ([`crate::data::stream::RankPart`]): the sums are
+//! the same, without slicing. The helpers below share what the ranks must agree on: the
+//! statistics pass ([`share_stats`]), bias centring's rows ([`broadcast_rows`]) and the
+//! validation scores ([`gather_scores`]).
+//!
 //! MPI lives for the [`Session`]; a [`super::Trainer`] made while one is open is a rank of
 //! it. MPI calls come from the thread that started the session only.
 
 use super::trainer::SparseRows;
 use super::update::ExtraRows;
 use super::TrainConfig;
+use crate::data::stream::stats::Partial;
+use crate::data::stream::Stats;
+use crate::data::{Dataset, Features};
 use crate::error::{Error, Result};
 use mpi::datatype::PartitionMut;
 use mpi::environment::Universe;
@@ -26,6 +35,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Whether a session is open (MPI is initialised and not yet finalised).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Whether each rank's batches are its own rows (streamed shards), not a shared batch's.
+static OWN_BATCHES: AtomicBool = AtomicBool::new(false);
 /// Traffic counters of the open session (see [`Traffic`]).
 static STEPS: AtomicU64 = AtomicU64::new(0);
 static DENSE_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -50,6 +61,7 @@ impl Session {
         for counter in [&STEPS, &DENSE_BYTES, &SPARSE_BYTES, &UNION_ROWS] {
             counter.store(0, Ordering::Relaxed);
         }
+        OWN_BATCHES.store(false, Ordering::Release);
         ACTIVE.store(true, Ordering::Release);
         Ok(Session {
             universe,
@@ -66,6 +78,12 @@ impl Session {
     /// The number of ranks.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// From now on each rank's batches are its own rows (of its own shards), summed
+    /// without slicing: a step's batch is all ranks' rows together.
+    pub fn own_batches(&self) {
+        OWN_BATCHES.store(true, Ordering::Release);
     }
 
     /// Ends every rank at once with exit code `code` (after an error on this one, which
@@ -143,6 +161,8 @@ pub fn check_supported(cfg: &TrainConfig) -> Result<()> {
 pub(super) struct Reducer {
     rank: usize,
     size: usize,
+    /// Each rank's batches are its own rows ([`Session::own_batches`]).
+    own: bool,
     /// Rank 0's receive buffer, kept between steps.
     gathered: Vec<f32>,
 }
@@ -155,16 +175,27 @@ impl Reducer {
             Reducer {
                 rank: world.rank() as usize,
                 size: world.size() as usize,
+                own: OWN_BATCHES.load(Ordering::Acquire),
                 gathered: Vec::new(),
             }
         })
     }
 
-    /// This rank's contiguous slice of a batch (empty when the batch has fewer rows than
-    /// there are ranks and this one is left out).
-    pub(super) fn slice<'r>(&self, batch: &'r [usize]) -> &'r [usize] {
-        let n = batch.len();
-        &batch[self.rank * n / self.size..(self.rank + 1) * n / self.size]
+    /// This rank's rows of a step and the step's rows on all ranks together: a shared
+    /// batch's contiguous slice (empty when the batch has fewer rows than there are ranks
+    /// and this one is left out), or with [`Session::own_batches`] all of `batch`.
+    pub(super) fn part<'r>(&self, batch: &'r [usize]) -> (&'r [usize], usize) {
+        if !self.own {
+            let n = batch.len();
+            return (
+                &batch[self.rank * n / self.size..(self.rank + 1) * n / self.size],
+                n,
+            );
+        }
+        let mut rows = [batch.len() as u64];
+        fold_at_root(&mut rows, &mut Vec::new(), |s, v| *s += v);
+        DENSE_BYTES.fetch_add(16 * (self.size as u64 - 1), Ordering::Relaxed);
+        (batch, rows[0] as usize)
     }
 
     /// Replaces `parts` (each rank's, in the same shapes) and `loss` by their sums over
@@ -176,8 +207,7 @@ impl Reducer {
     ) -> f64 {
         let mut parts: Vec<&mut Vec<f32>> = parts.collect();
         let mut flat: Vec<f32> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-        let world = SimpleCommunicator::world();
-        sum_at_root(&world, &mut flat, &mut self.gathered);
+        fold_at_root(&mut flat, &mut self.gathered, |s, v| *s += v);
         let mut offset = 0;
         for p in parts.iter_mut() {
             let n = p.len();
@@ -185,7 +215,7 @@ impl Reducer {
             offset += n;
         }
         let mut loss = [loss];
-        sum_at_root(&world, &mut loss, &mut Vec::new());
+        fold_at_root(&mut loss, &mut Vec::new(), |s, v| *s += v);
         let bytes = (flat.len() * 4 + 8) as u64 * 2 * (self.size as u64 - 1);
         DENSE_BYTES.fetch_add(bytes, Ordering::Relaxed);
         STEPS.fetch_add(1, Ordering::Relaxed);
@@ -305,24 +335,128 @@ fn sum_by_feature(
     (union, sums)
 }
 
-/// Replaces `values` on every rank by their sum over ranks, formed at rank 0 in rank order
-/// (`gathered`: rank 0's buffer for all ranks' values).
-fn sum_at_root<T>(world: &SimpleCommunicator, values: &mut [T], gathered: &mut Vec<T>)
+/// Replaces `values` on every rank by `add` of all ranks' values, formed at rank 0 in rank
+/// order (`gathered`: rank 0's buffer for all ranks' values).
+fn fold_at_root<T>(values: &mut [T], gathered: &mut Vec<T>, add: impl Fn(&mut T, T))
 where
-    T: Equivalence + Default + Copy + std::ops::AddAssign,
+    T: Equivalence + Default + Copy,
 {
+    let world = SimpleCommunicator::world();
     let root = world.process_at_rank(0);
     if world.rank() == 0 {
         let n = values.len();
         gathered.resize(n * world.size() as usize, T::default());
         root.gather_into_root(&*values, &mut gathered[..]);
         for part in gathered[n..].chunks_exact(n.max(1)) {
-            values.iter_mut().zip(part).for_each(|(s, &v)| *s += v);
+            values.iter_mut().zip(part).for_each(|(s, &v)| add(s, v));
         }
     } else {
         root.gather_into(&*values);
     }
     root.broadcast_into(values);
+}
+
+/// Every rank's `mine`, concatenated in rank order, on every rank.
+fn gather_all<T: Equivalence + Default + Clone>(mine: &[T]) -> Vec<T> {
+    let world = SimpleCommunicator::world();
+    let root = world.process_at_rank(0);
+    let mut counts = vec![0 as Count; world.size() as usize];
+    let mut all = if world.rank() == 0 {
+        root.gather_into_root(&(mine.len() as Count), &mut counts[..]);
+        gather_varcount(&root, mine, &counts)
+    } else {
+        root.gather_into(&(mine.len() as Count));
+        root.gather_varcount_into(mine);
+        Vec::new()
+    };
+    broadcast_vec(&mut all);
+    all
+}
+
+/// Rank 0's `values` on every rank.
+fn broadcast_vec<T: Equivalence + Default + Clone>(values: &mut Vec<T>) {
+    let world = SimpleCommunicator::world();
+    let root = world.process_at_rank(0);
+    let mut len = [values.len() as u64];
+    root.broadcast_into(&mut len[..]);
+    values.resize(len[0] as usize, T::default());
+    root.broadcast_into(&mut values[..]);
+}
+
+/// Rank 0's rows (of every rank's shape) on every rank.
+pub fn broadcast_rows(d: &mut Dataset) {
+    match &mut d.x {
+        Features::Dense(m) => {
+            broadcast_vec(&mut m.values);
+            m.rows = m.values.len() / m.cols.max(1);
+        }
+        Features::Sparse(m) => {
+            broadcast_vec(&mut m.indptr);
+            broadcast_vec(&mut m.indices);
+            broadcast_vec(&mut m.values);
+            m.rows = m.indptr.len() - 1;
+        }
+    }
+    if let Some(y) = &mut d.y {
+        broadcast_vec(y);
+    }
+}
+
+/// Every rank's validation logits and labels, in rank order, on every rank.
+pub fn gather_scores(logits: &[f32], y: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    (gather_all(logits), gather_all(y))
+}
+
+/// Makes each rank's statistics pass (over its own shards) the run's, on every rank
+/// alike: the rows, positives, widths and other parts added up in rank order, the
+/// feature maxima taken over ranks. `regather` reads this rank's shards again with
+/// 0-based svmlight indices, when another rank's turned out 0-based and this one's not
+/// (as one file of all shards would be read). Returns every rank's training rows.
+pub fn share_stats(
+    stats: &mut Stats,
+    regather: impl FnOnce() -> Result<Stats>,
+    auto_base: bool,
+) -> Result<Vec<usize>> {
+    use crate::data::IndexBase;
+    let mut parts = exchange(&stats.partial())?;
+    let bases = |parts: &[Partial]| {
+        parts
+            .iter()
+            .filter_map(|p| p.index_base)
+            .collect::<Vec<_>>()
+    };
+    let zero = bases(&parts).contains(&IndexBase::Zero);
+    if auto_base && zero && bases(&parts).contains(&IndexBase::One) {
+        if stats.info.index_base == Some(IndexBase::One) {
+            *stats = regather()?;
+        }
+        parts = exchange(&stats.partial())?;
+    }
+    let cols = parts.iter().map(|p| p.cols).max().unwrap_or(0);
+    let mut max = stats.feature_max.clone();
+    max.resize(cols, 0.0); // sparse: a narrower shard's missing features are zeros
+    fold_at_root(&mut max, &mut Vec::new(), |m, v| *m = m.max(v));
+    if zero {
+        stats.opts.index_base = IndexBase::Zero;
+        stats.info.index_base = Some(IndexBase::Zero);
+    }
+    stats.merge(&parts, max)?;
+    Ok(parts.iter().map(|p| p.rows).collect())
+}
+
+/// Every rank's `mine`, in rank order, on every rank.
+fn exchange(mine: &Partial) -> Result<Vec<Partial>> {
+    let bytes = serde_json::to_vec(mine).map_err(|e| Error::invalid(e.to_string()))?;
+    let lens = gather_all(&[bytes.len() as u64]);
+    let all = gather_all(&bytes);
+    let mut at = 0;
+    lens.iter()
+        .map(|&n| {
+            let part = &all[at..at + n as usize];
+            at += n as usize;
+            serde_json::from_slice(part).map_err(|e| Error::invalid(e.to_string()))
+        })
+        .collect()
 }
 
 #[cfg(test)]

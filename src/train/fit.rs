@@ -447,7 +447,7 @@ fn run_epoch(
                 epoch + 1
             )));
         }
-        pos.loss_sum += loss * chunk.len() as f64;
+        pos.loss_sum += loss * trainer.batch_rows() as f64;
         pos.batch += 1;
         if let Some(s) = hooks
             .saver

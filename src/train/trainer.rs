@@ -28,6 +28,8 @@ pub struct Trainer<'a> {
     sparse_keys: Vec<u64>,
     /// Optimizer steps taken.
     pub step: u64,
+    /// The last step's rows (on all ranks together, in data-parallel training).
+    batch_rows: usize,
     /// Verified training's state, when on ([`Trainer::enable_robust`]).
     robust: Option<RobustState>,
     /// Data-parallel training: this rank's part in each step, when under MPI.
@@ -114,6 +116,7 @@ impl<'a> Trainer<'a> {
             weight_state,
             bias_state,
             step: 0,
+            batch_rows: 0,
             robust: None,
             #[cfg(feature = "distributed")]
             dist: super::distributed::Reducer::if_active(),
@@ -136,6 +139,11 @@ impl<'a> Trainer<'a> {
         if let (Some(st), Some(r)) = (self.robust.as_mut(), self.cfg.robust.as_ref()) {
             (st.k, st.weight, st.beta) = r.ramped(done);
         }
+    }
+
+    /// The rows of the last step's batch (all ranks', in data-parallel training).
+    pub fn batch_rows(&self) -> usize {
+        self.batch_rows
     }
 
     pub fn config(&self) -> &'a TrainConfig {
@@ -277,6 +285,7 @@ impl<'a> Trainer<'a> {
 
     /// One optimizer step on a batch. Returns the batch's mean loss.
     pub fn step(&mut self, data: &Dataset, rows: &[usize], pos_weight: &[f32], lr: f32) -> f64 {
+        self.batch_rows = rows.len();
         #[cfg(feature = "distributed")]
         if self.dist.is_some() {
             return self.distributed_step(data, rows, pos_weight, lr);
@@ -308,14 +317,15 @@ impl<'a> Trainer<'a> {
         lr: f32,
     ) -> f64 {
         let dist = self.dist.as_ref().expect("distributed step under MPI");
-        let local = dist.slice(rows);
+        let (local, total) = dist.part(rows);
+        self.batch_rows = total;
         let loss = if local.is_empty() {
             // A last batch smaller than the number of ranks: nothing from this one.
             dense_grads(&mut self.grads).for_each(|v| v.fill(0.0));
             self.sparse_keys.clear();
             0.0
         } else {
-            self.forward_backward(data, local, rows.len(), pos_weight)
+            self.forward_backward(data, local, total, pos_weight)
         };
         let mine = match &data.x {
             Features::Sparse(x) => Some(self.sparse_grads(x, local)),

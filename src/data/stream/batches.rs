@@ -12,6 +12,51 @@ use crate::model::Mlp;
 use crate::rng::Rng;
 use crate::train::{BatchSource, TrainConfig, ValidSource};
 use std::borrow::Cow;
+use std::path::PathBuf;
+
+/// Every rank's validation logits and labels from this rank's, concatenated in rank
+/// order, on every rank.
+pub type GatherScores = fn(&[f32], &[f32]) -> (Vec<f32>, Vec<f32>);
+
+/// A rank's part in data-parallel training over shards: each rank streams its own shards
+/// and contributes to every step a share of the global batch in proportion to its rows,
+/// so that the steps of an epoch are the same on every rank and each rank's last row
+/// falls in the epoch's last step.
+#[derive(Clone, Debug)]
+pub struct RankPart {
+    pub rank: usize,
+    /// The training rows of every rank's shards, in rank order.
+    pub rows: Vec<usize>,
+    /// Sends rank 0's rows to every rank (bias centring draws from rank 0's first window).
+    pub broadcast: fn(&mut Dataset),
+    /// Gathers the validation scores (each rank scores its share of the validation shards).
+    pub gather: GatherScores,
+}
+
+impl RankPart {
+    /// The shards of `paths` that rank `rank` of `ranks` reads: every `ranks`-th from its
+    /// own rank on (a fixed assignment, so a node may hold only its own shards).
+    pub fn own(paths: &[PathBuf], rank: usize, ranks: usize) -> Vec<PathBuf> {
+        paths.iter().skip(rank).step_by(ranks).cloned().collect()
+    }
+
+    /// This rank's shards of `paths`.
+    pub fn mine(&self, paths: &[PathBuf]) -> Vec<PathBuf> {
+        Self::own(paths, self.rank, self.rows.len())
+    }
+
+    /// This rank's rows among the first `done` rows of the epoch (all ranks together).
+    fn share(&self, done: usize) -> usize {
+        let total: usize = self.rows.iter().sum();
+        let mine = self.rows[self.rank] as u128 * done.min(total) as u128;
+        (mine / total.max(1) as u128) as usize
+    }
+
+    /// This rank's rows in batch `bi` of `size` rows (all ranks together).
+    pub fn batch_rows(&self, bi: usize, size: usize) -> usize {
+        self.share((bi + 1) * size) - self.share(bi * size)
+    }
+}
 
 /// A [`BatchSource`] over the training shards.
 pub struct StreamBatches {
@@ -32,6 +77,8 @@ pub struct StreamBatches {
     identity: Vec<usize>,
     /// Rows handed out this epoch.
     served: usize,
+    /// This rank's part, in data-parallel training.
+    part: Option<RankPart>,
 }
 
 impl StreamBatches {
@@ -57,7 +104,22 @@ impl StreamBatches {
             next: 0,
             identity: Vec::new(),
             served: 0,
+            part: None,
         })
+    }
+
+    /// These batches as `part` of a data-parallel run (`stats` are then all ranks').
+    pub fn with_part(mut self, part: RankPart) -> Self {
+        self.window_rows = self.opts.shuffle_buffer.min(part.rows[part.rank]);
+        self.part = Some(part);
+        self
+    }
+
+    /// The training rows this process reads.
+    fn own_rows(&self) -> usize {
+        self.part
+            .as_ref()
+            .map_or(self.stats.rows, |p| p.rows[p.rank])
     }
 
     /// A reader over the shards in the current shard order.
@@ -111,10 +173,17 @@ impl BatchSource for StreamBatches {
         max.map(|(j, &v)| scale(j, v)).collect()
     }
     /// The first window of the shards in their given order, before any shuffling.
+    /// In data-parallel training, rank 0's, on every rank.
     fn first_rows(&mut self) -> Result<Cow<'_, Dataset>> {
-        self.start_reader();
-        self.fill_window()?;
-        self.reader = None;
+        clear(&mut self.window);
+        if self.part.as_ref().is_none_or(|p| p.rank == 0) {
+            self.start_reader();
+            self.fill_window()?;
+            self.reader = None;
+        }
+        if let Some(p) = &self.part {
+            (p.broadcast)(&mut self.window);
+        }
         Ok(Cow::Borrowed(&self.window))
     }
     fn order_len(&self) -> usize {
@@ -133,9 +202,10 @@ impl BatchSource for StreamBatches {
         &'a mut self,
         order: &'a mut [usize],
         rng: &mut Rng,
-        _: usize,
+        bi: usize,
         size: usize,
     ) -> Result<(&'a Dataset, &'a [usize])> {
+        let size = self.part.as_ref().map_or(size, |p| p.batch_rows(bi, size));
         clear(&mut self.batch);
         while self.batch.rows() < size {
             if self.next >= order.len() {
@@ -153,11 +223,12 @@ impl BatchSource for StreamBatches {
         }
         let got = self.batch.rows();
         self.served += got;
-        if got == 0 || self.served > self.stats.rows {
+        if (got == 0 && size > 0) || self.served > self.own_rows() {
             return Err(Error::invalid(format!(
                 "the training shards changed while training: an epoch gave {} rows, the \
                  statistics pass counted {}",
-                self.served, self.stats.rows
+                self.served,
+                self.own_rows()
             )));
         }
         if self.identity.len() < got {
@@ -174,6 +245,9 @@ pub struct StreamValid {
     pub read_ahead: usize,
     /// Rows scored by the last pass.
     pub rows: usize,
+    /// Data-parallel training: all ranks' logits and labels from this rank's
+    /// ([`RankPart::gather`]).
+    pub gather: Option<GatherScores>,
 }
 
 impl ValidSource for StreamValid {
@@ -187,7 +261,47 @@ impl ValidSource for StreamValid {
             logits.extend(mlp.logits(&d.x));
             y.extend_from_slice(d.y.as_deref().expect("shards are read with labels"));
         }
+        if let Some(gather) = self.gather {
+            (logits, y) = gather(&logits, &y);
+        }
         self.rows = y.len() / mlp.n_labels().max(1);
         Ok((logits, y))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(rank: usize, rows: &[usize]) -> RankPart {
+        RankPart {
+            rank,
+            rows: rows.to_vec(),
+            broadcast: |_| {},
+            gather: |l, y| (l.to_vec(), y.to_vec()),
+        }
+    }
+
+    #[test]
+    fn ranks_share_each_batch_in_proportion_and_use_all_their_rows() {
+        let rows = [100, 37, 0, 250];
+        let (total, size) = (387usize, 32);
+        let mut used = [0; 4];
+        for bi in 0..total.div_ceil(size) {
+            let got: Vec<usize> = (0..4)
+                .map(|r| part(r, &rows).batch_rows(bi, size))
+                .collect();
+            let want = size.min(total - bi * size);
+            let sum: usize = got.iter().sum();
+            assert!(sum.abs_diff(want) < 4, "batch {bi}: {got:?}");
+            used.iter_mut().zip(&got).for_each(|(u, g)| *u += g);
+        }
+        assert_eq!(used, rows, "every rank's last row falls in the last batch");
+        let one: Vec<usize> = (0..13)
+            .map(|bi| part(0, &[387]).batch_rows(bi, 32))
+            .collect();
+        let mut plain = vec![32; 12];
+        plain.push(3);
+        assert_eq!(one, plain, "one rank: the batches of one process");
     }
 }

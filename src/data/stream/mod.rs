@@ -15,7 +15,7 @@ use crate::data::{Dataset, Features, LoadOptions};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-pub use batches::{StreamBatches, StreamValid};
+pub use batches::{RankPart, StreamBatches, StreamValid};
 pub use reader::ShardReader;
 pub use stats::Stats;
 

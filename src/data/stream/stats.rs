@@ -8,6 +8,7 @@ use super::{Schema, ShardReader};
 use crate::data::{self, DataInfo, Dataset, Features, IndexBase, LoadOptions};
 use crate::error::{Error, Result};
 use crate::model::scaler::{ScaleKind, Scaler, ScalerFit};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,24 @@ pub struct Stats {
     /// What the model remembers of how the data was read.
     pub info: DataInfo,
     /// Bytes of the largest shard in memory, and of all rows in memory.
+    pub largest_shard_bytes: usize,
+    pub data_bytes: usize,
+    /// Whether `fits` saw every training row (not so after [`Stats::merge`] of several
+    /// ranks' passes: their sums are not exchanged).
+    whole_fits: bool,
+}
+
+/// What one rank's statistics pass adds to the run's in data-parallel training over
+/// shards ([`Stats::merge`]; the feature maxima travel apart).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Partial {
+    pub rows: usize,
+    pub cols: usize,
+    pub label_names: Vec<String>,
+    pub positives: Vec<usize>,
+    pub sparse_min: f32,
+    pub index_base: Option<IndexBase>,
+    pub negative: Option<String>,
     pub largest_shard_bytes: usize,
     pub data_bytes: usize,
 }
@@ -97,6 +116,13 @@ impl Stats {
     /// one matrix of them (sums are added in the same row order).
     pub fn scaler(&self, kind: ScaleKind) -> Result<Scaler> {
         let cols = self.schema.cols;
+        if !self.schema.sparse && !self.whole_fits && FITTED.contains(&kind) {
+            return Err(Error::invalid(
+                "standard, minmax and log1p-standard scaling (the `scale` option) are fitted \
+                 on sums over all training rows, which data-parallel training over shards does \
+                 not exchange yet: use none or log1p, or train on one file",
+            ));
+        }
         if !self.schema.sparse {
             return Ok(match FITTED.iter().position(|&k| k == kind) {
                 Some(i) => self.fits[i].clone().finish(cols),
@@ -111,6 +137,76 @@ impl Stats {
             m.push_row(&[0], &[self.sparse_min]);
         }
         Scaler::fit(kind, &Features::Sparse(m))
+    }
+}
+
+impl Stats {
+    /// This pass's part in the statistics of a run over several ranks' shards.
+    pub fn partial(&self) -> Partial {
+        Partial {
+            rows: self.rows,
+            cols: self.schema.cols,
+            label_names: self.schema.label_names.clone(),
+            positives: self.positives.clone(),
+            sparse_min: self.sparse_min,
+            index_base: self.info.index_base,
+            negative: self.info.negative.clone(),
+            largest_shard_bytes: self.largest_shard_bytes,
+            data_bytes: self.data_bytes,
+        }
+    }
+
+    /// Makes this rank's statistics the run's: `parts` are every rank's [`Stats::partial`]
+    /// in rank order (taken after all read with one index base), `feature_max` the
+    /// features' maxima over all ranks. Fails when the ranks' shards disagree.
+    pub fn merge(&mut self, parts: &[Partial], feature_max: Vec<f32>) -> Result<()> {
+        let first = &parts[0];
+        for (r, p) in parts.iter().enumerate() {
+            let other = |what: &str| {
+                Error::Mismatch(format!(
+                    "the shards of rank {r} have {what} than those of rank 0 (data-parallel \
+                     training needs every rank's shards to agree)"
+                ))
+            };
+            if p.label_names != first.label_names {
+                return Err(other(&format!(
+                    "labels {:?}, other {:?}",
+                    p.label_names, first.label_names
+                )));
+            }
+            let negatives = (p.negative.as_ref(), self.info.negative.as_ref());
+            if matches!(negatives, (Some(a), Some(b)) if a != b) {
+                return Err(other("another negative class value"));
+            }
+            if !self.schema.sparse && p.cols != first.cols {
+                return Err(other("another number of features"));
+            }
+        }
+        self.rows = parts.iter().map(|p| p.rows).sum();
+        for (k, pos) in self.positives.iter_mut().enumerate() {
+            *pos = parts.iter().map(|p| p.positives[k]).sum();
+        }
+        self.sparse_min = parts.iter().fold(0f32, |m, p| m.min(p.sparse_min));
+        self.largest_shard_bytes = parts
+            .iter()
+            .map(|p| p.largest_shard_bytes)
+            .max()
+            .unwrap_or(0);
+        self.data_bytes = parts.iter().map(|p| p.data_bytes).sum();
+        if let Some(n) = parts.iter().find_map(|p| p.negative.clone()) {
+            if self.opts.positive.is_some() {
+                self.opts.negative = Some(n.clone());
+                self.info.negative = Some(n);
+            }
+        }
+        if self.schema.sparse {
+            let cols = parts.iter().map(|p| p.cols).max().unwrap_or(0);
+            self.schema.cols = cols;
+            self.opts.n_features = Some(cols);
+        }
+        self.feature_max = feature_max;
+        self.whole_fits = parts.len() == 1;
+        Ok(())
     }
 }
 
@@ -275,6 +371,7 @@ impl Pass {
             info,
             largest_shard_bytes: self.largest,
             data_bytes: self.bytes,
+            whole_fits: true,
         })
     }
 }
