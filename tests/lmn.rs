@@ -213,6 +213,8 @@ fn the_projection_is_tight_and_no_farther_than_raising_the_skip_alone() {
             if bs[j] as f64 >= need {
                 assert_eq!((row(b0), bs[j]), (row(a0), as_[j]), "feasible rows stay");
             } else {
+                // Shrinking the row as well moves less than raising the skip alone.
+                assert!(moved < alternative, "{j}: {moved} vs {alternative}");
                 // On the boundary, not beyond it.
                 assert!(
                     (as_[j] as f64) <= bounds[j] * (1.0 + PROJECT_MARGIN) * (1.0 + 1e-5) + 1e-6
