@@ -188,8 +188,7 @@ pub fn project(mlp: &mut Mlp) {
                 shrink_row(w, s, c);
                 let l: f64 = w.iter().zip(c).map(|(&w, &c)| (w as f64).abs() * c).sum();
                 let need = f32_at_least(l * (1.0 + PROJECT_MARGIN));
-                // `!(s >= need)` also replaces a NaN.
-                if !(*s >= need) {
+                if s.is_nan() || *s < need {
                     *s = need;
                 }
             }
