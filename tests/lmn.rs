@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{dataset, dense_non_negative, sparse};
+use common::{
+    dataset, dense_non_negative, exec, fails, path_in, spambase, sparse, tempdir, train_spambase,
+};
 use nonneg::certify::lipschitz::{feature_bounds, project, CERTIFY_MARGIN, PROJECT_MARGIN};
 use nonneg::certify::{certify, certify_directions, Directions};
 use nonneg::data::{DenseMatrix, Features};
@@ -264,4 +266,32 @@ fn the_preset_needs_a_skip_connection() {
     let mut cfg = TrainConfig::new(vec![4], Preset::Lmn);
     cfg.skip = false;
     assert!(build_network(&cfg, n, false, 1).is_err());
+}
+
+#[test]
+fn cli_trains_an_lmn_that_certify_proves_and_refuses_one_without_a_hidden_layer() {
+    let dir = tempdir();
+    let (data, model) = (spambase(), path_in(dir.path(), "lmn.safetensors"));
+    let lmn = ["--constraint", "lmn", "--hidden", "8", "--epochs", "2"];
+    train_spambase(&data, &model, &lmn);
+    let out = exec(&["certify", "--model", &model]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("by the Lipschitz proof"), "{text}");
+    let err = fails(&[
+        "train",
+        "--data",
+        &data,
+        "--label-column",
+        "type",
+        "--positive",
+        "spam",
+        "--out",
+        &model,
+        "--constraint",
+        "lmn",
+        "--hidden",
+        "",
+    ]);
+    assert!(err.contains("lmn needs a skip connection"), "{err}");
 }
