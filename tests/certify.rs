@@ -483,10 +483,14 @@ fn directions_are_certified_by_negation_and_really_hold() {
         }
         // Declared all "up": the negated rows are violations.
         assert!(!certify(&m, None).certified, "{what}");
-        // One positive weight leaving a down feature breaks the directions' certificate.
+        // One positive weight leaving a down feature breaks the directions' certificate
+        // (its skip weight zeroed: one above the MLP's Lipschitz bound would still prove
+        // it, tests/lmn.rs).
         let j = down[0];
         let layer = &mut m.mlp.layers[0];
         layer.weight[j * layer.n_out] = 0.5;
+        let skip = m.mlp.skip.as_mut().expect("set above");
+        skip.weight[j * skip.n_out..(j + 1) * skip.n_out].fill(0.0);
         let c = certify_directions(&m, &dirs);
         assert!(!c.certified, "{what}");
         assert!(c.uncovered.contains(&format!("f{j}")), "{what}: {c}");

@@ -35,9 +35,16 @@
 //! add-monotone ([`FeaturizerSpec::add_monotone`]): adding content to a raw sample may then
 //! only switch features on or increase them.
 //!
+//! **A second proof** ([`lipschitz`]): a declared feature the sign rule leaves uncovered
+//! is still covered when its skip weight outweighs the MLP's Lipschitz bound in it (a
+//! Lipschitz monotonic network, `train --constraint lmn`). Each covered feature, by either
+//! proof, leaves every logit non-decreasing in it whatever the other features are, so any
+//! set of additions (one feature after another) cannot lower a logit.
+//!
 //! [`FeaturizerSpec::add_monotone`]: crate::features::FeaturizerSpec::add_monotone
 
 pub mod budget;
+pub mod lipschitz;
 mod paths;
 mod report;
 
@@ -45,6 +52,7 @@ use crate::data::feature_list::resolve_feature_list;
 pub use crate::data::feature_list::Directions;
 use crate::error::Result;
 use crate::model::Model;
+use lipschitz::LipschitzProof;
 use paths::{backward, reach_forward};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -126,6 +134,10 @@ pub struct Certificate {
     /// Why the model cannot be certified other than its weights' signs (featurizer,
     /// scaling, malformed model or non-finite weights).
     pub reasons: Vec<String>,
+    /// The Lipschitz proof, tried on the features the sign rule left uncovered when the
+    /// model has a skip connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lipschitz: Option<LipschitzProof>,
 }
 
 /// Names of the model's input features: its own, else its featurizer's, else none.
@@ -193,6 +205,7 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
         n_uncovered: 0,
         notes: Vec::new(),
         reasons: Vec::new(),
+        lipschitz: None,
     };
     reasons.extend(reasons_around_network(model));
     if let Some(r) = malformed(model) {
@@ -209,9 +222,15 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
         }
     };
     let found = weight_passes(model, &declared_mask, &source_name);
-    let uncovered: Vec<usize> = (0..n)
+    let mut uncovered: Vec<usize> = (0..n)
         .filter(|&i| declared_mask[i] && found.up_inputs[i])
         .collect();
+    if !uncovered.is_empty() && mlp.skip.is_some() {
+        let (held, proof) = lipschitz::check(mlp, &uncovered);
+        let mut held = held.into_iter();
+        uncovered.retain(|_| !held.next().expect("one per feature"));
+        cert.lipschitz = Some(proof);
+    }
     cert.n_uncovered = uncovered.len();
     cert.uncovered = uncovered
         .iter()
@@ -223,7 +242,10 @@ pub fn certify(model: &Model, declared: Option<&[usize]>) -> Certificate {
         cert.notes
             .push("no feature is declared: the certificate says nothing".to_string());
     }
-    cert.certified = found.violations.is_empty() && reasons.is_empty();
+    // Violations are fine only where the Lipschitz proof covered their features.
+    cert.certified = uncovered.is_empty()
+        && reasons.is_empty()
+        && (found.violations.is_empty() || cert.lipschitz.is_some());
     cert.violations = found.violations;
     cert.layers = found.summaries;
     cert.reasons = reasons;

@@ -32,8 +32,9 @@ impl Certificate {
                 );
             }
             return format!(
-                "CERTIFIED: {s} when any of the {} declared features is added{of}",
-                self.declared
+                "CERTIFIED: {s} when any of the {} declared features is added{of}{}",
+                self.declared,
+                self.lipschitz_clause()
             );
         }
         let mut why = Vec::new();
@@ -45,8 +46,33 @@ impl Certificate {
                 self.n_uncovered, self.declared
             ));
         }
+        if let Some(p) = self.lipschitz.as_ref().filter(|p| p.proved < p.checked) {
+            why.push(format!(
+                "{} of them have a skip weight below the MLP's Lipschitz bound (smallest \
+                 ratio {}{})",
+                p.checked - p.proved,
+                p.min_ratio.map_or("-".into(), |r| format!("{r:.4}")),
+                p.worst_feature
+                    .map_or(String::new(), |j| format!(", feature index {j}"))
+            ));
+        }
         why.extend(self.reasons.iter().cloned());
         format!("NOT CERTIFIED: {}", why.join("; "))
+    }
+}
+
+impl Certificate {
+    /// How many declared features the Lipschitz proof covered, when it covered any.
+    fn lipschitz_clause(&self) -> String {
+        match &self.lipschitz {
+            Some(p) if p.proved > 0 => format!(
+                "; {} of them by the Lipschitz proof (skip weight >= the MLP's bound, \
+                 smallest ratio {})",
+                p.proved,
+                p.min_ratio.map_or("-".into(), |r| format!("{r:.6}"))
+            ),
+            _ => String::new(),
+        }
     }
 }
 

@@ -44,6 +44,11 @@ pub enum Constraint {
         #[serde(default)]
         axis: usize,
     },
+    /// The first kernel of a Lipschitz monotonic network (not in Keras): the skip
+    /// connection's weight of each feature is kept at least the MLP's Lipschitz bound in
+    /// it ([`crate::certify::lipschitz`]). A rule across tensors, applied by the trainer
+    /// after each step; on its own tensor it changes nothing.
+    Lmn,
 }
 
 impl Constraint {
@@ -73,7 +78,7 @@ impl Constraint {
 
     fn axis(&self) -> Option<usize> {
         match self {
-            Constraint::NonNeg { .. } | Constraint::NonPos { .. } => None,
+            Constraint::NonNeg { .. } | Constraint::NonPos { .. } | Constraint::Lmn => None,
             Constraint::MaxNorm { axis, .. }
             | Constraint::MinMaxNorm { axis, .. }
             | Constraint::UnitNorm { axis } => Some(*axis),
@@ -93,6 +98,9 @@ impl Constraint {
             }
         }
         match self {
+            Constraint::Lmn if is_bias => {
+                return Err(Error::invalid("lmn applies to the first kernel only"))
+            }
             Constraint::NonNeg { rows: Some(r) } | Constraint::NonPos { rows: Some(r) } => {
                 let name = self.describe();
                 if is_bias {
@@ -149,6 +157,7 @@ impl Constraint {
                 axis,
             } => format!("min_max_norm({min_value}, {max_value}, rate={rate}, axis={axis})"),
             Constraint::UnitNorm { axis } => format!("unit_norm(axis={axis})"),
+            Constraint::Lmn => "lmn".into(),
         }
     }
 
@@ -251,6 +260,8 @@ impl Constraint {
                     non_pos(&mut w[i * cols..(i + 1) * cols]);
                 }
             }
+            // Needs the skip connection: `crate::train::projection::project_lmn`.
+            Constraint::Lmn => {}
             _ => {
                 let axis = self.axis().unwrap_or(0);
                 let norms = l2_norms(w, rows, cols, axis);
@@ -300,7 +311,7 @@ impl Constraint {
                 ..
             } => (rate * n.clamp(min_value, max_value) + (1.0 - rate) * n) / (EPSILON + n),
             Constraint::UnitNorm { .. } => 1.0 / (EPSILON + n),
-            Constraint::NonNeg { .. } | Constraint::NonPos { .. } => 1.0,
+            Constraint::NonNeg { .. } | Constraint::NonPos { .. } | Constraint::Lmn => 1.0,
         }
     }
 }

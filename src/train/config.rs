@@ -27,6 +27,9 @@ pub enum Preset {
     LastNonneg,
     /// NonNeg on every kernel, biases free: monotone in every input.
     Monotone,
+    /// A Lipschitz monotonic network: free MLP, skip weights raised to its Lipschitz bound
+    /// after each step (monotone in every input; needs a hidden layer).
+    Lmn,
 }
 
 impl Preset {
@@ -36,6 +39,7 @@ impl Preset {
                 kernel: match self {
                     Preset::Monotone => vec![Constraint::non_neg()],
                     Preset::LastNonneg if i + 1 == n_layers => vec![Constraint::non_neg()],
+                    Preset::Lmn if i == 0 => vec![Constraint::Lmn],
                     _ => vec![],
                 },
                 bias: vec![],
@@ -56,6 +60,14 @@ pub fn is_monotone(constraints: &[LayerConstraints]) -> bool {
         })
 }
 
+/// Whether the network is a Lipschitz monotonic network (the first kernel carries
+/// [`Constraint::Lmn`]).
+pub fn is_lmn(constraints: &[LayerConstraints]) -> bool {
+    constraints
+        .first()
+        .is_some_and(|l| l.kernel.contains(&Constraint::Lmn))
+}
+
 /// The training defaults that depend on whether the network is monotone and on the input
 /// kind: the recipe that measured best for certified models (docs/certified-accuracy.md
 /// has every ablation, SpamAssassin sparse and Spambase dense).
@@ -68,7 +80,8 @@ pub struct Recipe {
     pub activation: Activation,
     /// A monotone linear skip connection beside the hidden layers (monotone networks with
     /// a hidden layer): linear evidence need not squeeze through saturating units
-    /// (SpamAssassin 0.971 -> 0.974, Spambase 0.961 -> 0.965).
+    /// (SpamAssassin 0.971 -> 0.974, Spambase 0.961 -> 0.965). Lipschitz monotonic
+    /// networks always have one: their proof rests on it.
     pub skip: bool,
     /// L2 penalty 1e-2 for monotone networks on sparse input trained by projection, 0
     /// otherwise: without it the sparse monotone MLP overfits the older spam within a few
@@ -95,7 +108,7 @@ pub fn recipe(
         } else {
             Activation::Relu
         },
-        skip: monotone && !hidden.is_empty(),
+        skip: (monotone || is_lmn(constraints)) && !hidden.is_empty(),
         weight_decay: if monotone && sparse && mode == NonNegMode::Project {
             1e-2
         } else {

@@ -76,6 +76,8 @@ pub fn build_network(
         }
         mlp.skip = Some(mlp.new_skip());
     }
+    super::projection::check_lmn(&mlp)?;
+    super::projection::project_lmn(&mut mlp);
     Ok(mlp)
 }
 

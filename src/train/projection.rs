@@ -11,10 +11,15 @@
 //! With the abs or softplus reparametrisation (`NonNegMode::Abs/Softplus`) non-negativity
 //! comes from `w = f(t)` instead, and NonNeg is not projected ([`fused_constraints`]).
 //! [`project_layer`] applies every constraint at once, at init and after bias centring.
+//!
+//! [`project_lmn`]: the one rule across tensors, a Lipschitz monotonic network's skip
+//! weights and first kernel brought to the Lipschitz rule, once the whole step is done.
 
 use super::reparam::reparam_inverse;
 use super::update::TensorState;
-use crate::model::{Constraint, Dense, NonNegMode};
+use crate::certify::lipschitz;
+use crate::error::{Error, Result};
+use crate::model::{Constraint, Dense, Mlp, NonNegMode};
 
 /// The elementwise constraints [`project_row`] applies for a tensor with constraints
 /// `constraints`: all elementwise ones, but NonNeg only when not reparametrised.
@@ -93,5 +98,36 @@ pub fn project_layer(layer: &mut Dense) {
     }
     for c in &layer.bias_constraints {
         c.apply(&mut layer.bias, layer.n_out, 1);
+    }
+}
+
+/// Checks that [`Constraint::Lmn`] sits where its rule can hold: on the first kernel of a
+/// network with a skip connection.
+pub fn check_lmn(mlp: &Mlp) -> Result<()> {
+    let on = |l: &Dense| l.kernel_constraints.contains(&Constraint::Lmn);
+    if mlp.layers.iter().skip(1).any(on) {
+        return Err(Error::invalid(
+            "lmn applies to the first kernel only (the one the input feeds)",
+        ));
+    }
+    if mlp.layers.first().is_some_and(on) && mlp.skip.is_none() {
+        return Err(Error::invalid(
+            "lmn needs a skip connection, hence a hidden layer (its proof is that the skip \
+             weights outweigh the MLP)",
+        ));
+    }
+    Ok(())
+}
+
+/// The Lipschitz monotonic network's projection after a whole step (every tensor
+/// updated): each feature's skip weight and first-kernel row moved to the nearest point
+/// where the skip weight covers the MLP's Lipschitz bound. No-op for other networks.
+pub fn project_lmn(mlp: &mut Mlp) {
+    if mlp
+        .layers
+        .first()
+        .is_some_and(|l| l.kernel_constraints.contains(&Constraint::Lmn))
+    {
+        lipschitz::project(mlp);
     }
 }

@@ -303,6 +303,7 @@ impl<'a> Trainer<'a> {
             self.update_layer(l, data, rows, scale, lr);
         }
         self.update_skip(data, rows, scale, lr);
+        super::projection::project_lmn(&mut self.mlp);
     }
 
     /// [`Trainer::step`] as one of several MPI ranks: forward and backward on this rank's
