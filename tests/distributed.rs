@@ -43,16 +43,7 @@ mod under_mpirun {
     fn mpirun(ranks: usize, args: &[&str]) -> Output {
         // Files, not pipes: a full pipe would stop the ranks, not a hang of theirs.
         let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
-        let mut child = Command::new("mpirun")
-            .args([
-                "--oversubscribe",
-                "--allow-run-as-root",
-                "-np",
-                &ranks.to_string(),
-            ])
-            .arg(env!("CARGO_BIN_EXE_nonneg"))
-            .args(args)
-            .current_dir(common::root())
+        let mut child = mpirun_command(ranks, args)
             .stdout(out.try_clone().unwrap())
             .stderr(err.try_clone().unwrap())
             .spawn()
@@ -81,6 +72,18 @@ mod under_mpirun {
             stdout: read(&mut out),
             stderr: read(&mut err),
         }
+    }
+
+    /// `mpirun -np ranks nonneg args`, to be spawned.
+    fn mpirun_command(ranks: usize, args: &[&str]) -> Command {
+        let mut command = Command::new("mpirun");
+        command
+            .args(["--oversubscribe", "--allow-run-as-root", "-np"])
+            .arg(ranks.to_string())
+            .arg(env!("CARGO_BIN_EXE_nonneg"))
+            .args(args)
+            .current_dir(common::root());
+        command
     }
 
     /// Longer than any run here takes (a few seconds on a loaded 2-core machine).
@@ -258,13 +261,69 @@ mod under_mpirun {
     }
 
     #[test]
+    fn a_run_killed_under_two_ranks_resumes_to_the_same_model_bytes() {
+        let dir = tempdir();
+        // The dense case (46 batches an epoch) made long enough to be killed on the way:
+        // wider layers (a few ms a step), so the run outlasts the signal's way to the ranks.
+        let mut case = cases(dir.path()).swap_remove(0);
+        for (flag, value) in [("--epochs", "20"), ("--hidden", "256,256")] {
+            let at = case.iter().position(|a| a == flag).unwrap() + 1;
+            case[at] = value.into();
+        }
+        let whole = path_in(dir.path(), "whole.st");
+        let whole_ckpt = path_in(dir.path(), "whole-ckpt");
+        let mut args = with_out(&case, &whole);
+        args.extend(["--checkpoint", &whole_ckpt, "--checkpoint-every", "20"]);
+        train_ranks(2, &args);
+        // Rank 0 alone wrote it: the checkpoint and nothing else in the folder.
+        let files: Vec<_> = std::fs::read_dir(&whole_ckpt).unwrap().collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+
+        let out = path_in(dir.path(), "resumed.st");
+        let ckpt = path_in(dir.path(), "ckpt");
+        let mut args = vec!["train", "--distributed"];
+        args.extend(with_out(&case, &out));
+        args.extend(["--checkpoint", &ckpt, "--checkpoint-every", "20"]);
+        let mut child = mpirun_command(2, &args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mpirun runs");
+        let saved = Path::new(&ckpt).join("checkpoint.safetensors");
+        let start = Instant::now();
+        let killed = loop {
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            if saved.exists() || start.elapsed() > HANG {
+                // SIGTERM: mpirun passes it on and ends every rank.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                child.wait().unwrap();
+                break true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(killed, "the run ended before its first checkpoint");
+        assert!(saved.exists(), "no checkpoint after the kill");
+        assert!(!Path::new(&out).exists(), "the killed run wrote its model");
+        let mut args = with_out(&case, &out);
+        args.extend(["--resume", &ckpt, "--checkpoint-every", "20"]);
+        train_ranks(2, &args);
+        assert_eq!(
+            std::fs::read(&whole).unwrap(),
+            std::fs::read(&out).unwrap(),
+            "killed and resumed under two ranks, the model differs from the run never stopped"
+        );
+    }
+
+    #[test]
     fn what_distributed_training_cannot_do_is_refused() {
         let dir = tempdir();
         let case = &cases(dir.path())[0];
         let out = path_in(dir.path(), "m.st");
         for (extra, says) in [
-            (vec!["--resume", dir.path().to_str().unwrap()], "--resume"),
             (vec!["--robust-budget", "2"], "verified training"),
+            (vec!["--autotune"], "--autotune"),
         ] {
             let mut args = vec!["train", "--distributed"];
             args.extend(with_out(case, &out));

@@ -541,15 +541,8 @@ fn run_distributed(_: &TrainArgs, _: &Context) -> Result<ExitCode> {
 #[cfg(feature = "distributed")]
 fn run_distributed(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
     use nonneg::train::distributed::Session;
-    let refused = [
-        (
-            a.checkpoint.is_some() || a.resume.is_some(),
-            "--checkpoint and --resume",
-        ),
-        (a.autotune.autotune, "--autotune"),
-    ];
-    if let Some((_, what)) = refused.iter().find(|r| r.0) {
-        bail!("{what} cannot be combined with --distributed (not supported yet)");
+    if a.autotune.autotune {
+        bail!("--autotune cannot be combined with --distributed (not supported yet)");
     }
     nonneg::train::distributed::check_supported(&fit_options(a)?.config)?;
     let session = Session::start()?;
@@ -588,7 +581,11 @@ fn train(a: &TrainArgs, ctx: &Context, part: &Part) -> Result<ExitCode> {
                 p.dir.display()
             )?;
         }
-        opts.stop = Some(stop_on_signals());
+        // Under MPI a stop must reach every rank at the same batch: a signal ends the
+        // ranks (mpirun forwards it) and --resume continues from the last checkpoint.
+        if part.traffic.is_none() {
+            opts.stop = Some(stop_on_signals());
+        }
     }
     opts.featurizer = find_featurizer(a)?;
     if let Some(data) = super::stream::streamed(a)? {

@@ -116,8 +116,12 @@ impl<'p> Checkpoints<'p> {
         }
     }
 
-    /// Saves the run's state (atomically).
+    /// Saves the run's state (atomically); under MPI, rank 0 alone.
     pub(super) fn save(&self, trainer: &mut Trainer, pos: &Position) -> Result<()> {
+        #[cfg(feature = "distributed")]
+        if !super::distributed::writes_files() {
+            return Ok(());
+        }
         let header = Header {
             format: FORMAT.into(),
             version: VERSION,

@@ -35,6 +35,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Whether a session is open (MPI is initialised and not yet finalised).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// Whether this process is a rank other than 0 of an open session (it writes no files).
+static FOLLOWER: AtomicBool = AtomicBool::new(false);
 /// Whether each rank's batches are its own rows (streamed shards), not a shared batch's.
 static OWN_BATCHES: AtomicBool = AtomicBool::new(false);
 /// Traffic counters of the open session (see [`Traffic`]).
@@ -62,6 +64,7 @@ impl Session {
             counter.store(0, Ordering::Relaxed);
         }
         OWN_BATCHES.store(false, Ordering::Release);
+        FOLLOWER.store(rank > 0, Ordering::Release);
         ACTIVE.store(true, Ordering::Release);
         Ok(Session {
             universe,
@@ -104,8 +107,16 @@ impl Session {
     }
 }
 
+/// Whether this process writes the run's files: the only process, or rank 0 of a session.
+/// Every rank holds the same network and optimizer state after each step, so rank 0's
+/// checkpoint is every rank's, and all of them resume from it.
+pub fn writes_files() -> bool {
+    !FOLLOWER.load(Ordering::Acquire)
+}
+
 impl Drop for Session {
     fn drop(&mut self) {
+        FOLLOWER.store(false, Ordering::Release);
         ACTIVE.store(false, Ordering::Release);
     }
 }
