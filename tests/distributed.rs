@@ -437,7 +437,7 @@ mod under_mpirun {
     }
 
     #[test]
-    fn a_bad_shard_ends_every_rank_and_sharded_refusals() {
+    fn a_bad_shard_ends_every_rank_and_dense_scalings_add_up_over_ranks() {
         let dir = tempdir();
         let (pattern, _) = shards(dir.path());
         let out = path_in(dir.path(), "m.st");
@@ -466,19 +466,36 @@ mod under_mpirun {
             let text = format!("{header}\n{}\n", part.join("\n"));
             std::fs::write(path_in(dir.path(), &format!("dense-{k}.csv")), text).unwrap();
         }
+        let mut args = vec!["train", "--distributed", "--out", &out];
+        args.extend(fewer);
+        let result = mpirun(2, &args);
+        let err = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{err}");
+        assert!(err.contains("at least one training shard on each"), "{err}");
+        // Dense scalings fitted on sums over all rows: the ranks' sums are added up, so the
+        // scaler is one process's over the same shards (to rounding: other sum order).
         let dense = path_in(dir.path(), "dense-*.csv");
-        let mut standard = vec!["--data", &dense, "--scale", "standard"];
-        standard.extend(SPAMBASE_LABEL);
-        for (extra, says) in [
-            (fewer, "at least one training shard on each"),
-            (standard, "does not exchange yet"),
-        ] {
-            let mut args = vec!["train", "--distributed", "--out", &out];
-            args.extend(extra);
-            let result = mpirun(2, &args);
-            let err = String::from_utf8_lossy(&result.stderr);
-            assert_eq!(result.status.code(), Some(2), "{err}");
-            assert!(err.contains(says), "{err}");
+        let single = path_in(dir.path(), "single.st");
+        for scale in ["standard", "log1p-standard", "minmax"] {
+            let mut args = vec!["--data", &dense, "--scale", scale, "--epochs", "1", "-q"];
+            args.extend(SPAMBASE_LABEL);
+            let mut one = vec!["train", "--out", &single];
+            one.extend(&args);
+            run(&one);
+            args.extend(["--out", &out]);
+            train_ranks(2, &args);
+            let (a, b) = (
+                io::load(Path::new(&single)).unwrap(),
+                io::load(Path::new(&out)).unwrap(),
+            );
+            assert_eq!(a.scaler.kind, b.scaler.kind);
+            for (x, y) in [
+                (&a.scaler.shift, &b.scaler.shift),
+                (&a.scaler.mult, &b.scaler.mult),
+            ] {
+                assert_eq!(x.len(), 57);
+                assert!(relative_gap(x, y) <= 1e-6, "{scale}: {x:?} vs {y:?}");
+            }
         }
     }
 }

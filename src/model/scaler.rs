@@ -256,6 +256,34 @@ impl ScalerFit {
         Ok(())
     }
 
+    /// The dense statistics of `cols` features as numbers, to add up fits made apart
+    /// ([`ScalerFit::add_sums`]): rows, then the sums, squares, minima and maxima.
+    pub fn sums(&self, cols: usize) -> Vec<f64> {
+        let mut me = self.clone();
+        me.grow(cols);
+        let mut v = vec![me.rows as f64];
+        v.extend(&me.sum[..cols]);
+        v.extend(&me.sq[..cols]);
+        v.extend(me.lo[..cols].iter().map(|&x| f64::from(x)));
+        v.extend(me.hi[..cols].iter().map(|&x| f64::from(x)));
+        v
+    }
+
+    /// Adds another fit's [`ScalerFit::sums`] (of dense data), as if its rows came after
+    /// this fit's.
+    pub fn add_sums(&mut self, v: &[f64]) {
+        let cols = (v.len() - 1) / 4;
+        self.grow(cols);
+        self.rows += v[0] as usize;
+        let part = |k: usize| &v[1 + k * cols..1 + (k + 1) * cols];
+        for c in 0..cols {
+            self.sum[c] += part(0)[c];
+            self.sq[c] += part(1)[c];
+            self.lo[c] = self.lo[c].min(part(2)[c] as f32);
+            self.hi[c] = self.hi[c].max(part(3)[c] as f32);
+        }
+    }
+
     fn grow(&mut self, cols: usize) {
         if cols > self.sum.len() {
             self.sum.resize(cols, 0.0);

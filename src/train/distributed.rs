@@ -452,6 +452,9 @@ pub fn share_stats(
         stats.info.index_base = Some(IndexBase::Zero);
     }
     stats.merge(&parts, max)?;
+    // Every rank has the same width here (merge checks it), so the same number of sums.
+    let sums = gather_all(&stats.fit_sums());
+    stats.add_fit_sums(&sums, parts.len());
     Ok(parts.iter().map(|p| p.rows).collect())
 }
 

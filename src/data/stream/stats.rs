@@ -32,8 +32,8 @@ pub struct Stats {
     /// Bytes of the largest shard in memory, and of all rows in memory.
     pub largest_shard_bytes: usize,
     pub data_bytes: usize,
-    /// Whether `fits` saw every training row (not so after [`Stats::merge`] of several
-    /// ranks' passes: their sums are not exchanged).
+    /// Whether `fits` saw every training row (after [`Stats::merge`] of several ranks'
+    /// passes, only once [`Stats::add_fit_sums`] has added up their sums).
     whole_fits: bool,
 }
 
@@ -119,8 +119,8 @@ impl Stats {
         if !self.schema.sparse && !self.whole_fits && FITTED.contains(&kind) {
             return Err(Error::invalid(
                 "standard, minmax and log1p-standard scaling (the `scale` option) are fitted \
-                 on sums over all training rows, which data-parallel training over shards does \
-                 not exchange yet: use none or log1p, or train on one file",
+                 on sums over all training rows, and this rank's statistics hold only its own \
+                 shards' sums",
             ));
         }
         if !self.schema.sparse {
@@ -205,8 +205,37 @@ impl Stats {
             self.opts.n_features = Some(cols);
         }
         self.feature_max = feature_max;
-        self.whole_fits = parts.len() == 1;
+        self.whole_fits = parts.len() == 1 || self.schema.sparse;
         Ok(())
+    }
+
+    /// Dense data: this pass's scaler statistics as numbers, to be added up over ranks
+    /// ([`Stats::add_fit_sums`]); empty for sparse data (its scalings need the maxima only).
+    pub fn fit_sums(&self) -> Vec<f64> {
+        if self.schema.sparse {
+            return Vec::new();
+        }
+        let cols = self.schema.cols;
+        self.fits.iter().flat_map(|f| f.sums(cols)).collect()
+    }
+
+    /// Makes the scaler statistics every rank's [`Stats::fit_sums`] (`all`, in rank order)
+    /// added up in rank order: the fits then stand for all training rows.
+    pub fn add_fit_sums(&mut self, all: &[f64], ranks: usize) {
+        if self.schema.sparse || all.is_empty() {
+            return;
+        }
+        self.fits = FITTED.iter().map(|&k| ScalerFit::new(k)).collect();
+        for rank in all.chunks(all.len() / ranks) {
+            for (fit, part) in self
+                .fits
+                .iter_mut()
+                .zip(rank.chunks(rank.len() / FITTED.len()))
+            {
+                fit.add_sums(part);
+            }
+        }
+        self.whole_fits = true;
     }
 }
 
