@@ -35,6 +35,12 @@ pub fn run(a: &CvArgs, ctx: &Context) -> Result<ExitCode> {
     if t.distributed {
         bail!("cv trains every fold in one process; it takes no --distributed");
     }
+    if t.stream.any() || nonneg::data::stream::expand(&t.data)?.len() > 1 {
+        bail!(
+            "cv holds every fold in memory: it takes one --data file and no streaming option \
+             (--stream, --shuffle-buffer, --valid-shards, --max-memory)"
+        );
+    }
     if !t.valid.is_empty() || t.valid_fraction.is_some() {
         bail!("cv holds out each fold in turn; it takes no --valid or --valid-fraction");
     }

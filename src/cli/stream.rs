@@ -55,7 +55,7 @@ pub struct StreamArgs {
 
 impl StreamArgs {
     /// Whether a streaming flag was given.
-    fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.stream
             || self.shuffle_buffer.is_some()
             || self.valid_shards.is_some()
