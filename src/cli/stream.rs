@@ -4,7 +4,7 @@
 
 use super::predict::PredictArgs;
 use super::progress::TrainProgress;
-use super::train::{print_summary, signs_for, Part, TrainArgs};
+use super::train::{save_and_report, signs_for, Part, TrainArgs};
 use super::{load_data, Context, DataArgs};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, ValueEnum};
@@ -165,18 +165,8 @@ pub(super) fn train(
     progress.log_to(a.log.clone().filter(|_| part.root))?;
     let mut fitted = fit_stream(&opts, stats, &data, &mut |p| progress.observe(p))?;
     progress.finish()?;
-    if !part.root {
-        return Ok(ExitCode::SUCCESS);
-    }
     fitted.model.input = info;
-    nonneg::model::io::save(&fitted.model, &a.out)?;
-    if !ctx.quiet {
-        print_summary(&fitted, &a.out)?;
-        if let Some(traffic) = part.traffic {
-            crate::cli::errln!("communication: {}", traffic())?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    save_and_report(&fitted, a, ctx, part)
 }
 
 /// The statistics pass of the run: this process's, or under MPI all ranks' together.

@@ -612,13 +612,23 @@ fn train(a: &TrainArgs, ctx: &Context, part: &Part) -> Result<ExitCode> {
         }
     };
     progress.finish()?;
+    fitted.model.input = info;
+    save_and_report(&fitted, a, ctx, part)
+}
+
+/// The end of a run: rank 0 (or the only process) writes the model and the summary.
+pub(super) fn save_and_report(
+    fitted: &Fitted,
+    a: &TrainArgs,
+    ctx: &Context,
+    part: &Part,
+) -> Result<ExitCode> {
     if !part.root {
         return Ok(ExitCode::SUCCESS);
     }
-    fitted.model.input = info;
     nonneg::model::io::save(&fitted.model, &a.out)?;
     if !ctx.quiet {
-        print_summary(&fitted, &a.out)?;
+        print_summary(fitted, &a.out)?;
         if let Some(traffic) = part.traffic {
             crate::cli::errln!("communication: {}", traffic())?;
         }
