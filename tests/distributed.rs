@@ -260,6 +260,27 @@ mod under_mpirun {
         assert!(!Path::new(&out).exists());
     }
 
+    /// The processes below `pid` (children, their children, ...), from /proc.
+    fn descendants(pid: i32) -> Vec<i32> {
+        let parent_of = |p: i32| -> Option<i32> {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            // "pid (comm) state ppid ...": the command may hold spaces and parentheses.
+            stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+        };
+        let all: Vec<i32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        let mut found = vec![pid];
+        let mut at = 0;
+        while at < found.len() {
+            let p = found[at];
+            found.extend(all.iter().filter(|&&c| parent_of(c) == Some(p)));
+            at += 1;
+        }
+        found.split_off(1)
+    }
+
     #[test]
     fn a_run_killed_under_two_ranks_resumes_to_the_same_model_bytes() {
         let dir = tempdir();
@@ -296,7 +317,11 @@ mod under_mpirun {
                 break false;
             }
             if saved.exists() || start.elapsed() > HANG {
-                // SIGTERM: mpirun passes it on and ends every rank.
+                // SIGKILL to the ranks themselves, at once (mpirun passes a signal on only
+                // after a while, by when a short run may have ended), then mpirun.
+                for pid in descendants(child.id() as i32) {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
                 unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
                 child.wait().unwrap();
                 break true;
