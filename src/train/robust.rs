@@ -131,12 +131,6 @@ impl Threat {
         Threat { cap }
     }
 
-    /// Training's threat: the maxima of the (scaled) training data. Every scaling is
-    /// increasing per feature, so these are the scaled `feature_max` the model stores.
-    pub fn of_training_data(mlp: &Mlp, x: &Features) -> Self {
-        Threat::new(&mlp.layers[0], crate::pipeline::feature_max(x))
-    }
-
     /// A saved model's threat: its `feature_max` through its scaling.
     pub fn of_model(model: &Model) -> Result<Self> {
         let max = model
