@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    dataset, dense_non_negative, exec, fails, path_in, spambase, sparse, tempdir, train_spambase,
+    dataset, dense_non_negative, exec, fails, inspect_json, path_in, spambase, sparse, tempdir,
+    train_spambase,
 };
 use nonneg::certify::lipschitz::{feature_bounds, project, CERTIFY_MARGIN, PROJECT_MARGIN};
 use nonneg::certify::{certify, certify_directions, Directions};
@@ -244,6 +245,8 @@ fn training_with_the_preset_keeps_the_rule_dense_and_sparse() {
         cfg.use_recipe(data.x.is_sparse());
         cfg.epochs = 3;
         assert!(cfg.skip, "the recipe gives an LMN its skip connection");
+        let l2 = if data.x.is_sparse() { 1e-2 } else { 0.0 };
+        assert_eq!(cfg.optimizer.weight_decay, l2, "L2 on sparse input only");
         let (mlp, _) = train(&cfg, &data, None, &mut |_| {}).expect("trains");
         let cert = certify(&Model::new(mlp.clone()), None);
         assert!(cert.certified, "{cert}");
@@ -278,6 +281,15 @@ fn cli_trains_an_lmn_that_certify_proves_and_refuses_one_without_a_hidden_layer(
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("by the Lipschitz proof"), "{text}");
+    // Without --hidden the preset's own width: one layer of 16 units, not 64-32.
+    let widths = |m: &str| -> Vec<u64> {
+        let layers = inspect_json(m)["layers"].as_array().unwrap().clone();
+        layers.iter().map(|l| l["out"].as_u64().unwrap()).collect()
+    };
+    train_spambase(&data, &model, &["--constraint", "lmn", "--epochs", "1"]);
+    assert_eq!(widths(&model), [16, 1]);
+    train_spambase(&data, &model, &["--epochs", "1"]);
+    assert_eq!(widths(&model), [64, 32, 1]);
     let err = fails(&[
         "train",
         "--data",

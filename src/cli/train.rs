@@ -44,7 +44,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub valid_fraction: Option<f64>,
     /// Hidden layer widths, e.g. 256,64; empty ("") for logistic regression (default
-    /// 64,32; with --autotune, searched unless given).
+    /// 64,32, or 16 with --constraint lmn; with --autotune, searched unless given).
     #[arg(long)]
     pub hidden: Option<String>,
     /// Hidden activation: relu, leaky_relu, sigmoid, tanh, softplus, mixed (convex, concave
@@ -59,8 +59,8 @@ pub struct TrainArgs {
     pub skip: SkipArg,
     /// Constraint preset: none, last-nonneg (NOT monotone), monotone (NonNeg on every kernel),
     /// lmn (a Lipschitz monotonic network: free MLP, skip connection kept above its
-    /// Lipschitz bound per feature; monotone and certified; best with --hidden 16
-    /// --weight-decay 1e-2, docs/certified-accuracy.md).
+    /// Lipschitz bound per feature; monotone and certified; 16 relu units and, on sparse
+    /// input, L2 1e-2 unless given: docs/certified-accuracy.md).
     #[arg(long, value_enum, default_value_t = Preset::None)]
     pub constraint: Preset,
     /// Partial monotonicity: a file of feature names or 0-based indices, one a line (`#`
@@ -300,10 +300,11 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
             choices::name(&a.constraint)
         );
     }
-    let mut cfg = TrainConfig::new(
-        parse_hidden(a.hidden.as_deref().unwrap_or("64,32"))?,
-        preset,
-    );
+    let hidden = match a.hidden.as_deref() {
+        Some(h) => parse_hidden(h)?,
+        None => preset.default_hidden(),
+    };
+    let mut cfg = TrainConfig::new(hidden, preset);
     set_constraints(&mut cfg, a)?;
     cfg.nonneg_mode = a.nonneg_mode;
     cfg.init = a.init;
