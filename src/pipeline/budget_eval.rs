@@ -4,7 +4,7 @@
 //! finite budget. Certified <= empirical <= clean: a certified positive is detected after
 //! any attack, and the attack starts from the detected positives.
 
-use crate::attack::{attack_rows, AttackConfig, Method};
+use crate::attack::{attack_rows, AttackConfig, Method, TargetOutcome};
 use crate::certify::budget::{
     certify_budgets, threshold_at_fpr, Budget, BudgetConfig, SampleBounds,
 };
@@ -86,11 +86,6 @@ fn one_label(
         ..BudgetConfig::new(budgets.to_vec())
     };
     let samples = certify_budgets(model, data, &cfg, lowest)?.samples;
-    let attack_budgets: Vec<usize> = budgets
-        .iter()
-        .filter_map(|b| b.finite())
-        .filter(|&k| k > 0)
-        .collect();
     let top = (0..budgets.len()).max_by_key(|&b| budgets[b].finite().map(|k| (1, k)));
     // A positive is a target at threshold `t` when detected there (and, with
     // `skip_certified`, not certified at the largest finite budget).
@@ -102,19 +97,8 @@ fn one_label(
         .filter(|s| thresholds.iter().any(|&t| target(s, t)))
         .map(|s| s.row)
         .collect();
-    let outcomes = if attack_budgets.is_empty() || rows.is_empty() {
-        Vec::new()
-    } else {
-        let mut at = model.clone();
-        at.threshold[label] = lowest;
-        let acfg = AttackConfig {
-            label,
-            ..AttackConfig::new(Method::Greedy, attack_budgets)
-        };
-        attack_rows(&at, data, &acfg, &rows)?.0
-    };
+    let outcomes = greedy_paths(model, data, label, lowest, budgets, &rows)?;
     let n = samples.len();
-    let share = |c: usize| if n == 0 { 0.0 } else { c as f64 / n as f64 };
     Ok(FPRS
         .iter()
         .zip(&thresholds)
@@ -131,29 +115,77 @@ fn one_label(
                 .filter(|(_, s)| target(s, t))
                 .map(|(o, _)| o.logits.iter().position(|&l| l < t).map(|i| i + 1))
                 .collect();
-            let points = budgets
-                .iter()
-                .enumerate()
-                .map(|(b, &budget)| BudgetPoint {
-                    budget,
-                    certified: share(samples.iter().filter(|s| s.bound[b] >= t).count()),
-                    empirical: match budget {
-                        Budget::Unbounded => None,
-                        Budget::Finite(k) => {
-                            let evaded = evaded_at.iter().filter(|e| e.is_some_and(|s| s <= k));
-                            Some(share(detected - evaded.count()))
-                        }
-                    },
-                })
-                .collect();
+            let points = points_at(budgets, &samples, t, detected, &evaded_at);
             BudgetDetection {
                 label,
                 fpr,
                 threshold: t,
                 positives: n,
-                clean: share(detected),
+                clean: share(detected, n),
                 points,
             }
         })
         .collect())
+}
+
+/// The greedy attack's logit path on each of `rows`, at the lowest threshold and up to
+/// the largest finite budget (none without a finite budget or a target).
+fn greedy_paths(
+    model: &Model,
+    data: &Dataset,
+    label: usize,
+    lowest: f32,
+    budgets: &[Budget],
+    rows: &[usize],
+) -> Result<Vec<TargetOutcome>> {
+    let attack_budgets: Vec<usize> = budgets
+        .iter()
+        .filter_map(|b| b.finite())
+        .filter(|&k| k > 0)
+        .collect();
+    if attack_budgets.is_empty() || rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut at = model.clone();
+    at.threshold[label] = lowest;
+    let acfg = AttackConfig {
+        label,
+        ..AttackConfig::new(Method::Greedy, attack_budgets)
+    };
+    Ok(attack_rows(&at, data, &acfg, rows)?.0)
+}
+
+/// Certified and attacked shares at threshold `t`: `detected` positives clean, and for
+/// each attacked one the step at which its path first fell below `t`.
+fn points_at(
+    budgets: &[Budget],
+    samples: &[SampleBounds],
+    t: f32,
+    detected: usize,
+    evaded_at: &[Option<usize>],
+) -> Vec<BudgetPoint> {
+    let n = samples.len();
+    budgets
+        .iter()
+        .enumerate()
+        .map(|(b, &budget)| BudgetPoint {
+            budget,
+            certified: share(samples.iter().filter(|s| s.bound[b] >= t).count(), n),
+            empirical: match budget {
+                Budget::Unbounded => None,
+                Budget::Finite(k) => {
+                    let evaded = evaded_at.iter().filter(|e| e.is_some_and(|s| s <= k));
+                    Some(share(detected - evaded.count(), n))
+                }
+            },
+        })
+        .collect()
+}
+
+fn share(count: usize, of: usize) -> f64 {
+    if of == 0 {
+        0.0
+    } else {
+        count as f64 / of as f64
+    }
 }
