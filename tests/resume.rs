@@ -146,6 +146,7 @@ fn verified_training_resumes_identically_at_every_batch() {
     let mut opts = options();
     opts.config.robust = Some(RobustConfig {
         budget: 2,
+        smaller_budgets: Vec::new(),
         weight: 0.5,
         warmup_epochs: 2,
         crown: 0.0,

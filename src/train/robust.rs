@@ -40,8 +40,13 @@ use std::cmp::Ordering;
 /// What `train --robust-budget` asks for.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RobustConfig {
-    /// Additions the bound holds against (K); 0 turns verified training off.
+    /// Additions the bound holds against (K, the largest when several); 0 turns verified
+    /// training off.
     pub budget: usize,
+    /// Smaller budgets trained at once with `budget` (`--robust-budget 20,50,150`): the
+    /// robust loss is the mean of the bound's loss at each budget. Empty: `budget` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smaller_budgets: Vec<usize>,
     /// Weight `w` of the bound's loss on positives: `(1 - w) clean + w robust`; 0: off.
     pub weight: f32,
     /// Epochs over which K and `w` rise linearly from 0 (0: full from the first step).
@@ -65,10 +70,38 @@ impl RobustConfig {
     pub fn new(budget: usize) -> Self {
         RobustConfig {
             budget,
+            smaller_budgets: Vec::new(),
             weight: Self::DEFAULT_WEIGHT,
             warmup_epochs: Self::DEFAULT_WARMUP,
             crown: 0.0,
         }
+    }
+
+    /// Verified training at every budget of `budgets` (in any order, repeats ignored): the
+    /// largest is `budget`, the others `smaller_budgets`; a 0 is only allowed alone (off).
+    pub fn with_budgets(budgets: &[usize]) -> Result<Self> {
+        let mut b = budgets.to_vec();
+        b.sort_unstable();
+        b.dedup();
+        let budget = b
+            .pop()
+            .ok_or_else(|| Error::invalid("no robust budget given"))?;
+        if b.first() == Some(&0) {
+            return Err(Error::invalid(format!(
+                "robust budgets must be at least 1 when several are given, got {budgets:?}"
+            )));
+        }
+        Ok(RobustConfig {
+            smaller_budgets: b,
+            ..Self::new(budget)
+        })
+    }
+
+    /// Every budget trained at, ascending.
+    pub fn budgets(&self) -> Vec<usize> {
+        let mut b = self.smaller_budgets.clone();
+        b.push(self.budget);
+        b
     }
 
     /// Whether it changes training at all.
@@ -95,19 +128,17 @@ impl RobustConfig {
         Ok(())
     }
 
-    /// K, `w` and CROWN-IBP's share after `done` of the warm-up's steps (a fraction,
-    /// capped at 1): K and `w` rise linearly (K rounded up), the share falls from 1.
-    pub fn ramped(&self, done: f32) -> (usize, f32, f32) {
+    /// Every K, `w` and CROWN-IBP's share after `done` of the warm-up's steps (a fraction,
+    /// capped at 1): each K and `w` rise linearly (K rounded up), the share falls from 1.
+    pub fn ramped(&self, done: f32) -> (Vec<usize>, f32, f32) {
         let f = done.clamp(0.0, 1.0);
         let beta = match self.crown > 0.0 {
             true => 1.0 - (1.0 - self.crown) * f,
             false => 0.0,
         };
-        (
-            (self.budget as f32 * f).ceil() as usize,
-            self.weight * f,
-            beta,
-        )
+        let k = self.budgets().into_iter();
+        let k = k.map(|b| (b as f32 * f).ceil() as usize).collect();
+        (k, self.weight * f, beta)
     }
 }
 
@@ -614,7 +645,8 @@ impl Bound<'_> {
 /// weight, and the sparse kernels' extra rows.
 pub(super) struct RobustState {
     pub(super) threat: Threat,
-    pub(super) k: usize,
+    /// The ramped budgets, one bound each.
+    pub(super) k: Vec<usize>,
     pub(super) weight: f32,
     /// CROWN-IBP's share of the bound.
     pub(super) beta: f32,
@@ -628,7 +660,7 @@ impl RobustState {
         let d = threat.cap.len();
         RobustState {
             threat,
-            k: 0,
+            k: Vec::new(),
             weight: 0.0,
             beta: 0.0,
             first: ExtraRows::default(),
@@ -638,9 +670,10 @@ impl RobustState {
     }
 
     /// Adds the bound's loss on the batch's positives (`weight * pos_weight * bce(bound)`,
-    /// scaled like the mean clean loss) and its gradient: into `grads`, into the tape's
-    /// `dz` of sparse-fed layers (the clean pre-activation's share, formed into kernel rows
-    /// later) and into the extra rows. Returns the loss summed over elements / `elems`.
+    /// averaged over the budgets, scaled like the mean clean loss) and its gradient: into
+    /// `grads`, into the tape's `dz` of sparse-fed layers (the clean pre-activation's share,
+    /// formed into kernel rows later) and into the extra rows. Returns the loss summed over
+    /// elements / `elems`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn add_bound_loss(
         &mut self,
@@ -655,7 +688,7 @@ impl RobustState {
         self.first = ExtraRows::default();
         self.skip = ExtraRows::default();
         let labels = pos_weight.len();
-        let elems = (rows.len() * labels) as f32;
+        let elems = (rows.len() * labels * self.k.len()) as f32;
         let coef: Vec<f32> = pos_weight.iter().map(|p| self.weight * p / elems).collect();
         let positive = |k: usize| y[k * labels..(k + 1) * labels].iter().any(|&t| t >= 0.5);
         let batch: Vec<usize> = (0..rows.len()).filter(|&k| positive(k)).collect();
@@ -663,20 +696,23 @@ impl RobustState {
             Features::Sparse(m) => batch.iter().map(|&k| m.row(rows[k]).0.len()).max(),
             Features::Dense(_) => None,
         };
-        let bound = Bound::new(mlp, &self.threat, self.k, max_nnz.unwrap_or(0));
         let h1 = mlp.layers[0].n_out;
-        let results: Vec<RowGrad> = batch
-            .par_iter()
-            .with_max_len(1)
-            .map(|&k| {
-                let z1 = &tape.z[0][k * h1..(k + 1) * h1];
-                let yk = &y[k * labels..(k + 1) * labels];
-                bound.row_grad(RowRef::of(x, rows[k]), z1, yk, &coef, k, self.beta)
-            })
-            .collect();
-        let loss = results.iter().map(|r| r.loss).sum::<f64>();
-        for r in &results {
-            self.scatter_row(mlp, x, rows, r, tape, grads);
+        let mut loss = 0f64;
+        for &budget in &self.k.clone() {
+            let bound = Bound::new(mlp, &self.threat, budget, max_nnz.unwrap_or(0));
+            let results: Vec<RowGrad> = batch
+                .par_iter()
+                .with_max_len(1)
+                .map(|&k| {
+                    let z1 = &tape.z[0][k * h1..(k + 1) * h1];
+                    let yk = &y[k * labels..(k + 1) * labels];
+                    bound.row_grad(RowRef::of(x, rows[k]), z1, yk, &coef, k, self.beta)
+                })
+                .collect();
+            loss += results.iter().map(|r| r.loss).sum::<f64>();
+            for r in &results {
+                self.scatter_row(mlp, x, rows, r, tape, grads);
+            }
         }
         let [s0, s1] = &mut self.slots;
         finish_extra(&mut self.first, s0);
