@@ -251,24 +251,33 @@ fn a_monotone_network_s_bound_is_its_clean_logit() {
 /// gradient, against central differences on every tensor.
 #[test]
 fn the_bound_s_gradient_matches_finite_differences() {
-    gradient_check(0.0, 8, Activation::Tanh, &[3]);
+    gradient_check(0.0, 8, Activation::Tanh, &[3], 0);
 }
 
 /// The same with CROWN-IBP's share 0.6 of the bound (one hidden relu layer).
 #[test]
 fn the_crown_ibp_bound_s_gradient_matches_finite_differences() {
-    gradient_check(0.6, 8, Activation::Relu, &[3]);
+    gradient_check(0.6, 8, Activation::Relu, &[3], 0);
 }
 
 /// Several budgets at once (`--robust-budget 1,3`): the loss is the mean of each
 /// budget's, and its gradient matches central differences, for IBP and CROWN-IBP.
 #[test]
 fn the_several_budgets_loss_s_gradient_matches_finite_differences() {
-    gradient_check(0.0, 8, Activation::Tanh, &[1, 3]);
-    gradient_check(0.6, 8, Activation::Relu, &[3, 1, 2]);
+    gradient_check(0.0, 8, Activation::Tanh, &[1, 3], 0);
+    gradient_check(0.6, 8, Activation::Relu, &[3, 1, 2], 0);
 }
 
-fn gradient_check(beta: f32, cases: u64, act: Activation, budgets: &[usize]) {
+/// Per-row budgets (`--robust-length 3`: a row with n present features trains at
+/// ceil(K n / 3)), alone and with several budgets, for IBP and CROWN-IBP.
+#[test]
+fn the_per_row_budget_loss_s_gradient_matches_finite_differences() {
+    gradient_check(0.0, 8, Activation::Tanh, &[2], 3);
+    gradient_check(0.6, 8, Activation::Relu, &[1, 2], 4);
+}
+
+/// `budgets` and `length` as `--robust-budget` and `--robust-length`.
+fn gradient_check(beta: f32, cases: u64, act: Activation, budgets: &[usize], length: usize) {
     let mut rng = Rng::new(21);
     for case in 0..cases {
         let sparse_in = case % 2 == 0;
@@ -293,6 +302,7 @@ fn gradient_check(beta: f32, cases: u64, act: Activation, budgets: &[usize]) {
             weight: 0.7,
             warmup_epochs: 0,
             crown: beta,
+            length,
             ..RobustConfig::with_budgets(budgets).unwrap()
         });
         let mut mlp = random_net_of(&data.x, hidden.clone(), skip, labels, case, act);
@@ -318,7 +328,22 @@ fn gradient_check(beta: f32, cases: u64, act: Activation, budgets: &[usize]) {
             }
             lo
         };
-        let bounds: Vec<Vec<f32>> = budgets.iter().map(|&k| bound_at(k)).collect();
+        let present: Vec<usize> = (0..7)
+            .map(|r| match &data.x {
+                Features::Sparse(m) => m.row(r).0.len(),
+                Features::Dense(m) => m.values[r * m.cols..(r + 1) * m.cols]
+                    .iter()
+                    .filter(|&&v| v != 0.0)
+                    .count(),
+            })
+            .collect();
+        let row_k = |k: usize, r: usize| match length {
+            0 => k,
+            n => (k * present[r]).div_ceil(n),
+        };
+        let most = budgets.iter().flat_map(|&k| (0..7).map(move |r| (k, r)));
+        let most = most.map(|(k, r)| row_k(k, r)).max().unwrap();
+        let bounds: Vec<Vec<f32>> = (0..=most).map(bound_at).collect();
         let clean = mlp.logits(&data.x);
         let y = data.y.as_ref().unwrap();
         let mut want = 0f64;
@@ -326,9 +351,10 @@ fn gradient_check(beta: f32, cases: u64, act: Activation, budgets: &[usize]) {
             let p = pw[i % labels];
             want += match y[i] >= 0.5 {
                 true => {
-                    let robust = bounds
+                    let robust = budgets
                         .iter()
-                        .map(|lo| (p * nonneg::loss::bce_with_logits(lo[i], 1.0, 1.0)) as f64)
+                        .map(|&k| bounds[row_k(k, i / labels)][i])
+                        .map(|lo| (p * nonneg::loss::bce_with_logits(lo, 1.0, 1.0)) as f64)
                         .sum::<f64>();
                     0.3 * nonneg::loss::bce_with_logits(clean[i], 1.0, p) as f64
                         + 0.7 * robust / budgets.len() as f64
@@ -647,4 +673,31 @@ fn several_budgets_train_on_each_budget_s_bound() {
     assert_eq!(both.training["robust"]["budget"], 8);
     assert_eq!(both.training["robust"]["smaller_budgets"][0], 1);
     assert!(RobustConfig::with_budgets(&[0, 5]).is_err());
+}
+
+/// `--robust-length N` trains a row with n present features at ceil(K n / N): with N above
+/// every row's length that is 1 for each row, so the model is the one trained at K = 1
+/// (the same logits, to the bit); with N = 0 it is K for every row.
+#[test]
+fn per_row_budgets_follow_the_row_length() {
+    let data = good_words_data(200, 4);
+    let mut cfg = TrainConfig::new(vec![6], Preset::None);
+    cfg.epochs = 3;
+    cfg.batch_size = 16;
+    // The logits of the trained model (its record names the options, so not its bytes).
+    let logits = |robust: RobustConfig| {
+        let mut cfg = cfg.clone();
+        cfg.robust = Some(robust);
+        let m = pipeline::fit(&FitOptions::new(cfg), &data, None, &mut |_| {})
+            .unwrap()
+            .model;
+        m.logits(&data.x)
+    };
+    let long = |k: usize, length: usize| RobustConfig {
+        length,
+        ..RobustConfig::new(k)
+    };
+    assert_eq!(logits(long(8, 1000)), logits(RobustConfig::new(1)));
+    assert_eq!(logits(long(8, 0)), logits(RobustConfig::new(8)));
+    assert_ne!(logits(long(8, 5)), logits(RobustConfig::new(8)));
 }

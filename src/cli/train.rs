@@ -191,6 +191,10 @@ pub struct TrainArgs {
     /// during it); 0: IBP alone. Needs one hidden layer of relu units.
     #[arg(long, default_value_t = 0.0)]
     pub robust_crown: f32,
+    /// Verified training: per-row budgets; a positive with n present features trains at
+    /// ceil(K n / N) additions instead of K; 0: K for every row.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub robust_length: usize,
     #[command(flatten)]
     pub autotune: super::autotune::AutotuneArgs,
     #[command(flatten)]
@@ -357,6 +361,7 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
         weight: a.robust_weight,
         warmup_epochs: a.robust_warmup,
         crown: a.robust_crown,
+        length: a.robust_length,
         ..robust
     });
     Ok(FitOptions {
