@@ -13,6 +13,9 @@
 //!   weight is non-negative and `hi` where it is negative;
 //! - the skip connection adds its own K most negative terms (again its own worst set).
 //!
+//! With several budgets (`--robust-budget 20,50,150`) the loss is the mean over one bound
+//! per budget; with `--robust-length N` each row's budget scales with its length.
+//!
 //! Its gradient is written by hand: a chosen feature `j` of unit `i` gets `d_j` times the
 //! unit's bound gradient on `W[j,i]`; interval propagation routes each weight's gradient
 //! through the end its sign chose. On sparse input the chosen features are mostly absent
