@@ -133,6 +133,22 @@ VT_ROWS = [
     ("linear, L2 1e-2, 40 epochs", f"{LIN} --weight-decay 1e-2 --epochs 40"),
     ("linear, L2 1e-2, 40 epochs, `w = 1`", f"{LIN} --weight-decay 1e-2 --epochs 40 --robust-weight 1"),
     ("linear, L2 1e-2, 80 epochs", f"{LIN} --weight-decay 1e-2 --epochs 80"),
+    # Several budgets at once, per-row budgets, pos_weight with the bound.
+    ("several budgets 20,50,150", f"{VT} --robust-budget 20,50,150"),
+    ("20,50,150, `--seed 1`", f"{VT} --robust-budget 20,50,150 --seed 1"),
+    ("20,50,150, `--seed 2`", f"{VT} --robust-budget 20,50,150 --seed 2"),
+    ("20,50,150, `--seed 3`", f"{VT} --robust-budget 20,50,150 --seed 3"),
+    ("50,150", f"{VT} --robust-budget 50,150"),
+    ("20,150", f"{VT} --robust-budget 20,150"),
+    ("20,50,100", f"{VT} --robust-budget 20,50,100"),
+    ("5,20,50,150", f"{VT} --robust-budget 5,20,50,150"),
+    ("150,300", f"{VT} --robust-budget 150,300"),
+    ("50,150,300", f"{VT} --robust-budget 50,150,300"),
+    ("20,50,150,300", f"{VT} --robust-budget 20,50,150,300"),
+    ("K = 150, per-row `--robust-length 216`", f"{VT} --robust-budget 150 --robust-length 216"),
+    ("20,50,150, `--robust-length 216`", f"{VT} --robust-budget 20,50,150 --robust-length 216"),
+    ("K = 150, `--pos-weight 10`", f"{VT} --robust-budget 150 --pos-weight 10"),
+    ("20,50,150, `--pos-weight 10`", f"{VT} --robust-budget 20,50,150 --pos-weight 10"),
 ]
 VT_BUDGETS = "5,20,50,100,150"
 

@@ -145,10 +145,10 @@ fn sgd_momentum_with_early_stopping_resumes_identically_at_every_batch() {
 fn verified_training_resumes_identically_at_every_batch() {
     let mut opts = options();
     opts.config.robust = Some(RobustConfig {
-        budget: 2,
         weight: 0.5,
         warmup_epochs: 2,
         crown: 0.0,
+        ..RobustConfig::new(2)
     });
     resumes_identically_everywhere(&opts, &small_sparse(), None);
 }

@@ -251,16 +251,33 @@ fn a_monotone_network_s_bound_is_its_clean_logit() {
 /// gradient, against central differences on every tensor.
 #[test]
 fn the_bound_s_gradient_matches_finite_differences() {
-    gradient_check(0.0, 8, Activation::Tanh);
+    gradient_check(0.0, 8, Activation::Tanh, &[3], 0);
 }
 
 /// The same with CROWN-IBP's share 0.6 of the bound (one hidden relu layer).
 #[test]
 fn the_crown_ibp_bound_s_gradient_matches_finite_differences() {
-    gradient_check(0.6, 8, Activation::Relu);
+    gradient_check(0.6, 8, Activation::Relu, &[3], 0);
 }
 
-fn gradient_check(beta: f32, cases: u64, act: Activation) {
+/// Several budgets at once (`--robust-budget 1,3`): the loss is the mean of each
+/// budget's, and its gradient matches central differences, for IBP and CROWN-IBP.
+#[test]
+fn the_several_budgets_loss_s_gradient_matches_finite_differences() {
+    gradient_check(0.0, 8, Activation::Tanh, &[1, 3], 0);
+    gradient_check(0.6, 8, Activation::Relu, &[3, 1, 2], 0);
+}
+
+/// Per-row budgets (`--robust-length 3`: a row with n present features trains at
+/// ceil(K n / 3)), alone and with several budgets, for IBP and CROWN-IBP.
+#[test]
+fn the_per_row_budget_loss_s_gradient_matches_finite_differences() {
+    gradient_check(0.0, 8, Activation::Tanh, &[2], 3);
+    gradient_check(0.6, 8, Activation::Relu, &[1, 2], 4);
+}
+
+/// `budgets` and `length` as `--robust-budget` and `--robust-length`.
+fn gradient_check(beta: f32, cases: u64, act: Activation, budgets: &[usize], length: usize) {
     let mut rng = Rng::new(21);
     for case in 0..cases {
         let sparse_in = case % 2 == 0;
@@ -282,10 +299,11 @@ fn gradient_check(beta: f32, cases: u64, act: Activation) {
         cfg.skip = skip;
         cfg.batch_size = 7;
         cfg.robust = Some(RobustConfig {
-            budget: 3,
             weight: 0.7,
             warmup_epochs: 0,
             crown: beta,
+            length,
+            ..RobustConfig::with_budgets(budgets).unwrap()
         });
         let mut mlp = random_net_of(&data.x, hidden.clone(), skip, labels, case, act);
         mlp.sparse_input = sparse_in;
@@ -299,14 +317,33 @@ fn gradient_check(beta: f32, cases: u64, act: Activation) {
             t.gradients(&data, &rows, &pw)
         };
         let (loss, gw, gb) = loss_at(&mlp);
-        // The loss is the documented mix, computed from the public bound.
-        let mut lo = lower_bounds(&mlp, &threat, &data.x, 3);
-        if beta > 0.0 {
-            let crown = crown_ibp_lower_bounds(&mlp, &threat, &data.x, 3).unwrap();
-            for (l, c) in lo.iter_mut().zip(crown) {
-                *l = beta * c + (1.0 - beta) * *l;
+        // The loss is the documented mix, computed from the public bound at each budget.
+        let bound_at = |k: usize| {
+            let mut lo = lower_bounds(&mlp, &threat, &data.x, k);
+            if beta > 0.0 {
+                let crown = crown_ibp_lower_bounds(&mlp, &threat, &data.x, k).unwrap();
+                for (l, c) in lo.iter_mut().zip(crown) {
+                    *l = beta * c + (1.0 - beta) * *l;
+                }
             }
-        }
+            lo
+        };
+        let present: Vec<usize> = (0..7)
+            .map(|r| match &data.x {
+                Features::Sparse(m) => m.row(r).0.len(),
+                Features::Dense(m) => m.values[r * m.cols..(r + 1) * m.cols]
+                    .iter()
+                    .filter(|&&v| v != 0.0)
+                    .count(),
+            })
+            .collect();
+        let row_k = |k: usize, r: usize| match length {
+            0 => k,
+            n => (k * present[r]).div_ceil(n),
+        };
+        let most = budgets.iter().flat_map(|&k| (0..7).map(move |r| (k, r)));
+        let most = most.map(|(k, r)| row_k(k, r)).max().unwrap();
+        let bounds: Vec<Vec<f32>> = (0..=most).map(bound_at).collect();
         let clean = mlp.logits(&data.x);
         let y = data.y.as_ref().unwrap();
         let mut want = 0f64;
@@ -314,8 +351,13 @@ fn gradient_check(beta: f32, cases: u64, act: Activation) {
             let p = pw[i % labels];
             want += match y[i] >= 0.5 {
                 true => {
+                    let robust = budgets
+                        .iter()
+                        .map(|&k| bounds[row_k(k, i / labels)][i])
+                        .map(|lo| (p * nonneg::loss::bce_with_logits(lo, 1.0, 1.0)) as f64)
+                        .sum::<f64>();
                     0.3 * nonneg::loss::bce_with_logits(clean[i], 1.0, p) as f64
-                        + 0.7 * (p * nonneg::loss::bce_with_logits(lo[i], 1.0, 1.0)) as f64
+                        + 0.7 * robust / budgets.len() as f64
                 }
                 false => nonneg::loss::bce_with_logits(clean[i], 0.0, p) as f64,
             };
@@ -598,4 +640,64 @@ fn the_linear_reference_is_reproduced_on_spamassassin() {
         "clean {clean:.3}, certified at 20 {c20:.3}, at 50 {c50:.3}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--robust-budget 1,8` trains on the mean of both bounds' losses: its record lists both
+/// budgets, and it certifies more at budget 2 than a model trained at 8 alone, less at 8;
+/// 0 among several budgets is refused.
+#[test]
+fn several_budgets_train_on_each_budget_s_bound() {
+    let (train, test) = (good_words_data(600, 1), good_words_data(600, 2));
+    let mut cfg = TrainConfig::new(vec![8], Preset::None);
+    cfg.epochs = 15;
+    cfg.batch_size = 32;
+    cfg.optimizer.lr = 1e-2;
+    let fit = |robust: RobustConfig| {
+        let mut cfg = cfg.clone();
+        cfg.robust = Some(robust);
+        pipeline::fit(&FitOptions::new(cfg), &train, None, &mut |_| {})
+            .unwrap()
+            .model
+    };
+    let one = fit(RobustConfig::new(8));
+    let both = fit(RobustConfig::with_budgets(&[8, 1]).unwrap());
+    let rates = |k| {
+        (
+            certified_rate(&one, &test, k),
+            certified_rate(&both, &test, k),
+        )
+    };
+    let (small, large) = (rates(2), rates(8));
+    assert!(small.1 > small.0 + 0.03, "certified at 2: K = 8 {small:?}");
+    assert!(large.0 > large.1, "certified at 8: K = 8 {large:?}");
+    assert_eq!(both.training["robust"]["budget"], 8);
+    assert_eq!(both.training["robust"]["smaller_budgets"][0], 1);
+    assert!(RobustConfig::with_budgets(&[0, 5]).is_err());
+}
+
+/// `--robust-length N` trains a row with n present features at ceil(K n / N): with N above
+/// every row's length that is 1 for each row, so the model is the one trained at K = 1
+/// (the same logits, to the bit); with N = 0 it is K for every row.
+#[test]
+fn per_row_budgets_follow_the_row_length() {
+    let data = good_words_data(200, 4);
+    let mut cfg = TrainConfig::new(vec![6], Preset::None);
+    cfg.epochs = 3;
+    cfg.batch_size = 16;
+    // The logits of the trained model (its record names the options, so not its bytes).
+    let logits = |robust: RobustConfig| {
+        let mut cfg = cfg.clone();
+        cfg.robust = Some(robust);
+        let m = pipeline::fit(&FitOptions::new(cfg), &data, None, &mut |_| {})
+            .unwrap()
+            .model;
+        m.logits(&data.x)
+    };
+    let long = |k: usize, length: usize| RobustConfig {
+        length,
+        ..RobustConfig::new(k)
+    };
+    assert_eq!(logits(long(8, 1000)), logits(RobustConfig::new(1)));
+    assert_eq!(logits(long(8, 0)), logits(RobustConfig::new(8)));
+    assert_ne!(logits(long(8, 5)), logits(RobustConfig::new(8)));
 }

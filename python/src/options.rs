@@ -311,10 +311,10 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
         )));
     }
     cfg.robust = (p.robust_budget > 0).then_some(RobustConfig {
-        budget: p.robust_budget,
         weight: p.robust_weight,
         warmup_epochs: p.robust_warmup,
         crown: p.robust_crown,
+        ..RobustConfig::new(p.robust_budget)
     });
     let activation = match p.activation.as_str() {
         "auto" => None,

@@ -162,9 +162,14 @@ pub struct TrainArgs {
     pub log: Option<PathBuf>,
     /// Verified training: the loss on positives uses a sound lower bound of their logit
     /// under any set of at most this many additions (features raised to their training
-    /// maximum); 0: off.
-    #[arg(long, default_value_t = 0)]
-    pub robust_budget: usize,
+    /// maximum); several (20,50,150): the mean of the bound's loss at each; 0: off.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0",
+        value_name = "K[,K...]"
+    )]
+    pub robust_budget: Vec<usize>,
     /// Verified training: the bound's share of the positives' loss, (1 - w) clean + w bound.
     #[arg(long, default_value_t = RobustConfig::DEFAULT_WEIGHT)]
     pub robust_weight: f32,
@@ -186,6 +191,10 @@ pub struct TrainArgs {
     /// during it); 0: IBP alone. Needs one hidden layer of relu units.
     #[arg(long, default_value_t = 0.0)]
     pub robust_crown: f32,
+    /// Verified training: per-row budgets; a positive with n present features trains at
+    /// ceil(K n / N) additions instead of K; 0: K for every row.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub robust_length: usize,
     #[command(flatten)]
     pub autotune: super::autotune::AutotuneArgs,
     #[command(flatten)]
@@ -347,11 +356,14 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
     if !(0.0..=1.0).contains(&a.robust_crown) {
         bail!("--robust-crown must be in [0, 1], got {}", a.robust_crown);
     }
-    cfg.robust = (a.robust_budget > 0).then_some(RobustConfig {
-        budget: a.robust_budget,
+    let robust = RobustConfig::with_budgets(&a.robust_budget)
+        .map_err(|e| anyhow!("--robust-budget: {e}"))?;
+    cfg.robust = (robust.budget > 0).then_some(RobustConfig {
         weight: a.robust_weight,
         warmup_epochs: a.robust_warmup,
         crown: a.robust_crown,
+        length: a.robust_length,
+        ..robust
     });
     Ok(FitOptions {
         config: cfg,

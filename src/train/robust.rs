@@ -13,6 +13,9 @@
 //!   weight is non-negative and `hi` where it is negative;
 //! - the skip connection adds its own K most negative terms (again its own worst set).
 //!
+//! With several budgets (`--robust-budget 20,50,150`) the loss is the mean over one bound
+//! per budget; with `--robust-length N` each row's budget scales with its length.
+//!
 //! Its gradient is written by hand: a chosen feature `j` of unit `i` gets `d_j` times the
 //! unit's bound gradient on `W[j,i]`; interval propagation routes each weight's gradient
 //! through the end its sign chose. On sparse input the chosen features are mostly absent
@@ -22,8 +25,11 @@
 //! the most harmful absent terms are sorted once ([`Candidates`]); a row walks that list,
 //! skipping its own present features, and merges the present features that still have room.
 
+mod config;
 mod crown;
 mod scatter;
+
+pub use config::{RobustConfig, StepBudgets};
 
 use scatter::{clean_part, finish_extra, input_scatter};
 
@@ -34,82 +40,7 @@ use crate::error::{Error, Result};
 use crate::model::init::row_signs;
 use crate::model::{Dense, Grads, Mlp, Model, Tape};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-
-/// What `train --robust-budget` asks for.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RobustConfig {
-    /// Additions the bound holds against (K); 0 turns verified training off.
-    pub budget: usize,
-    /// Weight `w` of the bound's loss on positives: `(1 - w) clean + w robust`; 0: off.
-    pub weight: f32,
-    /// Epochs over which K and `w` rise linearly from 0 (0: full from the first step).
-    pub warmup_epochs: usize,
-    /// CROWN-IBP's share `beta` of the bound, `beta crown_ibp + (1 - beta) ibp`, after the
-    /// warm-up; during it `beta` falls linearly from 1 (Zhang et al. 2020). 0: IBP only.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub crown: f32,
-}
-
-fn is_zero(v: &f32) -> bool {
-    *v == 0.0
-}
-
-impl RobustConfig {
-    /// Default `w` (chosen on validation data: docs/verified-training.md).
-    pub const DEFAULT_WEIGHT: f32 = 0.5;
-    /// Default warm-up in epochs (chosen on validation data: docs/verified-training.md).
-    pub const DEFAULT_WARMUP: usize = 2;
-
-    pub fn new(budget: usize) -> Self {
-        RobustConfig {
-            budget,
-            weight: Self::DEFAULT_WEIGHT,
-            warmup_epochs: Self::DEFAULT_WARMUP,
-            crown: 0.0,
-        }
-    }
-
-    /// Whether it changes training at all.
-    pub fn active(&self) -> bool {
-        self.budget > 0 && self.weight > 0.0
-    }
-
-    /// Checks the values, and that the bound exists for a network with these `hidden`
-    /// units of activation `act`.
-    pub fn validate(&self, hidden: &[usize], act: crate::model::Activation) -> Result<()> {
-        for (what, v) in [
-            ("robust loss weight", self.weight),
-            ("CROWN-IBP share", self.crown),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(Error::invalid(format!(
-                    "the {what} must be in [0, 1], got {v}"
-                )));
-            }
-        }
-        if self.crown > 0.0 && self.active() {
-            crown::supported(hidden, act)?;
-        }
-        Ok(())
-    }
-
-    /// K, `w` and CROWN-IBP's share after `done` of the warm-up's steps (a fraction,
-    /// capped at 1): K and `w` rise linearly (K rounded up), the share falls from 1.
-    pub fn ramped(&self, done: f32) -> (usize, f32, f32) {
-        let f = done.clamp(0.0, 1.0);
-        let beta = match self.crown > 0.0 {
-            true => 1.0 - (1.0 - self.crown) * f,
-            false => 0.0,
-        };
-        (
-            (self.budget as f32 * f).ceil() as usize,
-            self.weight * f,
-            beta,
-        )
-    }
-}
 
 /// The threat model in the network's input space: the scaled cap of each feature (`-inf`
 /// where additions may not raise it: NonPos first-layer rows).
@@ -320,11 +251,11 @@ struct Intervals {
     skip: Option<Shift>,
 }
 
-/// The network, threat and budget the bound is taken for, with the per-step candidates.
+/// The network and threat the bound is taken for, with the per-step candidates (for
+/// budgets up to the one it was made for).
 struct Bound<'a> {
     mlp: &'a Mlp,
     threat: &'a Threat,
-    k: usize,
     cands: [Option<Candidates>; 3],
 }
 
@@ -343,20 +274,16 @@ impl<'a> Bound<'a> {
                     .map(|s| Candidates::new(s, threat, len, End::Lower)),
             ],
         };
-        Bound {
-            mlp,
-            threat,
-            k,
-            cands,
-        }
+        Bound { mlp, threat, cands }
     }
 
     /// The intervals of one row whose clean first-layer pre-activation is `z1`.
-    fn intervals(&self, row: RowRef, z1: &[f32]) -> Intervals {
+    /// `k` at most the budget the bound was made for.
+    fn intervals(&self, row: RowRef, z1: &[f32], k: usize) -> Intervals {
         let (mlp, n) = (self.mlp, self.mlp.layers.len());
         let room = room(row, self.threat);
         let sh = |w: &Dense, c: &Option<Candidates>, end| {
-            shift(w, row, &room, c.as_ref(), self.threat, self.k, end)
+            shift(w, row, &room, c.as_ref(), self.threat, k, end)
         };
         let lower0 = sh(&mlp.layers[0], &self.cands[0], End::Lower);
         let upper0 = (n > 1).then(|| sh(&mlp.layers[0], &self.cands[1], End::Upper));
@@ -460,7 +387,7 @@ pub fn lower_bounds(mlp: &Mlp, threat: &Threat, x: &Features, k: usize) -> Vec<f
         .flat_map_iter(|r| {
             let row = RowRef::of(x, r);
             let z1 = clean_z1(&mlp.layers[0], row);
-            bound.intervals(row, &z1).lo.swap_remove(n - 1)
+            bound.intervals(row, &z1, k).lo.swap_remove(n - 1)
         })
         .collect()
 }
@@ -485,12 +412,20 @@ pub fn crown_ibp_lower_bounds(
         .flat_map_iter(|r| {
             let row = RowRef::of(x, r);
             let z1 = clean_z1(&mlp.layers[0], row);
-            let iv = bound.intervals(row, &z1);
+            let iv = bound.intervals(row, &z1, k);
             crown::bound(mlp, threat, row, &z1, &iv, k, &labels)
                 .into_iter()
                 .map(|c| c.value)
         })
         .collect())
+}
+
+/// A row's present (non-zero) features.
+fn present(row: RowRef) -> usize {
+    match row {
+        RowRef::Sparse(idx, _) => idx.len(),
+        RowRef::Dense(x) => x.iter().filter(|&&v| v != 0.0).count(),
+    }
 }
 
 /// The most features present in a row of `x` (0 for dense input).
@@ -538,12 +473,13 @@ impl Bound<'_> {
         coef: &[f32],
         r: usize,
         beta: f32,
+        k: usize,
     ) -> RowGrad {
         let (mlp, n) = (self.mlp, self.mlp.layers.len());
-        let iv = self.intervals(row, z1);
+        let iv = self.intervals(row, z1, k);
         let labels: Vec<usize> = (0..y.len()).filter(|&c| y[c] >= 0.5).collect();
         let crown = match beta > 0.0 {
-            true => crown::bound(mlp, self.threat, row, z1, &iv, self.k, &labels),
+            true => crown::bound(mlp, self.threat, row, z1, &iv, k, &labels),
             false => vec![],
         };
         let mut loss = 0f64;
@@ -614,7 +550,8 @@ impl Bound<'_> {
 /// weight, and the sparse kernels' extra rows.
 pub(super) struct RobustState {
     pub(super) threat: Threat,
-    pub(super) k: usize,
+    /// The ramped budgets, one bound each, and how they scale per row.
+    pub(super) k: StepBudgets,
     pub(super) weight: f32,
     /// CROWN-IBP's share of the bound.
     pub(super) beta: f32,
@@ -628,7 +565,7 @@ impl RobustState {
         let d = threat.cap.len();
         RobustState {
             threat,
-            k: 0,
+            k: StepBudgets::default(),
             weight: 0.0,
             beta: 0.0,
             first: ExtraRows::default(),
@@ -638,9 +575,10 @@ impl RobustState {
     }
 
     /// Adds the bound's loss on the batch's positives (`weight * pos_weight * bce(bound)`,
-    /// scaled like the mean clean loss) and its gradient: into `grads`, into the tape's
-    /// `dz` of sparse-fed layers (the clean pre-activation's share, formed into kernel rows
-    /// later) and into the extra rows. Returns the loss summed over elements / `elems`.
+    /// averaged over the budgets, scaled like the mean clean loss) and its gradient: into
+    /// `grads`, into the tape's `dz` of sparse-fed layers (the clean pre-activation's share,
+    /// formed into kernel rows later) and into the extra rows. Returns the loss summed over
+    /// elements / `elems`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn add_bound_loss(
         &mut self,
@@ -655,7 +593,7 @@ impl RobustState {
         self.first = ExtraRows::default();
         self.skip = ExtraRows::default();
         let labels = pos_weight.len();
-        let elems = (rows.len() * labels) as f32;
+        let elems = (rows.len() * labels * self.k.k.len()) as f32;
         let coef: Vec<f32> = pos_weight.iter().map(|p| self.weight * p / elems).collect();
         let positive = |k: usize| y[k * labels..(k + 1) * labels].iter().any(|&t| t >= 0.5);
         let batch: Vec<usize> = (0..rows.len()).filter(|&k| positive(k)).collect();
@@ -663,20 +601,31 @@ impl RobustState {
             Features::Sparse(m) => batch.iter().map(|&k| m.row(rows[k]).0.len()).max(),
             Features::Dense(_) => None,
         };
-        let bound = Bound::new(mlp, &self.threat, self.k, max_nnz.unwrap_or(0));
         let h1 = mlp.layers[0].n_out;
-        let results: Vec<RowGrad> = batch
-            .par_iter()
-            .with_max_len(1)
-            .map(|&k| {
-                let z1 = &tape.z[0][k * h1..(k + 1) * h1];
-                let yk = &y[k * labels..(k + 1) * labels];
-                bound.row_grad(RowRef::of(x, rows[k]), z1, yk, &coef, k, self.beta)
-            })
+        let lengths: Vec<usize> = batch
+            .iter()
+            .map(|&k| present(RowRef::of(x, rows[k])))
             .collect();
-        let loss = results.iter().map(|r| r.loss).sum::<f64>();
-        for r in &results {
-            self.scatter_row(mlp, x, rows, r, tape, grads);
+        let mut loss = 0f64;
+        for &budget in &self.k.k.clone() {
+            let row_k: Vec<usize> = lengths.iter().map(|&n| self.k.of_row(budget, n)).collect();
+            let most = row_k.iter().copied().max().unwrap_or(0);
+            let bound = Bound::new(mlp, &self.threat, most, max_nnz.unwrap_or(0));
+            let results: Vec<RowGrad> = batch
+                .par_iter()
+                .zip(&row_k)
+                .with_max_len(1)
+                .map(|(&k, &rk)| {
+                    let z1 = &tape.z[0][k * h1..(k + 1) * h1];
+                    let yk = &y[k * labels..(k + 1) * labels];
+                    let row = RowRef::of(x, rows[k]);
+                    bound.row_grad(row, z1, yk, &coef, k, self.beta, rk)
+                })
+                .collect();
+            loss += results.iter().map(|r| r.loss).sum::<f64>();
+            for r in &results {
+                self.scatter_row(mlp, x, rows, r, tape, grads);
+            }
         }
         let [s0, s1] = &mut self.slots;
         finish_extra(&mut self.first, s0);
