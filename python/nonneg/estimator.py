@@ -95,6 +95,8 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         lr_gamma=0.1,
         min_lr=0.0,
         clip_grad_norm=None,
+        dropout=0.0,
+        input_dropout=0.0,
         epochs=20,
         batch_size=128,
         seed=0,
@@ -141,6 +143,8 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         self.lr_gamma = lr_gamma
         self.min_lr = min_lr
         self.clip_grad_norm = clip_grad_norm
+        self.dropout = dropout
+        self.input_dropout = input_dropout
         self.epochs = epochs
         self.batch_size = batch_size
         self.seed = seed

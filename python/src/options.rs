@@ -70,6 +70,8 @@ struct Params {
     lr_gamma: f32,
     min_lr: f32,
     clip_grad_norm: Option<f32>,
+    dropout: f32,
+    input_dropout: f32,
     epochs: usize,
     batch_size: usize,
     seed: u64,
@@ -292,6 +294,7 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
         }
     };
     cfg.clip_grad_norm = p.clip_grad_norm;
+    (cfg.dropout, cfg.input_dropout) = (p.dropout, p.input_dropout);
     cfg.epochs = p.epochs;
     cfg.batch_size = p.batch_size;
     cfg.seed = p.seed;

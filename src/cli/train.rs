@@ -137,6 +137,14 @@ pub struct TrainArgs {
     /// Clip the global gradient norm to this value.
     #[arg(long)]
     pub clip_grad_norm: Option<f32>,
+    /// Dropout on the hidden activations in training (probability in [0, 1); kept units
+    /// scaled by 1/(1-P); never at prediction). Needs a hidden layer.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub dropout: f32,
+    /// Dropout on the input in training: each present feature of a sparse row, or each
+    /// value of a dense row, dropped with probability P in [0, 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub input_dropout: f32,
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
     #[arg(long, default_value_t = 128)]
@@ -328,6 +336,7 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
         LrScheduleArg::Constant => Schedule::Constant,
     };
     cfg.clip_grad_norm = a.clip_grad_norm;
+    (cfg.dropout, cfg.input_dropout) = (a.dropout, a.input_dropout);
     cfg.epochs = a.epochs;
     cfg.batch_size = a.batch_size;
     cfg.seed = a.seed;

@@ -82,6 +82,10 @@ pub struct Candidate {
     pub skip: Option<bool>,
     /// The input scaling (dense data only; `None`: the recipe's).
     pub scale: Option<ScaleKind>,
+    /// Dropout on the hidden activations (0 without hidden layers).
+    pub dropout: f32,
+    /// Dropout on the input (sparse data only).
+    pub input_dropout: f32,
 }
 
 impl Candidate {
@@ -112,6 +116,12 @@ impl Candidate {
         if let Some(scale) = self.scale {
             s += &format!(", scale {}", scale.name());
         }
+        if self.dropout > 0.0 {
+            s += &format!(", dropout {}", self.dropout);
+        }
+        if self.input_dropout > 0.0 {
+            s += &format!(", input dropout {}", self.input_dropout);
+        }
         s
     }
 }
@@ -124,6 +134,9 @@ const PATIENCE: [usize; 3] = [3, 5, 10];
 const ACTIVATION: [Activation; 3] = [Activation::Tanh, Activation::Mixed, Activation::Relu];
 /// Dense data: the recipe's scaling, or the quantile transform (thresholds, as trees use).
 const SCALE: [Option<ScaleKind>; 2] = [None, Some(ScaleKind::Quantile)];
+const DROPOUT: [f32; 5] = [0.0, 0.1, 0.2, 0.3, 0.5];
+/// Sparse data only: a dense value dropped to 0 is not "absent" but a value of its own.
+const INPUT_DROPOUT: [f32; 4] = [0.0, 0.1, 0.2, 0.5];
 
 /// What the caller fixed, and whether the recipe's monotone choices are searched.
 struct Space {
@@ -133,6 +146,9 @@ struct Space {
     skip: Option<bool>,
     weight_decay: Option<f32>,
     scale: Option<ScaleKind>,
+    /// Dropout fixed by the caller (a probability above 0 was given).
+    dropout: Option<f32>,
+    input_dropout: Option<f32>,
     monotone: bool,
     /// Scalings are searched for dense data only (sparse data takes none that densify).
     dense: bool,
@@ -151,6 +167,8 @@ impl Space {
             skip: o.skip,
             weight_decay: o.weight_decay,
             scale: base.scale,
+            dropout: Some(base.config.dropout).filter(|&p| p > 0.0),
+            input_dropout: Some(base.config.input_dropout).filter(|&p| p > 0.0),
             monotone,
             dense,
         }
@@ -178,6 +196,17 @@ impl Space {
         if self.scale.is_some() || !self.dense {
             c.scale = self.scale;
         }
+        if let Some(p) = self.dropout {
+            c.dropout = p;
+        }
+        if c.hidden.is_empty() {
+            c.dropout = 0.0;
+        }
+        c.input_dropout = match (self.input_dropout, self.dense) {
+            (Some(p), _) => p,
+            (None, true) => 0.0,
+            (None, false) => c.input_dropout,
+        };
         c
     }
 
@@ -193,6 +222,8 @@ impl Space {
             activation: None,
             skip: None,
             scale: None,
+            dropout: 0.0,
+            input_dropout: 0.0,
         };
         let mut g = vec![
             c(&self.base_hidden, 1e-3, 128, None),
@@ -223,7 +254,9 @@ impl Space {
         g
     }
 
-    fn random(&self, rng: &mut Rng) -> Candidate {
+    /// A random candidate: the dropout rates drawn from `drop_rng`, so the other
+    /// dimensions' draws from `rng` are those of the search before dropout was searched.
+    fn random(&self, rng: &mut Rng, drop_rng: &mut Rng) -> Candidate {
         let pick = |rng: &mut Rng, n: usize| rng.below(n as u64) as usize;
         Candidate {
             hidden: HIDDEN[pick(rng, HIDDEN.len())].to_vec(),
@@ -239,6 +272,8 @@ impl Space {
             } else {
                 None
             },
+            dropout: DROPOUT[pick(drop_rng, DROPOUT.len())],
+            input_dropout: INPUT_DROPOUT[pick(drop_rng, INPUT_DROPOUT.len())],
         }
     }
 }
@@ -247,12 +282,16 @@ impl Space {
 /// imposed and repeats dropped, at most `limit` long.
 fn candidates(space: &Space, seed: u64, limit: usize) -> Vec<Candidate> {
     let mut rng = Rng::new(seed ^ 0x4155_544F_5455_4E45);
+    let mut drop_rng = Rng::new(seed ^ 0x4452_4F50_5455_4E45);
     let mut out: Vec<Candidate> = Vec::new();
     let mut grid = space.grid().into_iter();
     // Random draws until `limit` distinct candidates, or 50 draws in a row repeat.
     let mut repeats = 0;
     while out.len() < limit && repeats < 50 {
-        let c = space.fix(grid.next().unwrap_or_else(|| space.random(&mut rng)));
+        let c = space.fix(
+            grid.next()
+                .unwrap_or_else(|| space.random(&mut rng, &mut drop_rng)),
+        );
         if out.contains(&c) {
             repeats += 1;
         } else {
@@ -276,6 +315,8 @@ fn apply(base: &FitOptions, c: &Candidate, opts: &AutotuneOptions) -> FitOptions
     o.overrides.activation = c.activation;
     o.overrides.skip = c.skip;
     o.scale = c.scale;
+    o.config.dropout = c.dropout;
+    o.config.input_dropout = c.input_dropout;
     o
 }
 
