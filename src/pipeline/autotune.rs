@@ -570,4 +570,27 @@ mod tests {
         let fixed = sequence(true, Some(ScaleKind::Minmax));
         assert!(fixed.iter().all(|c| c.scale == Some(ScaleKind::Minmax)));
     }
+
+    #[test]
+    fn dropout_is_searched_on_hidden_layers_and_input_dropout_on_sparse_data_only() {
+        let sparse = sequence(false, None);
+        let dense = sequence(true, None);
+        for seq in [&sparse, &dense] {
+            assert!(seq.iter().any(|c| c.dropout > 0.0), "{seq:?}");
+            assert!(seq.iter().any(|c| c.dropout == 0.0 && !c.hidden.is_empty()));
+            assert!(seq.iter().all(|c| c.dropout == 0.0 || !c.hidden.is_empty()));
+        }
+        assert!(sparse.iter().any(|c| c.input_dropout > 0.0), "{sparse:?}");
+        assert!(dense.iter().all(|c| c.input_dropout == 0.0));
+        // A rate the caller gives holds for every candidate with a hidden layer.
+        let mut base = FitOptions::new(TrainConfig::new(vec![64, 32], Preset::None));
+        (base.config.dropout, base.config.input_dropout) = (0.4, 0.3);
+        let mut opts = AutotuneOptions::new(TuneMetric::Auc);
+        opts.hidden_preset = Some(Preset::None);
+        let fixed = candidates(&Space::new(&base, &opts, false, false), 7, 40);
+        assert!(fixed.iter().all(|c| c.input_dropout == 0.3));
+        assert!(fixed
+            .iter()
+            .all(|c| c.dropout == if c.hidden.is_empty() { 0.0 } else { 0.4 }));
+    }
 }
