@@ -61,6 +61,8 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
     names become the model's feature names) or a scipy.sparse matrix (kept sparse).
     ``monotone_features``: feature names or indices; ``feature_directions``: a dict or
     pairs ``feature -> +1 | -1 | 0``. ``verbose`` prints each epoch's line as the CLI does.
+    ``dropout`` / ``input_dropout``: dropout on the hidden activations / the input, in
+    training only (``nonneg train --dropout`` / ``--input-dropout``).
     ``autotune=True`` is ``nonneg train --autotune``: a search on held-out data (or
     ``autotune_folds`` folds) bounded by ``autotune_duration`` seconds (default 300 s unless
     ``autotune_trials`` bounds it), maximising ``autotune_metric`` (``"auc"`` or

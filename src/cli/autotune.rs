@@ -13,7 +13,8 @@ use std::time::Duration;
 #[derive(Args, Debug, Clone)]
 pub struct AutotuneArgs {
     /// Search the training settings (hidden layers unless --hidden is given, learning
-    /// rate, batch size, weight decay, early-stopping patience; for dense data the scaling
+    /// rate, batch size, weight decay, early-stopping patience, dropout unless --dropout is
+    /// given, for sparse data input dropout unless given; for dense data the scaling
     /// (the recipe's or quantile) unless --scale is given; for monotone networks the
     /// activation and skip connection unless given) on a stratified 20% of --data (or
     /// --valid, or --autotune-folds), then refit the winner on all of --data for its best
