@@ -100,6 +100,14 @@ NONNEG_MODELS = [
     ("nonneg autotuned", ["--autotune", "--autotune-trials", "30"]),
     ("nonneg monotone autotuned", ["--constraint", "monotone", "--autotune", "--autotune-trials", "30"]),
 ]
+# Dropout as validation data chose it, per data set (docs/baselines.md, "Dropout"): the
+# SpamAssassin temporal validation split and 5-fold `nonneg cv` of the sms training file.
+# Spambase's folds chose none.
+DROPOUT_MODELS = {
+    "spamassassin": [("nonneg --dropout 0.5", ["--dropout", "0.5"])],
+    "sms": [("nonneg --input-dropout 0.2", ["--input-dropout", "0.2"]),
+            ("nonneg --hidden '' --input-dropout 0.5", ["--hidden", "", "--input-dropout", "0.5"])],
+}
 
 
 # ---------------------------------------------------------------- data sets
@@ -285,7 +293,7 @@ def run_set(nn, name, make):
     xtr, ytr, xte, yte = d["arrays"]
     directions = d.get("directions", [1] * xtr.shape[1])
     scores = sklearn_models(xtr, ytr, xte, directions)
-    for label, extra in NONNEG_MODELS:
+    for label, extra in NONNEG_MODELS + DROPOUT_MODELS.get(name, []):
         slug = f"{name}-{len(scores)}"
         if "directions" in d and "monotone" in extra:
             path = nn.work / f"{name}.directions.txt"
