@@ -33,6 +33,8 @@ Models, each trained on the train file and scored on the test file only:
   nonneg ...          `nonneg train` defaults, unconstrained and --constraint monotone, each also
                       with --hidden '' (logistic regression) and with --autotune (30 trials on a
                       stratified 20% of train: reproducible); scored by `nonneg predict` (logits)
+  nonneg --dropout    spamassassin and sms only: dropout as validation data chose it for the set
+                      (DROPOUT_MODELS; docs/baselines.md, "Dropout, chosen on validation data")
 Dense (CSV) data is standardised for the two logistic regressions (nonneg scales dense data
 itself). Metrics: test ROC AUC and TPR at 1% FPR = the highest TPR over ROC points whose FPR on
 the test negatives is <= 1% (the rule of `nonneg eval`), the same for every model.
