@@ -250,6 +250,9 @@ fn tune_options(p: &Params) -> Result<AutotuneOptions> {
         folds: p.autotune_folds,
         valid_fraction: 0.2,
         hidden_preset: (p.autotune_hidden && p.layer_constraint.is_empty()).then_some(preset),
+        // Searched unless a rate above 0 is given (the estimator's defaults are 0).
+        keep_dropout: false,
+        keep_input_dropout: false,
     })
 }
 

@@ -55,6 +55,10 @@ pub struct AutotuneOptions {
     /// Search the hidden layers, building each depth's constraints from this preset;
     /// `None`: keep the base configuration's layers and constraints.
     pub hidden_preset: Option<Preset>,
+    /// Keep the base configuration's hidden dropout (and input dropout) instead of
+    /// searching it, whatever its rate: the caller set it (a rate above 0 is kept anyway).
+    pub keep_dropout: bool,
+    pub keep_input_dropout: bool,
 }
 
 impl AutotuneOptions {
@@ -66,6 +70,8 @@ impl AutotuneOptions {
             folds: None,
             valid_fraction: 0.2,
             hidden_preset: None,
+            keep_dropout: false,
+            keep_input_dropout: false,
         }
     }
 }
@@ -146,7 +152,7 @@ struct Space {
     skip: Option<bool>,
     weight_decay: Option<f32>,
     scale: Option<ScaleKind>,
-    /// Dropout fixed by the caller (a probability above 0 was given).
+    /// Dropout fixed by the caller.
     dropout: Option<f32>,
     input_dropout: Option<f32>,
     monotone: bool,
@@ -167,8 +173,9 @@ impl Space {
             skip: o.skip,
             weight_decay: o.weight_decay,
             scale: base.scale,
-            dropout: Some(base.config.dropout).filter(|&p| p > 0.0),
-            input_dropout: Some(base.config.input_dropout).filter(|&p| p > 0.0),
+            dropout: Some(base.config.dropout).filter(|&p| opts.keep_dropout || p > 0.0),
+            input_dropout: Some(base.config.input_dropout)
+                .filter(|&p| opts.keep_input_dropout || p > 0.0),
             monotone,
             dense,
         }
@@ -603,6 +610,13 @@ mod tests {
         opts.hidden_preset = Some(Preset::None);
         let fixed = candidates(&Space::new(&base, &opts, false, false), 7, 40);
         assert!(fixed.iter().all(|c| c.input_dropout == 0.3));
+        // A rate of 0 is kept when the caller asks (`--dropout 0`), searched otherwise.
+        base.config.dropout = 0.0;
+        opts.keep_dropout = true;
+        let off = candidates(&Space::new(&base, &opts, false, false), 7, 40);
+        assert!(off
+            .iter()
+            .all(|c| c.dropout == 0.0 && c.input_dropout == 0.3));
         assert!(fixed
             .iter()
             .all(|c| c.dropout == if c.hidden.is_empty() { 0.0 } else { 0.4 }));
