@@ -71,6 +71,32 @@ fn explicit_hidden_and_constraint_are_not_searched() {
     );
 }
 
+#[test]
+fn dropout_is_searched_unless_given_even_as_zero() {
+    let dir = tempdir();
+    let (_, small) = split_spambase(dir.path());
+    let rates = |extra: &[&str]| -> Vec<f64> {
+        let out = path_in(dir.path(), "m.safetensors");
+        let mut args = vec!["train", "--data", &small, "--out", &out, "-q"];
+        args.extend(SPAMBASE_LABEL);
+        args.extend(["--autotune", "--autotune-trials", "12", "--hidden", "16"]);
+        args.extend(extra);
+        run(&args);
+        let m = inspect_json(&out);
+        let trials = m["training"]["autotune"]["trials"]
+            .as_array()
+            .unwrap()
+            .clone();
+        trials
+            .iter()
+            .map(|t| t["settings"]["dropout"].as_f64().unwrap())
+            .collect()
+    };
+    assert!(rates(&[]).iter().any(|&p| p > 0.0));
+    assert!(rates(&["--dropout", "0"]).iter().all(|&p| p == 0.0));
+    assert!(rates(&["--dropout", "0.25"]).iter().all(|&p| p == 0.25));
+}
+
 /// XOR of two signs: no linear model ranks it, one hidden layer does.
 fn xor(rows: usize) -> Dataset {
     let mut rng = Rng::new(9);

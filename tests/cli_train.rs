@@ -122,6 +122,62 @@ fn same_seed_gives_byte_identical_models_whatever_the_thread_count() {
         std::fs::read(&other).unwrap() != files[0],
         "the seed must matter"
     );
+    // Dropout's masks come from the seed alone, not from the threads that use them.
+    let dropout = ["--dropout", "0.3", "--input-dropout", "0.1"];
+    let mut dropped = Vec::new();
+    for threads in ["1", "3"] {
+        let out = dir.path().join(format!("d{threads}.safetensors"));
+        let out = out.display().to_string();
+        let mut args = vec!["--threads", threads, "--hidden", "256,256", "--epochs", "3"];
+        args.extend(["--seed", "7", "--valid-fraction", "0.1"]);
+        train_spambase(&tr, &out, &[&args[..], &dropout].concat());
+        dropped.push(std::fs::read(&out).unwrap());
+    }
+    assert!(
+        dropped[0] == dropped[1],
+        "dropout differs between thread counts"
+    );
+}
+
+#[test]
+fn dropout_changes_training_and_is_recorded_but_never_applied_when_scoring() {
+    let dir = tempdir();
+    let (tr, te) = split_spambase(dir.path());
+    let path = |n: &str| dir.path().join(n).display().to_string();
+    let (plain, dropped) = (path("plain.st"), path("dropped.st"));
+    let common = ["--epochs", "3", "--hidden", "16"];
+    train_spambase(&tr, &plain, &common);
+    train_spambase(
+        &tr,
+        &dropped,
+        &[&common[..], &["--dropout", "0.5"]].concat(),
+    );
+    let (a, b) = (
+        std::fs::read(&plain).unwrap(),
+        std::fs::read(&dropped).unwrap(),
+    );
+    assert!(a != b, "dropout must change the trained model");
+    let info = inspect_json(&dropped);
+    assert_eq!(info["training"]["dropout"], 0.5, "{}", info["training"]);
+    assert!(inspect_json(&plain)["training"].get("dropout").is_none());
+    let text = common::run_stdout(&["inspect", "--model", &dropped]);
+    assert!(text.contains("dropout 0.5"), "{text}");
+    // Scoring drops nothing: a row scores the same wherever it stands in the file.
+    let scores = |data: &str| {
+        let mut args = vec!["predict", "--model", &dropped, "--data", data];
+        args.extend(common::SPAMBASE_LABEL);
+        let out = common::run_stdout(&args);
+        out.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let all = scores(&te);
+    let text = std::fs::read_to_string(&te).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[1..].reverse();
+    let reversed = path("reversed.csv");
+    std::fs::write(&reversed, lines.join("\n")).unwrap();
+    let mut back = scores(&reversed);
+    back[1..].reverse();
+    assert_eq!(back, all);
 }
 
 #[test]

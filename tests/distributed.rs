@@ -349,6 +349,10 @@ mod under_mpirun {
         for (extra, says) in [
             (vec!["--robust-budget", "2"], "verified training"),
             (vec!["--autotune"], "--autotune"),
+            (
+                vec!["--input-dropout", "0.2"],
+                "not supported in data-parallel training",
+            ),
         ] {
             let mut args = vec!["train", "--distributed"];
             args.extend(with_out(case, &out));

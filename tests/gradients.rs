@@ -6,7 +6,7 @@ mod common;
 
 use common::{dense_normal, random_labels, sparse};
 use nonneg::data::{Dataset, Features};
-use nonneg::model::{Activation, Input, Mlp, Tape};
+use nonneg::model::{Activation, Grads, Input, Mlp, Tape};
 use nonneg::rng::Rng;
 use nonneg::train::{build_network, validate, Preset, TrainConfig, Trainer};
 
@@ -68,7 +68,7 @@ fn check_skip(
         // round-off: a correct gradient agrees at one of them, a wrong one at none.
         let errors: Vec<f64> = [1e-2f32, 3e-3, 1e-3]
             .iter()
-            .map(|&h| relative_error(&mlp, data, &pw, l, tensor, analytic, h))
+            .map(|&h| relative_error(&mlp, &|m| loss_of(m, data, &pw), l, tensor, analytic, h))
             .collect();
         let best = errors.iter().copied().fold(f64::INFINITY, f64::min);
         assert!(
@@ -125,8 +125,7 @@ fn avoid_kinks(mlp: &mut Mlp, data: &Dataset) {
 
 fn relative_error(
     mlp: &Mlp,
-    data: &Dataset,
-    pw: &[f32],
+    loss: &dyn Fn(&Mlp) -> f64,
     l: usize,
     tensor: usize,
     analytic: &[f32],
@@ -149,7 +148,7 @@ fn relative_error(
         };
         *p += h;
         *m -= h;
-        let fd = (loss_of(&plus, data, pw) - loss_of(&minus, data, pw)) / (2.0 * h as f64);
+        let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
         diff += (fd - a as f64).powi(2);
         norm += fd.powi(2);
     }
@@ -206,5 +205,62 @@ fn skip_connection_dense_and_sparse_single_and_multi_label() {
         check_skip(&data, vec![5, 3], act, vec![1.5], k as u64, true);
         let data = dataset(sparse(14, 9, 3, &mut rng), 2, &mut rng);
         check_skip(&data, vec![4], act, vec![1.0, 0.5], k as u64, true);
+    }
+}
+
+/// The mean loss of `mlp` on dense `data` with `masks` on its hidden layers, and with
+/// `grads` its gradients (the backward pass under the same masks).
+fn masked_loss(
+    mlp: &Mlp,
+    data: &Dataset,
+    masks: &[Vec<f32>],
+    pw: &[f32],
+    grads: Option<&mut Grads>,
+) -> f64 {
+    let Features::Dense(x) = &data.x else {
+        panic!("dense data")
+    };
+    let mut tape = Tape::new(mlp, data.rows());
+    tape.masks = masks.to_vec();
+    mlp.forward(Input::Dense(&x.values), &mut tape);
+    let y = data.y.as_ref().unwrap();
+    let (logits, dlogits) = tape.logits_and_dlogits();
+    let loss = nonneg::loss::mean_loss_and_grad(logits, y, pw, Some(dlogits));
+    if let Some(g) = grads {
+        mlp.backward(Input::Dense(&x.values), &mut tape, Some(g));
+    }
+    loss
+}
+
+#[test]
+fn dropout_backward_matches_central_differences_under_a_fixed_mask() {
+    for (k, act) in Activation::HIDDEN.into_iter().enumerate() {
+        let mut rng = Rng::new(80 + k as u64);
+        let data = dataset(dense_normal(12, 5, &mut rng), 1, &mut rng);
+        let mut cfg = TrainConfig::new(vec![6, 4], Preset::None);
+        (cfg.activation, cfg.seed) = (act, k as u64);
+        let mut mlp = build_network(&cfg, 5, false, 1).unwrap();
+        avoid_kinks(&mut mlp, &data);
+        let mut masks = Vec::new();
+        nonneg::train::dropout::draw_masks(&mut masks, &[6, 4], 12, 0.4, &mut rng);
+        assert!(masks.concat().contains(&0.0), "some units dropped");
+        let pw = [1.5];
+        let mut grads = Grads::new(&mlp);
+        masked_loss(&mlp, &data, &masks, &pw, Some(&mut grads));
+        // The mask matters: without it the gradient is another one.
+        let mut plain = Grads::new(&mlp);
+        masked_loss(&mlp, &data, &[], &pw, Some(&mut plain));
+        assert_ne!(plain.kernel, grads.kernel);
+        let loss = |m: &Mlp| masked_loss(m, &data, &masks, &pw, None);
+        for l in 0..mlp.layers.len() {
+            for (tensor, analytic) in [(0, &grads.kernel[l]), (1, &grads.bias[l])] {
+                let errors: Vec<f64> = [1e-2f32, 3e-3, 1e-3]
+                    .iter()
+                    .map(|&h| relative_error(&mlp, &loss, l, tensor, analytic, h))
+                    .collect();
+                let best = errors.iter().copied().fold(f64::INFINITY, f64::min);
+                assert!(best < 1e-2, "{act:?} layer {l} tensor {tensor}: {errors:?}");
+            }
+        }
     }
 }

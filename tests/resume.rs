@@ -154,6 +154,17 @@ fn verified_training_resumes_identically_at_every_batch() {
 }
 
 #[test]
+fn dropout_resumes_identically_at_every_batch() {
+    // The dropout generator's state is part of the checkpoint: without it a resumed run
+    // would draw other masks.
+    let mut opts = options();
+    (opts.config.dropout, opts.config.input_dropout) = (0.3, 0.2);
+    resumes_identically_everywhere(&opts, &small_sparse(), None);
+    opts.config.input_dropout = 0.0;
+    resumes_identically_everywhere(&opts, &small_dense(), None);
+}
+
+#[test]
 fn resuming_with_other_data_or_options_is_refused() {
     let dir = common::tempdir();
     let ckpt = dir.path().join("ckpt");

@@ -101,6 +101,14 @@ fn a_stream_in_the_in_memory_order_trains_the_in_memory_model() {
     for extra in [
         &["--hidden", "8", "--constraint", "monotone"][..],
         &["--hidden", "", "--robust-budget", "3", "--scale", "minmax"][..],
+        &[
+            "--hidden",
+            "8",
+            "--dropout",
+            "0.3",
+            "--input-dropout",
+            "0.2",
+        ][..],
     ] {
         let common = ["--epochs", "3", "--batch-size", "32", "--seed", "5", "-q"];
         let mut a = vec!["train", "--data", &all, "--out", &mem];

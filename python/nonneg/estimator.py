@@ -61,6 +61,8 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
     names become the model's feature names) or a scipy.sparse matrix (kept sparse).
     ``monotone_features``: feature names or indices; ``feature_directions``: a dict or
     pairs ``feature -> +1 | -1 | 0``. ``verbose`` prints each epoch's line as the CLI does.
+    ``dropout`` / ``input_dropout``: dropout on the hidden activations / the input, in
+    training only (``nonneg train --dropout`` / ``--input-dropout``).
     ``autotune=True`` is ``nonneg train --autotune``: a search on held-out data (or
     ``autotune_folds`` folds) bounded by ``autotune_duration`` seconds (default 300 s unless
     ``autotune_trials`` bounds it), maximising ``autotune_metric`` (``"auc"`` or
@@ -95,6 +97,8 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         lr_gamma=0.1,
         min_lr=0.0,
         clip_grad_norm=None,
+        dropout=0.0,
+        input_dropout=0.0,
         epochs=20,
         batch_size=128,
         seed=0,
@@ -141,6 +145,8 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         self.lr_gamma = lr_gamma
         self.min_lr = min_lr
         self.clip_grad_norm = clip_grad_norm
+        self.dropout = dropout
+        self.input_dropout = input_dropout
         self.epochs = epochs
         self.batch_size = batch_size
         self.seed = seed

@@ -70,6 +70,8 @@ struct Params {
     lr_gamma: f32,
     min_lr: f32,
     clip_grad_norm: Option<f32>,
+    dropout: f32,
+    input_dropout: f32,
     epochs: usize,
     batch_size: usize,
     seed: u64,
@@ -248,6 +250,9 @@ fn tune_options(p: &Params) -> Result<AutotuneOptions> {
         folds: p.autotune_folds,
         valid_fraction: 0.2,
         hidden_preset: (p.autotune_hidden && p.layer_constraint.is_empty()).then_some(preset),
+        // Searched unless a rate above 0 is given (the estimator's defaults are 0).
+        keep_dropout: false,
+        keep_input_dropout: false,
     })
 }
 
@@ -292,6 +297,7 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
         }
     };
     cfg.clip_grad_norm = p.clip_grad_norm;
+    (cfg.dropout, cfg.input_dropout) = (p.dropout, p.input_dropout);
     cfg.epochs = p.epochs;
     cfg.batch_size = p.batch_size;
     cfg.seed = p.seed;

@@ -90,6 +90,17 @@ def test_options_reach_training(spambase):
     assert with_fpr.model_.threshold[0] != 0.0
 
 
+def test_dropout_reaches_training_and_is_checked(spambase):
+    X, y = spambase
+    plain = NonNegClassifier(epochs=2, hidden=(8,)).fit(X, y)
+    dropped = NonNegClassifier(epochs=2, hidden=(8,), dropout=0.3, input_dropout=0.1).fit(X, y)
+    assert not np.array_equal(plain.decision_function(X), dropped.decision_function(X))
+    record = json.loads(dropped.model_.training)
+    assert record["dropout"] == pytest.approx(0.3) and record["input_dropout"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match=r"`dropout` option must be in \[0, 1\), got 1"):
+        NonNegClassifier(dropout=1.0).fit(X, y)
+
+
 def test_sparse_input_is_never_densified(monkeypatch):
     # 2^20 columns (dense: 1.6 GB), of which the rows use the first 200.
     rng = np.random.default_rng(0)

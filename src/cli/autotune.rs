@@ -13,7 +13,8 @@ use std::time::Duration;
 #[derive(Args, Debug, Clone)]
 pub struct AutotuneArgs {
     /// Search the training settings (hidden layers unless --hidden is given, learning
-    /// rate, batch size, weight decay, early-stopping patience; for dense data the scaling
+    /// rate, batch size, weight decay, early-stopping patience, dropout unless --dropout is
+    /// given (--dropout 0: none), for sparse data input dropout unless given; for dense data the scaling
     /// (the recipe's or quantile) unless --scale is given; for monotone networks the
     /// activation and skip connection unless given) on a stratified 20% of --data (or
     /// --valid, or --autotune-folds), then refit the winner on all of --data for its best
@@ -82,6 +83,8 @@ fn options(a: &TrainArgs) -> Result<AutotuneOptions> {
         valid_fraction: 0.2,
         // Depth is searched unless --hidden (or per-layer constraints) fix it.
         hidden_preset: (a.hidden.is_none() && !own_constraints).then_some(a.constraint),
+        keep_dropout: a.dropout.is_some(),
+        keep_input_dropout: a.input_dropout.is_some(),
     })
 }
 

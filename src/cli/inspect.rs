@@ -109,6 +109,15 @@ pub fn describe_input(i: &nonneg::data::DataInfo) -> String {
     parts.join(", ")
 }
 
+/// The training record's dropout in words ("dropout 0.2, input dropout 0.1"), if any.
+fn dropout_line(training: &Value) -> Option<String> {
+    let parts: Vec<String> = [("dropout", "dropout"), ("input_dropout", "input dropout")]
+        .iter()
+        .filter_map(|(key, name)| Some(format!("{name} {}", training.get(key)?.as_f64()? as f32)))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
     let m = load_model(&a.model)?;
     let j = model_json(&m);
@@ -132,6 +141,9 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
     )?;
     crate::cli::outln!("threshold (logit): {:?}", m.threshold)?;
     crate::cli::outln!("input: {}", describe_input(&m.input))?;
+    if let Some(d) = dropout_line(&m.training) {
+        crate::cli::outln!("training: {d}")?;
+    }
     let named = m
         .mlp
         .layers

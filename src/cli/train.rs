@@ -137,6 +137,16 @@ pub struct TrainArgs {
     /// Clip the global gradient norm to this value.
     #[arg(long)]
     pub clip_grad_norm: Option<f32>,
+    /// Dropout on the hidden activations in training (probability in [0, 1); kept units
+    /// scaled by 1/(1-P); never at prediction). Needs a hidden layer. Default 0 (with
+    /// --autotune: searched unless given).
+    #[arg(long, value_name = "P")]
+    pub dropout: Option<f32>,
+    /// Dropout on the input in training: each present feature of a sparse row, or each
+    /// value of a dense row, dropped with probability P in [0, 1). Default 0 (with
+    /// --autotune: searched for sparse data unless given).
+    #[arg(long, value_name = "P")]
+    pub input_dropout: Option<f32>,
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
     #[arg(long, default_value_t = 128)]
@@ -338,6 +348,8 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
         LrScheduleArg::Constant => Schedule::Constant,
     };
     cfg.clip_grad_norm = a.clip_grad_norm;
+    cfg.dropout = a.dropout.unwrap_or(0.0);
+    cfg.input_dropout = a.input_dropout.unwrap_or(0.0);
     cfg.epochs = a.epochs;
     cfg.batch_size = a.batch_size;
     cfg.seed = a.seed;

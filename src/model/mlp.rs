@@ -53,6 +53,13 @@ pub struct Tape {
     pub z: Vec<Vec<f32>>,
     pub a: Vec<Vec<f32>>,
     pub dz: Vec<Vec<f32>>,
+    /// Dropout in training: `masks[l]` (`rows x width`, 0 or 1 / (1 - p)) multiplies hidden
+    /// layer `l`'s activations in the forward pass and their gradient in the backward pass;
+    /// a layer without a mask (inference: none has one) is left as it is.
+    pub masks: Vec<Vec<f32>>,
+    /// The backward pass's activations of a masked layer before the mask (tanh and sigmoid
+    /// take their derivative from them).
+    unmasked: Vec<f32>,
     /// Rows of the last forward pass.
     pub rows: usize,
     capacity: usize,
@@ -71,6 +78,8 @@ impl Tape {
             z: buffers(),
             a: buffers(),
             dz: Vec::new(),
+            masks: Vec::new(),
+            unmasked: Vec::new(),
             rows: 0,
             capacity,
             labels: mlp.n_labels(),
@@ -123,6 +132,11 @@ impl Grads {
             },
         }
     }
+}
+
+/// Multiplies `v` by a dropout mask, element by element.
+fn apply_mask(v: &mut [f32], mask: &[f32]) {
+    v.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
 }
 
 /// Rows scored at once at inference: bounds memory for any data size.
@@ -190,7 +204,11 @@ impl Mlp {
             }
             hook(l, layer, z);
             if l + 1 < n {
-                layer.activate(z, &mut here[0][..b * layer.n_out]);
+                let a = &mut here[0][..b * layer.n_out];
+                layer.activate(z, a);
+                if let Some(m) = tape.masks.get(l).filter(|m| !m.is_empty()) {
+                    apply_mask(a, m);
+                }
             }
         }
     }
@@ -237,7 +255,16 @@ impl Mlp {
                 }
                 None => layer.input_grad(dz, b, da),
             }
-            self.layers[l - 1].scale_by_derivative(&tape.z[l - 1][..b * n_in], a_prev, da);
+            let (below, z_below) = (&self.layers[l - 1], &tape.z[l - 1][..b * n_in]);
+            match tape.masks.get(l - 1).filter(|m| !m.is_empty()) {
+                Some(m) => {
+                    apply_mask(da, m);
+                    tape.unmasked.resize(da.len(), 0.0);
+                    below.activate(z_below, &mut tape.unmasked);
+                    below.scale_by_derivative(z_below, &tape.unmasked, da);
+                }
+                None => below.scale_by_derivative(z_below, a_prev, da),
+            }
         }
     }
 

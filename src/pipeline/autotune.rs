@@ -55,6 +55,10 @@ pub struct AutotuneOptions {
     /// Search the hidden layers, building each depth's constraints from this preset;
     /// `None`: keep the base configuration's layers and constraints.
     pub hidden_preset: Option<Preset>,
+    /// Keep the base configuration's hidden dropout (and input dropout) instead of
+    /// searching it, whatever its rate: the caller set it (a rate above 0 is kept anyway).
+    pub keep_dropout: bool,
+    pub keep_input_dropout: bool,
 }
 
 impl AutotuneOptions {
@@ -66,6 +70,8 @@ impl AutotuneOptions {
             folds: None,
             valid_fraction: 0.2,
             hidden_preset: None,
+            keep_dropout: false,
+            keep_input_dropout: false,
         }
     }
 }
@@ -82,6 +88,10 @@ pub struct Candidate {
     pub skip: Option<bool>,
     /// The input scaling (dense data only; `None`: the recipe's).
     pub scale: Option<ScaleKind>,
+    /// Dropout on the hidden activations (0 without hidden layers).
+    pub dropout: f32,
+    /// Dropout on the input (sparse data only).
+    pub input_dropout: f32,
 }
 
 impl Candidate {
@@ -112,6 +122,12 @@ impl Candidate {
         if let Some(scale) = self.scale {
             s += &format!(", scale {}", scale.name());
         }
+        if self.dropout > 0.0 {
+            s += &format!(", dropout {}", self.dropout);
+        }
+        if self.input_dropout > 0.0 {
+            s += &format!(", input dropout {}", self.input_dropout);
+        }
         s
     }
 }
@@ -124,6 +140,9 @@ const PATIENCE: [usize; 3] = [3, 5, 10];
 const ACTIVATION: [Activation; 3] = [Activation::Tanh, Activation::Mixed, Activation::Relu];
 /// Dense data: the recipe's scaling, or the quantile transform (thresholds, as trees use).
 const SCALE: [Option<ScaleKind>; 2] = [None, Some(ScaleKind::Quantile)];
+const DROPOUT: [f32; 5] = [0.0, 0.1, 0.2, 0.3, 0.5];
+/// Sparse data only: a dense value dropped to 0 is not "absent" but a value of its own.
+const INPUT_DROPOUT: [f32; 4] = [0.0, 0.1, 0.2, 0.5];
 
 /// What the caller fixed, and whether the recipe's monotone choices are searched.
 struct Space {
@@ -133,6 +152,9 @@ struct Space {
     skip: Option<bool>,
     weight_decay: Option<f32>,
     scale: Option<ScaleKind>,
+    /// Dropout fixed by the caller.
+    dropout: Option<f32>,
+    input_dropout: Option<f32>,
     monotone: bool,
     /// Scalings are searched for dense data only (sparse data takes none that densify).
     dense: bool,
@@ -151,6 +173,9 @@ impl Space {
             skip: o.skip,
             weight_decay: o.weight_decay,
             scale: base.scale,
+            dropout: Some(base.config.dropout).filter(|&p| opts.keep_dropout || p > 0.0),
+            input_dropout: Some(base.config.input_dropout)
+                .filter(|&p| opts.keep_input_dropout || p > 0.0),
             monotone,
             dense,
         }
@@ -178,6 +203,17 @@ impl Space {
         if self.scale.is_some() || !self.dense {
             c.scale = self.scale;
         }
+        if let Some(p) = self.dropout {
+            c.dropout = p;
+        }
+        if c.hidden.is_empty() {
+            c.dropout = 0.0;
+        }
+        c.input_dropout = match (self.input_dropout, self.dense) {
+            (Some(p), _) => p,
+            (None, true) => 0.0,
+            (None, false) => c.input_dropout,
+        };
         c
     }
 
@@ -193,6 +229,8 @@ impl Space {
             activation: None,
             skip: None,
             scale: None,
+            dropout: 0.0,
+            input_dropout: 0.0,
         };
         let mut g = vec![
             c(&self.base_hidden, 1e-3, 128, None),
@@ -220,10 +258,26 @@ impl Space {
                 ..c
             }));
         }
+        // Dropout, as it measured on validation data (docs/autotune.md): the defaults
+        // with half the hidden units dropped (SpamAssassin), and for sparse data with
+        // some of the input dropped as well (SMS).
+        g.push(Candidate {
+            dropout: 0.5,
+            ..c(&self.base_hidden, 1e-3, 128, None)
+        });
+        if !self.dense {
+            g.push(Candidate {
+                dropout: 0.3,
+                input_dropout: 0.2,
+                ..c(&self.base_hidden, 1e-3, 128, None)
+            });
+        }
         g
     }
 
-    fn random(&self, rng: &mut Rng) -> Candidate {
+    /// A random candidate: the dropout rates drawn from `drop_rng`, so the other
+    /// dimensions' draws from `rng` are those of the search before dropout was searched.
+    fn random(&self, rng: &mut Rng, drop_rng: &mut Rng) -> Candidate {
         let pick = |rng: &mut Rng, n: usize| rng.below(n as u64) as usize;
         Candidate {
             hidden: HIDDEN[pick(rng, HIDDEN.len())].to_vec(),
@@ -239,6 +293,8 @@ impl Space {
             } else {
                 None
             },
+            dropout: DROPOUT[pick(drop_rng, DROPOUT.len())],
+            input_dropout: INPUT_DROPOUT[pick(drop_rng, INPUT_DROPOUT.len())],
         }
     }
 }
@@ -247,12 +303,16 @@ impl Space {
 /// imposed and repeats dropped, at most `limit` long.
 fn candidates(space: &Space, seed: u64, limit: usize) -> Vec<Candidate> {
     let mut rng = Rng::new(seed ^ 0x4155_544F_5455_4E45);
+    let mut drop_rng = Rng::new(seed ^ 0x4452_4F50_5455_4E45);
     let mut out: Vec<Candidate> = Vec::new();
     let mut grid = space.grid().into_iter();
     // Random draws until `limit` distinct candidates, or 50 draws in a row repeat.
     let mut repeats = 0;
     while out.len() < limit && repeats < 50 {
-        let c = space.fix(grid.next().unwrap_or_else(|| space.random(&mut rng)));
+        let c = space.fix(
+            grid.next()
+                .unwrap_or_else(|| space.random(&mut rng, &mut drop_rng)),
+        );
         if out.contains(&c) {
             repeats += 1;
         } else {
@@ -276,6 +336,8 @@ fn apply(base: &FitOptions, c: &Candidate, opts: &AutotuneOptions) -> FitOptions
     o.overrides.activation = c.activation;
     o.overrides.skip = c.skip;
     o.scale = c.scale;
+    o.config.dropout = c.dropout;
+    o.config.input_dropout = c.input_dropout;
     o
 }
 
@@ -528,5 +590,35 @@ mod tests {
         assert!(sequence(false, None).iter().all(|c| c.scale.is_none()));
         let fixed = sequence(true, Some(ScaleKind::Minmax));
         assert!(fixed.iter().all(|c| c.scale == Some(ScaleKind::Minmax)));
+    }
+
+    #[test]
+    fn dropout_is_searched_on_hidden_layers_and_input_dropout_on_sparse_data_only() {
+        let sparse = sequence(false, None);
+        let dense = sequence(true, None);
+        for seq in [&sparse, &dense] {
+            assert!(seq.iter().any(|c| c.dropout > 0.0), "{seq:?}");
+            assert!(seq.iter().any(|c| c.dropout == 0.0 && !c.hidden.is_empty()));
+            assert!(seq.iter().all(|c| c.dropout == 0.0 || !c.hidden.is_empty()));
+        }
+        assert!(sparse.iter().any(|c| c.input_dropout > 0.0), "{sparse:?}");
+        assert!(dense.iter().all(|c| c.input_dropout == 0.0));
+        // A rate the caller gives holds for every candidate with a hidden layer.
+        let mut base = FitOptions::new(TrainConfig::new(vec![64, 32], Preset::None));
+        (base.config.dropout, base.config.input_dropout) = (0.4, 0.3);
+        let mut opts = AutotuneOptions::new(TuneMetric::Auc);
+        opts.hidden_preset = Some(Preset::None);
+        let fixed = candidates(&Space::new(&base, &opts, false, false), 7, 40);
+        assert!(fixed.iter().all(|c| c.input_dropout == 0.3));
+        // A rate of 0 is kept when the caller asks (`--dropout 0`), searched otherwise.
+        base.config.dropout = 0.0;
+        opts.keep_dropout = true;
+        let off = candidates(&Space::new(&base, &opts, false, false), 7, 40);
+        assert!(off
+            .iter()
+            .all(|c| c.dropout == 0.0 && c.input_dropout == 0.3));
+        assert!(fixed
+            .iter()
+            .all(|c| c.dropout == if c.hidden.is_empty() { 0.0 } else { 0.4 }));
     }
 }

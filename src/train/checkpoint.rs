@@ -74,6 +74,9 @@ struct Header {
     loss_sum: u64,
     lr: u32,
     rng: [u64; 4],
+    /// The dropout generator's state, when the run drops anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dropout_rng: Option<[u64; 4]>,
     epochs: Vec<SavedEpoch>,
     /// The best epoch and its score's bits, when early stopping has one.
     best: Option<(usize, u64)>,
@@ -132,6 +135,8 @@ impl<'p> Checkpoints<'p> {
             loss_sum: pos.loss_sum.to_bits(),
             lr: pos.lr.to_bits(),
             rng: pos.shuffle_rng.state(),
+            dropout_rng: super::dropout::active(trainer.config())
+                .then(|| trainer.dropout_rng.state()),
             epochs: pos.epochs.iter().map(saved_epoch).collect(),
             best: pos.stopper.best.as_ref().map(|b| (b.0, b.1.to_bits())),
             since_best: pos.stopper.since_best,
@@ -203,6 +208,18 @@ impl<'p> Checkpoints<'p> {
         take(&st, mlp_tensors("net", &mut trainer.mlp), &path)?;
         take(&st, trainer.optimizer_tensors(), &path)?;
         trainer.step = h.step;
+        match (h.dropout_rng, super::dropout::active(trainer.config())) {
+            (Some(state), true) => {
+                trainer.dropout_rng = Rng::from_state(state)
+                    .ok_or_else(|| bad("the dropout generator state is all zero".into()))?;
+            }
+            (None, false) => {}
+            _ => {
+                return Err(bad(
+                    "the dropout generator's state does not match the run".into()
+                ))
+            }
+        }
         pos.stopper.best = match h.best {
             Some((epoch, score)) => {
                 let mut best = trainer.mlp.clone();

@@ -187,9 +187,22 @@ pub struct TrainConfig {
     /// restore the best epoch.
     pub patience: Option<usize>,
     pub threshold_fpr: Option<f64>,
+    /// Inverted dropout on the hidden activations in training: each unit of each row is
+    /// zeroed with this probability and the kept ones scaled by 1 / (1 - p); never at
+    /// inference. Absent from the record when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f32,
+    /// Inverted dropout on the input in training: each present feature of a sparse row, or
+    /// each value of a dense row, is dropped with this probability.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub input_dropout: f32,
     /// Verified training (`--robust-budget`); absent from the record when off.
     #[serde(default, skip_serializing_if = "robust_off")]
     pub robust: Option<super::robust::RobustConfig>,
+}
+
+fn is_zero(p: &f32) -> bool {
+    *p == 0.0
 }
 
 /// Whether the config's verified training is off (then the record omits it: a run with
@@ -226,6 +239,8 @@ impl TrainConfig {
             monitor: Monitor::Loss,
             patience: None,
             threshold_fpr: None,
+            dropout: 0.0,
+            input_dropout: 0.0,
             robust: None,
         }
     }
@@ -304,6 +319,20 @@ impl TrainConfig {
         {
             return bad(format!(
                 "positive-class weights (the `pos_weight` option) must be positive numbers, got {w}"
+            ));
+        }
+        for (name, p) in [
+            ("dropout", self.dropout),
+            ("input_dropout", self.input_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return bad(format!("the `{name}` option must be in [0, 1), got {p}"));
+            }
+        }
+        if self.dropout > 0.0 && self.hidden.is_empty() {
+            return bad(format!(
+                "the `dropout` option ({}) acts on hidden layers, and the network has none",
+                self.dropout
             ));
         }
         if let Some(f) = self.threshold_fpr.filter(|f| !(0.0..1.0).contains(f)) {

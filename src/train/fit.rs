@@ -396,6 +396,11 @@ fn check(cfg: &TrainConfig, rows: usize, valid: bool) -> Result<()> {
     if let Some(r) = &cfg.robust {
         r.validate(&cfg.hidden, cfg.activation)?;
     }
+    #[cfg(feature = "distributed")]
+    let distributed = super::distributed::Reducer::if_active().is_some();
+    #[cfg(not(feature = "distributed"))]
+    let distributed = false;
+    super::dropout::check_supported(cfg, distributed)?;
     if cfg.threshold_fpr.is_some() && !valid {
         return Err(Error::invalid(
             "a threshold for a target FPR needs validation data",

@@ -4,6 +4,7 @@
 //! - [`config`]: what a run is asked to do, and the recipe of defaults for monotone networks;
 //! - [`network`]: the initial network (constraints, init inside them, bias centring);
 //! - [`trainer`]: one step: forward, loss, backward, clipping, update;
+//! - [`dropout`]: the masks of dropout in training, drawn from the run's seed;
 //! - [`update`]: the optimizer's update kernels (dense tensors and lazy sparse rows);
 //! - [`projection`]: where constraints are applied after each step;
 //! - [`reparam`]: NonNeg by `w = |t|` or `w = softplus(t)` instead of projection;
@@ -21,6 +22,7 @@ pub mod checkpoint;
 pub mod config;
 #[cfg(feature = "distributed")]
 pub mod distributed;
+pub mod dropout;
 pub mod fit;
 pub mod network;
 pub mod projection;

@@ -10,6 +10,11 @@ use super::update::{sparse_rows, update_sparse_rows, update_tensor, ExtraRows, T
 use crate::data::{CsrMatrix, Dataset, Features};
 use crate::loss;
 use crate::model::{Dense, Grads, Input, Mlp, Tape};
+use crate::rng::Rng;
+
+/// Mixed into the seed for the dropout generator ("DROPOUT!"), apart from the init's and
+/// the shuffle's.
+const DROPOUT_SEED: u64 = 0x4452_4F50_4F55_5421;
 
 /// The trainer's view of one network: parameters, optimizer state and workspace.
 pub struct Trainer<'a> {
@@ -28,6 +33,8 @@ pub struct Trainer<'a> {
     sparse_keys: Vec<u64>,
     /// Optimizer steps taken.
     pub step: u64,
+    /// Draws the dropout masks, batch after batch (saved in checkpoints).
+    pub(super) dropout_rng: Rng,
     /// The last step's rows (on all ranks together, in data-parallel training).
     batch_rows: usize,
     /// Verified training's state, when on ([`Trainer::enable_robust`]).
@@ -116,6 +123,7 @@ impl<'a> Trainer<'a> {
             weight_state,
             bias_state,
             step: 0,
+            dropout_rng: Rng::new(cfg.seed ^ DROPOUT_SEED),
             batch_rows: 0,
             robust: None,
             #[cfg(feature = "distributed")]
@@ -185,6 +193,10 @@ impl<'a> Trainer<'a> {
         }
         if let Features::Sparse(x) = &data.x {
             self.index_sparse_batch(x, rows);
+        }
+        if self.cfg.dropout > 0.0 {
+            let (p, rng) = (self.cfg.dropout, &mut self.dropout_rng);
+            super::dropout::draw_masks(&mut self.tape.masks, &self.cfg.hidden, rows.len(), p, rng);
         }
         let input = batch_input(&data.x, rows, &mut self.x);
         self.mlp.forward(input, &mut self.tape);
@@ -290,6 +302,16 @@ impl<'a> Trainer<'a> {
         if self.dist.is_some() {
             return self.distributed_step(data, rows, pos_weight, lr);
         }
+        let dropped: (Dataset, Vec<usize>);
+        let (data, rows) = if self.cfg.input_dropout > 0.0 {
+            // The step runs on a dropped copy of the batch (rows 0.. of its own).
+            let (p, rng) = (self.cfg.input_dropout, &mut self.dropout_rng);
+            let batch = super::dropout::drop_inputs(data, rows, p, rng);
+            dropped = (batch, (0..rows.len()).collect());
+            (&dropped.0, &dropped.1[..])
+        } else {
+            (data, rows)
+        };
         let loss = self.forward_backward(data, rows, rows.len(), pos_weight);
         self.update(data, rows, lr);
         loss
