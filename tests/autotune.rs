@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{inspect_json, path_in, run, split_spambase, tempdir, SPAMBASE_LABEL};
+use common::{fails, inspect_json, path_in, run, split_spambase, tempdir, SPAMBASE_LABEL};
 use nonneg::data::{Dataset, DenseMatrix, Features};
 use nonneg::pipeline::{autotune, AutotuneOptions, FitOptions, TuneMetric};
 use nonneg::rng::Rng;
@@ -72,16 +72,20 @@ fn explicit_hidden_and_constraint_are_not_searched() {
 }
 
 #[test]
-fn dropout_is_searched_unless_given_even_as_zero() {
+fn dropout_is_searched_only_with_autotune_dropout_and_a_given_rate_holds() {
     let dir = tempdir();
     let (_, small) = split_spambase(dir.path());
+    let out = path_in(dir.path(), "m.safetensors");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["train", "--data", &small, "--out", &out, "-q"];
+        a.extend(SPAMBASE_LABEL);
+        a.extend(["--autotune", "--autotune-trials", "12", "--hidden", "16"]);
+        a.extend(extra);
+        a.into_iter().map(String::from).collect()
+    };
     let rates = |extra: &[&str]| -> Vec<f64> {
-        let out = path_in(dir.path(), "m.safetensors");
-        let mut args = vec!["train", "--data", &small, "--out", &out, "-q"];
-        args.extend(SPAMBASE_LABEL);
-        args.extend(["--autotune", "--autotune-trials", "12", "--hidden", "16"]);
-        args.extend(extra);
-        run(&args);
+        let a = args(extra);
+        run(&a.iter().map(String::as_str).collect::<Vec<_>>());
         let m = inspect_json(&out);
         let trials = m["training"]["autotune"]["trials"]
             .as_array()
@@ -92,9 +96,12 @@ fn dropout_is_searched_unless_given_even_as_zero() {
             .map(|t| t["settings"]["dropout"].as_f64().unwrap())
             .collect()
     };
-    assert!(rates(&[]).iter().any(|&p| p > 0.0));
-    assert!(rates(&["--dropout", "0"]).iter().all(|&p| p == 0.0));
+    assert!(rates(&[]).iter().all(|&p| p == 0.0));
+    assert!(rates(&["--autotune-dropout"]).iter().any(|&p| p > 0.0));
     assert!(rates(&["--dropout", "0.25"]).iter().all(|&p| p == 0.25));
+    let both = args(&["--autotune-dropout", "--dropout", "0.25"]);
+    let err = fails(&both.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("--autotune-dropout"), "{err}");
 }
 
 /// XOR of two signs: no linear model ranks it, one hidden layer does.

@@ -400,3 +400,61 @@ fn peak_child_rss_kib() -> u64 {
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr()) };
     unsafe { usage.assume_init() }.ru_maxrss as u64
 }
+
+#[test]
+fn skip_free_keeps_the_network_monotone_and_leaves_only_the_skip_signed_freely() {
+    let dir = tempdir();
+    let (tr, te) = split_spambase(dir.path());
+    let model = |name: &str, skip: &str| {
+        let out = common::path_in(dir.path(), name);
+        let args = ["--constraint", "monotone", "--skip", skip, "--epochs", "3"];
+        train_spambase(&tr, &out, &args);
+        (inspect_json(&out), out)
+    };
+    let (free, free_path) = model("free.safetensors", "free");
+    let (signed, signed_path) = model("on.safetensors", "on");
+    for m in [&free, &signed] {
+        let layers = m["layers"].as_array().unwrap();
+        assert!(layers.iter().all(|l| l["negative_weights"] == 0), "{m}");
+    }
+    // Spambase has ham evidence (e.g. `word_freq_george`): a free skip uses it.
+    assert!(free["skip"]["negative_weights"].as_u64().unwrap() > 0);
+    assert_eq!(free["skip"]["kernel_constraints"], serde_json::json!([]));
+    assert_eq!(free["training"]["free_skip"], true);
+    assert_eq!(signed["skip"]["negative_weights"], 0);
+    assert!(signed["training"].get("free_skip").is_none());
+    // Not monotone any more: no certificate for any number of additions, one for a budget.
+    assert_eq!(
+        exec(&["certify", "--model", &signed_path]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        exec(&["certify", "--model", &free_path]).status.code(),
+        Some(1)
+    );
+    let mut args = vec!["certify", "--model", &free_path, "--data", &te];
+    args.extend(["--budget", "1,inf", "--json", "--label-column", "type"]);
+    args.extend(["--positive", "spam"]);
+    let out = run(&args);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let certified = |i: usize| report["rates"][i]["certified"].as_u64().unwrap();
+    assert_eq!(report["monotone"], false, "{report}");
+    assert!(certified(0) > 0 && certified(1) == 0, "{report}");
+    // An LMN's skip carries its proof: refused.
+    let err = common::fails(&[
+        "train",
+        "--data",
+        &tr,
+        "--out",
+        &free_path,
+        "--label-column",
+        "type",
+        "--positive",
+        "spam",
+        "--constraint",
+        "lmn",
+        "--skip",
+        "free",
+    ]);
+    assert!(err.contains("cannot be free"), "{err}");
+}

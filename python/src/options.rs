@@ -250,9 +250,8 @@ fn tune_options(p: &Params) -> Result<AutotuneOptions> {
         folds: p.autotune_folds,
         valid_fraction: 0.2,
         hidden_preset: (p.autotune_hidden && p.layer_constraint.is_empty()).then_some(preset),
-        // Searched unless a rate above 0 is given (the estimator's defaults are 0).
-        keep_dropout: false,
-        keep_input_dropout: false,
+        // The estimator's dropout rates hold for every trial (not searched).
+        search_dropout: false,
     })
 }
 
@@ -328,14 +327,15 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
     };
     let skip = match p.skip.as_str() {
         "auto" => None,
-        "on" => Some(true),
+        "on" | "free" => Some(true),
         "off" => Some(false),
         other => {
             return Err(Error::invalid(format!(
-                "the `skip` option: unknown choice `{other}` (auto, on, off)"
+                "the `skip` option: unknown choice `{other}` (auto, on, off, free)"
             )))
         }
     };
+    cfg.free_skip = p.skip == "free";
     let scale = p
         .scale
         .as_deref()

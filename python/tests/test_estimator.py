@@ -101,6 +101,17 @@ def test_dropout_reaches_training_and_is_checked(spambase):
         NonNegClassifier(dropout=1.0).fit(X, y)
 
 
+def test_a_free_skip_leaves_the_network_monotone_but_not_certified(spambase):
+    X, y = spambase
+    free = NonNegClassifier(epochs=2, hidden=(8,), constraint="monotone", skip="free").fit(X, y)
+    assert json.loads(free.model_.training)["free_skip"] is True
+    assert not free.certify()["certified"]
+    signed = NonNegClassifier(epochs=2, hidden=(8,), constraint="monotone", skip="on").fit(X, y)
+    assert signed.certify()["certified"]
+    with pytest.raises(ValueError, match=r"unknown choice `sideways` \(auto, on, off, free\)"):
+        NonNegClassifier(skip="sideways").fit(X, y)
+
+
 def test_sparse_input_is_never_densified(monkeypatch):
     # 2^20 columns (dense: 1.6 GB), of which the rows use the first 200.
     rng = np.random.default_rng(0)

@@ -13,8 +13,8 @@ use std::time::Duration;
 #[derive(Args, Debug, Clone)]
 pub struct AutotuneArgs {
     /// Search the training settings (hidden layers unless --hidden is given, learning
-    /// rate, batch size, weight decay, early-stopping patience, dropout unless --dropout is
-    /// given (--dropout 0: none), for sparse data input dropout unless given; for dense data the scaling
+    /// rate, batch size, weight decay, early-stopping patience, dropout with
+    /// --autotune-dropout; for dense data the scaling
     /// (the recipe's or quantile) unless --scale is given; for monotone networks the
     /// activation and skip connection unless given) on a stratified 20% of --data (or
     /// --valid, or --autotune-folds), then refit the winner on all of --data for its best
@@ -36,6 +36,11 @@ pub struct AutotuneArgs {
     /// model on any machine.
     #[arg(long, requires = "autotune")]
     pub autotune_trials: Option<usize>,
+    /// Search hidden dropout and, for sparse data, input dropout too (off: the search keeps
+    /// --dropout and --input-dropout, 0 unless given; on SpamAssassin's temporal
+    /// validation split searching them chose worse, docs/autotune.md).
+    #[arg(long, requires = "autotune", conflicts_with_all = ["dropout", "input_dropout"])]
+    pub autotune_dropout: bool,
 }
 
 /// `90`, `90s`, `5m`, `1.5h`: a duration in seconds, minutes or hours.
@@ -83,8 +88,7 @@ fn options(a: &TrainArgs) -> Result<AutotuneOptions> {
         valid_fraction: 0.2,
         // Depth is searched unless --hidden (or per-layer constraints) fix it.
         hidden_preset: (a.hidden.is_none() && !own_constraints).then_some(a.constraint),
-        keep_dropout: a.dropout.is_some(),
-        keep_input_dropout: a.input_dropout.is_some(),
+        search_dropout: t.autotune_dropout,
     })
 }
 

@@ -39,6 +39,7 @@ pub enum SkipArg {
     Auto,
     On,
     Off,
+    Free,
 }
 
 impl SkipArg {
@@ -46,9 +47,14 @@ impl SkipArg {
     pub fn chosen(self) -> Option<bool> {
         match self {
             SkipArg::Auto => None,
-            SkipArg::On => Some(true),
+            SkipArg::On | SkipArg::Free => Some(true),
             SkipArg::Off => Some(false),
         }
+    }
+
+    /// Whether the skip connection goes without a sign constraint.
+    pub fn free(self) -> bool {
+        self == SkipArg::Free
     }
 }
 

@@ -53,8 +53,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = ActivationArg::Auto, ignore_case = true)]
     pub activation: ActivationArg,
     /// A linear skip connection from the input straight to the logit, constrained per
-    /// feature like the first layer: on, off, or auto (on for monotone networks with a
-    /// hidden layer).
+    /// feature like the first layer: on, off, auto (on for monotone networks with a hidden
+    /// layer), or free (on, without a sign constraint: a free linear part beside a monotone
+    /// network, certified under a budget only; with --robust-budget, docs/verified-training.md).
     #[arg(long, value_enum, default_value_t = SkipArg::Auto)]
     pub skip: SkipArg,
     /// Constraint preset: none, last-nonneg (NOT monotone), monotone (NonNeg on every kernel),
@@ -138,13 +139,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub clip_grad_norm: Option<f32>,
     /// Dropout on the hidden activations in training (probability in [0, 1); kept units
-    /// scaled by 1/(1-P); never at prediction). Needs a hidden layer. Default 0 (with
-    /// --autotune: searched unless given).
+    /// scaled by 1/(1-P); never at prediction). Needs a hidden layer. Default 0 (searched by
+    /// --autotune-dropout).
     #[arg(long, value_name = "P")]
     pub dropout: Option<f32>,
     /// Dropout on the input in training: each present feature of a sparse row, or each
-    /// value of a dense row, dropped with probability P in [0, 1). Default 0 (with
-    /// --autotune: searched for sparse data unless given).
+    /// value of a dense row, dropped with probability P in [0, 1). Default 0 (searched for sparse
+    /// data by --autotune-dropout).
     #[arg(long, value_name = "P")]
     pub input_dropout: Option<f32>,
     #[arg(long, default_value_t = 20)]
@@ -325,6 +326,7 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
     };
     let mut cfg = TrainConfig::new(hidden, preset);
     set_constraints(&mut cfg, a)?;
+    cfg.free_skip = a.skip.free();
     cfg.nonneg_mode = a.nonneg_mode;
     cfg.init = a.init;
     cfg.center_bias = !a.no_center_bias;

@@ -55,10 +55,10 @@ pub struct AutotuneOptions {
     /// Search the hidden layers, building each depth's constraints from this preset;
     /// `None`: keep the base configuration's layers and constraints.
     pub hidden_preset: Option<Preset>,
-    /// Keep the base configuration's hidden dropout (and input dropout) instead of
-    /// searching it, whatever its rate: the caller set it (a rate above 0 is kept anyway).
-    pub keep_dropout: bool,
-    pub keep_input_dropout: bool,
+    /// Search hidden dropout (and, for sparse data, input dropout) instead of keeping the
+    /// base configuration's rates. Off by default: on SpamAssassin's temporal validation
+    /// split the search with it chose worse (docs/autotune.md).
+    pub search_dropout: bool,
 }
 
 impl AutotuneOptions {
@@ -70,8 +70,7 @@ impl AutotuneOptions {
             folds: None,
             valid_fraction: 0.2,
             hidden_preset: None,
-            keep_dropout: false,
-            keep_input_dropout: false,
+            search_dropout: false,
         }
     }
 }
@@ -173,9 +172,8 @@ impl Space {
             skip: o.skip,
             weight_decay: o.weight_decay,
             scale: base.scale,
-            dropout: Some(base.config.dropout).filter(|&p| opts.keep_dropout || p > 0.0),
-            input_dropout: Some(base.config.input_dropout)
-                .filter(|&p| opts.keep_input_dropout || p > 0.0),
+            dropout: Some(base.config.dropout).filter(|_| !opts.search_dropout),
+            input_dropout: Some(base.config.input_dropout).filter(|_| !opts.search_dropout),
             monotone,
             dense,
         }
@@ -258,14 +256,16 @@ impl Space {
                 ..c
             }));
         }
-        // Dropout, as it measured on validation data (docs/autotune.md): the defaults
-        // with half the hidden units dropped (SpamAssassin), and for sparse data with
-        // some of the input dropped as well (SMS).
-        g.push(Candidate {
-            dropout: 0.5,
-            ..c(&self.base_hidden, 1e-3, 128, None)
-        });
-        if !self.dense {
+        // Dropout, when searched, as it measured on validation data (docs/autotune.md):
+        // the defaults with half the hidden units dropped (SpamAssassin), and for sparse
+        // data with some of the input dropped as well (SMS).
+        if self.dropout.is_none() {
+            g.push(Candidate {
+                dropout: 0.5,
+                ..c(&self.base_hidden, 1e-3, 128, None)
+            });
+        }
+        if self.input_dropout.is_none() && !self.dense {
             g.push(Candidate {
                 dropout: 0.3,
                 input_dropout: 0.2,
@@ -593,9 +593,19 @@ mod tests {
     }
 
     #[test]
-    fn dropout_is_searched_on_hidden_layers_and_input_dropout_on_sparse_data_only() {
-        let sparse = sequence(false, None);
-        let dense = sequence(true, None);
+    fn dropout_is_searched_only_when_asked_on_hidden_layers_and_sparse_inputs() {
+        let space = |dense: bool, rates: (f32, f32), search: bool| {
+            let mut base = FitOptions::new(TrainConfig::new(vec![64, 32], Preset::None));
+            (base.config.dropout, base.config.input_dropout) = rates;
+            let mut opts = AutotuneOptions::new(TuneMetric::Auc);
+            opts.hidden_preset = Some(Preset::None);
+            opts.search_dropout = search;
+            candidates(&Space::new(&base, &opts, false, dense), 7, 40)
+        };
+        let (sparse, dense) = (
+            space(false, (0.0, 0.0), true),
+            space(true, (0.0, 0.0), true),
+        );
         for seq in [&sparse, &dense] {
             assert!(seq.iter().any(|c| c.dropout > 0.0), "{seq:?}");
             assert!(seq.iter().any(|c| c.dropout == 0.0 && !c.hidden.is_empty()));
@@ -603,22 +613,24 @@ mod tests {
         }
         assert!(sparse.iter().any(|c| c.input_dropout > 0.0), "{sparse:?}");
         assert!(dense.iter().all(|c| c.input_dropout == 0.0));
-        // A rate the caller gives holds for every candidate with a hidden layer.
-        let mut base = FitOptions::new(TrainConfig::new(vec![64, 32], Preset::None));
-        (base.config.dropout, base.config.input_dropout) = (0.4, 0.3);
-        let mut opts = AutotuneOptions::new(TuneMetric::Auc);
-        opts.hidden_preset = Some(Preset::None);
-        let fixed = candidates(&Space::new(&base, &opts, false, false), 7, 40);
-        assert!(fixed.iter().all(|c| c.input_dropout == 0.3));
-        // A rate of 0 is kept when the caller asks (`--dropout 0`), searched otherwise.
-        base.config.dropout = 0.0;
-        opts.keep_dropout = true;
-        let off = candidates(&Space::new(&base, &opts, false, false), 7, 40);
-        assert!(off
-            .iter()
-            .all(|c| c.dropout == 0.0 && c.input_dropout == 0.3));
-        assert!(fixed
-            .iter()
-            .all(|c| c.dropout == if c.hidden.is_empty() { 0.0 } else { 0.4 }));
+        // Not asked: the caller's rates (0 or not) hold for every candidate with a hidden
+        // layer, and the grid has no dropout entries (no duplicate trials).
+        for rates in [(0.0, 0.0), (0.4, 0.3)] {
+            let fixed = space(false, rates, false);
+            assert!(
+                fixed.iter().all(|c| c.input_dropout == rates.1),
+                "{fixed:?}"
+            );
+            let hidden_rate = |c: &Candidate| if c.hidden.is_empty() { 0.0 } else { rates.0 };
+            assert!(
+                fixed.iter().all(|c| c.dropout == hidden_rate(c)),
+                "{fixed:?}"
+            );
+        }
+        assert_eq!(
+            space(false, (0.0, 0.0), false)[..5],
+            sequence(false, None)[..5]
+        );
+        assert!(sequence(false, None).iter().all(|c| c.dropout == 0.0));
     }
 }

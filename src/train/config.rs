@@ -163,6 +163,11 @@ pub struct TrainConfig {
     /// A linear skip connection from the input to the logits (see [`Mlp::skip`]).
     #[serde(default)]
     pub skip: bool,
+    /// The skip connection takes no sign constraint (otherwise it has the first kernel's
+    /// per-feature ones): a free linear part beside a monotone network, which verified
+    /// training bounds exactly under a budget (docs/verified-training.md). Needs `skip`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub free_skip: bool,
     /// One entry per layer (hidden layers then the output layer).
     pub constraints: Vec<LayerConstraints>,
     pub nonneg_mode: NonNegMode,
@@ -201,6 +206,10 @@ pub struct TrainConfig {
     pub robust: Option<super::robust::RobustConfig>,
 }
 
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
 fn is_zero(p: &f32) -> bool {
     *p == 0.0
 }
@@ -223,6 +232,7 @@ impl TrainConfig {
             hidden,
             activation: r.activation,
             skip: r.skip,
+            free_skip: false,
             constraints,
             nonneg_mode: NonNegMode::Project,
             init: InitScheme::Auto,

@@ -74,7 +74,17 @@ pub fn build_network(
                 "a skip connection needs a hidden layer (without one the model is already linear)",
             ));
         }
-        mlp.skip = Some(mlp.new_skip());
+        let mut skip = mlp.new_skip();
+        if cfg.free_skip {
+            if super::config::is_lmn(&cfg.constraints) {
+                return Err(Error::invalid(
+                    "a Lipschitz monotonic network's skip connection carries its proof; it \
+                     cannot be free",
+                ));
+            }
+            skip.kernel_constraints.clear();
+        }
+        mlp.skip = Some(skip);
     }
     super::projection::check_lmn(&mlp)?;
     super::projection::project_lmn(&mut mlp);
