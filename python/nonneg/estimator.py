@@ -66,8 +66,10 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
     ``autotune=True`` is ``nonneg train --autotune``: a search on held-out data (or
     ``autotune_folds`` folds) bounded by ``autotune_duration`` seconds (default 300 s unless
     ``autotune_trials`` bounds it), maximising ``autotune_metric`` (``"auc"`` or
-    ``"tpr@fpr"``), over the hidden layers too unless ``autotune_hidden=False``; the winner
-    is refit on all of X and its settings are in the model's training record.
+    ``"tpr@fpr"``), over the hidden layers too unless ``autotune_hidden=False`` and over
+    dropout with ``autotune_dropout=True`` (``--autotune-dropout``; otherwise ``dropout`` and
+    ``input_dropout`` hold for every trial); the winner is refit on all of X and its
+    settings are in the model's training record.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         autotune_metric="auc",
         autotune_folds=None,
         autotune_hidden=True,
+        autotune_dropout=False,
         verbose=False,
     ):
         self.hidden = hidden
@@ -166,6 +169,7 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         self.autotune_metric = autotune_metric
         self.autotune_folds = autotune_folds
         self.autotune_hidden = autotune_hidden
+        self.autotune_dropout = autotune_dropout
         self.verbose = verbose
 
     # -- parameters -> the library's options ------------------------------------------

@@ -91,6 +91,7 @@ struct Params {
     autotune_metric: String,
     autotune_folds: Option<usize>,
     autotune_hidden: bool,
+    autotune_dropout: bool,
 }
 
 /// A training run ready to go to its thread.
@@ -230,6 +231,12 @@ fn tune_options(p: &Params) -> Result<AutotuneOptions> {
             p.autotune_folds.unwrap_or(0)
         )));
     }
+    if p.autotune_dropout && (p.dropout > 0.0 || p.input_dropout > 0.0) {
+        return Err(Error::invalid(
+            "the `autotune_dropout` option searches the dropout rates; leave `dropout` and \
+             `input_dropout` at 0",
+        ));
+    }
     let budget = match p.autotune_duration {
         Some(s) if !(s.is_finite() && s > 0.0) => {
             return Err(Error::invalid(format!(
@@ -250,8 +257,7 @@ fn tune_options(p: &Params) -> Result<AutotuneOptions> {
         folds: p.autotune_folds,
         valid_fraction: 0.2,
         hidden_preset: (p.autotune_hidden && p.layer_constraint.is_empty()).then_some(preset),
-        // The estimator's dropout rates hold for every trial (not searched).
-        search_dropout: false,
+        search_dropout: p.autotune_dropout,
     })
 }
 

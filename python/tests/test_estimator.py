@@ -112,6 +112,20 @@ def test_a_free_skip_leaves_the_network_monotone_but_not_certified(spambase):
         NonNegClassifier(skip="sideways").fit(X, y)
 
 
+def test_autotune_searches_dropout_only_when_asked(spambase):
+    X, y = spambase
+    rates = lambda **kw: [
+        t["settings"]["dropout"]
+        for t in json.loads(
+            NonNegClassifier(hidden=(8,), autotune=True, autotune_trials=12, **kw).fit(X, y).model_.training
+        )["autotune"]["trials"]
+    ]
+    assert all(r == 0.0 for r in rates())
+    assert any(r > 0.0 for r in rates(autotune_dropout=True))
+    with pytest.raises(ValueError, match="`autotune_dropout` option searches"):
+        NonNegClassifier(autotune=True, autotune_dropout=True, dropout=0.2).fit(X, y)
+
+
 def test_sparse_input_is_never_densified(monkeypatch):
     # 2^20 columns (dense: 1.6 GB), of which the rows use the first 200.
     rng = np.random.default_rng(0)
