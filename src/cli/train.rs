@@ -364,21 +364,7 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
         }
     }
     cfg.threshold_fpr = a.threshold_fpr;
-    if !(0.0..=1.0).contains(&a.robust_weight) {
-        bail!("--robust-weight must be in [0, 1], got {}", a.robust_weight);
-    }
-    if !(0.0..=1.0).contains(&a.robust_crown) {
-        bail!("--robust-crown must be in [0, 1], got {}", a.robust_crown);
-    }
-    let robust = RobustConfig::with_budgets(&a.robust_budget)
-        .map_err(|e| anyhow!("--robust-budget: {e}"))?;
-    cfg.robust = (robust.budget > 0).then_some(RobustConfig {
-        weight: a.robust_weight,
-        warmup_epochs: a.robust_warmup,
-        crown: a.robust_crown,
-        length: a.robust_length,
-        ..robust
-    });
+    cfg.robust = robust_config(a)?;
     Ok(FitOptions {
         config: cfg,
         signs: None,
@@ -392,6 +378,25 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
         stop: None,
         checkpoint: None,
     })
+}
+
+/// Verified training's options; `None` when the budget is 0 (off).
+fn robust_config(a: &TrainArgs) -> Result<Option<RobustConfig>> {
+    if !(0.0..=1.0).contains(&a.robust_weight) {
+        bail!("--robust-weight must be in [0, 1], got {}", a.robust_weight);
+    }
+    if !(0.0..=1.0).contains(&a.robust_crown) {
+        bail!("--robust-crown must be in [0, 1], got {}", a.robust_crown);
+    }
+    let robust = RobustConfig::with_budgets(&a.robust_budget)
+        .map_err(|e| anyhow!("--robust-budget: {e}"))?;
+    Ok((robust.budget > 0).then_some(RobustConfig {
+        weight: a.robust_weight,
+        warmup_epochs: a.robust_warmup,
+        crown: a.robust_crown,
+        length: a.robust_length,
+        ..robust
+    }))
 }
 
 /// `--monotone-features` or `--feature-directions`, read against the training data and
