@@ -428,9 +428,13 @@ fn skip_free_keeps_the_network_monotone_and_leaves_only_the_skip_signed_freely()
         exec(&["certify", "--model", &signed_path]).status.code(),
         Some(0)
     );
-    assert_eq!(
-        exec(&["certify", "--model", &free_path]).status.code(),
-        Some(1)
+    let refused = exec(&["certify", "--model", &free_path]);
+    assert_eq!(refused.status.code(), Some(1));
+    // It is no Lipschitz monotonic network: the reason names the negative weights only.
+    let why = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        why.contains("negative weights") && !why.contains("Lipschitz"),
+        "{why}"
     );
     let mut args = vec!["certify", "--model", &free_path, "--data", &te];
     args.extend(["--budget", "1,inf", "--json", "--label-column", "type"]);

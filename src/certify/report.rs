@@ -1,6 +1,6 @@
 //! The certificate as text: the verdict line and the human report.
 
-use super::{Certificate, LayerViolation};
+use super::{Certificate, LayerViolation, LipschitzProof};
 use std::fmt;
 
 impl Certificate {
@@ -46,7 +46,16 @@ impl Certificate {
                 self.n_uncovered, self.declared
             ));
         }
-        if let Some(p) = self.lipschitz.as_ref().filter(|p| p.proved < p.checked) {
+        // The Lipschitz proof's shortfall is news only for a model that looks like a
+        // Lipschitz monotonic network (some feature proved, or skip weights of the right
+        // sign); a free skip beside a monotone MLP fails it by construction.
+        let lmn_like = |p: &&LipschitzProof| p.proved > 0 || p.min_ratio.is_some_and(|r| r > 0.0);
+        if let Some(p) = self
+            .lipschitz
+            .as_ref()
+            .filter(|p| p.proved < p.checked)
+            .filter(lmn_like)
+        {
             why.push(format!(
                 "{} of them have a skip weight below the MLP's Lipschitz bound (smallest \
                  ratio {}{})",
