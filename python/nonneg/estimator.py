@@ -61,6 +61,8 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
     names become the model's feature names) or a scipy.sparse matrix (kept sparse).
     ``monotone_features``: feature names or indices; ``feature_directions``: a dict or
     pairs ``feature -> +1 | -1 | 0``. ``verbose`` prints each epoch's line as the CLI does.
+    ``hidden``: the hidden widths (``()``: logistic regression), or ``"auto"``: the
+    preset's, 64-32 (16 units for ``constraint="lmn"``), as ``nonneg train`` without ``--hidden``.
     ``dropout`` / ``input_dropout``: dropout on the hidden activations / the input, in
     training only (``nonneg train --dropout`` / ``--input-dropout``).
     ``autotune=True`` is ``nonneg train --autotune``: a search on held-out data (or
@@ -74,7 +76,7 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        hidden=(64, 32),
+        hidden="auto",
         activation="auto",
         skip="auto",
         constraint="none",
@@ -177,7 +179,13 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
     def _options(self):
         p = self.get_params()
         del p["verbose"]
-        p["hidden"] = [int(h) for h in (p["hidden"] or ())]
+        h = p["hidden"]
+        if isinstance(h, str):
+            if h != "auto":
+                raise ValueError(f"hidden: widths such as (64, 32), () or 'auto', got {h!r}")
+            p["hidden"] = None
+        else:
+            p["hidden"] = [int(w) for w in (h or ())]
         p["layer_constraint"] = list(p["layer_constraint"] or ())
         if p["monotone_features"] is not None:
             p["monotone_features"] = [str(f) for f in p["monotone_features"]]

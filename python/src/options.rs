@@ -45,7 +45,8 @@ pub fn parse_method(name: &str) -> Result<nonneg::attack::Method> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
-    hidden: Vec<usize>,
+    /// `None`: the preset's widths ([`Preset::default_hidden`]).
+    hidden: Option<Vec<usize>>,
     activation: String,
     skip: String,
     constraint: String,
@@ -270,7 +271,8 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
              themselves; they cannot be combined with the `constraint` option",
         ));
     }
-    let mut cfg = TrainConfig::new(p.hidden.clone(), preset);
+    let hidden = p.hidden.clone().unwrap_or_else(|| preset.default_hidden());
+    let mut cfg = TrainConfig::new(hidden, preset);
     for spec in &p.layer_constraint {
         pipeline::apply_layer_constraint(spec, &mut cfg.constraints)?;
     }

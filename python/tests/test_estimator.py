@@ -126,6 +126,17 @@ def test_autotune_searches_dropout_only_when_asked(spambase):
         NonNegClassifier(autotune=True, autotune_dropout=True, dropout=0.2).fit(X, y)
 
 
+def test_hidden_auto_takes_the_presets_widths(spambase):
+    X, y = spambase
+    widths = lambda **kw: json.loads(NonNegClassifier(epochs=1, **kw).fit(X, y).model_.training)["hidden"]
+    assert widths() == [64, 32]
+    assert widths(constraint="lmn") == [16]
+    assert widths(constraint="lmn", hidden=(8,)) == [8]
+    assert widths(hidden=()) == []
+    with pytest.raises(ValueError, match="hidden: widths"):
+        NonNegClassifier(hidden="64,32").fit(X, y)
+
+
 def test_sparse_input_is_never_densified(monkeypatch):
     # 2^20 columns (dense: 1.6 GB), of which the rows use the first 200.
     rng = np.random.default_rng(0)
