@@ -400,6 +400,14 @@ mod under_mpirun {
         args
     }
 
+    /// One process streaming the shards of `pattern` with [`shard_args`] into `out`.
+    fn train_streaming(pattern: &str, out: &str) {
+        let mut args = vec!["train", "-q"];
+        args.extend(shard_args(pattern));
+        args.extend(["--out", out]);
+        run(&args);
+    }
+
     /// The AUC of the model in `path` on the validation shards (6 and 7) in `dir`.
     fn valid_auc(path: &str, dir: &Path) -> f64 {
         let model = io::load(path.as_ref()).unwrap();
@@ -421,10 +429,7 @@ mod under_mpirun {
             path_in(dir.path(), "plain.st"),
             path_in(dir.path(), "one.st"),
         );
-        let mut args = vec!["train", "-q"];
-        args.extend(shard_args(&pattern));
-        args.extend(["--out", &plain]);
-        run(&args);
+        train_streaming(&pattern, &plain);
         let mut args = shard_args(&pattern);
         args.extend(["-q", "--out", &one]);
         train_ranks(1, &args);
@@ -440,10 +445,7 @@ mod under_mpirun {
             path_in(dir.path(), "two.st"),
             path_in(dir.path(), "again.st"),
         );
-        let mut args = vec!["train", "-q"];
-        args.extend(shard_args(&pattern));
-        args.extend(["--out", &plain]);
-        run(&args);
+        train_streaming(&pattern, &plain);
         let mut args = shard_args(&pattern);
         args.extend(["--out", &two]);
         let err = train_ranks(2, &args);

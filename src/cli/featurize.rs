@@ -24,7 +24,7 @@ use nonneg::features::corpus::{featurize_corpus, spec_path_for, write_corpus, Sp
 use nonneg::features::shards::{featurize_to_shards, shard_path};
 use nonneg::features::text::{InputKind, TextOptions, TextSpec, ValueMode, Vocabulary};
 use nonneg::features::{FeaturizerKind, FeaturizerSpec};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -183,12 +183,7 @@ pub fn run(args: &FeaturizeArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     warn_if_not_monotone(&corpus.spec)?;
     let spec_path = write_corpus(&corpus_args.out, &corpus)
         .with_context(|| format!("writing {}", corpus_args.out.display()))?;
-    if let Some(v) = &vocab_out {
-        corpus
-            .spec
-            .save(v)
-            .with_context(|| format!("writing the vocabulary {}", v.display()))?;
-    }
+    save_vocab(&corpus.spec, vocab_out.as_deref())?;
     if ctx.quiet {
         return Ok(ExitCode::SUCCESS);
     }
@@ -234,12 +229,7 @@ fn run_sharded(
     // Its errors name the sample or the shard.
     let shards = shards?;
     warn_if_not_monotone(&shards.spec)?;
-    if let Some(v) = &vocab_out {
-        shards
-            .spec
-            .save(v)
-            .with_context(|| format!("writing the vocabulary {}", v.display()))?;
-    }
+    save_vocab(&shards.spec, vocab_out.as_deref())?;
     if ctx.quiet {
         return Ok(ExitCode::SUCCESS);
     }
@@ -257,6 +247,15 @@ fn run_sharded(
         crate::cli::errln!("vocabulary/spec: {} (use with --vocab)", v.display())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--build-vocab FILE`: the featurizer spec, for `--vocab` on later corpora.
+fn save_vocab(spec: &FeaturizerSpec, out: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(v) = out {
+        spec.save(v)
+            .with_context(|| format!("writing the vocabulary {}", v.display()))?;
+    }
+    Ok(())
 }
 
 /// Warns (stderr, even with --quiet) that certify will refuse models on this featurizer.
