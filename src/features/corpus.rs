@@ -7,7 +7,8 @@
 //! the samples given here (the training data), never from data featurized later with the
 //! resulting spec.
 
-use super::source::{self, Sample, SampleData};
+use super::inputs::{resolve_spec, Inputs};
+use super::source::{Sample, SampleData};
 use super::text::{self, Analysis, TextOptions};
 use super::{problem_kind, Featurized, FeaturizerKind, FeaturizerSpec};
 use crate::data::CsrMatrix;
@@ -112,16 +113,43 @@ pub struct Corpus {
 
 /// Reads every class path, builds the vocabulary when asked (from these samples only),
 /// and featurizes all samples. Decoding problems never abort; I/O errors do.
+///
+/// Folders and files are featurized as listed, decoding each sample once; when a path is
+/// an archive, the samples are streamed in [`super::inputs`]'s passes instead (the
+/// vocabulary counted first, then the rows), so no raw archive is held in memory.
 pub fn featurize_corpus(
     classes: &[(String, PathBuf)],
     positive: &str,
     spec: SpecSource,
 ) -> Result<Corpus> {
     check_classes(classes, positive)?;
-    let (samples, skipped) = list_samples(classes)?;
-    let (spec, email_note) = resolve_email_defaults(spec, &samples)?;
-    let (spec, rows) = featurize_all(spec, &samples)?;
-    let mut corpus = assemble(classes, positive, spec, samples, rows, skipped);
+    let inputs = Inputs::new(classes)?;
+    let skipped = inputs.skipped;
+    let mut rows = Rows::new(classes, positive);
+    let (spec, email_note) = match inputs.into_listed() {
+        Ok(samples) => {
+            let (spec, email_note) = resolve_email_defaults(spec, &samples)?;
+            let (spec, featurized) = featurize_all(spec, &samples)?;
+            let nnz = featurized.iter().map(|r| r.indices.len()).sum();
+            rows.reserve(spec.n_features(), samples.len(), nnz);
+            for ((ci, s), r) in samples.into_iter().zip(featurized) {
+                rows.push(ci, s.name, r);
+            }
+            (spec, email_note)
+        }
+        Err(inputs) => {
+            let (spec, email_note) = resolve_spec(spec, &inputs)?;
+            rows.reserve(spec.n_features(), inputs.len(), 0);
+            let index = term_index(&spec);
+            inputs.featurize_in_order(&spec, index.as_ref(), None, |ci, name, r| {
+                rows.push(ci, name.to_owned(), r);
+                Ok(())
+            })?;
+            drop(index);
+            (spec, email_note)
+        }
+    };
+    let mut corpus = rows.finish(spec, skipped);
     corpus.summary.email_defaults = email_note;
     Ok(corpus)
 }
@@ -195,18 +223,6 @@ pub(crate) fn check_classes(classes: &[(String, PathBuf)], positive: &str) -> Re
     Ok(())
 }
 
-/// Every class's samples, tagged with the class index, and the count of skipped entries.
-pub(crate) fn list_samples(classes: &[(String, PathBuf)]) -> Result<(Vec<(usize, Sample)>, usize)> {
-    let mut samples: Vec<(usize, Sample)> = Vec::new();
-    let mut skipped = 0;
-    for (ci, (_, path)) in classes.iter().enumerate() {
-        let listing = source::list(path)?;
-        skipped += listing.skipped_non_regular;
-        samples.extend(listing.samples.into_iter().map(|s| (ci, s)));
-    }
-    Ok((samples, skipped))
-}
-
 /// The final spec and one featurized row per sample, in sample order.
 pub(crate) fn featurize_all(
     spec: SpecSource,
@@ -239,40 +255,56 @@ pub(crate) fn featurize_all(
     }
 }
 
-/// Builds the matrix, labels and summary; `rows` is consumed as the matrix grows, so the
-/// rows and the matrix are never both held in full.
-fn assemble(
-    classes: &[(String, PathBuf)],
-    positive: &str,
-    spec: FeaturizerSpec,
-    samples: Vec<(usize, Sample)>,
-    rows: Vec<Featurized>,
-    skipped: usize,
-) -> Corpus {
-    let n_features = spec.n_features();
-    let nnz: usize = rows.iter().map(|r| r.indices.len()).sum();
-    let mut x = CsrMatrix::with_capacity(n_features, rows.len(), nnz);
-    let mut y = Vec::with_capacity(rows.len());
-    let mut class = Vec::with_capacity(rows.len());
-    let mut names = Vec::with_capacity(rows.len());
-    let mut problems = Vec::with_capacity(rows.len());
-    let mut tally = Tally::new(classes, positive);
-    for ((ci, s), r) in samples.into_iter().zip(rows) {
-        x.push_row(&r.indices, &r.values);
-        y.push(tally.add(ci, &r.problems));
-        class.push(classes[ci].0.clone());
-        names.push(s.name);
-        problems.push(r.problems);
+/// A corpus being built row by row (so rows need not be held apart from the matrix).
+struct Rows<'a> {
+    x: CsrMatrix,
+    y: Vec<f32>,
+    class: Vec<String>,
+    names: Vec<String>,
+    problems: Vec<Vec<String>>,
+    tally: Tally<'a>,
+}
+
+impl<'a> Rows<'a> {
+    fn new(classes: &'a [(String, PathBuf)], positive: &'a str) -> Self {
+        Rows {
+            x: CsrMatrix::with_capacity(0, 0, 0),
+            y: Vec::new(),
+            class: Vec::new(),
+            names: Vec::new(),
+            problems: Vec::new(),
+            tally: Tally::new(classes, positive),
+        }
     }
-    let summary = tally.summary(n_features, skipped);
-    Corpus {
-        spec,
-        x,
-        y,
-        class,
-        names,
-        problems,
-        summary,
+
+    /// Sizes the matrix: `n_features` columns, room for `rows` rows and `nnz` non-zeros.
+    fn reserve(&mut self, n_features: usize, rows: usize, nnz: usize) {
+        self.x = CsrMatrix::with_capacity(n_features, rows, nnz);
+        self.y.reserve(rows);
+        self.class.reserve(rows);
+        self.names.reserve(rows);
+        self.problems.reserve(rows);
+    }
+
+    fn push(&mut self, ci: usize, name: String, r: Featurized) {
+        self.x.push_row(&r.indices, &r.values);
+        self.y.push(self.tally.add(ci, &r.problems));
+        self.class.push(self.tally.classes[ci].0.clone());
+        self.names.push(name);
+        self.problems.push(r.problems);
+    }
+
+    fn finish(self, spec: FeaturizerSpec, skipped: usize) -> Corpus {
+        let summary = self.tally.summary(spec.n_features(), skipped);
+        Corpus {
+            spec,
+            x: self.x,
+            y: self.y,
+            class: self.class,
+            names: self.names,
+            problems: self.problems,
+            summary,
+        }
     }
 }
 
