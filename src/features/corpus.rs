@@ -125,28 +125,27 @@ pub fn featurize_corpus(
     check_classes(classes, positive)?;
     let inputs = Inputs::new(classes)?;
     let skipped = inputs.skipped;
-    let mut rows = Rows::new(classes, positive);
-    let (spec, email_note) = match inputs.into_listed() {
+    let (spec, email_note, rows) = match inputs.into_listed() {
         Ok(samples) => {
             let (spec, email_note) = resolve_email_defaults(spec, &samples)?;
             let (spec, featurized) = featurize_all(spec, &samples)?;
             let nnz = featurized.iter().map(|r| r.indices.len()).sum();
-            rows.reserve(spec.n_features(), samples.len(), nnz);
+            let mut rows = Rows::new(classes, positive, spec.n_features(), samples.len(), nnz);
             for ((ci, s), r) in samples.into_iter().zip(featurized) {
                 rows.push(ci, s.name, r);
             }
-            (spec, email_note)
+            (spec, email_note, rows)
         }
         Err(inputs) => {
             let (spec, email_note) = resolve_spec(spec, &inputs)?;
-            rows.reserve(spec.n_features(), inputs.len(), 0);
+            let mut rows = Rows::new(classes, positive, spec.n_features(), inputs.len(), 0);
             let index = term_index(&spec);
             inputs.featurize_in_order(&spec, index.as_ref(), None, |ci, name, r| {
                 rows.push(ci, name.to_owned(), r);
                 Ok(())
             })?;
             drop(index);
-            (spec, email_note)
+            (spec, email_note, rows)
         }
     };
     let mut corpus = rows.finish(spec, skipped);
@@ -266,24 +265,22 @@ struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    fn new(classes: &'a [(String, PathBuf)], positive: &'a str) -> Self {
+    /// Room for `rows` rows of `n_features` columns and `nnz` non-zeros.
+    fn new(
+        classes: &'a [(String, PathBuf)],
+        positive: &'a str,
+        n_features: usize,
+        rows: usize,
+        nnz: usize,
+    ) -> Self {
         Rows {
-            x: CsrMatrix::with_capacity(0, 0, 0),
-            y: Vec::new(),
-            class: Vec::new(),
-            names: Vec::new(),
-            problems: Vec::new(),
+            x: CsrMatrix::with_capacity(n_features, rows, nnz),
+            y: Vec::with_capacity(rows),
+            class: Vec::with_capacity(rows),
+            names: Vec::with_capacity(rows),
+            problems: Vec::with_capacity(rows),
             tally: Tally::new(classes, positive),
         }
-    }
-
-    /// Sizes the matrix: `n_features` columns, room for `rows` rows and `nnz` non-zeros.
-    fn reserve(&mut self, n_features: usize, rows: usize, nnz: usize) {
-        self.x = CsrMatrix::with_capacity(n_features, rows, nnz);
-        self.y.reserve(rows);
-        self.class.reserve(rows);
-        self.names.reserve(rows);
-        self.problems.reserve(rows);
     }
 
     fn push(&mut self, ci: usize, name: String, r: Featurized) {

@@ -1,7 +1,8 @@
 //! Featurizing a corpus bigger than memory into svmlight shards `<prefix>-00000.svm`,
 //! `<prefix>-00001.svm`, ... of a fixed number of rows, plus one featurizer sidecar.
 //!
-//! Two passes over the samples, neither holding the corpus's rows:
+//! Two passes over the samples (after a pass over an archive's headers), neither holding
+//! the corpus's rows:
 //! - building a vocabulary counts document frequencies only (memory grows with the
 //!   vocabulary, not the corpus); the email defaults are decided in the same pass,
 //!   optimistically: it counts with them on and starts again with them off only when a
@@ -16,9 +17,11 @@
 //! is staged and committed as one [`crate::atomic::Group`], with the stale shards of an
 //! earlier, longer run removed: a failed run leaves the old set or the new one.
 //!
-//! Memory: the list of samples (their names, ~150 bytes each), the vocabulary, one shard
-//! of rows in memory (8 bytes per non-zero) and a batch of [`BATCH`] samples. Archive
-//! members are held in memory by [`super::source`]: give folders for a large corpus.
+//! Memory: the list of samples (their names, ~150 bytes each; for an archive also a rank
+//! and a row's place in a temporary file, 24 bytes more), the vocabulary, one shard of
+//! rows (8 bytes per non-zero) and a batch of [`BATCH`] samples. Archives are streamed
+//! ([`super::inputs`]): their rows are spilled to an unnamed temporary file beside the
+//! shards and read back in name order, so the raw archive is never held.
 
 use super::corpus::{check_classes, stage_sidecar, term_index, CorpusSummary, SpecSource, Tally};
 use super::inputs::{resolve_spec, Inputs};

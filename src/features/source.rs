@@ -12,9 +12,12 @@
 //! Symlinks inside a directory are never followed (the root itself may be a symlink).
 //!
 //! Memory: directory samples are read lazily, one at a time per worker
-//! ([`Sample::bytes`]). Archive members are read into memory in archive order and then
-//! sorted, so an archive costs its uncompressed size in RAM: fine for corpora up to a few
-//! hundred MB; unpack bigger ones and pass the folder.
+//! ([`Sample::bytes`]). An archive given to [`list`] is read into memory whole (its
+//! uncompressed size in RAM: for callers that need random access, e.g. `attack`); the
+//! featurizing passes use [`ArchiveIndex`] instead: a first pass reads the headers only
+//! (member data is decompressed and dropped) for the names and their sorted ranks, and
+//! each later pass streams the members in archive order, a batch at a time
+//! ([`ArchiveIndex::stream`]), so memory does not grow with the archive's size.
 
 use crate::error::{Error, Result};
 use std::borrow::Cow;
