@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 pub const BATCH: usize = 1024;
 
 /// One class path's samples.
-pub(crate) enum Input {
+enum Input {
     /// A folder or a single file: its samples in order, read when featurized.
     Listed(Vec<Sample>),
     /// An archive, read again for each pass.
@@ -35,7 +35,7 @@ pub(crate) enum Input {
 
 /// Every class path's samples, tagged with the class index.
 pub(crate) struct Inputs {
-    pub(crate) items: Vec<(usize, Input)>,
+    items: Vec<(usize, Input)>,
     /// Non-regular entries skipped (symlinks, devices, ...).
     pub(crate) skipped: usize,
 }
@@ -179,29 +179,39 @@ impl Inputs {
     }
 }
 
-/// An archive's featurized rows, put in archive order and taken in rank order.
-enum Held {
-    Memory(Vec<Option<Featurized>>),
-    /// Rows encoded one after another in an unnamed file (gone when dropped, or when the
-    /// process dies); `at[rank]` is a row's offset and length.
+/// An archive's featurized rows, put in archive order and taken in rank order, encoded
+/// one after another (8 bytes a non-zero, no allocation a row).
+struct Held {
+    store: Store,
+    /// Per rank: the row's offset and length.
+    at: Vec<(u64, u32)>,
+    end: u64,
+    buf: Vec<u8>,
+}
+
+enum Store {
+    Memory(Vec<u8>),
+    /// An unnamed file in `dir` (gone when dropped, or when the process dies).
     Spill {
         dir: PathBuf,
         file: BufWriter<File>,
-        at: Vec<(u64, u32)>,
-        end: u64,
-        buf: Vec<u8>,
     },
 }
 
 impl Held {
     fn new(n: usize, spill: Option<&Path>) -> Result<Self> {
-        let Some(dir) = spill else {
-            return Ok(Held::Memory(vec![None; n]));
+        let store = match spill {
+            None => Store::Memory(Vec::new()),
+            Some(dir) => {
+                let file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+                Store::Spill {
+                    dir: dir.to_path_buf(),
+                    file: BufWriter::with_capacity(1 << 20, file),
+                }
+            }
         };
-        let file = tempfile::tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-        Ok(Held::Spill {
-            dir: dir.to_path_buf(),
-            file: BufWriter::with_capacity(1 << 20, file),
+        Ok(Held {
+            store,
             at: vec![(0, 0); n],
             end: 0,
             buf: Vec::new(),
@@ -209,47 +219,37 @@ impl Held {
     }
 
     fn put(&mut self, rank: usize, row: Featurized) -> Result<()> {
-        match self {
-            Held::Memory(rows) => rows[rank] = Some(row),
-            Held::Spill {
-                dir,
-                file,
-                at,
-                end,
-                buf,
-            } => {
-                buf.clear();
-                encode(&row, buf);
-                let len = u32::try_from(buf.len()).map_err(|_| {
-                    Error::invalid(format!("a featurized row of {} bytes", buf.len()))
-                })?;
-                file.write_all(buf).map_err(|e| Error::io(dir, e))?;
-                at[rank] = (*end, len);
-                *end += len as u64;
+        self.buf.clear();
+        encode(&row, &mut self.buf);
+        let len = u32::try_from(self.buf.len())
+            .map_err(|_| Error::invalid(format!("a featurized row of {} bytes", self.buf.len())))?;
+        match &mut self.store {
+            Store::Memory(bytes) => bytes.extend_from_slice(&self.buf),
+            Store::Spill { dir, file } => {
+                file.write_all(&self.buf).map_err(|e| Error::io(dir, e))?
             }
         }
+        self.at[rank] = (self.end, len);
+        self.end += len as u64;
         Ok(())
     }
 
     fn take(&mut self, rank: usize) -> Result<Featurized> {
-        match self {
-            Held::Memory(rows) => Ok(rows[rank].take().unwrap_or_default()),
-            Held::Spill {
-                dir, file, at, buf, ..
-            } => {
+        let (offset, len) = self.at[rank];
+        let row = match &mut self.store {
+            Store::Memory(bytes) => decode(&bytes[offset as usize..offset as usize + len as usize]),
+            Store::Spill { dir, file } => {
                 let dir: &Path = dir;
-                let (offset, len) = at[rank];
                 file.flush().map_err(|e| Error::io(dir, e))?;
                 let f = file.get_mut();
-                buf.resize(len as usize, 0);
+                self.buf.resize(len as usize, 0);
                 f.seek(SeekFrom::Start(offset))
-                    .and_then(|_| f.read_exact(buf))
+                    .and_then(|_| f.read_exact(&mut self.buf))
                     .map_err(|e| Error::io(dir, e))?;
-                decode(buf).ok_or_else(|| {
-                    Error::format(dir, "a temporary file of featurized rows is corrupt")
-                })
+                decode(&self.buf)
             }
-        }
+        };
+        row.ok_or_else(|| Error::invalid("a temporary store of featurized rows is corrupt"))
     }
 }
 

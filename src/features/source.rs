@@ -297,7 +297,7 @@ pub fn peak_streamed_members() -> usize {
 const MEMBER_RESERVE: u64 = 1 << 20;
 
 /// A regular archive member being visited: its data can be read once.
-pub struct Member<'a> {
+struct Member<'a> {
     path: &'a Path,
     name: &'a str,
     claimed: u64,
@@ -306,7 +306,7 @@ pub struct Member<'a> {
 
 impl Member<'_> {
     /// The member's bytes; a read error is a corrupt archive.
-    pub fn read_all(self) -> Result<Vec<u8>> {
+    fn read_all(self) -> Result<Vec<u8>> {
         let mut buf = Vec::with_capacity(self.claimed.min(MEMBER_RESERVE) as usize);
         self.data.read_to_end(&mut buf).map_err(|e| {
             Error::format(self.path, format!("corrupt tar member {}: {e}", self.name))
