@@ -123,7 +123,16 @@ pub fn featurize_corpus(
     spec: SpecSource,
 ) -> Result<Corpus> {
     check_classes(classes, positive)?;
-    let inputs = Inputs::new(classes)?;
+    featurize_inputs(classes, positive, Inputs::new(classes)?, spec)
+}
+
+/// [`featurize_corpus`] of `inputs`, whose class indices index `classes`.
+pub(crate) fn featurize_inputs(
+    classes: &[(String, PathBuf)],
+    positive: &str,
+    inputs: Inputs,
+    spec: SpecSource,
+) -> Result<Corpus> {
     let skipped = inputs.skipped;
     let (spec, email_note, rows) = match inputs.into_listed() {
         Ok(samples) => {
@@ -155,7 +164,7 @@ pub fn featurize_corpus(
 
 /// `spec` with the email defaults applied when asked for and every sample is an email,
 /// and a line saying what happened (`None` when they were not asked for).
-pub(crate) fn resolve_email_defaults(
+fn resolve_email_defaults(
     spec: SpecSource,
     samples: &[(usize, Sample)],
 ) -> Result<(SpecSource, Option<String>)> {
@@ -223,7 +232,7 @@ pub(crate) fn check_classes(classes: &[(String, PathBuf)], positive: &str) -> Re
 }
 
 /// The final spec and one featurized row per sample, in sample order.
-pub(crate) fn featurize_all(
+fn featurize_all(
     spec: SpecSource,
     samples: &[(usize, Sample)],
 ) -> Result<(FeaturizerSpec, Vec<Featurized>)> {

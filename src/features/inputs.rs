@@ -34,6 +34,7 @@ enum Input {
 }
 
 /// Every class path's samples, tagged with the class index.
+#[derive(Default)]
 pub(crate) struct Inputs {
     items: Vec<(usize, Input)>,
     /// Non-regular entries skipped (symlinks, devices, ...).
@@ -79,26 +80,37 @@ impl Input {
 impl Inputs {
     /// Lists the folders and files and indexes the archives of `classes`.
     pub(crate) fn new(classes: &[(String, PathBuf)]) -> Result<Self> {
-        let mut inputs = Inputs {
-            items: Vec::with_capacity(classes.len()),
-            skipped: 0,
-        };
+        let mut inputs = Inputs::default();
         for (ci, (_, path)) in classes.iter().enumerate() {
-            let input = match source::path_kind(path)? {
-                PathKind::Archive(kind) => {
-                    let index = ArchiveIndex::new(path, kind)?;
-                    inputs.skipped += index.skipped_non_regular;
-                    Input::Archive(index)
-                }
-                PathKind::Dir | PathKind::File => {
-                    let listing = source::list(path)?;
-                    inputs.skipped += listing.skipped_non_regular;
-                    Input::Listed(listing.samples)
-                }
-            };
-            inputs.items.push((ci, input));
+            inputs.push_path(ci, path)?;
         }
         Ok(inputs)
+    }
+
+    /// Adds the samples of `path` (a folder, a file or an archive) for class `ci`.
+    pub(crate) fn push_path(&mut self, ci: usize, path: &Path) -> Result<()> {
+        let input = match source::path_kind(path)? {
+            PathKind::Archive(kind) => {
+                let index = ArchiveIndex::new(path, kind)?;
+                self.skipped += index.skipped_non_regular;
+                Input::Archive(index)
+            }
+            PathKind::Dir | PathKind::File => {
+                let listing = source::list(path)?;
+                self.skipped += listing.skipped_non_regular;
+                Input::Listed(listing.samples)
+            }
+        };
+        self.items.push((ci, input));
+        Ok(())
+    }
+
+    /// Adds one sample (in memory) for class `ci`, after the samples added before.
+    pub(crate) fn push_sample(&mut self, ci: usize, sample: Sample) {
+        match self.items.last_mut() {
+            Some((c, Input::Listed(samples))) if *c == ci => samples.push(sample),
+            _ => self.items.push((ci, Input::Listed(vec![sample]))),
+        }
     }
 
     /// The number of samples.
