@@ -11,7 +11,7 @@
 //! ```
 //!
 //! PATH is a directory (recursive), a file, or a `.tar` / `.tar.gz` / `.tgz` / `.tar.bz2`
-//! archive. `--class` may repeat with the same NAME. The positive class (label 1) defaults
+//! archive, streamed member by member (never unpacked nor held whole). `--class` may repeat with the same NAME. The positive class (label 1) defaults
 //! to the first `--class` name. Besides `--out`, the spec is written to
 //! `<out>.featurizer.json`; either that file or `--build-vocab`'s can be passed to
 //! `--vocab` to featurize test data with the same features. The featurizing itself is
@@ -45,7 +45,8 @@ pub enum FeaturizeKind {
 #[derive(clap::Args, Debug, Clone)]
 pub struct CorpusArgs {
     /// A class and where its samples are: NAME=PATH (directory, file, .tar, .tar.gz,
-    /// .tgz, .tar.bz2). Repeat for more classes or more paths of one class.
+    /// .tgz, .tar.bz2; archives are streamed, not unpacked). Repeat for more classes or
+    /// more paths of one class.
     #[arg(long = "class", value_name = "NAME=PATH", required = true, value_parser = parse_class)]
     pub classes: Vec<(String, PathBuf)>,
     /// Output svmlight file (1-based indices, labels 0/1); the spec goes beside it as

@@ -7,7 +7,8 @@
 //! the samples given here (the training data), never from data featurized later with the
 //! resulting spec.
 
-use super::source::{self, Sample, SampleData};
+use super::inputs::{resolve_spec, Inputs};
+use super::source::{Sample, SampleData};
 use super::text::{self, Analysis, TextOptions};
 use super::{problem_kind, Featurized, FeaturizerKind, FeaturizerSpec};
 use crate::data::CsrMatrix;
@@ -112,23 +113,58 @@ pub struct Corpus {
 
 /// Reads every class path, builds the vocabulary when asked (from these samples only),
 /// and featurizes all samples. Decoding problems never abort; I/O errors do.
+///
+/// Folders and files are featurized as listed, decoding each sample once; when a path is
+/// an archive, the samples are streamed in [`super::inputs`]'s passes instead (the
+/// vocabulary counted first, then the rows), so no raw archive is held in memory.
 pub fn featurize_corpus(
     classes: &[(String, PathBuf)],
     positive: &str,
     spec: SpecSource,
 ) -> Result<Corpus> {
     check_classes(classes, positive)?;
-    let (samples, skipped) = list_samples(classes)?;
-    let (spec, email_note) = resolve_email_defaults(spec, &samples)?;
-    let (spec, rows) = featurize_all(spec, &samples)?;
-    let mut corpus = assemble(classes, positive, spec, samples, rows, skipped);
+    featurize_inputs(classes, positive, Inputs::new(classes)?, spec)
+}
+
+/// [`featurize_corpus`] of `inputs`, whose class indices index `classes`.
+pub(crate) fn featurize_inputs(
+    classes: &[(String, PathBuf)],
+    positive: &str,
+    inputs: Inputs,
+    spec: SpecSource,
+) -> Result<Corpus> {
+    let skipped = inputs.skipped;
+    let (spec, email_note, rows) = match inputs.into_listed() {
+        Ok(samples) => {
+            let (spec, email_note) = resolve_email_defaults(spec, &samples)?;
+            let (spec, featurized) = featurize_all(spec, &samples)?;
+            let nnz = featurized.iter().map(|r| r.indices.len()).sum();
+            let mut rows = Rows::new(classes, positive, spec.n_features(), samples.len(), nnz);
+            for ((ci, s), r) in samples.into_iter().zip(featurized) {
+                rows.push(ci, s.name, r);
+            }
+            (spec, email_note, rows)
+        }
+        Err(inputs) => {
+            let (spec, email_note) = resolve_spec(spec, &inputs)?;
+            let mut rows = Rows::new(classes, positive, spec.n_features(), inputs.len(), 0);
+            let index = term_index(&spec);
+            inputs.featurize_in_order(&spec, index.as_ref(), None, |ci, name, r| {
+                rows.push(ci, name.to_owned(), r);
+                Ok(())
+            })?;
+            drop(index);
+            (spec, email_note, rows)
+        }
+    };
+    let mut corpus = rows.finish(spec, skipped);
     corpus.summary.email_defaults = email_note;
     Ok(corpus)
 }
 
 /// `spec` with the email defaults applied when asked for and every sample is an email,
 /// and a line saying what happened (`None` when they were not asked for).
-pub(crate) fn resolve_email_defaults(
+fn resolve_email_defaults(
     spec: SpecSource,
     samples: &[(usize, Sample)],
 ) -> Result<(SpecSource, Option<String>)> {
@@ -195,20 +231,8 @@ pub(crate) fn check_classes(classes: &[(String, PathBuf)], positive: &str) -> Re
     Ok(())
 }
 
-/// Every class's samples, tagged with the class index, and the count of skipped entries.
-pub(crate) fn list_samples(classes: &[(String, PathBuf)]) -> Result<(Vec<(usize, Sample)>, usize)> {
-    let mut samples: Vec<(usize, Sample)> = Vec::new();
-    let mut skipped = 0;
-    for (ci, (_, path)) in classes.iter().enumerate() {
-        let listing = source::list(path)?;
-        skipped += listing.skipped_non_regular;
-        samples.extend(listing.samples.into_iter().map(|s| (ci, s)));
-    }
-    Ok((samples, skipped))
-}
-
 /// The final spec and one featurized row per sample, in sample order.
-pub(crate) fn featurize_all(
+fn featurize_all(
     spec: SpecSource,
     samples: &[(usize, Sample)],
 ) -> Result<(FeaturizerSpec, Vec<Featurized>)> {
@@ -239,40 +263,54 @@ pub(crate) fn featurize_all(
     }
 }
 
-/// Builds the matrix, labels and summary; `rows` is consumed as the matrix grows, so the
-/// rows and the matrix are never both held in full.
-fn assemble(
-    classes: &[(String, PathBuf)],
-    positive: &str,
-    spec: FeaturizerSpec,
-    samples: Vec<(usize, Sample)>,
-    rows: Vec<Featurized>,
-    skipped: usize,
-) -> Corpus {
-    let n_features = spec.n_features();
-    let nnz: usize = rows.iter().map(|r| r.indices.len()).sum();
-    let mut x = CsrMatrix::with_capacity(n_features, rows.len(), nnz);
-    let mut y = Vec::with_capacity(rows.len());
-    let mut class = Vec::with_capacity(rows.len());
-    let mut names = Vec::with_capacity(rows.len());
-    let mut problems = Vec::with_capacity(rows.len());
-    let mut tally = Tally::new(classes, positive);
-    for ((ci, s), r) in samples.into_iter().zip(rows) {
-        x.push_row(&r.indices, &r.values);
-        y.push(tally.add(ci, &r.problems));
-        class.push(classes[ci].0.clone());
-        names.push(s.name);
-        problems.push(r.problems);
+/// A corpus being built row by row (so rows need not be held apart from the matrix).
+struct Rows<'a> {
+    x: CsrMatrix,
+    y: Vec<f32>,
+    class: Vec<String>,
+    names: Vec<String>,
+    problems: Vec<Vec<String>>,
+    tally: Tally<'a>,
+}
+
+impl<'a> Rows<'a> {
+    /// Room for `rows` rows of `n_features` columns and `nnz` non-zeros.
+    fn new(
+        classes: &'a [(String, PathBuf)],
+        positive: &'a str,
+        n_features: usize,
+        rows: usize,
+        nnz: usize,
+    ) -> Self {
+        Rows {
+            x: CsrMatrix::with_capacity(n_features, rows, nnz),
+            y: Vec::with_capacity(rows),
+            class: Vec::with_capacity(rows),
+            names: Vec::with_capacity(rows),
+            problems: Vec::with_capacity(rows),
+            tally: Tally::new(classes, positive),
+        }
     }
-    let summary = tally.summary(n_features, skipped);
-    Corpus {
-        spec,
-        x,
-        y,
-        class,
-        names,
-        problems,
-        summary,
+
+    fn push(&mut self, ci: usize, name: String, r: Featurized) {
+        self.x.push_row(&r.indices, &r.values);
+        self.y.push(self.tally.add(ci, &r.problems));
+        self.class.push(self.tally.classes[ci].0.clone());
+        self.names.push(name);
+        self.problems.push(r.problems);
+    }
+
+    fn finish(self, spec: FeaturizerSpec, skipped: usize) -> Corpus {
+        let summary = self.tally.summary(spec.n_features(), skipped);
+        Corpus {
+            spec,
+            x: self.x,
+            y: self.y,
+            class: self.class,
+            names: self.names,
+            problems: self.problems,
+            summary,
+        }
     }
 }
 

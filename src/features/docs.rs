@@ -1,10 +1,12 @@
 //! Featurizing documents handed over one by one, as the Python `TextFeaturizer` does:
-//! texts already in memory, or paths (a file, a folder or an archive, each sample a row).
+//! texts already in memory, or paths (a file, a folder or an archive, each sample a row;
+//! an archive is streamed as `nonneg featurize` streams it).
 //! The analysis, vocabulary and values are [`super::corpus`]'s, so a spec fitted here
 //! equals `nonneg featurize text`'s on the same samples.
 
-use super::corpus::{featurize_all, resolve_email_defaults, SpecSource};
-use super::source::{self, Sample, SampleData};
+use super::corpus::{featurize_inputs, SpecSource};
+use super::inputs::Inputs;
+use super::source::{Sample, SampleData};
 use super::FeaturizerSpec;
 use crate::data::CsrMatrix;
 use crate::error::Result;
@@ -21,27 +23,23 @@ pub enum Doc {
 /// Featurizes `docs` with the spec `source` gives (built from these documents when asked),
 /// returning the spec and one row per sample, in order.
 pub fn featurize_docs(source: SpecSource, docs: Vec<Doc>) -> Result<(FeaturizerSpec, CsrMatrix)> {
-    let mut samples = Vec::with_capacity(docs.len());
+    let mut inputs = Inputs::default();
     for (i, d) in docs.into_iter().enumerate() {
         match d {
-            Doc::Raw(bytes) => samples.push((
+            Doc::Raw(bytes) => inputs.push_sample(
                 0,
                 Sample {
                     name: format!("document {i}"),
                     data: SampleData::Memory(bytes),
                 },
-            )),
-            Doc::Path(p) => samples.extend(source::list(&p)?.samples.into_iter().map(|s| (0, s))),
+            ),
+            Doc::Path(p) => inputs.push_path(0, &p)?,
         }
     }
-    let (source, _) = resolve_email_defaults(spec_checked(source)?, &samples)?;
-    let (spec, rows) = featurize_all(source, &samples)?;
-    let nnz = rows.iter().map(|r| r.indices.len()).sum();
-    let mut x = CsrMatrix::with_capacity(spec.n_features(), rows.len(), nnz);
-    for r in &rows {
-        x.push_row(&r.indices, &r.values);
-    }
-    Ok((spec, x))
+    // One unnamed class: the labels are not returned.
+    let class = [(String::new(), PathBuf::new())];
+    let corpus = featurize_inputs(&class, "", inputs, spec_checked(source)?)?;
+    Ok((corpus.spec, corpus.x))
 }
 
 fn spec_checked(source: SpecSource) -> Result<SpecSource> {
@@ -86,5 +84,32 @@ mod tests {
         )
         .unwrap();
         assert_eq!(from_path.row(0), x.row(0));
+    }
+
+    #[test]
+    fn an_archive_gives_its_folders_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let texts = ["b free money", "a meeting notes", "c free notes"];
+        let tar_path = dir.path().join("d.tar");
+        let mut tar = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        for t in texts {
+            let name = format!("{}.txt", &t[..1]);
+            std::fs::write(dir.path().join("d").join(&name), t).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(t.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, format!("d/{name}"), t.as_bytes())
+                .unwrap();
+        }
+        tar.finish().unwrap();
+        let raw = Doc::Raw(b"free free".to_vec());
+        let (_, folder) = featurize_docs(build(), vec![Doc::Path(dir.path().join("d"))]).unwrap();
+        let (_, archive) = featurize_docs(build(), vec![Doc::Path(tar_path), raw]).unwrap();
+        assert_eq!(archive.rows, 4);
+        for r in 0..3 {
+            assert_eq!(archive.row(r), folder.row(r));
+        }
+        assert_eq!(archive.row(3).0.len(), 1);
     }
 }

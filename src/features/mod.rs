@@ -12,7 +12,9 @@
 //! - [`email`]: decoding emails (mail-parser) and plain text to text;
 //! - [`text`]: tokenization and the text spec;
 //! - [`bytes`]: hashed byte n-grams and PE/ELF imports (goblin);
-//! - [`corpus`]: featurize labelled class folders into a CSR matrix and write svmlight.
+//! - [`inputs`]: class paths as streaming passes (archives read member by member);
+//! - [`corpus`]: featurize labelled class folders into a CSR matrix and write svmlight;
+//! - [`shards`]: the same into svmlight shards, for a corpus bigger than memory.
 //!
 //! The `nonneg featurize` command line lives in the binary (`src/cli/featurize.rs`).
 //!
@@ -23,6 +25,7 @@ pub mod bytes;
 pub mod corpus;
 pub mod docs;
 pub mod email;
+pub mod inputs;
 pub mod shards;
 pub mod source;
 pub mod text;

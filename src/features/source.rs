@@ -12,13 +12,17 @@
 //! Symlinks inside a directory are never followed (the root itself may be a symlink).
 //!
 //! Memory: directory samples are read lazily, one at a time per worker
-//! ([`Sample::bytes`]). Archive members are read into memory in archive order and then
-//! sorted, so an archive costs its uncompressed size in RAM: fine for corpora up to a few
-//! hundred MB; unpack bigger ones and pass the folder.
+//! ([`Sample::bytes`]). An archive given to [`list`] is read into memory whole (its
+//! uncompressed size in RAM: for callers that need random access, e.g. `attack`); the
+//! featurizing passes use [`ArchiveIndex`] instead: a first pass reads the headers only
+//! (member data is decompressed and dropped) for the names and their sorted ranks, and
+//! each later pass streams the members in archive order, a batch at a time
+//! ([`ArchiveIndex::stream`]), so memory does not grow with the archive's size.
 
 use crate::error::{Error, Result};
 use std::borrow::Cow;
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// Where a sample's bytes are.
@@ -91,47 +95,62 @@ pub fn archive_kind(path: &Path) -> Option<ArchiveKind> {
 
 /// Lists the samples under `path` (directory, file or archive).
 pub fn list(path: &Path) -> Result<Listing> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let mut listing = Listing::default();
-    if meta.is_dir() {
-        walk(path, "", &mut listing)?;
-    } else if !meta.is_file() {
-        // Checked before opening: a FIFO or device would block or never end.
-        return Err(Error::format(
-            path,
-            "not a directory, regular file or tar archive",
-        ));
-    } else if let Some(kind) = archive_kind(path) {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let reader = std::io::BufReader::with_capacity(1 << 20, file);
-        match kind {
-            ArchiveKind::Tar => read_tar(path, reader, Some(meta.len()), &mut listing)?,
-            ArchiveKind::TarGz => read_tar(
-                path,
-                flate2::read::MultiGzDecoder::new(reader),
-                None,
-                &mut listing,
-            )?,
-            ArchiveKind::TarBz2 => read_tar(
-                path,
-                bzip2::read::MultiBzDecoder::new(reader),
-                None,
-                &mut listing,
-            )?,
+    match path_kind(path)? {
+        PathKind::Dir => walk(path, "", &mut listing)?,
+        PathKind::Archive(kind) => for_each_member(path, kind, |name, entry| {
+            match entry {
+                Some(entry) => listing.samples.push(Sample {
+                    name,
+                    data: SampleData::Memory(entry.read_all()?),
+                }),
+                None => {
+                    listing.skipped_non_regular += 1;
+                    listing.skipped_names.push(name);
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        })?,
+        PathKind::File => {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string());
+            listing.samples.push(Sample {
+                name,
+                data: SampleData::File(path.to_path_buf()),
+            });
         }
-    } else {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        listing.samples.push(Sample {
-            name,
-            data: SampleData::File(path.to_path_buf()),
-        });
     }
     // Stable sort by name (byte order of the UTF-8 / lossy name).
     listing.samples.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(listing)
+}
+
+/// What a sample path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    Dir,
+    Archive(ArchiveKind),
+    /// Any other regular file: one sample.
+    File,
+}
+
+/// The kind of the sample path `path`; anything but a directory or a regular file is an
+/// error.
+pub fn path_kind(path: &Path) -> Result<PathKind> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        Ok(PathKind::Dir)
+    } else if !meta.is_file() {
+        // Checked before opening: a FIFO or device would block or never end.
+        Err(Error::format(
+            path,
+            "not a directory, regular file or tar archive",
+        ))
+    } else {
+        Ok(archive_kind(path).map_or(PathKind::File, PathKind::Archive))
+    }
 }
 
 fn walk(dir: &Path, prefix: &str, listing: &mut Listing) -> Result<()> {
@@ -160,18 +179,162 @@ fn walk(dir: &Path, prefix: &str, listing: &mut Listing) -> Result<()> {
     Ok(())
 }
 
+/// An archive's regular members, found by a pass that reads the headers only (the data
+/// is decompressed and dropped): their names in sorted order and each member's place in
+/// that order, so later passes can stream the members in archive order.
+#[derive(Debug, Clone)]
+pub struct ArchiveIndex {
+    pub path: PathBuf,
+    kind: ArchiveKind,
+    /// The regular members' names, sorted as [`list`] sorts them.
+    pub names: Vec<String>,
+    /// For the `i`-th regular member in archive order: its rank in `names`.
+    pub ranks: Vec<usize>,
+    /// Non-regular entries skipped (directories excepted).
+    pub skipped_non_regular: usize,
+}
+
+impl ArchiveIndex {
+    /// Indexes the archive `path` of `kind`.
+    pub fn new(path: &Path, kind: ArchiveKind) -> Result<Self> {
+        let mut names = Vec::new();
+        let mut skipped_non_regular = 0;
+        for_each_member(path, kind, |name, entry| {
+            match entry {
+                Some(_) => names.push(name),
+                None => skipped_non_regular += 1,
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        // Stable, as `list`'s sort: members of the same name keep their archive order.
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by(|&a, &b| names[a].cmp(&names[b]));
+        let mut ranks = vec![0; names.len()];
+        for (rank, &i) in order.iter().enumerate() {
+            ranks[i] = rank;
+        }
+        let mut slots: Vec<Option<String>> = names.into_iter().map(Some).collect();
+        let names = order
+            .iter()
+            .map(|&i| slots[i].take().unwrap_or_default())
+            .collect();
+        Ok(ArchiveIndex {
+            path: path.to_path_buf(),
+            kind,
+            names,
+            ranks,
+            skipped_non_regular,
+        })
+    }
+
+    /// Reads the members again, in archive order, and hands them to `f` in batches of at
+    /// most `batch`, each member with its rank; `f` breaking stops the reading. Only one
+    /// batch of members is in memory at a time. An archive that no longer has the indexed
+    /// members (changed in between) is an error.
+    pub fn stream(
+        &self,
+        batch: usize,
+        mut f: impl FnMut(&[(usize, Sample)]) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let mut members: Vec<(usize, Sample)> = Vec::with_capacity(batch.min(self.ranks.len()));
+        let mut flush = |members: &mut Vec<(usize, Sample)>| {
+            let flow = f(members);
+            live_members(-(members.len() as isize));
+            members.clear();
+            flow
+        };
+        let changed = || Error::format(&self.path, "the archive changed while it was being read");
+        let mut next = 0;
+        let mut flow = ControlFlow::Continue(());
+        for_each_member(&self.path, self.kind, |name, entry| {
+            let Some(entry) = entry else {
+                return Ok(ControlFlow::Continue(()));
+            };
+            let rank = *self.ranks.get(next).ok_or_else(changed)?;
+            if self.names[rank] != name {
+                return Err(changed());
+            }
+            next += 1;
+            let data = SampleData::Memory(entry.read_all()?);
+            live_members(1);
+            members.push((rank, Sample { name, data }));
+            if members.len() == batch {
+                flow = flush(&mut members)?;
+            }
+            Ok(flow)
+        })?;
+        if flow.is_continue() && !members.is_empty() {
+            flow = flush(&mut members)?;
+        }
+        if flow.is_continue() && next != self.ranks.len() {
+            return Err(changed());
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Streamed archive members alive on this thread, and the most at once.
+    static LIVE_MEMBERS: std::cell::Cell<(usize, usize)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+fn live_members(change: isize) {
+    LIVE_MEMBERS.with(|c| {
+        let (live, peak) = c.get();
+        let live = live.saturating_add_signed(change);
+        c.set((live, peak.max(live)));
+    });
+}
+
+/// The most archive members [`ArchiveIndex::stream`] has held at once on this thread
+/// (what bounds a pass's memory; for tests).
+pub fn peak_streamed_members() -> usize {
+    LIVE_MEMBERS.with(|c| c.get().1)
+}
+
 /// Memory reserved up front for an archive member: its header's claimed size is not
 /// trusted beyond this (a 1 KiB archive may claim 2^62 bytes); bigger members grow as read.
 const MEMBER_RESERVE: u64 = 1 << 20;
 
-/// Reads the members of a tar stream; `file_len` is the archive's size when it is not
-/// compressed, so a member that claims more than the whole file is refused at once.
-fn read_tar<R: Read>(
+/// A regular archive member being visited: its data can be read once.
+struct Member<'a> {
+    path: &'a Path,
+    name: &'a str,
+    claimed: u64,
+    data: &'a mut dyn Read,
+}
+
+impl Member<'_> {
+    /// The member's bytes; a read error is a corrupt archive.
+    fn read_all(self) -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(self.claimed.min(MEMBER_RESERVE) as usize);
+        self.data.read_to_end(&mut buf).map_err(|e| {
+            Error::format(self.path, format!("corrupt tar member {}: {e}", self.name))
+        })?;
+        Ok(buf)
+    }
+}
+
+/// Visits the entries of the archive `path` in archive order, directories excepted, until
+/// `f` breaks: `f` gets each entry's normalized name and, for a regular member, its data
+/// (what is not read is skipped). When the archive is not compressed, a member that claims more bytes
+/// than the whole file is refused at once.
+fn for_each_member(
     path: &Path,
-    reader: R,
-    file_len: Option<u64>,
-    listing: &mut Listing,
+    kind: ArchiveKind,
+    mut f: impl FnMut(String, Option<Member<'_>>) -> Result<ControlFlow<()>>,
 ) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = match kind {
+        ArchiveKind::Tar => Some(file.metadata().map_err(|e| Error::io(path, e))?.len()),
+        _ => None,
+    };
+    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let reader: Box<dyn Read> = match kind {
+        ArchiveKind::Tar => Box::new(reader),
+        ArchiveKind::TarGz => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        ArchiveKind::TarBz2 => Box::new(bzip2::read::MultiBzDecoder::new(reader)),
+    };
     let mut archive = tar::Archive::new(reader);
     let entries = archive
         .entries()
@@ -189,8 +352,9 @@ fn read_tar<R: Read>(
             continue;
         }
         if !(kind.is_file() || kind == tar::EntryType::Continuous) {
-            listing.skipped_non_regular += 1;
-            listing.skipped_names.push(name);
+            if f(name, None)?.is_break() {
+                break;
+            }
             continue;
         }
         let claimed = entry.size();
@@ -202,14 +366,16 @@ fn read_tar<R: Read>(
                 ),
             ));
         }
-        let mut buf = Vec::with_capacity(claimed.min(MEMBER_RESERVE) as usize);
-        entry
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::format(path, format!("corrupt tar member {name}: {e}")))?;
-        listing.samples.push(Sample {
-            name,
-            data: SampleData::Memory(buf),
-        });
+        let member_name = name.clone();
+        let member = Member {
+            path,
+            name: &member_name,
+            claimed,
+            data: &mut entry,
+        };
+        if f(name, Some(member))?.is_break() {
+            break;
+        }
     }
     Ok(())
 }
