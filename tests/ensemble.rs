@@ -207,13 +207,15 @@ fn refused_combinations_say_why() {
     assert!(e.to_string().contains("must be at least 1, got 0"), "{e}");
     opts.ensemble = 2;
     pipeline::apply_layer_constraint("0.kernel=max_norm(3)", &mut opts.config.constraints).unwrap();
-    let e = pipeline::fit(&opts, &data, None, &mut |_| {})
+    let mut trained = false;
+    let e = pipeline::fit(&opts, &data, None, &mut |_| trained = true)
         .err()
         .unwrap();
     assert!(
         e.to_string().contains("max_norm(3, axis=0) would not hold"),
         "{e}"
     );
+    assert!(!trained, "refused before training");
 
     let a = pipeline::fit(&options(&[4], Preset::None, 0), &data, None, &mut |_| {});
     let b = pipeline::fit(&options(&[5], Preset::None, 0), &data, None, &mut |_| {});
@@ -275,6 +277,9 @@ fn cli_ensemble_1_is_the_plain_model_to_the_byte() {
     let p = |n: &str| dir.path().join(n).display().to_string();
     let plain = train(&data, &p("a.st"), &[]);
     assert_eq!(plain, train(&data, &p("b.st"), &["--ensemble", "1"]));
+    // The model file of before ensembles: no ensemble in its record.
+    let record = &inspect_json(&p("b.st"))["training"];
+    assert!(record.get("ensemble").is_none() && record.get("ensemble_seeds").is_none());
     assert_ne!(plain, train(&data, &p("c.st"), &["--ensemble", "2"]));
 }
 
