@@ -308,4 +308,9 @@ fn cli_records_k_and_seeds_certifies_and_is_the_same_at_any_thread_count() {
     );
     assert_eq!(j["layers"][0]["out"], 18, "{}", j["layers"][0]);
     run(&["certify", "--model", &p("t1.st")]);
+    let text = common::run_stdout(&["inspect", "--model", &p("t1.st")]);
+    assert!(
+        text.contains("ensemble: 3 members (seeds [5,6,7])"),
+        "{text}"
+    );
 }

@@ -632,9 +632,6 @@ fn train(a: &TrainArgs, ctx: &Context, part: &Part) -> Result<ExitCode> {
     }
     opts.featurizer = find_featurizer(a)?;
     if let Some(data) = super::stream::streamed(a)? {
-        if a.ensemble > 1 {
-            bail!("--ensemble trains on data in memory; it cannot stream several shards (give one --data file)");
-        }
         return super::stream::train(a, ctx, opts, data, part);
     }
     let (data, valid, info) = load_train_valid(a, opts.featurizer.as_ref())?;
@@ -691,6 +688,10 @@ pub fn print_summary(t: &Fitted, out: &Path) -> Result<()> {
         r.seconds,
         last.map_or(f64::NAN, |e| e.train_loss)
     );
+    // An ensemble's report is its first member's run, with the whole time.
+    if let Some(seeds) = t.model.training.get("ensemble_seeds") {
+        line = format!("ensemble of seeds {seeds}, the first member's run: {line}");
+    }
     if let Some(e) = r.best_epoch.and_then(|b| r.epochs.get(b - 1)) {
         line += &format!(", best epoch {}", e.epoch);
     }
