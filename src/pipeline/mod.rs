@@ -128,12 +128,11 @@ pub fn fit(
     cfg.validate()?;
     cfg.check_size(data.x.cols(), data.n_labels)?;
     if opts.ensemble > 1 {
-        let all = cfg
-            .constraints
+        // Refused before training K members, not after.
+        cfg.constraints
             .iter()
-            .flat_map(|l| l.kernel.iter().chain(&l.bias));
-        all.map(ensemble::check_constraint)
-            .collect::<Result<()>>()?;
+            .flat_map(|l| l.kernel.iter().chain(&l.bias))
+            .try_for_each(ensemble::check_constraint)?;
     }
     let kind = opts.scale.unwrap_or_else(|| {
         train::recipe(
