@@ -65,6 +65,9 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
     preset's, 64-32 (16 units for ``constraint="lmn"``), as ``nonneg train`` without ``--hidden``.
     ``dropout`` / ``input_dropout``: dropout on the hidden activations / the input, in
     training only (``nonneg train --dropout`` / ``--input-dropout``).
+    ``ensemble=K`` is ``nonneg train --ensemble K``: K members (seeds ``seed``, ``seed + 1``,
+    ...) stored as one network whose logit is the mean of theirs (K times the training time
+    and the width; a monotone ensemble stays certified); 1: one model.
     ``autotune=True`` is ``nonneg train --autotune``: a search on held-out data (or
     ``autotune_folds`` folds) bounded by ``autotune_duration`` seconds (default 300 s unless
     ``autotune_trials`` bounds it), maximising ``autotune_metric`` (``"auc"`` or
@@ -111,6 +114,7 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         monitor="loss",
         valid_fraction=None,
         threshold_fpr=None,
+        ensemble=1,
         robust_budget=0,
         robust_weight=0.5,
         robust_warmup=2,
@@ -160,6 +164,7 @@ class NonNegClassifier(ClassifierMixin, BaseEstimator):
         self.monitor = monitor
         self.valid_fraction = valid_fraction
         self.threshold_fpr = threshold_fpr
+        self.ensemble = ensemble
         self.robust_budget = robust_budget
         self.robust_weight = robust_weight
         self.robust_warmup = robust_warmup

@@ -81,6 +81,7 @@ struct Params {
     monitor: String,
     valid_fraction: Option<f64>,
     threshold_fpr: Option<f64>,
+    ensemble: usize,
     robust_budget: usize,
     robust_weight: f32,
     robust_warmup: usize,
@@ -361,6 +362,7 @@ fn fit_options(p: &Params) -> Result<FitOptions> {
         featurizer: None,
         stop: None,
         checkpoint: None,
+        ensemble: p.ensemble,
     })
 }
 

@@ -101,6 +101,20 @@ def test_dropout_reaches_training_and_is_checked(spambase):
         NonNegClassifier(dropout=1.0).fit(X, y)
 
 
+def test_an_ensemble_is_the_mean_of_its_members_and_stays_certified(spambase):
+    X, y = spambase
+    opts = dict(epochs=2, hidden=(8,), constraint="monotone")
+    members = [NonNegClassifier(seed=s, **opts).fit(X, y) for s in (3, 4, 5)]
+    ens = NonNegClassifier(seed=3, ensemble=3, **opts).fit(X, y)
+    mean = np.mean([m.decision_function(X) for m in members], axis=0)
+    np.testing.assert_allclose(ens.decision_function(X), mean, rtol=1e-5, atol=1e-5)
+    assert ens.certify()["certified"]
+    record = json.loads(ens.model_.training)
+    assert record["ensemble"] == 3 and record["ensemble_seeds"] == [3, 4, 5]
+    with pytest.raises(ValueError, match=r"`ensemble` option must be at least 1, got 0"):
+        NonNegClassifier(ensemble=0).fit(X, y)
+
+
 def test_a_free_skip_leaves_the_network_monotone_but_not_certified(spambase):
     X, y = spambase
     free = NonNegClassifier(epochs=2, hidden=(8,), constraint="monotone", skip="free").fit(X, y)

@@ -144,6 +144,10 @@ pub fn run(a: &InspectArgs, _ctx: &Context) -> Result<ExitCode> {
     if let Some(d) = dropout_line(&m.training) {
         crate::cli::outln!("training: {d}")?;
     }
+    if let Some(k) = m.training.get("ensemble") {
+        let seeds = &m.training["ensemble_seeds"];
+        crate::cli::outln!("ensemble: {k} members (seeds {seeds}), the mean of their logits")?;
+    }
     let named = m
         .mlp
         .layers

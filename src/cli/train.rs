@@ -164,6 +164,12 @@ pub struct TrainArgs {
     /// What early stopping watches: loss or auc.
     #[arg(long, value_enum, default_value_t = Monitor::Loss)]
     pub monitor: Monitor,
+    /// A deep ensemble: train K members (seeds --seed, --seed + 1, ...; same settings)
+    /// one after another and store them as one network whose logit is the mean of
+    /// theirs (K times the training time and the width; a monotone ensemble stays
+    /// certified: docs/ensemble.md). 1: one model.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub ensemble: usize,
     /// Pick the decision threshold on validation data for this false positive rate.
     #[arg(long)]
     pub threshold_fpr: Option<f64>,
@@ -377,6 +383,7 @@ pub fn fit_options(a: &TrainArgs) -> Result<FitOptions> {
         featurizer: None,
         stop: None,
         checkpoint: None,
+        ensemble: a.ensemble,
     })
 }
 
@@ -546,6 +553,9 @@ fn stop_on_signals() -> Arc<AtomicBool> {
 }
 
 pub fn run(a: &TrainArgs, ctx: &Context) -> Result<ExitCode> {
+    if a.distributed && a.ensemble > 1 {
+        bail!("--ensemble trains its members one after another in one process; it cannot be combined with --distributed");
+    }
     if a.distributed {
         return run_distributed(a, ctx);
     }
@@ -606,6 +616,7 @@ fn train(a: &TrainArgs, ctx: &Context, part: &Part) -> Result<ExitCode> {
     }
     let mut opts = fit_options(a)?;
     opts.checkpoint = checkpoint_plan(a)?;
+    opts.check_ensemble()?;
     if let Some(p) = &opts.checkpoint {
         if p.resume && !p.path().exists() && !ctx.quiet {
             crate::cli::errln!(
@@ -677,6 +688,10 @@ pub fn print_summary(t: &Fitted, out: &Path) -> Result<()> {
         r.seconds,
         last.map_or(f64::NAN, |e| e.train_loss)
     );
+    // An ensemble's report is its first member's run, with the whole time.
+    if let Some(seeds) = t.model.training.get("ensemble_seeds") {
+        line = format!("ensemble of seeds {seeds}, the first member's run: {line}");
+    }
     if let Some(e) = r.best_epoch.and_then(|b| r.epochs.get(b - 1)) {
         line += &format!(", best epoch {}", e.epoch);
     }

@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod constraint;
 pub mod dense;
+pub mod ensemble;
 pub mod explain;
 pub mod init;
 pub mod io;

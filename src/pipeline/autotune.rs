@@ -399,6 +399,8 @@ fn evaluate(
     o.config.patience = Some(c.patience);
     o.config.monitor = Monitor::Auc;
     o.config.threshold_fpr = None;
+    // The search scores single models; only the refit trains the ensemble.
+    o.ensemble = 1;
     let outcome = run_trial(&o, parts);
     let trial = Trial {
         settings: c.clone(),

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::features::FeaturizerSpec;
 use crate::metrics::{self, LabelMetrics};
 use crate::model::scaler::{ScaleKind, Scaler};
-use crate::model::{Activation, Model};
+use crate::model::{ensemble, Activation, Model};
 use crate::train::{self, checkpoint, Progress, TrainConfig, TrainReport};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -52,6 +52,9 @@ pub struct FitOptions {
     pub stop: Option<Arc<AtomicBool>>,
     /// Checkpoints of training, and resuming from them.
     pub checkpoint: Option<checkpoint::Plan>,
+    /// Members of a deep ensemble (seeds `seed`, `seed + 1`, ...), merged into one network
+    /// whose logit is the mean of theirs ([`crate::model::ensemble`]); 1: one model.
+    pub ensemble: usize,
 }
 
 impl FitOptions {
@@ -65,7 +68,24 @@ impl FitOptions {
             featurizer: None,
             stop: None,
             checkpoint: None,
+            ensemble: 1,
         }
+    }
+
+    /// Checks the ensemble size and what it is combined with (before any training).
+    pub fn check_ensemble(&self) -> Result<()> {
+        let k = self.ensemble;
+        if k == 0 {
+            return Err(Error::invalid(
+                "the `ensemble` option must be at least 1, got 0",
+            ));
+        }
+        if k > 1 && self.checkpoint.is_some() {
+            return Err(Error::invalid(format!(
+                "an ensemble of {k} is {k} training runs; checkpoints save one"
+            )));
+        }
+        Ok(())
     }
 
     /// The configuration training runs with on data of this kind: the sign rules merged
@@ -103,9 +123,17 @@ pub fn fit(
     valid: Option<&Dataset>,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Fitted> {
+    opts.check_ensemble()?;
     let cfg = opts.resolve(data.x.is_sparse())?;
     cfg.validate()?;
     cfg.check_size(data.x.cols(), data.n_labels)?;
+    if opts.ensemble > 1 {
+        // Refused before training K members, not after.
+        cfg.constraints
+            .iter()
+            .flat_map(|l| l.kernel.iter().chain(&l.bias))
+            .try_for_each(ensemble::check_constraint)?;
+    }
     let kind = opts.scale.unwrap_or_else(|| {
         train::recipe(
             &cfg.constraints,
@@ -133,7 +161,21 @@ pub fn fit(
         stop: opts.stop.clone(),
         checkpoint: checkpoint_plan(opts, kind, data)?,
     };
-    let (mlp, report) = train::train_with(&cfg, t, v, &control, progress)?;
+    let (mlp, report) = match opts.ensemble {
+        1 => train::train_with(&cfg, t, v, &control, progress)?,
+        k => train_ensemble(&cfg, k, t, v, &control, progress)?,
+    };
+    let mut training = training_record(
+        &cfg,
+        kind,
+        data.rows(),
+        valid.map_or(0, |v| v.rows()),
+        &report,
+    )?;
+    if opts.ensemble > 1 {
+        training["ensemble"] = opts.ensemble.into();
+        training["ensemble_seeds"] = member_seeds(&cfg, opts.ensemble).into();
+    }
     let model = Model {
         mlp,
         scaler,
@@ -144,15 +186,51 @@ pub fn fit(
         feature_max: Some(feature_max(&data.x)),
         featurizer: opts.featurizer.clone(),
         input: Default::default(),
-        training: training_record(
-            &cfg,
-            kind,
-            data.rows(),
-            valid.map_or(0, |v| v.rows()),
-            &report,
-        )?,
+        training,
     };
     Ok(Fitted { model, report })
+}
+
+/// The seeds of an ensemble's members: the configuration's, then the next ones.
+fn member_seeds(cfg: &TrainConfig, k: usize) -> Vec<u64> {
+    (0..k as u64).map(|j| cfg.seed.wrapping_add(j)).collect()
+}
+
+/// Trains `k` members one after another on the scaled data (each on the whole thread
+/// pool, so the result is the same at any thread count) and merges them. The report is
+/// the first member's (the plain model's run) with the whole time and the merged
+/// network's FPR thresholds.
+fn train_ensemble(
+    cfg: &TrainConfig,
+    k: usize,
+    data: &Dataset,
+    valid: Option<&Dataset>,
+    control: &train::Control,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(crate::model::Mlp, TrainReport)> {
+    let mut members = Vec::with_capacity(k);
+    let mut reports = Vec::with_capacity(k);
+    for seed in member_seeds(cfg, k) {
+        let member = TrainConfig {
+            seed,
+            ..cfg.clone()
+        };
+        let (mlp, report) = train::train_with(&member, data, valid, control, progress)?;
+        members.push(mlp);
+        reports.push(report);
+    }
+    let mlp = ensemble::merge(&members)?;
+    let seconds = reports.iter().map(|r| r.seconds).sum();
+    let mut report = reports.swap_remove(0);
+    report.seconds = seconds;
+    if let (Some(fpr), Some(v)) = (cfg.threshold_fpr, valid) {
+        let y = v.y.as_deref().unwrap_or_default();
+        report.threshold = metrics::thresholds_for_fpr(&mlp.logits(&v.x), y, mlp.n_labels(), fpr)
+            .ok_or_else(|| {
+            Error::invalid("no threshold for a target FPR: the validation data has no negatives")
+        })?;
+    }
+    Ok((mlp, report))
 }
 
 /// The checkpoint plan bound also to what the model keeps besides the network: the

@@ -54,6 +54,12 @@ pub fn fit_stream(
              shuffle buffer) cannot be checkpointed or resumed",
         ));
     }
+    if opts.ensemble > 1 {
+        return Err(Error::invalid(
+            "the `ensemble` option trains in memory only: a streamed run (several shards or \
+             a shuffle buffer) trains one model",
+        ));
+    }
     let schema = stats.schema.clone();
     let cfg = opts.resolve(schema.sparse)?;
     cfg.validate()?;
