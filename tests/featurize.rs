@@ -6,7 +6,7 @@
 mod common;
 
 use common::{
-    first_emails, fixture_bin, per_folder, spamassassin, spamassassin_subset, tempdir,
+    first_emails, fixture_bin, per_folder, spamassassin, spamassassin_subset, tar_builder, tempdir,
     SPAMASSASSIN_FOLDERS,
 };
 use nonneg::features::bytes::BytesSpec;
@@ -110,19 +110,7 @@ fn counts_labels_and_summary() {
 }
 
 fn tar_folder(dir: &Path, out: &Path) {
-    let f = std::fs::File::create(out).unwrap();
-    let name = out.to_string_lossy().to_string();
-    let w: Box<dyn std::io::Write> = if name.ends_with(".tar.gz") {
-        Box::new(flate2::write::GzEncoder::new(
-            f,
-            flate2::Compression::fast(),
-        ))
-    } else if name.ends_with(".tar.bz2") {
-        Box::new(bzip2::write::BzEncoder::new(f, bzip2::Compression::fast()))
-    } else {
-        Box::new(f)
-    };
-    let mut b = tar::Builder::new(w);
+    let mut b = tar_builder(out);
     // Append in reverse order so the archive order differs from the sorted order.
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .unwrap()

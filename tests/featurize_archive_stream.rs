@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{fails, path_in, run, spamassassin_subset, tempdir};
+use common::{
+    concatenated_shards, fails, listing, path_in, run, spamassassin_subset, tar_builder, tempdir,
+};
 use nonneg::features::corpus::{featurize_corpus, spec_path_for, SpecSource};
 use nonneg::features::shards::{featurize_to_shards, BATCH};
 use nonneg::features::source::{peak_streamed_members, ArchiveIndex, ArchiveKind};
@@ -14,31 +16,9 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-/// The files in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// A tar (compressed as `out`'s extension says) of `members`, in the order given.
 fn write_tar(out: &Path, members: &[(String, Vec<u8>)], symlink: Option<&str>) {
-    let f = std::fs::File::create(out).unwrap();
-    let name = out.to_string_lossy().to_string();
-    let w: Box<dyn Write> = if name.ends_with(".tar.gz") {
-        Box::new(flate2::write::GzEncoder::new(
-            f,
-            flate2::Compression::fast(),
-        ))
-    } else if name.ends_with(".tar.bz2") {
-        Box::new(bzip2::write::BzEncoder::new(f, bzip2::Compression::fast()))
-    } else {
-        Box::new(f)
-    };
-    let mut b = tar::Builder::new(w);
+    let mut b = tar_builder(out);
     for (name, bytes) in members {
         let mut h = tar::Header::new_gnu();
         h.set_size(bytes.len() as u64);
@@ -65,15 +45,6 @@ fn members_reversed(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     members.reverse();
     members
-}
-
-/// The concatenation of `dir`'s `part-*.svm` shards, in name order.
-fn concatenated_shards(dir: &Path) -> Vec<u8> {
-    listing(dir)
-        .iter()
-        .filter(|n| n.starts_with("part-") && n.ends_with(".svm"))
-        .flat_map(|n| std::fs::read(dir.join(n)).unwrap())
-        .collect()
 }
 
 /// Runs `featurize KIND --class ... --out OUT EXTRA...`; returns stderr (the summary).

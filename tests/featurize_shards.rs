@@ -4,29 +4,13 @@
 
 mod common;
 
-use common::{fails, path_in, peak_rss_kib, run, run_stdout, spamassassin, tempdir};
+use common::{
+    concatenated_shards, fails, listing, path_in, peak_rss_kib, run, run_stdout, spamassassin,
+    tempdir,
+};
 use nonneg::features::corpus::spec_path_for;
 use nonneg::rng::Rng;
 use std::path::Path;
-
-/// The files in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// The concatenation of `dir`'s `part-*.svm` shards, in name order.
-fn concatenated_shards(dir: &Path) -> Vec<u8> {
-    listing(dir)
-        .iter()
-        .filter(|n| n.starts_with("part-") && n.ends_with(".svm"))
-        .flat_map(|n| std::fs::read(dir.join(n)).unwrap())
-        .collect()
-}
 
 /// A featurizer sidecar without its data fingerprint (which names the file it sits by).
 fn spec_json(path: &Path) -> serde_json::Value {

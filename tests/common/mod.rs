@@ -374,3 +374,43 @@ pub fn small_email_training_set(dir: &Path) -> (String, Vec<(String, Vec<u8>)>) 
     ]);
     (train, ham)
 }
+
+// ---------------------------------------------------------------------------------------
+// Folders and archives.
+
+/// The files in `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The concatenation of `dir`'s `part-*.svm` shards, in name order.
+pub fn concatenated_shards(dir: &Path) -> Vec<u8> {
+    listing(dir)
+        .iter()
+        .filter(|n| n.starts_with("part-") && n.ends_with(".svm"))
+        .flat_map(|n| std::fs::read(dir.join(n)).unwrap())
+        .collect()
+}
+
+/// A tar archive being written to `out`, compressed as its extension says (`.tar.gz`,
+/// `.tar.bz2`, else none); finish with `into_inner()?.flush()`.
+pub fn tar_builder(out: &Path) -> tar::Builder<Box<dyn std::io::Write>> {
+    let f = std::fs::File::create(out).unwrap();
+    let name = out.to_string_lossy().to_string();
+    let w: Box<dyn std::io::Write> = if name.ends_with(".tar.gz") {
+        Box::new(flate2::write::GzEncoder::new(
+            f,
+            flate2::Compression::fast(),
+        ))
+    } else if name.ends_with(".tar.bz2") {
+        Box::new(bzip2::write::BzEncoder::new(f, bzip2::Compression::fast()))
+    } else {
+        Box::new(f)
+    };
+    tar::Builder::new(w)
+}
