@@ -186,6 +186,82 @@ fn resuming_with_other_data_or_options_is_refused() {
     assert_eq!(bytes(&opts, &data, None), bytes(&options(), &data, None));
 }
 
+#[test]
+fn an_ensemble_resumes_identically_in_between_and_after_members() {
+    // Every batch of 3 members: stops in member 0, between members (after a member's last
+    // batch), in members 1 and 2; with early stopping and the merged model's threshold too.
+    let mut opts = options();
+    (opts.ensemble, opts.config.epochs) = (3, 2);
+    resumes_identically_everywhere(&opts, &small_sparse(), None);
+    opts.config.patience = Some(1);
+    opts.config.monitor = Monitor::Auc;
+    opts.config.threshold_fpr = Some(0.1);
+    opts.ensemble = 2;
+    resumes_identically_everywhere(&opts, &small_dense(), Some(&small_dense_seeded(9)));
+}
+
+#[test]
+fn a_resumed_ensemble_trains_only_what_is_left() {
+    // Stopped 2 batches into member 1 of 3 (6 batches each): the resume loads member 0,
+    // continues member 1 and trains member 2.
+    let mut opts = options();
+    (opts.ensemble, opts.config.epochs) = (3, 1);
+    let data = small_dense();
+    let dir = common::tempdir();
+    let ckpt = dir.path().join("ckpt");
+    let whole = bytes(&opts, &data, None);
+    assert!(stop_and_resume(&opts, &data, None, 8, &ckpt) == whole);
+    assert!(ckpt.join("member-0/finished.safetensors").exists());
+    let _ = std::fs::remove_dir_all(&ckpt);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut first = opts.clone();
+    first.stop = Some(stop.clone());
+    first.checkpoint = Some(plan(&ckpt, Some(1), false));
+    let mut done = 0;
+    let _ = pipeline::fit(&first, &data, None, &mut |p| {
+        done += matches!(p, Progress::Batch { .. }) as usize;
+        stop.store(done == 8, Ordering::Relaxed);
+    });
+    let mut resumed = opts.clone();
+    resumed.checkpoint = Some(plan(&ckpt, None, true));
+    let mut left = 0;
+    let fitted = pipeline::fit(&resumed, &data, None, &mut |p| {
+        left += matches!(p, Progress::Batch { .. }) as usize;
+    })
+    .unwrap();
+    assert_eq!(left, 18 - 8);
+    assert!(io::to_bytes(&fitted.model).unwrap() == whole);
+}
+
+#[test]
+fn resuming_an_ensemble_with_other_data_or_options_is_refused() {
+    let dir = common::tempdir();
+    let ckpt = dir.path().join("ckpt");
+    let data = small_dense();
+    let mut opts = options();
+    opts.ensemble = 2;
+    // Stopped in member 1: member 0 finished, member 1 checkpointed.
+    let whole = bytes(&opts, &data, None);
+    assert!(stop_and_resume(&opts, &data, None, 30, &ckpt) == whole);
+    opts.checkpoint = Some(plan(&ckpt, None, true));
+    let mut other = opts.clone();
+    other.config.optimizer.lr *= 2.0;
+    let mut seed = opts.clone();
+    seed.config.seed += 1;
+    for (o, d) in [
+        (&other, data.clone()),
+        (&opts, small_dense_seeded(3)),
+        (&seed, data.clone()),
+    ] {
+        let e = pipeline::fit(o, &d, None, &mut |_| {})
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("other data or options"), "{e}");
+    }
+    // The same ones resume (the finished ensemble, to the same model).
+    assert!(bytes(&opts, &data, None) == whole);
+}
+
 fn options() -> FitOptions {
     let mut cfg = TrainConfig::new(vec![8], Preset::Monotone);
     cfg.epochs = 4;

@@ -21,8 +21,9 @@ use crate::error::{Error, Result};
 use crate::features::FeaturizerSpec;
 use crate::metrics::{self, LabelMetrics};
 use crate::model::scaler::{ScaleKind, Scaler};
+use crate::model::Mlp;
 use crate::model::{ensemble, Activation, Model};
-use crate::train::{self, checkpoint, Progress, TrainConfig, TrainReport};
+use crate::train::{self, checkpoint, Progress, TrainConfig, TrainReport, ValidSource};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -80,11 +81,6 @@ impl FitOptions {
                 "the `ensemble` option must be at least 1, got 0",
             ));
         }
-        if k > 1 && self.checkpoint.is_some() {
-            return Err(Error::invalid(format!(
-                "an ensemble of {k} is {k} training runs; checkpoints save one"
-            )));
-        }
         Ok(())
     }
 
@@ -127,13 +123,7 @@ pub fn fit(
     let cfg = opts.resolve(data.x.is_sparse())?;
     cfg.validate()?;
     cfg.check_size(data.x.cols(), data.n_labels)?;
-    if opts.ensemble > 1 {
-        // Refused before training K members, not after.
-        cfg.constraints
-            .iter()
-            .flat_map(|l| l.kernel.iter().chain(&l.bias))
-            .try_for_each(ensemble::check_constraint)?;
-    }
+    check_ensemble_constraints(opts.ensemble, &cfg)?;
     let kind = opts.scale.unwrap_or_else(|| {
         train::recipe(
             &cfg.constraints,
@@ -163,7 +153,19 @@ pub fn fit(
     };
     let (mlp, report) = match opts.ensemble {
         1 => train::train_with(&cfg, t, v, &control, progress)?,
-        k => train_ensemble(&cfg, k, t, v, &control, progress)?,
+        k => {
+            // Each member checkpoints in its own folder and keeps its result there.
+            let member = |j: usize, cfg: &TrainConfig, _: Option<&mut dyn ValidSource>| {
+                let control = train::Control {
+                    stop: control.stop.clone(),
+                    checkpoint: control.checkpoint.as_ref().map(|p| p.member(j)),
+                };
+                checkpoint::train_kept(cfg, t, v, &control, progress)
+            };
+            let mut scored = v;
+            let scored = scored.as_mut().map(|v| v as &mut dyn ValidSource);
+            train_ensemble(&cfg, k, scored, member)?
+        }
     };
     let mut training = training_record(
         &cfg,
@@ -172,10 +174,7 @@ pub fn fit(
         valid.map_or(0, |v| v.rows()),
         &report,
     )?;
-    if opts.ensemble > 1 {
-        training["ensemble"] = opts.ensemble.into();
-        training["ensemble_seeds"] = member_seeds(&cfg, opts.ensemble).into();
-    }
+    record_ensemble(&mut training, &cfg, opts.ensemble);
     let model = Model {
         mlp,
         scaler,
@@ -191,31 +190,55 @@ pub fn fit(
     Ok(Fitted { model, report })
 }
 
+/// Refuses the constraints an ensemble of `k > 1` would not keep, before training K
+/// members rather than after.
+fn check_ensemble_constraints(k: usize, cfg: &TrainConfig) -> Result<()> {
+    if k == 1 {
+        return Ok(());
+    }
+    cfg.constraints
+        .iter()
+        .flat_map(|l| l.kernel.iter().chain(&l.bias))
+        .try_for_each(ensemble::check_constraint)
+}
+
+/// Adds an ensemble's size and seeds to the training record.
+fn record_ensemble(training: &mut serde_json::Value, cfg: &TrainConfig, k: usize) {
+    if k > 1 {
+        training["ensemble"] = k.into();
+        training["ensemble_seeds"] = member_seeds(cfg, k).into();
+    }
+}
+
 /// The seeds of an ensemble's members: the configuration's, then the next ones.
 fn member_seeds(cfg: &TrainConfig, k: usize) -> Vec<u64> {
     (0..k as u64).map(|j| cfg.seed.wrapping_add(j)).collect()
 }
 
-/// Trains `k` members one after another on the scaled data (each on the whole thread
-/// pool, so the result is the same at any thread count) and merges them. The report is
-/// the first member's (the plain model's run) with the whole time and the merged
-/// network's FPR thresholds.
+/// Trains `k` members one after another, member `j` by `member(j, its config, valid)`
+/// (each on the whole thread pool, so the result is the same at any thread count), and
+/// merges them. The report is the first member's (the plain model's run) with the whole
+/// time and the merged network's FPR thresholds on `valid`.
 fn train_ensemble(
     cfg: &TrainConfig,
     k: usize,
-    data: &Dataset,
-    valid: Option<&Dataset>,
-    control: &train::Control,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<(crate::model::Mlp, TrainReport)> {
+    mut valid: Option<&mut dyn ValidSource>,
+    mut member: impl FnMut(
+        usize,
+        &TrainConfig,
+        Option<&mut dyn ValidSource>,
+    ) -> Result<(Mlp, TrainReport)>,
+) -> Result<(Mlp, TrainReport)> {
     let mut members = Vec::with_capacity(k);
     let mut reports = Vec::with_capacity(k);
-    for seed in member_seeds(cfg, k) {
-        let member = TrainConfig {
+    for (j, seed) in member_seeds(cfg, k).into_iter().enumerate() {
+        let member_cfg = TrainConfig {
             seed,
             ..cfg.clone()
         };
-        let (mlp, report) = train::train_with(&member, data, valid, control, progress)?;
+        // A shorter borrow of `valid` for each member (the trait object's lifetime too).
+        let v = valid.as_mut().map(|v| &mut **v as &mut dyn ValidSource);
+        let (mlp, report) = member(j, &member_cfg, v)?;
         members.push(mlp);
         reports.push(report);
     }
@@ -224,11 +247,13 @@ fn train_ensemble(
     let mut report = reports.swap_remove(0);
     report.seconds = seconds;
     if let (Some(fpr), Some(v)) = (cfg.threshold_fpr, valid) {
-        let y = v.y.as_deref().unwrap_or_default();
-        report.threshold = metrics::thresholds_for_fpr(&mlp.logits(&v.x), y, mlp.n_labels(), fpr)
+        let (logits, y) = v.score(&mlp)?;
+        report.threshold = metrics::thresholds_for_fpr(&logits, &y, mlp.n_labels(), fpr)
             .ok_or_else(|| {
-            Error::invalid("no threshold for a target FPR: the validation data has no negatives")
-        })?;
+                Error::invalid(
+                    "no threshold for a target FPR: the validation data has no negatives",
+                )
+            })?;
     }
     Ok((mlp, report))
 }

@@ -41,7 +41,9 @@ pub fn memory_bound(stats: &Stats, opts: &StreamOptions, cfg: &TrainConfig) -> u
 }
 
 /// Fits a model on streamed shards described by `stats` (the pass over `data.train`).
-/// Checkpoints are refused: a streamed run's position is not saved.
+/// Checkpoints are refused: a streamed run's position is not saved. An ensemble's members
+/// are full streaming runs one after another (K passes over the shards), merged as in
+/// [`super::fit`].
 pub fn fit_stream(
     opts: &FitOptions,
     stats: Stats,
@@ -54,16 +56,12 @@ pub fn fit_stream(
              shuffle buffer) cannot be checkpointed or resumed",
         ));
     }
-    if opts.ensemble > 1 {
-        return Err(Error::invalid(
-            "the `ensemble` option trains in memory only: a streamed run (several shards or \
-             a shuffle buffer) trains one model",
-        ));
-    }
+    opts.check_ensemble()?;
     let schema = stats.schema.clone();
     let cfg = opts.resolve(schema.sparse)?;
     cfg.validate()?;
     cfg.check_size(schema.cols, schema.n_labels)?;
+    super::check_ensemble_constraints(opts.ensemble, &cfg)?;
     let kind = opts.scale.unwrap_or_else(|| {
         let r = train::recipe(
             &cfg.constraints,
@@ -90,17 +88,25 @@ pub fn fit_stream(
     });
     let (rows, feature_max) = (stats.rows, stats.feature_max.clone());
     let train = shards(&mine(&data.train));
-    let mut source = StreamBatches::new(train, stats, data.options.clone(), cfg.seed)?;
-    if let Some(p) = part {
-        source = source.with_part(p.clone());
-    }
+    // One streaming run (a member of an ensemble: one more pass over the shards).
+    let mut run = |_: usize, cfg: &TrainConfig, v: Option<&mut dyn ValidSource>| {
+        let (train, stats) = (train.clone(), stats.clone());
+        let mut source = StreamBatches::new(train, stats, data.options.clone(), cfg.seed)?;
+        if let Some(p) = part {
+            source = source.with_part(p.clone());
+        }
+        train::train_source(cfg, &mut source, v, opts.stop.as_deref(), progress)
+    };
     let v = valid.as_mut().map(|v| v as &mut dyn ValidSource);
-    let stop = opts.stop.as_deref();
-    let (mlp, report) = train::train_source(&cfg, &mut source, v, stop, progress)?;
+    let (mlp, report) = match opts.ensemble {
+        1 => run(0, &cfg, v)?,
+        k => super::train_ensemble(&cfg, k, v, &mut run)?,
+    };
     let valid_rows = valid.map_or(0, |v| v.rows);
     let mut training = training_record(&cfg, kind, rows, valid_rows, &report)?;
     training["shards"] = data.train.len().into();
     training["shuffle_buffer"] = data.options.shuffle_buffer.into();
+    super::record_ensemble(&mut training, &cfg, opts.ensemble);
     let model = Model {
         mlp,
         scaler,

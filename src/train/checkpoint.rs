@@ -5,8 +5,13 @@
 //! the schedule's step, the epochs' reports and a fingerprint of the data and options.
 //! Floats in the header are stored as their bits, so a resumed run continues bit for bit.
 //! Written atomically ([`crate::atomic`]): a kill during a save leaves the previous one.
+//!
+//! A run kept whole ([`train_kept`], an ensemble's members) also saves its result when it
+//! ends, `DIR/finished.safetensors` (network and report, same fingerprint), so a resume
+//! returns it without training it again; each member of an ensemble has its own folder.
 
 use super::config::TrainConfig;
+use super::fit::{Control, TrainReport};
 use super::fit::{EpochReport, Position};
 use super::trainer::Trainer;
 use crate::data::{Dataset, Features};
@@ -22,6 +27,8 @@ use std::path::{Path, PathBuf};
 const FORMAT: &str = "nonneg-checkpoint";
 const VERSION: u32 = 1;
 const FILE: &str = "checkpoint.safetensors";
+const FINISHED_FORMAT: &str = "nonneg-finished-run";
+const FINISHED: &str = "finished.safetensors";
 
 /// Where and how often a run saves its state, and whether it starts from the saved one.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +51,58 @@ impl Plan {
     pub fn path(&self) -> PathBuf {
         self.dir.join(FILE)
     }
+
+    /// Member `j` of an ensemble: its own folder `DIR/member-J` (checkpoint and result).
+    pub fn member(&self, j: usize) -> Plan {
+        Plan {
+            dir: self.dir.join(format!("member-{j}")),
+            ..self.clone()
+        }
+    }
+
+    /// The file holding the run's result once it has ended ([`train_kept`]).
+    pub fn finished_path(&self) -> PathBuf {
+        self.dir.join(FINISHED)
+    }
+}
+
+/// [`super::train_with`] keeping the result: with checkpoints, the finished run is saved
+/// beside its checkpoint, and a resume returns it (refused, as a checkpoint is, when made
+/// with other data or options) without training again. An ensemble trains its members so:
+/// a resumed ensemble skips the members already trained.
+pub fn train_kept(
+    cfg: &TrainConfig,
+    data: &Dataset,
+    valid: Option<&Dataset>,
+    control: &Control,
+    progress: &mut dyn FnMut(super::Progress),
+) -> Result<(Mlp, TrainReport)> {
+    let Some(plan) = &control.checkpoint else {
+        return super::train_with(cfg, data, valid, control, progress);
+    };
+    let saver = Checkpoints::new(plan, cfg, data, valid)?;
+    if plan.resume {
+        let template =
+            || super::build_network(cfg, data.x.cols(), data.x.is_sparse(), data.n_labels);
+        if let Some(done) = saver.load_finished(template)? {
+            return Ok(done);
+        }
+    }
+    let run = super::train_with(cfg, data, valid, control, progress)?;
+    saver.save_finished(&run.0, &run.1)?;
+    Ok(run)
+}
+
+/// The header of a finished run's file: its report, floats as bits.
+#[derive(Serialize, Deserialize)]
+struct Finished {
+    version: u32,
+    fingerprint: String,
+    epochs: Vec<SavedEpoch>,
+    best_epoch: Option<usize>,
+    pos_weight: Vec<u32>,
+    threshold: Vec<u32>,
+    seconds: f64,
 }
 
 /// A plan bound to one run: its fingerprint of the data and options.
@@ -154,19 +213,70 @@ impl<'p> Checkpoints<'p> {
             .flat_map(|&r| (r as u64).to_le_bytes())
             .collect();
         tensors.push(("order".into(), Dtype::U64, order));
-        let views = tensors
-            .iter()
-            .map(|(name, dtype, data)| {
-                let width = if *dtype == Dtype::U64 { 8 } else { 4 };
-                TensorView::new(*dtype, vec![data.len() / width], data)
-                    .map(|v| (name.clone(), v))
-                    .map_err(|e| Error::invalid(format!("checkpoint tensor {name}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let metadata: HashMap<String, String> = [(FORMAT.to_string(), json)].into();
-        let bytes = safetensors::serialize(views, Some(metadata))
-            .map_err(|e| Error::invalid(format!("cannot serialise a checkpoint: {e}")))?;
-        crate::atomic::write_bytes(&self.plan.path(), &bytes)
+        write(&self.plan.path(), FORMAT, json, &tensors)
+    }
+
+    /// Saves the finished run's network and report (atomically).
+    fn save_finished(&self, mlp: &Mlp, report: &TrainReport) -> Result<()> {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect();
+        let header = Finished {
+            version: VERSION,
+            fingerprint: self.fingerprint.clone(),
+            epochs: report.epochs.iter().map(saved_epoch).collect(),
+            best_epoch: report.best_epoch,
+            pos_weight: bits(&report.pos_weight),
+            threshold: bits(&report.threshold),
+            seconds: report.seconds,
+        };
+        let json = serde_json::to_string(&header).map_err(|e| Error::invalid(e.to_string()))?;
+        let mut tensors = Vec::new();
+        put(&mut tensors, mlp_tensors("net", &mut mlp.clone()));
+        write(&self.plan.finished_path(), FINISHED_FORMAT, json, &tensors)
+    }
+
+    /// The finished run saved for this plan, if there is one, its network's tensors read
+    /// into `template()` (the run's initial network).
+    fn load_finished(
+        &self,
+        template: impl FnOnce() -> Result<Mlp>,
+    ) -> Result<Option<(Mlp, TrainReport)>> {
+        let path = self.plan.finished_path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let h: Finished = read_header(&bytes, FINISHED_FORMAT, &path)?;
+        if h.version != VERSION {
+            let msg = format!("unknown finished-run format {}", h.version);
+            return Err(Error::format(&path, msg));
+        }
+        self.check_fingerprint(&h.fingerprint, &path)?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::format(&path, format!("not a valid safetensors file ({e})")))?;
+        let mut mlp = template()?;
+        take(&st, mlp_tensors("net", &mut mlp), &path)?;
+        let floats = |v: &[u32]| v.iter().map(|&b| f32::from_bits(b)).collect();
+        let report = TrainReport {
+            epochs: h.epochs.iter().map(epoch_report).collect(),
+            best_epoch: h.best_epoch,
+            pos_weight: floats(&h.pos_weight),
+            threshold: floats(&h.threshold),
+            seconds: h.seconds,
+        };
+        Ok(Some((mlp, report)))
+    }
+
+    /// Refuses a file saved by a run with another fingerprint.
+    fn check_fingerprint(&self, saved: &str, path: &Path) -> Result<()> {
+        if saved == self.fingerprint {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "the checkpoint {} was made with other data or options (fingerprint {saved}, \
+             this run's {}): resume with the same data and options, or use another folder",
+            path.display(),
+            self.fingerprint
+        )))
     }
 
     /// Restores the saved state into a freshly started `trainer` and `pos`, when the plan
@@ -178,30 +288,14 @@ impl<'p> Checkpoints<'p> {
         }
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let bad = |msg: String| Error::format(&path, msg);
-        let (_, meta) = SafeTensors::read_metadata(&bytes)
-            .map_err(|e| bad(format!("not a checkpoint ({e})")))?;
-        let json = meta
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(FORMAT))
-            .ok_or_else(|| bad("not a nonneg checkpoint (no header)".into()))?;
-        let h: Header =
-            serde_json::from_str(json).map_err(|e| bad(format!("bad checkpoint header: {e}")))?;
+        let h: Header = read_header(&bytes, FORMAT, &path)?;
         if h.format != FORMAT || h.version != VERSION {
             return Err(bad(format!(
                 "unknown checkpoint format {} {}",
                 h.format, h.version
             )));
         }
-        if h.fingerprint != self.fingerprint {
-            return Err(Error::invalid(format!(
-                "the checkpoint {} was made with other data or options (fingerprint {}, \
-                 this run's {}): resume with the same data and options, or use another folder",
-                path.display(),
-                h.fingerprint,
-                self.fingerprint
-            )));
-        }
+        self.check_fingerprint(&h.fingerprint, &path)?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| bad(format!("not a valid safetensors file ({e})")))?;
         restore_position(&h, &st, trainer.config(), pos, &path)?;
@@ -230,6 +324,36 @@ impl<'p> Checkpoints<'p> {
         };
         Ok(true)
     }
+}
+
+/// Writes `tensors` (float32 or U64) with the JSON header `json` under `key`, atomically.
+fn write(path: &Path, key: &str, json: String, tensors: &[(String, Dtype, Vec<u8>)]) -> Result<()> {
+    let views = tensors
+        .iter()
+        .map(|(name, dtype, data)| {
+            let width = if *dtype == Dtype::U64 { 8 } else { 4 };
+            TensorView::new(*dtype, vec![data.len() / width], data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::invalid(format!("checkpoint tensor {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata: HashMap<String, String> = [(key.to_string(), json)].into();
+    let bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::invalid(format!("cannot serialise a checkpoint: {e}")))?;
+    crate::atomic::write_bytes(path, &bytes)
+}
+
+/// The JSON header under `key` of the safetensors file `bytes` (read from `path`).
+fn read_header<T: serde::de::DeserializeOwned>(bytes: &[u8], key: &str, path: &Path) -> Result<T> {
+    let bad = |msg: String| Error::format(path, msg);
+    let (_, meta) =
+        SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a checkpoint ({e})")))?;
+    let json = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(key))
+        .ok_or_else(|| bad("not a nonneg checkpoint (no header)".into()))?;
+    serde_json::from_str(json).map_err(|e| bad(format!("bad checkpoint header: {e}")))
 }
 
 /// The header's and the `order` tensor's part of the state, checked against the run.
