@@ -203,7 +203,8 @@ fn an_ensemble_resumes_identically_in_between_and_after_members() {
 #[test]
 fn a_resumed_ensemble_trains_only_what_is_left() {
     // Stopped 2 batches into member 1 of 3 (6 batches each): the resume loads member 0,
-    // continues member 1 and trains member 2.
+    // continues member 1 and trains member 2. Checkpoints every 4 batches: member 0's last
+    // one is 2 batches before its end, so only its kept result spares training them again.
     let mut opts = options();
     (opts.ensemble, opts.config.epochs) = (3, 1);
     let data = small_dense();
@@ -216,7 +217,7 @@ fn a_resumed_ensemble_trains_only_what_is_left() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut first = opts.clone();
     first.stop = Some(stop.clone());
-    first.checkpoint = Some(plan(&ckpt, Some(1), false));
+    first.checkpoint = Some(plan(&ckpt, Some(4), false));
     let mut done = 0;
     let _ = pipeline::fit(&first, &data, None, &mut |p| {
         done += matches!(p, Progress::Batch { .. }) as usize;
