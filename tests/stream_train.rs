@@ -145,6 +145,55 @@ fn a_stream_in_the_in_memory_order_trains_the_in_memory_model() {
 }
 
 #[test]
+fn a_streamed_ensemble_is_the_in_memory_ensemble() {
+    // K members, each a streaming run over the shards in the in-memory order, merged: the
+    // in-memory ensemble, with the merged model's threshold on streamed validation shards.
+    let dir = tempdir();
+    let shards = write_shards(dir.path(), 10, 60, 12, 3000);
+    let (mem, st) = (path_in(dir.path(), "mem.st"), path_in(dir.path(), "st.st"));
+    let all = path_in(dir.path(), "all.svm");
+    let valid = path_in(dir.path(), "valid.svm");
+    let text = [&shards[0], &shards[1]].map(|p| std::fs::read_to_string(p).unwrap());
+    std::fs::write(&valid, text.concat()).unwrap();
+    let common = [
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--seed",
+        "5",
+        "-q",
+        "--hidden",
+        "8",
+        "--constraint",
+        "monotone",
+        "--ensemble",
+        "3",
+        "--threshold-fpr",
+        "0.2",
+    ];
+    let mut a = vec!["train", "--data", &all, "--out", &mem, "--valid", &valid];
+    a.extend(common);
+    run(&a);
+    let mut b = vec!["train", "--out", &st, "--shard-order", "given"];
+    b.extend([
+        "--shuffle-buffer",
+        "600",
+        "--valid",
+        &shards[0],
+        &shards[1],
+        "--data",
+    ]);
+    b.extend(shards.iter().map(String::as_str));
+    b.extend(common);
+    run(&b);
+    assert_eq!(trained_state(&mem), trained_state(&st));
+    let m = io::load(Path::new(&st)).unwrap();
+    assert_eq!(m.training["ensemble_seeds"], serde_json::json!([5, 6, 7]));
+    assert_eq!(m.mlp.layers[0].n_out, 3 * 8);
+}
+
+#[test]
 fn shuffled_streams_are_deterministic_and_shuffle() {
     let dir = tempdir();
     let shards = write_shards(dir.path(), 6, 80, 10, 2000);
