@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Kills `nonneg train --checkpoint` (SIGKILL) at 20 random moments, resumes each run with
 # --resume, and compares the final model with an uninterrupted run's, byte for byte.
-# Usage: scripts/kill_resume.sh [KILLS] (default 20). Needs a release build.
+# Usage: scripts/kill_resume.sh [KILLS] [TRAIN OPTIONS...] (default 20 kills; the options
+# are added to every run, e.g. `scripts/kill_resume.sh 10 --ensemble 3`). Needs a release build.
 set -u
 cd "$(dirname "$0")/.."
 BIN=target/release/nonneg
 KILLS=${1:-20}
+shift $(($# > 0))
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 ARGS=(--data data/spambase.csv --label-column type --positive spam -q
       --epochs 30 --hidden 64,32 --valid-fraction 0.2 --patience 8 --lr-schedule cosine
-      --checkpoint-every 3)
+      --checkpoint-every 3 "$@")
 
 # Kill moments are uniform over the shortest of three uninterrupted runs (the machine's
 # load varies), which must also agree with each other.
