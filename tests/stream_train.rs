@@ -279,3 +279,26 @@ fn eval_and_predict_read_shards_as_one_file() {
     assert!(err.contains("part-04.svm:2"), "{err}");
     assert!(!Path::new(&failed).exists());
 }
+
+#[test]
+fn the_printed_memory_bound_counts_an_ensembles_members() {
+    // 3,000 features into 256 units: about 0.77M parameters, 4 bytes each; an ensemble of
+    // 4 holds its members and the merged network besides the one in training (8 bytes a
+    // parameter a member more).
+    let dir = tempdir();
+    let shards = write_shards(dir.path(), 2, 60, 12, 3000);
+    let out = path_in(dir.path(), "m.st");
+    let bound = |k: &str| {
+        let mut a = vec!["train", "--out", &out, "--hidden", "256", "--epochs", "1"];
+        a.extend(["--shuffle-buffer", "64", "--ensemble", k, "--data"]);
+        a.extend(shards.iter().map(String::as_str));
+        let err = String::from_utf8_lossy(&run(&a).stderr).into_owned();
+        printed_bound_kib(&err) / 1024
+    };
+    let (one, four) = (bound("1"), bound("4"));
+    let params_mib = (3000 * 256 + 256 + 256 + 1) * 4 / (1 << 20);
+    assert!(
+        four >= one + 8 * params_mib,
+        "bound {one} MiB alone, {four} MiB for 4 members ({params_mib} MiB of parameters)"
+    );
+}

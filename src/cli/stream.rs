@@ -135,7 +135,12 @@ pub(super) fn train(
     let schema = &stats.schema;
     let names = schema.feature_names.as_deref();
     opts.signs = signs_for(a, names, schema.cols, &opts.config)?;
-    let bound = memory_bound(&stats, &data.options, &opts.resolve(schema.sparse)?);
+    let bound = memory_bound(
+        &stats,
+        &data.options,
+        &opts.resolve(schema.sparse)?,
+        opts.ensemble,
+    );
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     if let Some(max) = a.stream.max_memory.as_deref().map(parse_size).transpose()? {
         if bound > max {

@@ -23,8 +23,9 @@ pub struct StreamData {
 /// logits and labels of its rows, 8 bytes per row and label): the program (64 MiB),
 /// the shards in flight (the one in use and `read_ahead` more, each counted twice for
 /// parsing), the shuffle window and batch (at the average row size), and the network
-/// with its gradients and optimizer state (4 copies of the parameters).
-pub fn memory_bound(stats: &Stats, opts: &StreamOptions, cfg: &TrainConfig) -> u64 {
+/// with its gradients and optimizer state (4 copies of the parameters); for an ensemble of
+/// `members` also the finished members and, at the end, the merged network (K copies each).
+pub fn memory_bound(stats: &Stats, opts: &StreamOptions, cfg: &TrainConfig, members: usize) -> u64 {
     let shards = (opts.read_ahead as u64 + 1) * 2 * stats.largest_shard_bytes as u64;
     let row = stats.data_bytes as f64 / stats.rows.max(1) as f64;
     let rows = opts.shuffle_buffer.min(stats.rows) + cfg.batch_size;
@@ -37,7 +38,8 @@ pub fn memory_bound(stats: &Stats, opts: &StreamOptions, cfg: &TrainConfig) -> u
     if cfg.skip {
         params += widths[0];
     }
-    (64 << 20) + shards + (rows as f64 * row) as u64 + 16 * params
+    let ensemble = if members > 1 { 8 * members as u64 } else { 0 };
+    (64 << 20) + shards + (rows as f64 * row) as u64 + (16 + ensemble) * params
 }
 
 /// Fits a model on streamed shards described by `stats` (the pass over `data.train`).
