@@ -88,6 +88,7 @@ pub fn featurize_to_shards(
             crate::data::write::write_svmlight_csr(x, y, t)
         })?;
         paths.push(path);
+        nnz += x.indices.len();
         Result::Ok(())
     };
     let index = term_index(&spec);
@@ -97,7 +98,6 @@ pub fn featurize_to_shards(
         y.push(tally.add(ci, &r.problems));
         if y.len() == shard_rows {
             write_shard(&x, &y, &mut paths)?;
-            nnz += x.indices.len();
             (x, y) = new_shard();
         }
         Ok(())
@@ -105,7 +105,6 @@ pub fn featurize_to_shards(
     drop(index);
     if !y.is_empty() || paths.is_empty() {
         write_shard(&x, &y, &mut paths)?;
-        nnz += x.indices.len();
     }
     stage_sidecar(&mut group, &spec, &paths[0])?;
     remove_stale(&mut group, prefix, paths.len())?;
